@@ -1,1 +1,9 @@
-Console.WriteLine("Ccr.Bench");
+using BenchmarkDotNet.Running;
+using Ccr.Bench.Verify;
+
+// Ccr.Bench verify [--filter FAMILY]   : every kernel against its float64 reference
+// Ccr.Bench [BenchmarkDotNet arguments] : the benchmarks (e.g. --filter '*Conv*')
+if (args.Length > 0 && args[0] == "verify")
+    return VerifyRunner.Run(args[1..]);
+BenchmarkSwitcher.FromAssembly(typeof(VerifyRunner).Assembly).Run(args);
+return 0;

@@ -1,0 +1,115 @@
+using System.Collections.Concurrent;
+using ILGPU;
+using ILGPU.Runtime;
+using ILGPU.Runtime.CPU;
+using ILGPU.Runtime.Cuda;
+
+namespace Ccr.Kernels;
+
+/// <summary>Which implementation of a hot op runs: tiled shared-memory kernels for GPUs, or
+/// barrier-free host / grid-stride code for the CPU accelerator (see DESIGN.md: a barrier costs
+/// ~0.4 ms there, so GPU-style kernels are ~1000x slower on the CPU).</summary>
+public enum KernelVariant { Cuda, Cpu }
+
+/// <summary>
+/// One accelerator with everything bound to it: the ILGPU context, the kernel cache, the buffer
+/// pool and the choice of kernel variant. Chosen once: CUDA when a CUDA device exists, else the CPU
+/// accelerator; <c>CCR_DEVICE=cpu|cuda</c> overrides.
+/// </summary>
+public sealed class Device : IDisposable
+{
+    public Context Context { get; }
+    public Accelerator Accelerator { get; }
+    public KernelVariant Variant { get; }
+    public BufferPool Pool { get; }
+    public bool IsCuda => Accelerator.AcceleratorType == AcceleratorType.Cuda;
+    /// <summary>True when buffers are host memory (CPU accelerator), so CPU variants may use pointers.</summary>
+    public bool IsHostMemory => Accelerator.AcceleratorType == AcceleratorType.CPU;
+
+    /// <summary>Threads per group for 1-D launches: the largest multiple of the warp size up to 256
+    /// that the accelerator allows.</summary>
+    public int GroupSize { get; }
+    /// <summary>Groups for a grid-stride 1-D launch that fills the device.</summary>
+    public int GridGroups { get; }
+
+    readonly ConcurrentDictionary<Type, object> _kernels = new();
+    bool _disposed;
+
+    Device(Context context, Accelerator accelerator, KernelVariant variant)
+    {
+        Context = context;
+        Accelerator = accelerator;
+        Variant = variant;
+        int warp = Math.Max(1, accelerator.WarpSize);
+        int maxGroup = Math.Min(256, accelerator.MaxNumThreadsPerGroup);
+        GroupSize = Math.Max(warp, maxGroup / warp * warp);
+        GridGroups = Math.Max(1, accelerator.NumMultiprocessors *
+            Math.Max(1, accelerator.MaxNumThreadsPerMultiprocessor / GroupSize));
+        Pool = new BufferPool(accelerator);
+    }
+
+    /// <summary>The device chosen by <c>CCR_DEVICE</c> (or <paramref name="choice"/>): "cuda", "cpu",
+    /// or automatic. Prints which device it uses when <paramref name="verbose"/>.</summary>
+    public static Device Create(string? choice = null, bool verbose = true)
+    {
+        choice ??= Environment.GetEnvironmentVariable("CCR_DEVICE");
+        choice = string.IsNullOrWhiteSpace(choice) ? "auto" : choice.Trim().ToLowerInvariant();
+        if (choice is not ("auto" or "cuda" or "cpu"))
+            throw new ArgumentException($"CCR_DEVICE / --device must be cuda, cpu or auto, got '{choice}'");
+        Device d;
+        if (choice != "cpu")
+        {
+            var ctx = Context.Create(b => b.Cuda().EnableAlgorithms().Optimize(OptimizationLevel.O2));
+            var cuda = ctx.GetCudaDevices();
+            if (cuda.Count > 0)
+                d = new Device(ctx, cuda[0].CreateAccelerator(ctx), KernelVariant.Cuda);
+            else
+            {
+                ctx.Dispose();
+                if (choice == "cuda")
+                    throw new InvalidOperationException("CCR_DEVICE=cuda, but no CUDA device was found");
+                d = CreateCpu();
+            }
+        }
+        else d = CreateCpu();
+        if (verbose) Console.WriteLine($"Ccr device: {d}");
+        return d;
+    }
+
+    /// <summary>
+    /// A CPU-accelerator device. With <see cref="KernelVariant.Cpu"/>: 2 threads per group, 1 group
+    /// per multiprocessor, one multiprocessor per core (fast for grid-stride kernels). With
+    /// <see cref="KernelVariant.Cuda"/>: 256 threads per group, so the GPU kernels' barriers and
+    /// shared memory can be tested (slow; tiny shapes only).
+    /// </summary>
+    public static Device CreateCpu(KernelVariant variant = KernelVariant.Cpu)
+    {
+        var cpu = variant == KernelVariant.Cpu
+            ? new CPUDevice(2, 1, Math.Max(1, Environment.ProcessorCount))
+            : new CPUDevice(32, 8, 1);
+        var ctx = Context.Create(b => b.CPU(cpu).EnableAlgorithms().Optimize(OptimizationLevel.O2));
+        return new Device(ctx, cpu.CreateAccelerator(ctx), variant);
+    }
+
+    /// <summary>Kernel launchers of one op family, loaded once per accelerator and cached.</summary>
+    public T Kernels<T>(Func<Device, T> load) where T : class
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        return (T)_kernels.GetOrAdd(typeof(T), _ => load(this));
+    }
+
+    public void Synchronize() => Accelerator.Synchronize();
+
+    public override string ToString() =>
+        $"{Accelerator.Name} ({Accelerator.AcceleratorType}, {Variant} kernels, " +
+        $"{Accelerator.MemorySize / (1 << 20)} MiB, group {GroupSize})";
+
+    public void Dispose()
+    {
+        if (_disposed) return;
+        _disposed = true;
+        Pool.Dispose();
+        Accelerator.Dispose();
+        Context.Dispose();
+    }
+}

@@ -1,0 +1,137 @@
+using Ccr.Kernels;
+
+namespace Ccr.Nn.Functional;
+
+/// <summary>
+/// Differentiable ops on tensors (PyTorch's torch.nn.functional), split by family into
+/// F.*.cs files. Each op checks shapes on the host, launches the kernel layer, and records a
+/// backward closure with <see cref="Autograd.Record"/>. Activation gradients are written (=) into
+/// fresh tensors; <see cref="Autograd.Accumulate"/> is the one place that adds.
+/// </summary>
+public static partial class F
+{
+    internal static void SameShape(string op, Tensor a, Tensor b)
+    {
+        if (!a.Shape.AsSpan().SequenceEqual(b.Shape))
+            throw new ArgumentException($"{op}: shapes {Tensor.ShapeString(a.Shape)} and {Tensor.ShapeString(b.Shape)} differ");
+        if (a.Device != b.Device) throw new ArgumentException($"{op}: tensors on different devices");
+    }
+
+    internal static void Rank(string op, Tensor t, int rank, string layout)
+    {
+        if (t.Rank != rank)
+            throw new ArgumentException($"{op}: expected a rank-{rank} tensor {layout}, got {Tensor.ShapeString(t.Shape)}");
+    }
+
+    internal static void Float(string op, Tensor t)
+    {
+        if (t.DType != DType.F32) throw new ArgumentException($"{op}: {t.Describe()} must be float32");
+    }
+
+    public static Tensor Add(Tensor a, Tensor b)
+    {
+        SameShape("add", a, b);
+        var y = Tensor.Empty(a.Device, a.Shape);
+        Elementwise.Add(a.Device, y.Data, a.Data, b.Data);
+        return Autograd.Record(y, "add", [a, b], g =>
+        {
+            Autograd.Accumulate(a, Copy(g));
+            Autograd.Accumulate(b, Copy(g));
+        });
+    }
+
+    public static Tensor Sub(Tensor a, Tensor b)
+    {
+        SameShape("sub", a, b);
+        var y = Tensor.Empty(a.Device, a.Shape);
+        Elementwise.Sub(a.Device, y.Data, a.Data, b.Data);
+        return Autograd.Record(y, "sub", [a, b], g =>
+        {
+            Autograd.Accumulate(a, Copy(g));
+            Autograd.Accumulate(b, Scaled(g, -1f));
+        });
+    }
+
+    public static Tensor Mul(Tensor a, Tensor b)
+    {
+        SameShape("mul", a, b);
+        var y = Tensor.Empty(a.Device, a.Shape);
+        Elementwise.Mul(a.Device, y.Data, a.Data, b.Data);
+        return Autograd.Record(y, "mul", [a, b], g =>
+        {
+            if (a.RequiresGrad) { var ga = Tensor.Empty(a.Device, a.Shape); Elementwise.Mul(a.Device, ga.Data, g.Data, b.Data); Autograd.Accumulate(a, ga); }
+            if (b.RequiresGrad) { var gb = Tensor.Empty(b.Device, b.Shape); Elementwise.Mul(b.Device, gb.Data, g.Data, a.Data); Autograd.Accumulate(b, gb); }
+        });
+    }
+
+    /// <summary>alpha * x.</summary>
+    public static Tensor Scale(Tensor x, float alpha)
+    {
+        var y = Scaled(x, alpha);
+        return Autograd.Record(y, "scale", [x], g => Autograd.Accumulate(x, Scaled(g, alpha)));
+    }
+
+    /// <summary>Sum of weighted scalars or same-shaped tensors: the multi-task loss sum_i w_i L_i.</summary>
+    public static Tensor WeightedSum(IReadOnlyList<Tensor> xs, IReadOnlyList<float> weights)
+    {
+        if (xs.Count == 0 || xs.Count != weights.Count)
+            throw new ArgumentException($"WeightedSum: {xs.Count} tensors and {weights.Count} weights");
+        for (int i = 1; i < xs.Count; i++) SameShape("WeightedSum", xs[0], xs[i]);
+        var d = xs[0].Device;
+        var y = Tensor.Empty(d, xs[0].Shape);
+        Elementwise.Axpby(d, y.Data, xs[0].Data, weights[0], 0f);
+        for (int i = 1; i < xs.Count; i++) Elementwise.Axpby(d, y.Data, xs[i].Data, weights[i], 1f);
+        var inputs = xs.ToArray();
+        var w = weights.ToArray();
+        return Autograd.Record(y, "weighted_sum", inputs, g =>
+        {
+            for (int i = 0; i < inputs.Length; i++)
+                if (inputs[i].RequiresGrad) Autograd.Accumulate(inputs[i], Scaled(g, w[i]));
+        });
+    }
+
+    public static Tensor Relu(Tensor x)
+    {
+        Float("relu", x);
+        var y = Tensor.Empty(x.Device, x.Shape);
+        Elementwise.Relu(x.Device, y.Data, x.Data);
+        return Autograd.Record(y, "relu", [x], g =>
+        {
+            var gx = Tensor.Empty(x.Device, x.Shape);
+            Elementwise.ReluBackward(x.Device, gx.Data, g.Data, y.Data);
+            Autograd.Accumulate(x, gx);
+        });
+    }
+
+    /// <summary>Same elements, another shape: a view that shares the data.</summary>
+    public static Tensor Reshape(Tensor x, params int[] shape)
+    {
+        shape = (int[])shape.Clone();
+        int infer = Array.IndexOf(shape, -1);
+        long known = 1;
+        for (int i = 0; i < shape.Length; i++) if (i != infer) known *= shape[i];
+        if (infer >= 0 && known > 0) shape[infer] = (int)(x.Numel / known);
+        long n = 1;
+        foreach (var s in shape) n *= s;
+        if (n != x.Numel)
+            throw new ArgumentException($"reshape: {x.Describe()} ({x.Numel} elements) cannot become {Tensor.ShapeString(shape)}");
+        var y = Tensor.ViewOf(x.Device, x.Block, x.Offset, x.DType, shape);
+        TensorScope.Register(y);
+        return Autograd.Record(y, "reshape", [x], g =>
+        {
+            var gx = Tensor.Empty(x.Device, x.Shape);
+            Elementwise.Axpby(x.Device, gx.Data, g.Data, 1f, 0f);
+            Autograd.Accumulate(x, gx);
+        });
+    }
+
+    /// <summary>A fresh copy of g (gradients passed to Accumulate are owned by it).</summary>
+    internal static Tensor Copy(Tensor g) => Scaled(g, 1f);
+
+    internal static Tensor Scaled(Tensor g, float alpha)
+    {
+        var c = Tensor.Empty(g.Device, g.Shape);
+        Elementwise.Axpby(g.Device, c.Data, g.Data, alpha, 0f);
+        return c;
+    }
+}
