@@ -1,3 +1,5 @@
+using Ccr.Kernels;
+
 namespace Ccr.Nn.Functional;
 
 public static partial class F
@@ -5,5 +7,41 @@ public static partial class F
     /// <summary>2-D convolution as torch.nn.functional.conv2d: x (N, Cin, H, W), w (Cout, Cin, k, k),
     /// b (Cout) or null; output (N, Cout, OH, OW), OH = (H + 2p - d(k-1) - 1) / s + 1.</summary>
     public static Tensor Conv2d(Tensor x, Tensor w, Tensor? b, int stride = 1, int padding = 0, int dilation = 1)
-        => throw new NotImplementedException("conv2d: being written (foundation issue)");
+    {
+        Float("conv2d", x); Float("conv2d", w);
+        if (b != null) { Float("conv2d", b); Rank("conv2d bias", b, 1, "(Cout)"); }
+        if (x.Device != w.Device || (b != null && b.Device != x.Device))
+            throw new ArgumentException("conv2d: tensors on different devices");
+        var g = ConvGeom.From(x.Shape, w.Shape, b != null ? (int)b.Numel : null, stride, padding, dilation);
+        var d = x.Device;
+        var y = Tensor.Empty(d, g.OutShape);
+        Kernels.Conv2d.Forward(d, y.Data, x.Data, w.Data, b?.Data, g);
+        Tensor[] inputs = b != null ? [x, w, b] : [x, w];
+        return Autograd.Record(y, "conv2d", inputs, dy =>
+        {
+            if (x.RequiresGrad) { var dx = Tensor.Empty(d, x.Shape); Kernels.Conv2d.BackwardInput(d, dx.Data, dy.Data, w.Data, g); Autograd.Accumulate(x, dx); }
+            if (w.RequiresGrad) { var dw = Tensor.Empty(d, w.Shape); Kernels.Conv2d.BackwardWeight(d, dw.Data, dy.Data, x.Data, g); Autograd.Accumulate(w, dw); }
+            if (b is { RequiresGrad: true }) { var db = Tensor.Empty(d, b.Shape); Kernels.Conv2d.BackwardBias(d, db.Data, dy.Data, g); Autograd.Accumulate(b, db); }
+        });
+    }
+
+    /// <summary>Matrix product a (M, K) @ b (K, N) = (M, N), as torch.matmul on 2-D tensors.</summary>
+    public static Tensor MatMul(Tensor a, Tensor b)
+    {
+        Float("matmul", a); Float("matmul", b);
+        Rank("matmul", a, 2, "(M, K)"); Rank("matmul", b, 2, "(K, N)");
+        if (a.Shape[1] != b.Shape[0])
+            throw new ArgumentException($"matmul: {Tensor.ShapeString(a.Shape)} @ {Tensor.ShapeString(b.Shape)}: inner sizes differ");
+        if (a.Device != b.Device) throw new ArgumentException("matmul: tensors on different devices");
+        int m = a.Shape[0], k = a.Shape[1], n = b.Shape[1];
+        var d = a.Device;
+        var y = Tensor.Empty(d, m, n);
+        Gemm.Run(d, y.Data, a.Data, b.Data, m, n, k);
+        return Autograd.Record(y, "matmul", [a, b], dy =>
+        {
+            // da (M, K) = dy (M, N) b^T; db (K, N) = a^T dy
+            if (a.RequiresGrad) { var da = Tensor.Empty(d, m, k); Gemm.Run(d, da.Data, dy.Data, b.Data, m, k, n, transB: true); Autograd.Accumulate(a, da); }
+            if (b.RequiresGrad) { var db = Tensor.Empty(d, k, n); Gemm.Run(d, db.Data, a.Data, dy.Data, k, n, m, transA: true); Autograd.Accumulate(b, db); }
+        });
+    }
 }

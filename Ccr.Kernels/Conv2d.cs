@@ -1,0 +1,338 @@
+using System.Numerics.Tensors;
+using ILGPU;
+using ILGPU.Runtime;
+
+namespace Ccr.Kernels;
+
+/// <summary>Shape of one 2-D convolution (PyTorch's conv2d): x (N, Cin, H, W), w (Cout, Cin, K, K),
+/// y (N, Cout, OH, OW) with OH = (H + 2P - D(K-1) - 1) / S + 1.</summary>
+public struct ConvGeom
+{
+    public int N, Cin, H, W, Cout, K, S, P, D, OH, OW;
+
+    public readonly int HW => H * W;
+    public readonly int OHW => OH * OW;
+    /// <summary>Rows of the im2col matrix: Cin * K * K.</summary>
+    public readonly int CKK => Cin * K * K;
+    /// <summary>A 1x1, stride-1, unpadded conv is a plain GEMM on x: no im2col.</summary>
+    public readonly bool IsPointwise => K == 1 && S == 1 && P == 0;
+
+    /// <summary>Validates the shapes of x, w and the bias length (null: no bias); errors name both shapes.</summary>
+    public static ConvGeom From(int[] x, int[] w, int? biasLength, int stride, int padding, int dilation)
+    {
+        string xs = "[" + string.Join(", ", x) + "]", ws = "[" + string.Join(", ", w) + "]";
+        if (x.Length != 4) throw new ArgumentException($"conv2d: x must be (N, Cin, H, W), got {xs} (w {ws})");
+        if (w.Length != 4) throw new ArgumentException($"conv2d: w must be (Cout, Cin, k, k), got {ws} (x {xs})");
+        if (w[2] != w[3]) throw new ArgumentException($"conv2d: only square kernels, w is {ws}");
+        if (x[1] != w[1]) throw new ArgumentException($"conv2d: x {xs} has {x[1]} channels but w {ws} expects {w[1]}");
+        if (stride < 1 || padding < 0 || dilation < 1)
+            throw new ArgumentException($"conv2d: stride {stride}, padding {padding}, dilation {dilation} (x {xs}, w {ws})");
+        if (w[0] < 1 || w[2] < 1 || x[0] < 1 || x[1] < 1)
+            throw new ArgumentException($"conv2d: empty x {xs} or w {ws}");
+        var g = new ConvGeom
+        {
+            N = x[0], Cin = x[1], H = x[2], W = x[3], Cout = w[0], K = w[2], S = stride, P = padding, D = dilation,
+        };
+        int eff = dilation * (g.K - 1) + 1;
+        g.OH = g.H + 2 * padding >= eff ? (g.H + 2 * padding - eff) / stride + 1 : 0;
+        g.OW = g.W + 2 * padding >= eff ? (g.W + 2 * padding - eff) / stride + 1 : 0;
+        if (g.OH < 1 || g.OW < 1)
+            throw new ArgumentException($"conv2d: x {xs} with w {ws}, stride {stride}, padding {padding}, dilation {dilation} gives an empty output ({g.OH}x{g.OW})");
+        if (biasLength is int bl && bl != g.Cout)
+            throw new ArgumentException($"conv2d: bias has {bl} elements, w {ws} has {g.Cout} output channels");
+        return g;
+    }
+
+    public readonly int[] OutShape => [N, Cout, OH, OW];
+    public readonly long Macs => (long)N * Cout * OHW * CKK;
+    public override readonly string ToString() => $"x[{N},{Cin},{H},{W}] w[{Cout},{Cin},{K},{K}] s{S} p{P} d{D}";
+}
+
+/// <summary>
+/// 2-D convolution forward and backward as im2col + GEMM on both variants (the CPU variant's im2col,
+/// col2im and GEMM are host SIMD code; the CUDA variant's are ILGPU kernels and the tiled GEMM).
+/// 1x1 stride-1 convs skip im2col. The batch is processed in chunks so the column buffer stays
+/// under <see cref="ColsLimit"/> floats. Every function writes its output (=), activation and
+/// parameter gradients alike; Ccr.Nn's Autograd.Accumulate does the adding.
+/// </summary>
+public static partial class Conv2d
+{
+    /// <summary>Largest im2col scratch buffer, in floats (64 MiB); at least one image is always done.</summary>
+    public const long ColsLimit = 1L << 24;
+
+    // ---------------------------------------------------------------- kernels (grid-stride)
+
+    // cols (nb, CKK, OHW) from images n0 .. n0+nb of x (N, Cin, H, W)
+    static void Im2colKernel(ArrayView<float> cols, ArrayView<float> x, ConvGeom g, int n0, int nb)
+    {
+        long total = (long)nb * g.CKK * g.OHW;
+        for (long idx = ILGPU.Grid.GlobalIndex.X; idx < total; idx += Launch.Stride)
+        {
+            int ow = (int)(idx % g.OW); long t = idx / g.OW;
+            int oh = (int)(t % g.OH); t /= g.OH;
+            int kw = (int)(t % g.K); t /= g.K;
+            int kh = (int)(t % g.K); t /= g.K;
+            int ci = (int)(t % g.Cin); long n = t / g.Cin + n0;
+            int h = oh * g.S - g.P + kh * g.D, w = ow * g.S - g.P + kw * g.D;
+            cols[idx] = h >= 0 && h < g.H && w >= 0 && w < g.W ? x[((n * g.Cin + ci) * g.H + h) * g.W + w] : 0f;
+        }
+    }
+
+    // dx (N, Cin, H, W) images n0 .. n0+nb = sum of the dcols (nb, CKK, OHW) entries that read them (gather: no atomics)
+    static void Col2imKernel(ArrayView<float> dx, ArrayView<float> dcols, ConvGeom g, int n0, int nb)
+    {
+        long total = (long)nb * g.Cin * g.HW;
+        for (long idx = ILGPU.Grid.GlobalIndex.X; idx < total; idx += Launch.Stride)
+        {
+            int w = (int)(idx % g.W); long t = idx / g.W;
+            int h = (int)(t % g.H); t /= g.H;
+            int ci = (int)(t % g.Cin); long n = t / g.Cin;
+            float s = 0f;
+            for (int kh = 0; kh < g.K; kh++)
+            {
+                int th = h + g.P - kh * g.D;
+                if (th < 0 || th % g.S != 0) continue;
+                int oh = th / g.S;
+                if (oh >= g.OH) continue;
+                for (int kw = 0; kw < g.K; kw++)
+                {
+                    int tw = w + g.P - kw * g.D;
+                    if (tw < 0 || tw % g.S != 0) continue;
+                    int ow = tw / g.S;
+                    if (ow >= g.OW) continue;
+                    s += dcols[((n * g.CKK) + (ci * g.K + kh) * g.K + kw) * g.OHW + oh * g.OW + ow];
+                }
+            }
+            dx[n0 * (long)g.Cin * g.HW + idx] = s;
+        }
+    }
+
+    static void BiasAddKernel(ArrayView<float> y, ArrayView<float> bias, ConvGeom g)
+    {
+        for (long i = ILGPU.Grid.GlobalIndex.X; i < y.Length; i += Launch.Stride)
+            y[i] += bias[(int)(i / g.OHW % g.Cout)];
+    }
+
+    // one group per output channel: db[co] = sum over n, oh, ow of dy
+    static void BiasGradKernel(ArrayView<float> db, ArrayView<float> dy, ConvGeom g)
+    {
+        var part = SharedMemory.Allocate<float>(256);
+        int co = ILGPU.Grid.IdxX, tid = Group.IdxX, gs = Group.DimX;
+        long total = (long)g.N * g.OHW;
+        float s = 0f;
+        for (long i = tid; i < total; i += gs)
+        {
+            long n = i / g.OHW, q = i % g.OHW;
+            s += dy[(n * g.Cout + co) * g.OHW + q];
+        }
+        part[tid] = s;
+        Group.Barrier();
+        int half = 1;
+        while (half * 2 < gs) half *= 2;
+        for (; half > 0; half /= 2)
+        {
+            if (tid < half && tid + half < gs) part[tid] += part[tid + half];
+            Group.Barrier();
+        }
+        if (tid == 0) db[co] = part[0];
+    }
+
+    sealed class Kernels
+    {
+        public readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ConvGeom, int, int> Im2col, Col2im;
+        public readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ConvGeom> BiasAdd, BiasGrad;
+
+        public Kernels(Device d)
+        {
+            var a = d.Accelerator;
+            Im2col = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ConvGeom, int, int>(Im2colKernel);
+            Col2im = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ConvGeom, int, int>(Col2imKernel);
+            BiasAdd = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ConvGeom>(BiasAddKernel);
+            BiasGrad = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ConvGeom>(BiasGradKernel);
+        }
+    }
+
+    static Kernels Ks(Device d) => d.Kernels(static d => new Kernels(d));
+
+    // ---------------------------------------------------------------- launchers
+
+    /// <summary>y (N, Cout, OH, OW) = conv(x (N, Cin, H, W), w (Cout, Cin, K, K)) + bias (Cout).</summary>
+    public static void Forward(Device d, Buf<float> y, Buf<float> x, Buf<float> w, Buf<float>? bias, ConvGeom g)
+    {
+        Check(g, y, "y", (long)g.N * g.Cout * g.OHW, x, "x", (long)g.N * g.Cin * g.HW, w, "w", (long)g.Cout * g.CKK);
+        if (bias is { } bb) Launch.SameLength("conv2d", bb.Length, g.Cout, "bias and output channels");
+        ForChunks(d, g, out var scratch, (n0, nb, cols) =>
+        {
+            var b = g.IsPointwise ? x.Slice(n0 * (long)g.Cin * g.HW, nb * (long)g.Cin * g.HW) : Im2col(d, cols, x, g, n0, nb);
+            Gemm.Batched(d, y.Slice(n0 * (long)g.Cout * g.OHW, nb * (long)g.Cout * g.OHW), w, b, nb,
+                g.Cout, g.OHW, g.CKK, (long)g.Cout * g.OHW, 0, (long)g.CKK * g.OHW);
+        });
+        scratch?.Dispose();
+        if (bias is not { } bias1) return;
+        if (Gemm.Host(d))
+        {
+            var ys = y.Span; var bs = bias1.Span;
+            for (int n = 0; n < g.N; n++)
+                for (int co = 0; co < g.Cout; co++)
+                {
+                    var plane = ys.Slice((n * g.Cout + co) * g.OHW, g.OHW);
+                    TensorPrimitives.Add(plane, bs[co], plane);
+                }
+            return;
+        }
+        Ks(d).BiasAdd(d.Grid(y.Length), y.View, bias1.View, g);
+    }
+
+    /// <summary>dx (N, Cin, H, W) = gradient of the conv with respect to x, given dy (N, Cout, OH, OW). Written (=).</summary>
+    public static void BackwardInput(Device d, Buf<float> dx, Buf<float> dy, Buf<float> w, ConvGeom g)
+    {
+        Check(g, dy, "dy", (long)g.N * g.Cout * g.OHW, dx, "dx", (long)g.N * g.Cin * g.HW, w, "w", (long)g.Cout * g.CKK);
+        ForChunks(d, g, out var scratch, (n0, nb, dcols) =>
+        {
+            var dyc = dy.Slice(n0 * (long)g.Cout * g.OHW, nb * (long)g.Cout * g.OHW);
+            var target = g.IsPointwise ? dx.Slice(n0 * (long)g.Cin * g.HW, nb * (long)g.Cin * g.HW) : dcols;
+            // dcols (CKK, OHW) = w^T (CKK, Cout) dy (Cout, OHW)
+            Gemm.Batched(d, target, w, dyc, nb, g.CKK, g.OHW, g.Cout, (long)g.CKK * g.OHW, 0, (long)g.Cout * g.OHW, transA: true);
+            if (!g.IsPointwise) Col2im(d, dx, dcols, g, n0, nb);
+        });
+        scratch?.Dispose();
+    }
+
+    /// <summary>dw (Cout, Cin, K, K) = sum over the batch of dy (Cout, OHW) cols^T (OHW, CKK). Written (=).</summary>
+    public static void BackwardWeight(Device d, Buf<float> dw, Buf<float> dy, Buf<float> x, ConvGeom g)
+    {
+        Check(g, dy, "dy", (long)g.N * g.Cout * g.OHW, x, "x", (long)g.N * g.Cin * g.HW, dw, "dw", (long)g.Cout * g.CKK);
+        ForChunks(d, g, out var scratch, (n0, nb, cols) =>
+        {
+            var b = g.IsPointwise ? x.Slice(n0 * (long)g.Cin * g.HW, nb * (long)g.Cin * g.HW) : Im2col(d, cols, x, g, n0, nb);
+            for (int i = 0; i < nb; i++)
+                Gemm.Run(d, dw, dy.Slice((n0 + i) * (long)g.Cout * g.OHW, (long)g.Cout * g.OHW),
+                    b.Slice(i * (long)g.CKK * g.OHW, (long)g.CKK * g.OHW), g.Cout, g.CKK, g.OHW,
+                    transB: true, beta: n0 + i == 0 ? 0f : 1f);
+        });
+        scratch?.Dispose();
+    }
+
+    /// <summary>db (Cout) = sum of dy (N, Cout, OH, OW) over N, OH, OW. Written (=).</summary>
+    public static void BackwardBias(Device d, Buf<float> db, Buf<float> dy, ConvGeom g)
+    {
+        Launch.SameLength("conv2d backward bias", db.Length, g.Cout, "db and output channels");
+        Launch.SameLength("conv2d backward bias", dy.Length, (long)g.N * g.Cout * g.OHW, $"dy and output {g}");
+        if (Gemm.Host(d))
+        {
+            var dys = dy.Span; var dbs = db.Span;
+            for (int co = 0; co < g.Cout; co++)
+            {
+                double s = 0;
+                for (int n = 0; n < g.N; n++) s += TensorPrimitives.Sum(dys.Slice((n * g.Cout + co) * g.OHW, g.OHW));
+                dbs[co] = (float)s;
+            }
+            return;
+        }
+        if (d.GroupSize > 256) throw new NotSupportedException($"conv2d bias grad: group size {d.GroupSize} > 256");
+        Ks(d).BiasGrad(new KernelConfig(g.Cout, d.GroupSize), db.View, dy.View, g);
+    }
+
+    // ---------------------------------------------------------------- helpers
+
+    static void Check(ConvGeom g, Buf<float> a, string an, long na, Buf<float> b, string bn, long nb, Buf<float> c, string cn, long nc)
+    {
+        Launch.SameLength("conv2d", a.Length, na, $"{an} buffer and {g}");
+        Launch.SameLength("conv2d", b.Length, nb, $"{bn} buffer and {g}");
+        Launch.SameLength("conv2d", c.Length, nc, $"{cn} buffer and {g}");
+    }
+
+    /// <summary>Runs <paramref name="body"/>(n0, nb, cols) over batch chunks whose im2col matrix fits
+    /// <see cref="ColsLimit"/>; cols is a scratch window of nb * CKK * OHW floats (unused when pointwise).</summary>
+    static void ForChunks(Device d, ConvGeom g, out PooledBlock? scratch, Action<int, int, Buf<float>> body)
+    {
+        long per = (long)g.CKK * g.OHW;
+        int chunk = (int)Math.Clamp(ColsLimit / Math.Max(1, per), 1, g.N);
+        scratch = g.IsPointwise ? null : d.Pool.Rent(chunk * per * 4);
+        for (int n0 = 0; n0 < g.N; n0 += chunk)
+        {
+            int nb = Math.Min(chunk, g.N - n0);
+            var cols = scratch == null ? default : new Buf<float>(scratch, 0, nb * per);
+            body(n0, nb, cols);
+        }
+    }
+
+    static Buf<float> Im2col(Device d, Buf<float> cols, Buf<float> x, ConvGeom g, int n0, int nb)
+    {
+        if (Gemm.Host(d)) { HostIm2col(cols, x, g, n0, nb); return cols; }
+        Ks(d).Im2col(d.Grid(cols.Length), cols.View, x.View, g, n0, nb);
+        return cols;
+    }
+
+    static void Col2im(Device d, Buf<float> dx, Buf<float> dcols, ConvGeom g, int n0, int nb)
+    {
+        if (Gemm.Host(d)) { HostCol2im(dx, dcols, g, n0, nb); return; }
+        Ks(d).Col2im(d.Grid((long)nb * g.Cin * g.HW), dx.View, dcols.View, g, n0, nb);
+    }
+
+    // ---------------------------------------------------------------- CPU variant (host code)
+
+    static unsafe void HostIm2col(Buf<float> cols, Buf<float> x, ConvGeom g, int n0, int nb)
+    {
+        float* pc = cols.Ptr, px = x.Ptr;
+        Parallel.For(0, nb * g.Cin, t =>
+        {
+            int n = t / g.Cin, ci = t % g.Cin;
+            float* img = px + ((long)(n0 + n) * g.Cin + ci) * g.HW;
+            for (int kh = 0; kh < g.K; kh++)
+                for (int kw = 0; kw < g.K; kw++)
+                {
+                    float* row = pc + ((long)n * g.CKK + (ci * g.K + kh) * g.K + kw) * g.OHW;
+                    // valid ow: 0 <= ow*S - P + kw*D < W
+                    int off = kw * g.D - g.P;
+                    int lo = off >= 0 ? 0 : (-off + g.S - 1) / g.S;
+                    int hi = Math.Min(g.OW, g.W - off <= 0 ? 0 : (g.W - off - 1) / g.S + 1);
+                    if (hi < lo) hi = lo;
+                    for (int oh = 0; oh < g.OH; oh++)
+                    {
+                        float* o = row + oh * g.OW;
+                        int h = oh * g.S - g.P + kh * g.D;
+                        if (h < 0 || h >= g.H) { new Span<float>(o, g.OW).Clear(); continue; }
+                        float* src = img + h * g.W + off;
+                        for (int ow = 0; ow < lo; ow++) o[ow] = 0f;
+                        if (g.S == 1) new ReadOnlySpan<float>(src + lo, hi - lo).CopyTo(new Span<float>(o + lo, hi - lo));
+                        else for (int ow = lo; ow < hi; ow++) o[ow] = src[ow * g.S];
+                        for (int ow = hi; ow < g.OW; ow++) o[ow] = 0f;
+                    }
+                }
+        });
+    }
+
+    static unsafe void HostCol2im(Buf<float> dx, Buf<float> dcols, ConvGeom g, int n0, int nb)
+    {
+        float* pd = dx.Ptr, pc = dcols.Ptr;
+        Parallel.For(0, nb * g.Cin, t =>
+        {
+            int n = t / g.Cin, ci = t % g.Cin;
+            float* img = pd + ((long)(n0 + n) * g.Cin + ci) * g.HW;
+            new Span<float>(img, g.HW).Clear();
+            for (int kh = 0; kh < g.K; kh++)
+                for (int kw = 0; kw < g.K; kw++)
+                {
+                    float* row = pc + ((long)n * g.CKK + (ci * g.K + kh) * g.K + kw) * g.OHW;
+                    int off = kw * g.D - g.P;
+                    int lo = off >= 0 ? 0 : (-off + g.S - 1) / g.S;
+                    int hi = Math.Min(g.OW, g.W - off <= 0 ? 0 : (g.W - off - 1) / g.S + 1);
+                    if (hi <= lo) continue;
+                    for (int oh = 0; oh < g.OH; oh++)
+                    {
+                        int h = oh * g.S - g.P + kh * g.D;
+                        if (h < 0 || h >= g.H) continue;
+                        float* dst = img + h * g.W + off;
+                        float* o = row + oh * g.OW;
+                        if (g.S == 1)
+                        {
+                            var ds = new Span<float>(dst + lo, hi - lo);
+                            TensorPrimitives.Add(ds, new ReadOnlySpan<float>(o + lo, hi - lo), ds);
+                        }
+                        else for (int ow = lo; ow < hi; ow++) dst[ow * g.S] += o[ow];
+                    }
+                }
+        });
+    }
+}

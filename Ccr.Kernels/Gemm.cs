@@ -1,0 +1,297 @@
+using System.Numerics;
+using ILGPU;
+using ILGPU.Runtime;
+
+namespace Ccr.Kernels;
+
+/// <summary>
+/// Single-precision GEMM on row-major matrices: C (M, N) = alpha * op(A) op(B) + beta * C, where
+/// op(A) is (M, K) and op(B) is (K, N); op transposes when asked (A stored (K, M), B stored (N, K)).
+/// beta = 0 ignores C's old contents (NaN too). Batched entry: the same product for each of
+/// <c>batch</c> matrices at element strides strideA / strideB / strideC (stride 0 shares a matrix).
+/// CUDA variant: a 64x64 shared-memory tile, 256 threads, 4x4 outputs per thread (DESIGN.md: 13
+/// TFLOP/s on an H200). CPU variant: host SIMD with packed B panels, cache blocking, Parallel.For.
+/// </summary>
+public static partial class Gemm
+{
+    // ---------------------------------------------------------------- CUDA kernel
+
+    /// <summary>Sizes and element strides of one (batched) product. A(i, p) = a[offA + i*SAi + p*SAp],
+    /// B(p, j) = b[offB + p*SBp + j*SBj]: one kernel serves all four transpose combinations.</summary>
+    public struct Args
+    {
+        public int M, N, K;
+        public int SAi, SAp, SBp, SBj;
+        public long StrideA, StrideB, StrideC;
+        public float Alpha, Beta;
+    }
+
+    const int Tile = 64, BK = 16, Threads = 16; // 16x16 threads, each 4x4 outputs
+
+    static void TiledKernel(ArrayView<float> c, ArrayView<float> a, ArrayView<float> b, Args g)
+    {
+        var As = SharedMemory.Allocate<float>(BK * Tile); // [p][i]
+        var Bs = SharedMemory.Allocate<float>(BK * Tile); // [p][j]
+        int tx = Group.IdxX, ty = Group.IdxY, tid = ty * Threads + tx;
+        int row0 = ILGPU.Grid.IdxY * Tile, col0 = ILGPU.Grid.IdxX * Tile;
+        long z = ILGPU.Grid.IdxZ;
+        long offA = z * g.StrideA, offB = z * g.StrideB, offC = z * g.StrideC;
+        float c00 = 0, c01 = 0, c02 = 0, c03 = 0, c10 = 0, c11 = 0, c12 = 0, c13 = 0;
+        float c20 = 0, c21 = 0, c22 = 0, c23 = 0, c30 = 0, c31 = 0, c32 = 0, c33 = 0;
+        bool aRowFast = g.SAp == 1, bColFast = g.SBj == 1;
+        for (int k0 = 0; k0 < g.K; k0 += BK)
+        {
+            for (int l = 0; l < BK * Tile / (Threads * Threads); l++)
+            {
+                int e = tid + l * Threads * Threads;
+                // consecutive threads read consecutive addresses (coalesced) in either layout
+                int p = aRowFast ? e % BK : e / Tile, i = aRowFast ? e / BK : e % Tile;
+                int gi = row0 + i, gp = k0 + p;
+                As[p * Tile + i] = gi < g.M && gp < g.K ? a[offA + (long)gi * g.SAi + (long)gp * g.SAp] : 0f;
+                int pb = bColFast ? e / Tile : e % BK, j = bColFast ? e % Tile : e / BK;
+                int gj = col0 + j, gpb = k0 + pb;
+                Bs[pb * Tile + j] = gj < g.N && gpb < g.K ? b[offB + (long)gpb * g.SBp + (long)gj * g.SBj] : 0f;
+            }
+            Group.Barrier();
+            for (int p = 0; p < BK; p++)
+            {
+                float a0 = As[p * Tile + ty], a1 = As[p * Tile + ty + 16], a2 = As[p * Tile + ty + 32], a3 = As[p * Tile + ty + 48];
+                float b0 = Bs[p * Tile + tx], b1 = Bs[p * Tile + tx + 16], b2 = Bs[p * Tile + tx + 32], b3 = Bs[p * Tile + tx + 48];
+                c00 += a0 * b0; c01 += a0 * b1; c02 += a0 * b2; c03 += a0 * b3;
+                c10 += a1 * b0; c11 += a1 * b1; c12 += a1 * b2; c13 += a1 * b3;
+                c20 += a2 * b0; c21 += a2 * b1; c22 += a2 * b2; c23 += a2 * b3;
+                c30 += a3 * b0; c31 += a3 * b1; c32 += a3 * b2; c33 += a3 * b3;
+            }
+            Group.Barrier();
+        }
+        Store(c, g, offC, row0 + ty, col0 + tx, c00, c01, c02, c03);
+        Store(c, g, offC, row0 + ty + 16, col0 + tx, c10, c11, c12, c13);
+        Store(c, g, offC, row0 + ty + 32, col0 + tx, c20, c21, c22, c23);
+        Store(c, g, offC, row0 + ty + 48, col0 + tx, c30, c31, c32, c33);
+    }
+
+    static void Store(ArrayView<float> c, Args g, long offC, int i, int j, float v0, float v1, float v2, float v3)
+    {
+        if (i >= g.M) return;
+        long r = offC + (long)i * g.N;
+        Store1(c, g, r, j, v0);
+        Store1(c, g, r, j + 16, v1);
+        Store1(c, g, r, j + 32, v2);
+        Store1(c, g, r, j + 48, v3);
+    }
+
+    static void Store1(ArrayView<float> c, Args g, long r, int j, float v)
+    {
+        if (j >= g.N) return;
+        c[r + j] = g.Beta == 0f ? g.Alpha * v : g.Alpha * v + g.Beta * c[r + j];
+    }
+
+    sealed class Kernels
+    {
+        public readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, Args> Tiled;
+        public Kernels(Device d) =>
+            Tiled = d.Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, Args>(TiledKernel);
+    }
+
+    static Kernels K(Device d) => d.Kernels(static d => new Kernels(d));
+    internal static bool Host(Device d) => d.Variant == KernelVariant.Cpu && d.IsHostMemory;
+
+    // ---------------------------------------------------------------- entry points
+
+    /// <summary>C (M, N) = alpha * op(A) op(B) + beta * C. A is (M, K), or (K, M) with transA;
+    /// B is (K, N), or (N, K) with transB.</summary>
+    public static void Run(Device d, Buf<float> c, Buf<float> a, Buf<float> b, int m, int n, int k,
+                           bool transA = false, bool transB = false, float alpha = 1f, float beta = 0f) =>
+        Batched(d, c, a, b, 1, m, n, k, 0, 0, 0, transA, transB, alpha, beta);
+
+    /// <summary>For z in [0, batch): C_z = alpha * op(A_z) op(B_z) + beta * C_z, with A_z starting at
+    /// element z * strideA of <paramref name="a"/> (likewise B, C). A stride of 0 shares one matrix.</summary>
+    public static void Batched(Device d, Buf<float> c, Buf<float> a, Buf<float> b, int batch, int m, int n, int k,
+                               long strideC, long strideA, long strideB,
+                               bool transA = false, bool transB = false, float alpha = 1f, float beta = 0f)
+    {
+        if (m < 0 || n < 0 || k < 0 || batch < 0)
+            throw new ArgumentException($"gemm: negative size (batch {batch}, M {m}, N {n}, K {k})");
+        if (m == 0 || n == 0 || batch == 0) return;
+        if (batch > 1 && strideC < (long)m * n)
+            throw new ArgumentException($"gemm: C stride {strideC} smaller than one (M {m}, N {n}) matrix: batches would overlap");
+        Need("C", c.Length, strideC, batch, (long)m * n, m, n);
+        if (k > 0)
+        {
+            Need(transA ? "A^T" : "A", a.Length, strideA, batch, (long)m * k, transA ? k : m, transA ? m : k);
+            Need(transB ? "B^T" : "B", b.Length, strideB, batch, (long)k * n, transB ? n : k, transB ? k : n);
+        }
+        var g = new Args
+        {
+            M = m, N = n, K = k,
+            SAi = transA ? 1 : k, SAp = transA ? m : 1,
+            SBp = transB ? 1 : n, SBj = transB ? k : 1,
+            StrideA = strideA, StrideB = strideB, StrideC = strideC, Alpha = alpha, Beta = beta,
+        };
+        if (Host(d)) { HostBatched(c, a, b, batch, g, transA, transB); return; }
+        int maxThreads = d.Accelerator.MaxNumThreadsPerGroup;
+        if (maxThreads < Threads * Threads)
+            throw new NotSupportedException($"gemm: the tiled CUDA kernel needs {Threads * Threads} threads per group; " +
+                $"{d.Accelerator.Name} allows {maxThreads}");
+        var grid = new Index3D((n + Tile - 1) / Tile, (m + Tile - 1) / Tile, batch);
+        K(d).Tiled(new KernelConfig(grid, new Index3D(Threads, Threads, 1)), c.View, a.View, b.View, g);
+    }
+
+    static void Need(string what, long have, long stride, int batch, long one, int rows, int cols)
+    {
+        long need = (batch - 1) * stride + one;
+        if (have < need)
+            throw new ArgumentException($"gemm: {what} ({rows}, {cols}) x batch {batch} at stride {stride} needs {need} elements, buffer has {have}");
+    }
+
+    // ---------------------------------------------------------------- CPU variant (host SIMD)
+
+    static unsafe void HostBatched(Buf<float> c, Buf<float> a, Buf<float> b, int batch, Args g, bool transA, bool transB)
+    {
+        float* pc = c.Ptr, pa = a.Ptr, pb = b.Ptr;
+        for (int z = 0; z < batch; z++)
+            Host(pc + z * g.StrideC, pa + z * g.StrideA, pb + z * g.StrideB, g.M, g.N, g.K, transA, transB, g.Alpha, g.Beta);
+    }
+
+    static readonly int VW = Vector<float>.Count;
+    const int MR = 4, KC = 256, NC = 512;
+
+    /// <summary>Host GEMM on raw pointers (row-major, dense): C = alpha op(A) op(B) + beta C. Blocks
+    /// of KC x NC of B are packed into strips of NR = 2 vectors (zero-padded), so the micro-kernel
+    /// streams them contiguously; the strips are shared out to the cores.</summary>
+    public static unsafe void Host(float* c, float* a, float* b, int m, int n, int k,
+                                   bool transA, bool transB, float alpha, float beta)
+    {
+        // beta first, so the blocked loop only ever adds
+        if (beta == 0f) new Span<float>(c, checked(m * n)).Clear();
+        else if (beta != 1f) System.Numerics.Tensors.TensorPrimitives.Multiply(new Span<float>(c, m * n), beta, new Span<float>(c, m * n));
+        if (k == 0 || alpha == 0f) return;
+        int nr = 2 * VW;
+        int sAi = transA ? 1 : k, sAp = transA ? m : 1;
+        int nc = Math.Min(NC, (n + nr - 1) / nr * nr), kc = Math.Min(KC, k);
+        float[] packArr = System.Buffers.ArrayPool<float>.Shared.Rent(kc * nc);
+        try
+        {
+            fixed (float* pack = packArr)
+            {
+                float* pk = pack;
+                for (int j0 = 0; j0 < n; j0 += nc)
+                {
+                    int jn = Math.Min(nc, n - j0);
+                    int strips = (jn + nr - 1) / nr;
+                    for (int p0 = 0; p0 < k; p0 += kc)
+                    {
+                        int pn = Math.Min(kc, k - p0);
+                        PackB(pk, b, n, k, transB, p0, pn, j0, jn, nr);
+                        float* aBlk = a + (long)p0 * sAp;
+                        long work = (long)m * jn * pn;
+                        if (work < 1 << 18 || strips == 1)
+                        {
+                            for (int s = 0; s < strips; s++)
+                                Strip(c, aBlk, pk, m, n, pn, sAi, sAp, j0, jn, s, nr, alpha);
+                        }
+                        else
+                        {
+                            Parallel.For(0, strips, s => Strip(c, aBlk, pk, m, n, pn, sAi, sAp, j0, jn, s, nr, alpha));
+                        }
+                    }
+                }
+            }
+        }
+        finally { System.Buffers.ArrayPool<float>.Shared.Return(packArr); }
+    }
+
+    // pack[s][p][0..nr) = B(p0 + p, j0 + s*nr + 0..nr), zero beyond N
+    static unsafe void PackB(float* pack, float* b, int n, int k, bool transB, int p0, int pn, int j0, int jn, int nr)
+    {
+        int strips = (jn + nr - 1) / nr;
+        for (int s = 0; s < strips; s++)
+        {
+            float* dst = pack + (long)s * pn * nr;
+            int js = j0 + s * nr, w = Math.Min(nr, j0 + jn - js);
+            if (!transB)
+            {
+                for (int p = 0; p < pn; p++)
+                {
+                    float* src = b + (long)(p0 + p) * n + js;
+                    float* o = dst + p * nr;
+                    if (w == nr) { for (int q = 0; q < nr; q += VW) *(Vector<float>*)(o + q) = *(Vector<float>*)(src + q); }
+                    else { for (int q = 0; q < w; q++) o[q] = src[q]; for (int q = w; q < nr; q++) o[q] = 0f; }
+                }
+            }
+            else
+            {
+                // B stored (N, K): row js+q of the storage is column js+q of B
+                for (int q = 0; q < nr; q++)
+                {
+                    if (q < w)
+                    {
+                        float* src = b + (long)(js + q) * k + p0;
+                        for (int p = 0; p < pn; p++) dst[p * nr + q] = src[p];
+                    }
+                    else for (int p = 0; p < pn; p++) dst[p * nr + q] = 0f;
+                }
+            }
+        }
+    }
+
+    // C rows [0, m) x columns of strip s += alpha * A(:, p0..) * packed strip
+    static unsafe void Strip(float* c, float* a, float* pack, int m, int n, int pn, int sAi, int sAp,
+                             int j0, int jn, int s, int nr, float alpha)
+    {
+        float* bs = pack + (long)s * pn * nr;
+        int js = j0 + s * nr, w = Math.Min(nr, j0 + jn - js);
+        var va = new Vector<float>(alpha);
+        float* tmp = stackalloc float[MR * 2 * 16]; // MR x nr, nr <= 32 (AVX-512: VW = 16)
+        for (int i0 = 0; i0 < m; i0 += MR)
+        {
+            int rows = Math.Min(MR, m - i0);
+            // rows past M repeat the last valid row: computed, never stored
+            float* a0 = a + (long)i0 * sAi;
+            float* a1 = a + (long)Math.Min(i0 + 1, m - 1) * sAi;
+            float* a2 = a + (long)Math.Min(i0 + 2, m - 1) * sAi;
+            float* a3 = a + (long)Math.Min(i0 + 3, m - 1) * sAi;
+            Vector<float> c00 = default, c01 = default, c10 = default, c11 = default;
+            Vector<float> c20 = default, c21 = default, c30 = default, c31 = default;
+            float* bp = bs;
+            for (int p = 0; p < pn; p++, bp += nr)
+            {
+                var b0 = *(Vector<float>*)bp;
+                var b1 = *(Vector<float>*)(bp + VW);
+                long off = (long)p * sAp;
+                var x0 = new Vector<float>(a0[off]);
+                var x1 = new Vector<float>(a1[off]);
+                var x2 = new Vector<float>(a2[off]);
+                var x3 = new Vector<float>(a3[off]);
+                c00 = Vector.FusedMultiplyAdd(x0, b0, c00); c01 = Vector.FusedMultiplyAdd(x0, b1, c01);
+                c10 = Vector.FusedMultiplyAdd(x1, b0, c10); c11 = Vector.FusedMultiplyAdd(x1, b1, c11);
+                c20 = Vector.FusedMultiplyAdd(x2, b0, c20); c21 = Vector.FusedMultiplyAdd(x2, b1, c21);
+                c30 = Vector.FusedMultiplyAdd(x3, b0, c30); c31 = Vector.FusedMultiplyAdd(x3, b1, c31);
+            }
+            if (w == nr)
+            {
+                float* r = c + (long)i0 * n + js;
+                Acc(r, c00, c01, va); if (rows > 1) Acc(r + n, c10, c11, va);
+                if (rows > 2) Acc(r + 2 * n, c20, c21, va); if (rows > 3) Acc(r + 3 * n, c30, c31, va);
+            }
+            else
+            {
+                *(Vector<float>*)tmp = c00; *(Vector<float>*)(tmp + VW) = c01;
+                *(Vector<float>*)(tmp + nr) = c10; *(Vector<float>*)(tmp + nr + VW) = c11;
+                *(Vector<float>*)(tmp + 2 * nr) = c20; *(Vector<float>*)(tmp + 2 * nr + VW) = c21;
+                *(Vector<float>*)(tmp + 3 * nr) = c30; *(Vector<float>*)(tmp + 3 * nr + VW) = c31;
+                for (int i = 0; i < rows; i++)
+                {
+                    float* r = c + (long)(i0 + i) * n + js;
+                    for (int q = 0; q < w; q++) r[q] += alpha * tmp[i * nr + q];
+                }
+            }
+        }
+    }
+
+    static unsafe void Acc(float* r, Vector<float> v0, Vector<float> v1, Vector<float> alpha)
+    {
+        *(Vector<float>*)r = Vector.FusedMultiplyAdd(alpha, v0, *(Vector<float>*)r);
+        *(Vector<float>*)(r + Vector<float>.Count) = Vector.FusedMultiplyAdd(alpha, v1, *(Vector<float>*)(r + Vector<float>.Count));
+    }
+}

@@ -1,0 +1,146 @@
+using System.Text.Json;
+using Ccr.Kernels;
+using Ccr.Nn;
+using Ccr.Nn.Functional;
+using Ccr.Tests.Common;
+using Xunit;
+
+namespace Ccr.Tests.Kernels;
+
+public class Conv2dTests
+{
+    static ConvGeom G(int n, int cin, int h, int w, int cout, int k, int s, int p, int dil, bool bias) =>
+        ConvGeom.From([n, cin, h, w], [cout, cin, k, k], bias ? cout : null, s, p, dil);
+
+    /// <summary>Runs forward and the three backward kernels and compares each with the float64 reference.</summary>
+    static void CheckAgainstReference(Device d, ConvGeom g, bool bias, int seed)
+    {
+        var r = Rand.New(seed);
+        var x = Rand.Floats(r, (long)g.N * g.Cin * g.HW); var w = Rand.Floats(r, (long)g.Cout * g.CKK);
+        var b = bias ? Rand.Floats(r, g.Cout) : null;
+        var dy = Rand.Floats(r, (long)g.N * g.Cout * g.OHW);
+        using var scope = new TensorScope();
+        var tx = Tensor.FromArray(d, x, x.Length); var tw = Tensor.FromArray(d, w, w.Length);
+        var tb = b != null ? Tensor.FromArray(d, b, b.Length) : null;
+        var tdy = Tensor.FromArray(d, dy, dy.Length);
+        var y = Tensor.Full(d, float.NaN, (int)(g.N * g.Cout * g.OHW));
+        var dx = Tensor.Full(d, float.NaN, x.Length); var dw = Tensor.Full(d, float.NaN, w.Length); var db = Tensor.Full(d, float.NaN, g.Cout);
+        Conv2d.Forward(d, y.Data, tx.Data, tw.Data, tb?.Data, g);
+        Conv2d.BackwardInput(d, dx.Data, tdy.Data, tw.Data, g);
+        Conv2d.BackwardWeight(d, dw.Data, tdy.Data, tx.Data, g);
+        Conv2d.BackwardBias(d, db.Data, tdy.Data, g);
+        var (edx, edw, edb) = Conv2d.Reference.Backward(Rand.D(dy), Rand.D(x), Rand.D(w), g);
+        string what = $"conv2d {d.Variant} {g}";
+        Tol.Close(Conv2d.Reference.Forward(Rand.D(x), Rand.D(w), b == null ? null : Rand.D(b), g), y.ToArray(), 1e-5, 1e-4, what + " y");
+        Tol.Close(edx, dx.ToArray(), 1e-5, 1e-4, what + " dx");
+        Tol.Close(edw, dw.ToArray(), 1e-4, 1e-4, what + " dw");
+        Tol.Close(edb, db.ToArray(), 1e-4, 1e-4, what + " db");
+    }
+
+    [Theory]
+    // dev, N, Cin, H, W, Cout, k, stride, padding, dilation, bias
+    [InlineData("cpu", 1, 1, 5, 5, 1, 3, 1, 0, 1, false)]
+    [InlineData("cpu", 2, 3, 9, 7, 4, 3, 2, 1, 1, true)]     // stride 2, odd input
+    [InlineData("cpu", 1, 2, 8, 11, 3, 3, 1, 2, 2, true)]    // dilation 2, padding 2
+    [InlineData("cpu", 2, 3, 6, 5, 5, 1, 1, 0, 1, true)]     // pointwise fast path
+    [InlineData("cpu", 1, 4, 7, 6, 3, 1, 2, 0, 1, false)]    // 1x1 stride 2: im2col path
+    [InlineData("cpu", 1, 2, 9, 9, 3, 5, 2, 2, 1, true)]
+    [InlineData("cpu", 1, 2, 8, 9, 2, 7, 1, 3, 1, false)]
+    [InlineData("cpu", 2, 5, 17, 19, 18, 3, 1, 1, 1, true)]  // more than one GEMM strip
+    [InlineData("cuda-on-cpu", 1, 1, 5, 5, 1, 3, 1, 0, 1, false)]
+    [InlineData("cuda-on-cpu", 2, 2, 7, 5, 3, 3, 2, 1, 1, true)]
+    [InlineData("cuda-on-cpu", 1, 2, 6, 7, 2, 3, 1, 2, 2, true)]
+    [InlineData("cuda-on-cpu", 2, 3, 4, 3, 2, 1, 1, 0, 1, true)]
+    public void ForwardAndBackwardMatchReference(string dev, int n, int cin, int h, int w, int cout, int k, int s, int p, int dil, bool bias) =>
+        CheckAgainstReference(Devices.Get(dev), G(n, cin, h, w, cout, k, s, p, dil, bias), bias, n * 1000 + cin * 100 + h * 10 + k + s + p + dil);
+
+    [Fact]
+    public void ReferenceGradientsMatchFiniteDifferences()
+    {
+        var g = G(2, 2, 6, 5, 3, 3, 2, 1, 2, true);
+        var r = Rand.New(3);
+        var x = Rand.D(Rand.Floats(r, g.N * g.Cin * g.HW)); var w = Rand.D(Rand.Floats(r, g.Cout * g.CKK));
+        var b = Rand.D(Rand.Floats(r, g.Cout)); var dy = Rand.D(Rand.Floats(r, g.N * g.Cout * g.OHW));
+        var (dx, dw, db) = Conv2d.Reference.Backward(dy, x, w, g);
+        Tol.Close(Rand.NumericGrad(v => Rand.Dot(Conv2d.Reference.Forward(v, w, b, g), dy), x), dx, 1e-6, 1e-5, "reference dx");
+        Tol.Close(Rand.NumericGrad(v => Rand.Dot(Conv2d.Reference.Forward(x, v, b, g), dy), w), dw, 1e-6, 1e-5, "reference dw");
+        Tol.Close(Rand.NumericGrad(v => Rand.Dot(Conv2d.Reference.Forward(x, w, v, g), dy), b), db, 1e-6, 1e-5, "reference db");
+    }
+
+    [Theory]
+    [MemberData(nameof(Devices.Both), MemberType = typeof(Devices))]
+    public void MatchesPyTorchGoldens(string dev)
+    {
+        var d = Devices.Get(dev);
+        var path = Path.Combine(AppContext.BaseDirectory, "Fixtures", "conv", "conv_goldens.json");
+        using var doc = JsonDocument.Parse(File.ReadAllText(path));
+        int count = 0;
+        foreach (var c in doc.RootElement.GetProperty("cases").EnumerateArray())
+        {
+            float[] Arr(string name) => c.GetProperty(name).ValueKind == JsonValueKind.Null ? null! :
+                c.GetProperty(name).EnumerateArray().Select(v => v.GetSingle()).ToArray();
+            int[] Shape(string name) => c.GetProperty(name).EnumerateArray().Select(v => v.GetInt32()).ToArray();
+            string name = c.GetProperty("name").GetString()!;
+            var xs = Shape("x_shape"); var ws = Shape("w_shape");
+            var b = Arr("b");
+            using var scope = new TensorScope();
+            var x = Tensor.FromArray(d, Arr("x"), xs); x.RequiresGrad = true;
+            var w = Tensor.FromArray(d, Arr("w"), ws); w.RequiresGrad = true;
+            Tensor? tb = null;
+            if (b != null) { tb = Tensor.FromArray(d, b, b.Length); tb.RequiresGrad = true; }
+            var y = F.Conv2d(x, w, tb, c.GetProperty("stride").GetInt32(), c.GetProperty("padding").GetInt32(), c.GetProperty("dilation").GetInt32());
+            Assert.Equal(Shape("y_shape"), y.Shape);
+            Tol.Close(Rand.D(Arr("y")), y.ToArray(), 1e-5, 1e-4, $"{name} y vs PyTorch");
+            y.Backward(Tensor.FromArray(d, Arr("dy"), y.Shape));
+            Tol.Close(Rand.D(Arr("dx")), x.Grad!.ToArray(), 1e-5, 1e-4, $"{name} dx vs PyTorch");
+            Tol.Close(Rand.D(Arr("dw")), w.Grad!.ToArray(), 1e-5, 1e-4, $"{name} dw vs PyTorch");
+            if (tb != null) { Tol.Close(Rand.D(Arr("db")), tb.Grad!.ToArray(), 1e-5, 1e-4, $"{name} db vs PyTorch"); tb.Grad!.Dispose(); }
+            x.Grad!.Dispose(); w.Grad!.Dispose();
+            count++;
+        }
+        Assert.True(count >= 3, $"only {count} golden cases in {path}");
+    }
+
+    [Fact]
+    public void ConvThroughAutogradAccumulatesIntoParameters()
+    {
+        // two convs in a chain (relu between): gradients flow through dx of the second into the first
+        var d = Devices.Cpu;
+        var r = Rand.New(21);
+        var g1 = G(1, 2, 6, 5, 3, 3, 1, 1, 1, true);
+        var g2 = G(1, 3, 6, 5, 2, 3, 2, 1, 1, false);
+        var x = Rand.Floats(r, g1.N * g1.Cin * g1.HW); var w1 = Rand.Floats(r, g1.Cout * g1.CKK);
+        var b1 = Rand.Floats(r, g1.Cout); var w2 = Rand.Floats(r, g2.Cout * g2.CKK);
+        var dy = Rand.Floats(r, g2.N * g2.Cout * g2.OHW);
+        double Loss(double[] w1v) =>
+            Rand.Dot(Conv2d.Reference.Forward(Conv2d.Reference.Forward(Rand.D(x), w1v, Rand.D(b1), g1).Select(v => Math.Max(v, 0)).ToArray(), Rand.D(w2), null, g2), Rand.D(dy));
+        using var scope = new TensorScope();
+        var tx = Tensor.FromArray(d, x, 1, 2, 6, 5);
+        var tw1 = Tensor.FromArray(d, w1, 3, 2, 3, 3); tw1.RequiresGrad = true;
+        var tb1 = Tensor.FromArray(d, b1, 3); tb1.RequiresGrad = true;
+        var tw2 = Tensor.FromArray(d, w2, 2, 3, 3, 3); tw2.RequiresGrad = true;
+        for (int step = 0; step < 2; step++)
+        {
+            var y = F.Conv2d(F.Relu(F.Conv2d(tx, tw1, tb1, 1, 1)), tw2, null, 2, 1);
+            y.Backward(Tensor.FromArray(d, dy, y.Shape));
+        }
+        var fd = Rand.NumericGrad(Loss, Rand.D(w1)).Select(v => 2 * v).ToArray(); // two steps accumulate
+        Tol.Close(fd, tw1.Grad!.ToArray(), 1e-4, 1e-3, "dw1 through autograd vs finite differences");
+        Assert.Null(tx.Grad);
+        tw1.Grad.Dispose(); tb1.Grad!.Dispose(); tw2.Grad!.Dispose();
+    }
+
+    [Fact]
+    public void BadShapesNameBothShapes()
+    {
+        var d = Devices.Cpu;
+        using var scope = new TensorScope();
+        var x = Tensor.Zeros(d, 1, 3, 5, 5);
+        var e = Assert.Throws<ArgumentException>(() => F.Conv2d(x, Tensor.Zeros(d, 4, 2, 3, 3), null));
+        Assert.Contains("[1, 3, 5, 5]", e.Message); Assert.Contains("[4, 2, 3, 3]", e.Message);
+        e = Assert.Throws<ArgumentException>(() => F.Conv2d(x, Tensor.Zeros(d, 4, 3, 7, 7), null));
+        Assert.Contains("empty output", e.Message);
+        e = Assert.Throws<ArgumentException>(() => F.Conv2d(x, Tensor.Zeros(d, 4, 3, 3, 3), Tensor.Zeros(d, 5)));
+        Assert.Contains("bias has 5", e.Message);
+    }
+}
