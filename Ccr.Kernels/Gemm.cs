@@ -168,7 +168,8 @@ public static partial class Gemm
         if (k == 0 || alpha == 0f) return;
         int nr = 2 * VW;
         int sAi = transA ? 1 : k, sAp = transA ? m : 1;
-        int nc = Math.Min(NC, (n + nr - 1) / nr * nr), kc = Math.Min(KC, k);
+        // small M: A's block is small, so a deeper K block costs no cache and saves Parallel.For rounds
+        int nc = Math.Min(NC, (n + nr - 1) / nr * nr), kc = Math.Min(m <= 64 ? 4 * KC : KC, k);
         float[] packArr = System.Buffers.ArrayPool<float>.Shared.Rent(kc * nc);
         try
         {
@@ -184,15 +185,16 @@ public static partial class Gemm
                         int pn = Math.Min(kc, k - p0);
                         PackB(pk, b, n, k, transB, p0, pn, j0, jn, nr);
                         float* aBlk = a + (long)p0 * sAp;
+                        float* bBlk = transB ? null : b + (long)p0 * n;
                         long work = (long)m * jn * pn;
                         if (work < 1 << 18 || strips == 1)
                         {
                             for (int s = 0; s < strips; s++)
-                                Strip(c, aBlk, pk, m, n, pn, sAi, sAp, j0, jn, s, nr, alpha);
+                                Strip(c, aBlk, pk, bBlk, m, n, pn, sAi, sAp, j0, jn, s, nr, alpha);
                         }
                         else
                         {
-                            Parallel.For(0, strips, s => Strip(c, aBlk, pk, m, n, pn, sAi, sAp, j0, jn, s, nr, alpha));
+                            Parallel.For(0, strips, s => Strip(c, aBlk, pk, bBlk, m, n, pn, sAi, sAp, j0, jn, s, nr, alpha));
                         }
                     }
                 }
@@ -201,7 +203,9 @@ public static partial class Gemm
         finally { System.Buffers.ArrayPool<float>.Shared.Return(packArr); }
     }
 
-    // pack[s][p][0..nr) = B(p0 + p, j0 + s*nr + 0..nr), zero beyond N
+    // pack[s][p][0..nr) = B(p0 + p, j0 + s*nr + 0..nr), zero beyond N. Full strips of an untransposed
+    // B are not packed: the micro-kernel reads them in place (kc rows of 64 B stay in L1), which
+    // saves a pass over B when M is small (convs with few output channels).
     static unsafe void PackB(float* pack, float* b, int n, int k, bool transB, int p0, int pn, int j0, int jn, int nr)
     {
         int strips = (jn + nr - 1) / nr;
@@ -209,6 +213,7 @@ public static partial class Gemm
         {
             float* dst = pack + (long)s * pn * nr;
             int js = j0 + s * nr, w = Math.Min(nr, j0 + jn - js);
+            if (!transB && w == nr) continue;
             if (!transB)
             {
                 for (int p = 0; p < pn; p++)
@@ -236,11 +241,13 @@ public static partial class Gemm
     }
 
     // C rows [0, m) x columns of strip s += alpha * A(:, p0..) * packed strip
-    static unsafe void Strip(float* c, float* a, float* pack, int m, int n, int pn, int sAi, int sAp,
+    static unsafe void Strip(float* c, float* a, float* pack, float* bRows, int m, int n, int pn, int sAi, int sAp,
                              int j0, int jn, int s, int nr, float alpha)
     {
-        float* bs = pack + (long)s * pn * nr;
         int js = j0 + s * nr, w = Math.Min(nr, j0 + jn - js);
+        bool inPlace = bRows != null && w == nr;
+        float* bs = inPlace ? bRows + js : pack + (long)s * pn * nr;
+        int ldb = inPlace ? n : nr;
         var va = new Vector<float>(alpha);
         float* tmp = stackalloc float[MR * 2 * 16]; // MR x nr, nr <= 32 (AVX-512: VW = 16)
         for (int i0 = 0; i0 < m; i0 += MR)
@@ -254,7 +261,7 @@ public static partial class Gemm
             Vector<float> c00 = default, c01 = default, c10 = default, c11 = default;
             Vector<float> c20 = default, c21 = default, c30 = default, c31 = default;
             float* bp = bs;
-            for (int p = 0; p < pn; p++, bp += nr)
+            for (int p = 0; p < pn; p++, bp += ldb)
             {
                 var b0 = *(Vector<float>*)bp;
                 var b1 = *(Vector<float>*)(bp + VW);
