@@ -1,0 +1,172 @@
+using System.Numerics.Tensors;
+using ILGPU;
+using ILGPU.Runtime;
+
+namespace Ccr.Kernels;
+
+/// <summary>
+/// Sums: all elements to one value (two-stage on the CUDA variant, double accumulation on the CPU
+/// variant), and per channel over (N, H, W) for bias gradients. Outputs are written (=).
+/// CUDA variant: one group per channel / per partial, shared-memory tree reduction
+/// (<see cref="GroupSum"/>, also used by batch norm). CPU variant: host code on spans.
+/// </summary>
+public static partial class Reductions
+{
+    /// <summary>Shared-memory tree size: groups are at most 256 threads (Device.GroupSize).</summary>
+    public const int MaxGroup = 256;
+
+    /// <summary>Sum of <paramref name="v"/> over the threads of a group, returned to every thread.
+    /// <paramref name="sh"/> is a shared array of at least Group.DimX floats; it may be reused
+    /// right after the call (the closing barrier protects it). Works for any group size.</summary>
+    public static float GroupSum(ArrayView<float> sh, float v)
+    {
+        int t = Group.IdxX, n = Group.DimX;
+        sh[t] = v;
+        Group.Barrier();
+        int s = 1;
+        while (s < n) s <<= 1;
+        for (s >>= 1; s > 0; s >>= 1)
+        {
+            if (t < s && t + s < n) sh[t] += sh[t + s];
+            Group.Barrier();
+        }
+        float r = sh[0];
+        Group.Barrier();
+        return r;
+    }
+
+    // ---------------------------------------------------------------- kernels
+
+    // Stage 1 (and stage 2 with one group): each group sums a grid-stride share of x into partial[group].
+    static void SumStageKernel(ArrayView<float> partial, ArrayView<float> x, float scale)
+    {
+        var sh = SharedMemory.Allocate<float>(MaxGroup);
+        float acc = 0f;
+        for (int i = ILGPU.Grid.GlobalIndex.X; i < x.IntLength; i += Launch.Stride) acc += x[i];
+        float s = GroupSum(sh, acc);
+        if (Group.IdxX == 0) partial[ILGPU.Grid.IdxX] = s * scale;
+    }
+
+    // One group per channel: dst[c] = sum over n, i of x[n, c, i].   x (N, C, HW)
+    static void SumPerChannelKernel(ArrayView<float> dst, ArrayView<float> x, int n, int c, int hw)
+    {
+        var sh = SharedMemory.Allocate<float>(MaxGroup);
+        int ch = ILGPU.Grid.IdxX;
+        float acc = 0f;
+        for (int j = Group.IdxX; j < n * hw; j += Group.DimX)
+        {
+            int b = j / hw, i = j - b * hw;
+            acc += x[(b * c + ch) * hw + i];
+        }
+        float s = GroupSum(sh, acc);
+        if (Group.IdxX == 0) dst[ch] = s;
+    }
+
+    // y[i] = scale * s[0]: the backward of a sum to a scalar, without reading s back to the host.
+    static void BroadcastKernel(ArrayView<float> y, ArrayView<float> s, float scale)
+    {
+        float v = s[0] * scale;
+        for (int i = ILGPU.Grid.GlobalIndex.X; i < y.IntLength; i += Launch.Stride) y[i] = v;
+    }
+
+    // ---------------------------------------------------------------- launchers
+
+    sealed class Kernels
+    {
+        public readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, float> SumStage;
+        public readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, int, int, int> SumPerChannel;
+        public readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, float> Broadcast;
+
+        public Kernels(Device d)
+        {
+            var a = d.Accelerator;
+            SumStage = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, float>(SumStageKernel);
+            SumPerChannel = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int, int, int>(SumPerChannelKernel);
+            Broadcast = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, float>(BroadcastKernel);
+        }
+    }
+
+    static Kernels K(Device d) => d.Kernels(static d => new Kernels(d));
+    internal static bool Host(Device d) => d.Variant == KernelVariant.Cpu && d.IsHostMemory;
+
+    internal static void CheckGroup(Device d, string op)
+    {
+        if (d.GroupSize > MaxGroup)
+            throw new InvalidOperationException($"{op}: group size {d.GroupSize} exceeds the shared tree of {MaxGroup}");
+    }
+
+    /// <summary>dst[0] = scale * sum(x). An empty x gives 0.</summary>
+    public static void Sum(Device d, Buf<float> dst, Buf<float> x, float scale = 1f)
+    {
+        if (dst.Length != 1) throw new ArgumentException($"Sum: output has {dst.Length} elements, expected 1");
+        if (Host(d))
+        {
+            dst.Span[0] = (float)(HostSum(x.Span) * scale);
+            return;
+        }
+        CheckGroup(d, "Sum");
+        // Stage 1: G partials; stage 2: one group sums them (and applies the scale).
+        var cfg = d.Grid(Math.Max(1, x.Length));
+        int groups = cfg.GridDim.X;
+        using var block = d.Pool.Rent(groups * 4L);
+        var partial = new Buf<float>(block, 0, groups);
+        var k = K(d);
+        k.SumStage(cfg, partial.View, x.View, 1f);
+        k.SumStage(new KernelConfig(1, d.GroupSize), dst.View, partial.View, scale);
+    }
+
+    /// <summary>y[i] = scale * s[0] for every i (gradient of a sum or mean).   s (1)</summary>
+    public static void Broadcast(Device d, Buf<float> y, Buf<float> s, float scale = 1f)
+    {
+        if (s.Length != 1) throw new ArgumentException($"Broadcast: source has {s.Length} elements, expected 1");
+        if (y.Length == 0) return;
+        if (Host(d)) { y.Span.Fill(s.Span[0] * scale); return; }
+        K(d).Broadcast(d.Grid(y.Length), y.View, s.View, scale);
+    }
+
+    /// <summary>Sum of a span, accumulated in double over SIMD float chunks of 4096.</summary>
+    public static double HostSum(ReadOnlySpan<float> x)
+    {
+        double s = 0;
+        for (int i = 0; i < x.Length; i += 4096)
+            s += TensorPrimitives.Sum(x.Slice(i, Math.Min(4096, x.Length - i)));
+        return s;
+    }
+
+    /// <summary>dst[c] = sum over n, h, w of x[n, c, h, w].   dst (C), x (N, C, H, W)</summary>
+    public static void SumPerChannel(Device d, Buf<float> dst, Buf<float> x, int n, int c, int hw)
+    {
+        if (dst.Length != c || x.Length != (long)n * c * hw)
+            throw new ArgumentException($"SumPerChannel: dst of {dst.Length} and x of {x.Length} elements do not fit (N={n}, C={c}, HW={hw})");
+        if (c == 0) return;
+        if (Host(d))
+        {
+            var xp = x; var dp = dst;
+            Parallel.For(0, c, ch =>
+            {
+                var xs = xp.Span;
+                double s = 0;
+                for (int b = 0; b < n; b++) s += HostSum(xs.Slice((b * c + ch) * hw, hw));
+                dp.Span[ch] = (float)s;
+            });
+            return;
+        }
+        CheckGroup(d, "SumPerChannel");
+        K(d).SumPerChannel(new KernelConfig(c, d.GroupSize), dst.View, x.View, n, c, hw);
+    }
+
+    /// <summary>float64 host references of the reductions.</summary>
+    public static class Reference
+    {
+        public static double Sum(double[] x) { double s = 0; foreach (var v in x) s += v; return s; }
+
+        public static double[] SumPerChannel(double[] x, int n, int c, int hw)
+        {
+            var r = new double[c];
+            for (int b = 0; b < n; b++)
+                for (int ch = 0; ch < c; ch++)
+                    for (int i = 0; i < hw; i++) r[ch] += x[(b * c + ch) * hw + i];
+            return r;
+        }
+    }
+}

@@ -1,0 +1,119 @@
+using Ccr.Kernels;
+using Ccr.Nn;
+using Ccr.Nn.Functional;
+using Ccr.Tests.Common;
+using Xunit;
+using Ref = Ccr.Kernels.Resize.Reference;
+
+namespace Ccr.Tests.Kernels;
+
+public class ResizeTests
+{
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void ReferenceBackwardIsTheAdjointByFiniteDifferences(bool bilinear)
+    {
+        var r = Rand.New(3);
+        int p = 2, ih = 3, iw = 5, oh = 4, ow = 3; // up in H, down in W, both non-integer
+        var x = Rand.D(Rand.Floats(r, p * ih * iw)); var dy = Rand.D(Rand.Floats(r, p * oh * ow));
+        Func<double[], double[]> fwd = v => bilinear ? Ref.Bilinear(v, p, ih, iw, oh, ow) : Ref.Nearest(v, p, ih, iw, oh, ow);
+        var num = Rand.NumericGrad(v => Rand.Dot(fwd(v), dy), x);
+        var got = bilinear ? Ref.BilinearBackward(dy, p, ih, iw, oh, ow) : Ref.NearestBackward(dy, p, ih, iw, oh, ow);
+        Tol.Close(num, got, 1e-8, 1e-6, bilinear ? "bilinear adjoint" : "nearest adjoint");
+    }
+
+    public static TheoryData<string, int, int, int, int, int, int> Shapes()
+    {
+        var t = new TheoryData<string, int, int, int, int, int, int>();
+        foreach (var dev in new[] { "cpu", "cuda-on-cpu" })
+        {
+            t.Add(dev, 1, 1, 5, 7, 9, 12);   // up, non-integer factors
+            t.Add(dev, 2, 3, 11, 13, 4, 5);  // down, non-integer factors
+            t.Add(dev, 1, 2, 3, 4, 6, 8);    // exact 2x (nearest's halving path)
+            t.Add(dev, 1, 1, 1, 1, 3, 2);    // a single pixel
+            t.Add(dev, 1, 1, 5, 13, 8, 6);   // up in H, down in W
+            t.Add(dev, 2, 1, 4, 3, 4, 3);    // identity
+        }
+        return t;
+    }
+
+    [Theory]
+    [MemberData(nameof(Shapes))]
+    public void KernelsMatchReference(string dev, int n, int c, int ih, int iw, int oh, int ow)
+    {
+        var d = Devices.Get(dev);
+        var r = Rand.New(ih * 100 + ow);
+        int p = n * c;
+        var x = Rand.Floats(r, p * ih * iw); var dy = Rand.Floats(r, p * oh * ow);
+        using var scope = new TensorScope();
+        var tx = Tensor.FromArray(d, x, p * ih * iw); var tdy = Tensor.FromArray(d, dy, p * oh * ow);
+        var y = Tensor.Empty(d, p * oh * ow); var dx = Tensor.Full(d, float.NaN, p * ih * iw); // dx is written, not added
+        Resize.Bilinear(d, y.Data, tx.Data, p, ih, iw, oh, ow);
+        Resize.BilinearBackward(d, dx.Data, tdy.Data, p, ih, iw, oh, ow);
+        Tol.Close(Ref.Bilinear(Rand.D(x), p, ih, iw, oh, ow), y.ToArray(), 1e-6, 1e-5, "bilinear");
+        Tol.Close(Ref.BilinearBackward(Rand.D(dy), p, ih, iw, oh, ow), dx.ToArray(), 1e-5, 1e-4, "bilinear backward");
+        Resize.Nearest(d, y.Data, tx.Data, p, ih, iw, oh, ow);
+        Elementwise.Fill(d, dx.Data, float.NaN);
+        Resize.NearestBackward(d, dx.Data, tdy.Data, p, ih, iw, oh, ow);
+        Tol.Close(Ref.Nearest(Rand.D(x), p, ih, iw, oh, ow), y.ToArray(), 0, 0, "nearest");
+        Tol.Close(Ref.NearestBackward(Rand.D(dy), p, ih, iw, oh, ow), dx.ToArray(), 1e-6, 1e-5, "nearest backward");
+
+        var labels = Rand.Ints(r, p * ih * iw, 7);
+        var tl = Tensor.FromArray(d, labels, n, c, ih, iw);
+        var yl = F.ResizeNearestLabels(tl, oh, ow);
+        Assert.Equal(new[] { n, c, oh, ow }, yl.Shape);
+        Assert.Equal(Ref.NearestLabels(labels, p, ih, iw, oh, ow), yl.ToIntArray());
+    }
+
+    [Theory]
+    [InlineData("cpu", "bilinear_up.json", true)]
+    [InlineData("cpu", "bilinear_down.json", true)]
+    [InlineData("cpu", "nearest_up.json", false)]
+    [InlineData("cpu", "nearest_down.json", false)]
+    [InlineData("cpu", "nearest_odd.json", false)]
+    [InlineData("cuda-on-cpu", "bilinear_up.json", true)]
+    [InlineData("cuda-on-cpu", "bilinear_down.json", true)]
+    [InlineData("cuda-on-cpu", "nearest_odd.json", false)]
+    public void MatchesPyTorchGoldenThroughAutograd(string dev, string file, bool bilinear)
+    {
+        var d = Devices.Get(dev);
+        var g = NormFixtures.Load(file);
+        var ys = g["y"].Shape;
+        using var scope = new TensorScope();
+        var x = Tensor.FromArray(d, g["x"].Data, g["x"].Shape); x.RequiresGrad = true;
+        var y = bilinear ? F.ResizeBilinear(x, ys[2], ys[3]) : F.ResizeNearest(x, ys[2], ys[3]);
+        Assert.Equal(ys, y.Shape);
+        y.Backward(Tensor.FromArray(d, g["dy"].Data, ys));
+        Tol.Close(g["y"].D, y.ToArray(), 1e-5, 1e-4, $"{file} y vs torch");
+        Tol.Close(g["dx"].D, x.Grad!.ToArray(), 1e-5, 1e-4, $"{file} dx vs torch");
+        x.Grad.Dispose();
+    }
+
+    [Theory]
+    [InlineData("nearest_up.json")]
+    [InlineData("nearest_down.json")]
+    [InlineData("nearest_odd.json")]
+    public void LabelResizePicksTheSamePixelsAsPyTorch(string file)
+    {
+        // Labels = flat source index; PyTorch's float output must equal x at the picked index.
+        var d = Devices.Cpu;
+        var g = NormFixtures.Load(file);
+        var s = g["x"].Shape; var ys = g["y"].Shape;
+        var idx = Enumerable.Range(0, g["x"].Data.Length).ToArray();
+        using var scope = new TensorScope();
+        var picked = F.ResizeNearestLabels(Tensor.FromArray(d, idx, s), ys[2], ys[3]).ToIntArray();
+        Assert.Equal(g["y"].Data, picked.Select(i => g["x"].Data[i]).ToArray());
+    }
+
+    [Fact]
+    public void MismatchedSizesAreRejectedBeforeLaunch()
+    {
+        var d = Devices.Cpu;
+        using var scope = new TensorScope();
+        var x = Tensor.Zeros(d, 10); var y = Tensor.Zeros(d, 11);
+        var e = Assert.Throws<ArgumentException>(() => Resize.Bilinear(d, y.Data, x.Data, 1, 2, 5, 3, 4));
+        Assert.Contains("2x5 -> 3x4", e.Message);
+        Assert.Throws<ArgumentException>(() => F.ResizeBilinear(Tensor.Zeros(d, 1, 1, 2, 2), 0, 3));
+    }
+}
