@@ -1,0 +1,73 @@
+using Ccr.Kernels;
+
+namespace Ccr.Nn.Optim;
+
+/// <summary>
+/// An optimiser over a <see cref="ParameterArena"/>: every step is one fused launch over the flat
+/// parameter and gradient blocks, with its state (moments, momentum buffer) in flat tensors of the
+/// same length. The learning rate and the step count are host scalars: set <see cref="Lr"/> from an
+/// <see cref="LrSchedule"/> before each <see cref="Update"/>. For checkpoints, <see cref="Step"/>
+/// and <see cref="StateTensors"/> hold the whole state; <see cref="LoadState"/> restores it.
+/// </summary>
+public abstract class Optimizer : IDisposable
+{
+    public ParameterArena Arena { get; }
+    public Device Device => Arena.Device;
+    /// <summary>Learning rate used by the next <see cref="Update"/>.</summary>
+    public float Lr { get; set; }
+    /// <summary>Steps taken so far (PyTorch's state['step']); the next step is Step + 1.</summary>
+    public long Step { get; protected set; }
+
+    protected Optimizer(ParameterArena arena, float lr)
+    {
+        if (!(lr >= 0f)) throw new ArgumentOutOfRangeException(nameof(lr), $"learning rate {lr}");
+        Arena = arena;
+        Lr = lr;
+    }
+
+    /// <summary>One optimiser step from the gradients now in the arena (PyTorch's optimizer.step()).</summary>
+    public void Update()
+    {
+        Apply(Step + 1);
+        Step++;
+    }
+
+    protected abstract void Apply(long step);
+
+    public void ZeroGrad() => Arena.ZeroGrad();
+
+    /// <summary>The optimiser's state tensors by name (PyTorch's names: exp_avg, exp_avg_sq,
+    /// momentum_buffer), each as long as the arena, in arena order.</summary>
+    public abstract IReadOnlyList<(string Name, Tensor Value)> StateTensors();
+
+    /// <summary>Restores the step count and every state tensor from host arrays (a checkpoint).
+    /// Names and lengths must match <see cref="StateTensors"/> exactly.</summary>
+    public void LoadState(long step, IReadOnlyDictionary<string, float[]> state)
+    {
+        if (step < 0) throw new ArgumentOutOfRangeException(nameof(step), $"{GetType().Name}: step {step}");
+        var own = StateTensors();
+        foreach (var key in state.Keys)
+            if (!own.Any(s => s.Name == key))
+                throw new ArgumentException($"{GetType().Name}: unknown state tensor '{key}'");
+        foreach (var (name, t) in own)
+        {
+            if (!state.TryGetValue(name, out var data))
+                throw new ArgumentException($"{GetType().Name}: state tensor '{name}' missing from the checkpoint");
+            if (data.Length != t.Numel)
+                throw new ArgumentException($"{GetType().Name}: state tensor '{name}' has {data.Length} values, the arena {t.Numel}");
+        }
+        foreach (var (name, t) in own) t.Data.CopyFrom(state[name]);
+        Step = step;
+    }
+
+    /// <summary>A flat zero tensor as long as the arena, outside any scope.</summary>
+    protected Tensor StateBuffer(string name)
+    {
+        var t = Tensor.Zeros(Device, checked((int)Arena.Count));
+        TensorScope.Forget(t);
+        t.Name = name;
+        return t;
+    }
+
+    public abstract void Dispose();
+}
