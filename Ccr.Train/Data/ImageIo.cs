@@ -1,0 +1,156 @@
+using SixLabors.ImageSharp;
+using SixLabors.ImageSharp.Formats.Png;
+using SixLabors.ImageSharp.PixelFormats;
+
+namespace Ccr.Train.Data;
+
+/// <summary>
+/// Image files through ImageSharp 2.1: RGB images to (3, H, W) floats, label PNGs to class indices,
+/// and the writers that the SynthRooms cache and <see cref="PredictionWriter"/> use. Every failure
+/// becomes a <see cref="DataFileException"/> naming the file.
+/// </summary>
+public static class ImageIo
+{
+    /// <summary>Reads a JPEG/PNG as (3, H, W) RGB in [0, 1].</summary>
+    public static float[] LoadRgb(string path, out int height, out int width)
+    {
+        using var img = Open<Rgb24>(path);
+        height = img.Height;
+        width = img.Width;
+        int h = height, w = width, n = h * w;
+        var r = new float[3 * n];
+        img.ProcessPixelRows(acc =>
+        {
+            for (int y = 0; y < h; y++)
+            {
+                var row = acc.GetRowSpan(y);
+                for (int x = 0; x < w; x++)
+                {
+                    r[y * w + x] = row[x].R / 255f;
+                    r[n + y * w + x] = row[x].G / 255f;
+                    r[2 * n + y * w + x] = row[x].B / 255f;
+                }
+            }
+        });
+        return r;
+    }
+
+    /// <summary>
+    /// Reads a label PNG as (H, W) integers. Grayscale PNGs give their values directly. Palette
+    /// PNGs (PASCAL VOC style) are decoded to colours and mapped back through the VOC colour map,
+    /// which is what those files use (index i has colour <see cref="VocColor"/>(i)); an unknown
+    /// colour is an error.
+    /// </summary>
+    public static int[] LoadLabel(string path, out int height, out int width)
+    {
+        using var img = Open<Rgb24>(path);
+        height = img.Height;
+        width = img.Width;
+        bool palette = img.Metadata.GetPngMetadata().ColorType == PngColorType.Palette;
+        int h = height, w = width;
+        var r = new int[h * w];
+        Dictionary<int, int>? inverse = palette ? VocInverse() : null;
+        string? bad = null;
+        img.ProcessPixelRows(acc =>
+        {
+            for (int y = 0; y < h; y++)
+            {
+                var row = acc.GetRowSpan(y);
+                for (int x = 0; x < w; x++)
+                {
+                    var p = row[x];
+                    if (inverse == null)
+                    {
+                        if (p.R != p.G || p.G != p.B) { bad ??= $"colour pixel ({x},{y}) in a grayscale label"; continue; }
+                        r[y * w + x] = p.R;
+                    }
+                    else if (inverse.TryGetValue((p.R << 16) | (p.G << 8) | p.B, out int c)) r[y * w + x] = c;
+                    else bad ??= $"pixel ({x},{y}) colour ({p.R},{p.G},{p.B}) is not in the VOC colour map";
+                }
+            }
+        });
+        if (bad != null) throw new DataFileException(path, bad);
+        return r;
+    }
+
+    /// <summary>Reads any image as (H, W, 3) bytes, for normals PNGs (n = 2 v / 255 - 1).</summary>
+    public static byte[] LoadRgbBytes(string path, out int height, out int width)
+    {
+        using var img = Open<Rgb24>(path);
+        height = img.Height;
+        width = img.Width;
+        var r = new byte[height * width * 3];
+        img.CopyPixelDataTo(r);
+        return r;
+    }
+
+    /// <summary>Writes (H, W) values 0..255 as an 8-bit grayscale PNG.</summary>
+    public static void SaveGray(string path, ReadOnlySpan<byte> pixels, int height, int width)
+    {
+        if (pixels.Length != height * width) throw new ArgumentException($"{path}: {pixels.Length} pixels for {height}x{width}");
+        using var img = Image.LoadPixelData<L8>(pixels, width, height);
+        Save(img, path, PngColorType.Grayscale);
+    }
+
+    /// <summary>Writes (H, W, 3) interleaved bytes as an RGB PNG.</summary>
+    public static void SaveRgb(string path, ReadOnlySpan<byte> hwc, int height, int width)
+    {
+        if (hwc.Length != height * width * 3) throw new ArgumentException($"{path}: {hwc.Length} bytes for {height}x{width}x3");
+        using var img = Image.LoadPixelData<Rgb24>(hwc, width, height);
+        Save(img, path, PngColorType.Rgb);
+    }
+
+    /// <summary>Writes (3, H, W) RGB in [0, 1] as an RGB PNG (rounded, clamped).</summary>
+    public static void SaveRgbPlanar(string path, ReadOnlySpan<float> chw, int height, int width)
+    {
+        int n = height * width;
+        var b = new byte[3 * n];
+        for (int c = 0; c < 3; c++)
+            for (int i = 0; i < n; i++) b[3 * i + c] = ToByte(chw[c * n + i] * 255f);
+        SaveRgb(path, b, height, width);
+    }
+
+    public static byte ToByte(float v) =>
+        v >= 255f ? (byte)255 : v > 0f ? (byte)MathF.Round(v, MidpointRounding.AwayFromZero) : (byte)0;
+
+    /// <summary>The PASCAL VOC colour map: bits of the index spread over the high bits of R, G, B.</summary>
+    public static (byte R, byte G, byte B) VocColor(int index)
+    {
+        int r = 0, g = 0, b = 0, c = index;
+        for (int j = 0; j < 8; j++)
+        {
+            r |= ((c >> 0) & 1) << (7 - j);
+            g |= ((c >> 1) & 1) << (7 - j);
+            b |= ((c >> 2) & 1) << (7 - j);
+            c >>= 3;
+        }
+        return ((byte)r, (byte)g, (byte)b);
+    }
+
+    private static Dictionary<int, int> VocInverse()
+    {
+        var d = new Dictionary<int, int>();
+        for (int i = 0; i < 256; i++)
+        {
+            var (r, g, b) = VocColor(i);
+            d.TryAdd((r << 16) | (g << 8) | b, i);
+        }
+        return d;
+    }
+
+    private static Image<T> Open<T>(string path) where T : unmanaged, IPixel<T>
+    {
+        if (!File.Exists(path)) throw new DataFileException(path, "file not found");
+        try { return Image.Load<T>(path); }
+        catch (Exception e) when (e is UnknownImageFormatException or InvalidImageContentException or ImageFormatException or NotSupportedException)
+        {
+            throw new DataFileException(path, $"corrupt or unsupported image ({e.Message})", e);
+        }
+    }
+
+    private static void Save<T>(Image<T> img, string path, PngColorType type) where T : unmanaged, IPixel<T>
+    {
+        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
+        img.SaveAsPng(path, new PngEncoder { ColorType = type, BitDepth = PngBitDepth.Bit8, CompressionLevel = PngCompressionLevel.BestSpeed });
+    }
+}

@@ -1,0 +1,62 @@
+using Ccr.Train.Data;
+
+namespace Ccr.Train.Metrics;
+
+/// <summary>
+/// An accumulator of one task's metrics over a dataset: <see cref="Update"/> once per image with
+/// the prediction at the label's resolution, <see cref="Compute"/> at the end. Units: ratios
+/// (mIoU, pixAcc, maxF, odsF, delta thresholds, shares of normals under an angle) in [0, 1],
+/// angles in degrees, depth in metres. Predictions: semseg / human_parts int[] (H, W) class
+/// indices; depth float[] (H, W) metres; normals float[] (3, H, W) (any length, normalised
+/// here); edge and sal float[] (H, W) probabilities.
+/// </summary>
+public interface ITaskMetric
+{
+    string Task { get; }
+    void Update(object prediction, Sample label);
+    Dictionary<string, double> Compute();
+}
+
+/// <summary>The metrics of several tasks, by task name, producing eval.json's nested shape.</summary>
+public sealed class MetricSet
+{
+    private readonly Dictionary<string, ITaskMetric> _metrics = [];
+
+    public MetricSet(DatasetInfo info, IEnumerable<string> tasks)
+    {
+        foreach (string t in tasks) _metrics[t] = Create(info, t);
+    }
+
+    public IReadOnlyDictionary<string, ITaskMetric> Metrics => _metrics;
+
+    public static ITaskMetric Create(DatasetInfo info, string task) => task switch
+    {
+        TaskNames.Semseg or TaskNames.HumanParts => new SegmentationMetric(info.Classes(task), task),
+        TaskNames.Depth => new DepthMetric(),
+        TaskNames.Normals => new NormalsMetric(),
+        TaskNames.Saliency => new SaliencyMetric(),
+        TaskNames.Edge => new EdgeOdsMetric(info.EdgeMaxDist),
+        _ => throw new ArgumentException($"unknown task '{task}'"),
+    };
+
+    public void Update(string task, object prediction, Sample label) => _metrics[task].Update(prediction, label);
+
+    public Dictionary<string, Dictionary<string, double>> Compute() =>
+        _metrics.ToDictionary(kv => kv.Key, kv => kv.Value.Compute());
+}
+
+internal static class MetricChecks
+{
+    public static T[] Label<T>(T[]? label, Sample s, string task) =>
+        label ?? throw new ArgumentException($"sample '{s.Id}' has no {task} label");
+
+    public static T[] Prediction<T>(object prediction, string task) =>
+        prediction as T[] ?? throw new ArgumentException(
+            $"{task} prediction must be {typeof(T).Name}[], got {prediction?.GetType().Name ?? "null"}");
+
+    public static void SameLength(int pred, int label, string task, string id)
+    {
+        if (pred != label)
+            throw new ArgumentException($"{task} prediction of '{id}' has {pred} values, the label {label}");
+    }
+}
