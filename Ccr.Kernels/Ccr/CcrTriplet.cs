@@ -1,0 +1,291 @@
+using ILGPU;
+using ILGPU.Algorithms;
+using ILGPU.Runtime;
+
+namespace Ccr.Kernels;
+
+/// <summary>
+/// The CCR triplet loss [D(a,p) - D(a,n) + m]_+ over the mined triplets, D the Euclidean distance
+/// of projected features, and its backward. Rows are anchors (N*A); a row has one positive posIdx
+/// (-1: none) and numNeg negatives negIdx (-1: none); a triplet exists where both are >= 0. The loss
+/// is the mean over existing triplets (0 when there are none), so a missing negative or positive
+/// masks its triplets out instead of biasing the mean.
+/// <see cref="Forward"/> writes per-triplet losses and distances; <see cref="Reduce"/> writes the
+/// scalar loss and the statistics <see cref="Stat"/> (all on the device, no host round trip);
+/// <see cref="Backward"/> writes (=) dproj, scattering gradients into the anchor, positive and
+/// negative pixels (CUDA: atomics; CPU: one image per task, serial within it). The gradient of a
+/// distance that is exactly 0 is 0 (as ATen's cdist), and a hinge at exactly 0 passes no gradient.
+/// </summary>
+public static partial class CcrTriplet
+{
+    /// <summary>Indices into the stats buffer written by <see cref="Reduce"/>.</summary>
+    public enum Stat
+    {
+        MeanLoss = 0, Triplets = 1, LossSum = 2, PosDistSum = 3, AnchorsWithTriplet = 4, NegDistSum = 5,
+        AnchorsSampled = 6, ActiveTriplets = 7,
+    }
+    public const int StatCount = 8;
+
+    // ---------------------------------------------------------------- kernels
+
+    static float Dist(ArrayView<float> proj, int b, int hw, int dim, int x, int y)
+    {
+        float s = 0f;
+        for (int c = 0; c < dim; c++) { float v = proj[b + c * hw + x] - proj[b + c * hw + y]; s += v * v; }
+        return XMath.Sqrt(s);
+    }
+
+    static void ForwardKernel(ArrayView<float> loss, ArrayView<float> dap, ArrayView<float> dan, ArrayView<float> proj,
+                              ArrayView<int> anchors, ArrayView<int> posIdx, ArrayView<int> negIdx,
+                              int dim, int hw, int numAnchors, int numNeg, float margin)
+    {
+        for (int e = ILGPU.Grid.GlobalIndex.X; e < loss.IntLength; e += Launch.Stride)
+        {
+            int r = e / numNeg, j = e % numNeg, b = r / numAnchors * dim * hw;
+            int a = anchors[r], p = posIdx[r], q = negIdx[e];
+            if (a < 0 || p < 0) { loss[e] = 0f; dan[e] = 0f; if (j == 0) dap[r] = 0f; continue; }
+            float dp = Dist(proj, b, hw, dim, a, p);
+            if (j == 0) dap[r] = dp;
+            if (q < 0) { loss[e] = 0f; dan[e] = 0f; continue; }
+            float dn = Dist(proj, b, hw, dim, a, q);
+            dan[e] = dn;
+            loss[e] = XMath.Max(dp - dn + margin, 0f);
+        }
+    }
+
+    const int MaxGroup = 256;
+
+    // One group: per-thread partial sums, then thread 0 adds them in a fixed order (deterministic).
+    static void ReduceKernel(ArrayView<float> lossOut, ArrayView<float> stats, ArrayView<float> loss, ArrayView<float> dap,
+                             ArrayView<float> dan, ArrayView<int> anchors, ArrayView<int> posIdx, ArrayView<int> negIdx,
+                             int rows, int numNeg)
+    {
+        var sh = SharedMemory.Allocate<float>(7 * MaxGroup);
+        int t = Group.IdxX, g = Group.DimX;
+        float s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0;
+        for (int r = t; r < rows; r += g)
+        {
+            if (anchors[r] >= 0) s6 += 1f;
+            if (posIdx[r] < 0) continue;
+            int cnt = 0;
+            for (int j = 0; j < numNeg; j++)
+            {
+                int e = r * numNeg + j;
+                if (negIdx[e] < 0) continue;
+                cnt++; s2 += loss[e]; s5 += dan[e];
+                if (loss[e] > 0f) s7 += 1f;
+            }
+            s1 += cnt;
+            if (cnt > 0) { s3 += dap[r]; s4 += 1f; }
+        }
+        sh[t] = s1; sh[MaxGroup + t] = s2; sh[2 * MaxGroup + t] = s3; sh[3 * MaxGroup + t] = s4;
+        sh[4 * MaxGroup + t] = s5; sh[5 * MaxGroup + t] = s6; sh[6 * MaxGroup + t] = s7;
+        Group.Barrier();
+        if (t == 0)
+        {
+            for (int k = 0; k < 7; k++)
+            {
+                float s = 0f;
+                for (int x = 0; x < g; x++) s += sh[k * MaxGroup + x];
+                stats[k + 1] = s;
+            }
+            float m = stats[1] > 0f ? stats[2] / stats[1] : 0f;
+            stats[0] = m;
+            lossOut[0] = m;
+        }
+    }
+
+    static void BackwardKernel(ArrayView<float> dproj, ArrayView<float> dloss, ArrayView<float> stats, ArrayView<float> proj,
+                               ArrayView<int> anchors, ArrayView<int> posIdx, ArrayView<int> negIdx, ArrayView<float> loss,
+                               ArrayView<float> dap, ArrayView<float> dan, Sizes z)
+    {
+        int dim = z.Dim, hw = z.Hw, numAnchors = z.NumAnchors, numNeg = z.NumNeg, total = z.Total;
+        for (int e = ILGPU.Grid.GlobalIndex.X; e < total; e += Launch.Stride)
+        {
+            int c = e % dim, tj = e / dim, r = tj / numNeg;
+            if (!(loss[tj] > 0f)) continue;
+            float s = dloss[0] / XMath.Max(stats[1], 1f);
+            int b = r / numAnchors * dim * hw + c * hw;
+            int a = anchors[r], p = posIdx[r], q = negIdx[tj];
+            float va = proj[b + a];
+            float gp = dap[r] > 0f ? s * (va - proj[b + p]) / dap[r] : 0f;
+            float gn = dan[tj] > 0f ? s * (va - proj[b + q]) / dan[tj] : 0f;
+            Atomic.Add(ref dproj[b + a], gp - gn);
+            Atomic.Add(ref dproj[b + p], -gp);
+            Atomic.Add(ref dproj[b + q], gn);
+        }
+    }
+
+    /// <summary>Sizes of the backward launch (one struct keeps the kernel signature short).</summary>
+    public struct Sizes { public int Dim, Hw, NumAnchors, NumNeg, Total; }
+
+    // ---------------------------------------------------------------- launchers
+
+    sealed class Kernels
+    {
+        public readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
+            ArrayView<int>, ArrayView<int>, ArrayView<int>, int, int, int, int, float> Forward;
+        public readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
+            ArrayView<float>, ArrayView<int>, ArrayView<int>, ArrayView<int>, int, int> Reduce;
+        public readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
+            ArrayView<int>, ArrayView<int>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, Sizes> Backward;
+
+        public Kernels(Device d)
+        {
+            var acc = d.Accelerator;
+            Forward = acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
+                ArrayView<int>, ArrayView<int>, ArrayView<int>, int, int, int, int, float>(ForwardKernel);
+            Reduce = acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
+                ArrayView<float>, ArrayView<int>, ArrayView<int>, ArrayView<int>, int, int>(ReduceKernel);
+            Backward = acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
+                ArrayView<int>, ArrayView<int>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, Sizes>(BackwardKernel);
+        }
+    }
+
+    static Kernels K(Device d) => d.Kernels(static d => new Kernels(d));
+
+    static void Check(string op, long proj, long anchors, long posIdx, long negIdx, int n, int dim, int hw, int numAnchors, int numNeg)
+    {
+        CcrDistances.CheckSizes(op, n, hw, numAnchors);
+        if (dim <= 0 || numNeg <= 0) throw new ArgumentException($"{op}: D={dim}, numNeg={numNeg}");
+        Launch.SameLength(op, proj, (long)n * dim * hw, "proj and (N, D, HW)");
+        Launch.SameLength(op, anchors, (long)n * numAnchors, "anchors and (N, A)");
+        Launch.SameLength(op, posIdx, (long)n * numAnchors, "posIdx and (N, A)");
+        Launch.SameLength(op, negIdx, (long)n * numAnchors * numNeg, "negIdx and (N, A, numNeg)");
+    }
+
+    /// <summary>loss, dan (N*A, numNeg) and dap (N*A) of every triplet; indices must lie in [0, HW)
+    /// or be -1 (the mining kernels guarantee it; host callers are checked by the Nn layer).</summary>
+    public static void Forward(Device d, Buf<float> loss, Buf<float> dap, Buf<float> dan, Buf<float> proj, Buf<int> anchors,
+                               Buf<int> posIdx, Buf<int> negIdx, int n, int dim, int hw, int numAnchors, int numNeg, float margin)
+    {
+        Check("CcrTriplet.Forward", proj.Length, anchors.Length, posIdx.Length, negIdx.Length, n, dim, hw, numAnchors, numNeg);
+        Launch.SameLength("CcrTriplet.Forward", loss.Length, negIdx.Length, "loss and negIdx");
+        Launch.SameLength("CcrTriplet.Forward", dan.Length, negIdx.Length, "dan and negIdx");
+        Launch.SameLength("CcrTriplet.Forward", dap.Length, posIdx.Length, "dap and posIdx");
+        if (loss.Length == 0) return;
+        if (CcrDistances.Host(d)) { ForwardHost(loss, dap, dan, proj, anchors, posIdx, negIdx, dim, hw, numAnchors, numNeg, margin); return; }
+        K(d).Forward(d.Grid(loss.Length), loss.View, dap.View, dan.View, proj.View, anchors.View, posIdx.View, negIdx.View,
+                     dim, hw, numAnchors, numNeg, margin);
+    }
+
+    /// <summary>lossOut (1) = mean loss over existing triplets; stats (<see cref="StatCount"/>).</summary>
+    public static void Reduce(Device d, Buf<float> lossOut, Buf<float> stats, Buf<float> loss, Buf<float> dap, Buf<float> dan,
+                              Buf<int> anchors, Buf<int> posIdx, Buf<int> negIdx, int rows, int numNeg)
+    {
+        Launch.SameLength("CcrTriplet.Reduce", lossOut.Length, 1, "loss output and a scalar");
+        Launch.SameLength("CcrTriplet.Reduce", stats.Length, StatCount, "stats and StatCount");
+        Launch.SameLength("CcrTriplet.Reduce", loss.Length, (long)rows * numNeg, "loss and (rows, numNeg)");
+        Launch.SameLength("CcrTriplet.Reduce", anchors.Length, rows, "anchors and rows");
+        if (d.GroupSize > MaxGroup) throw new InvalidOperationException($"CcrTriplet.Reduce: group size {d.GroupSize} > {MaxGroup}");
+        if (CcrDistances.Host(d)) { ReduceHost(lossOut, stats, loss, dap, dan, anchors, posIdx, negIdx, rows, numNeg); return; }
+        K(d).Reduce(new KernelConfig(1, d.GroupSize), lossOut.View, stats.View, loss.View, dap.View, dan.View, anchors.View,
+                    posIdx.View, negIdx.View, rows, numNeg);
+    }
+
+    /// <summary>dproj (N, D, HW) = d(mean loss)/d(proj) * dloss[0], written (=).</summary>
+    public static void Backward(Device d, Buf<float> dproj, Buf<float> dloss, Buf<float> stats, Buf<float> proj, Buf<int> anchors,
+                                Buf<int> posIdx, Buf<int> negIdx, Buf<float> loss, Buf<float> dap, Buf<float> dan,
+                                int n, int dim, int hw, int numAnchors, int numNeg)
+    {
+        Check("CcrTriplet.Backward", proj.Length, anchors.Length, posIdx.Length, negIdx.Length, n, dim, hw, numAnchors, numNeg);
+        Launch.SameLength("CcrTriplet.Backward", dproj.Length, proj.Length, "dproj and proj");
+        Launch.SameLength("CcrTriplet.Backward", dloss.Length, 1, "dloss and a scalar");
+        Launch.SameLength("CcrTriplet.Backward", stats.Length, StatCount, "stats and StatCount");
+        Elementwise.Fill(d, dproj, 0f);
+        if (loss.Length == 0) return;
+        if (CcrDistances.Host(d)) { BackwardHost(dproj, dloss, stats, proj, anchors, posIdx, negIdx, loss, dap, dan, n, dim, hw, numAnchors, numNeg); return; }
+        int total = checked((int)(loss.Length * dim));
+        K(d).Backward(d.Grid(total), dproj.View, dloss.View, stats.View, proj.View, anchors.View, posIdx.View, negIdx.View,
+                      loss.View, dap.View, dan.View, new Sizes { Dim = dim, Hw = hw, NumAnchors = numAnchors, NumNeg = numNeg, Total = total });
+    }
+
+    // ---------------------------------------------------------------- CPU variant (host code)
+
+    static unsafe float HostDist(float* b, int hw, int dim, int x, int y)
+    {
+        float s = 0f;
+        for (int c = 0; c < dim; c++) { float v = b[(long)c * hw + x] - b[(long)c * hw + y]; s += v * v; }
+        return MathF.Sqrt(s);
+    }
+
+    static unsafe void ForwardHost(Buf<float> loss, Buf<float> dap, Buf<float> dan, Buf<float> proj, Buf<int> anchors,
+                                   Buf<int> posIdx, Buf<int> negIdx, int dim, int hw, int numAnchors, int numNeg, float margin)
+    {
+        float* l = loss.Ptr, dp = dap.Ptr, dn = dan.Ptr, pr = proj.Ptr;
+        int* an = anchors.Ptr, po = posIdx.Ptr, ne = negIdx.Ptr;
+        Parallel.For(0, (int)anchors.Length, r =>
+        {
+            float* b = pr + (long)(r / numAnchors) * dim * hw;
+            int a = an[r], p = po[r];
+            bool ok = a >= 0 && p >= 0;
+            float d0 = ok ? HostDist(b, hw, dim, a, p) : 0f;
+            dp[r] = d0;
+            for (int j = 0; j < numNeg; j++)
+            {
+                int e = r * numNeg + j, q = ne[e];
+                if (!ok || q < 0) { l[e] = 0f; dn[e] = 0f; continue; }
+                float d1 = HostDist(b, hw, dim, a, q);
+                dn[e] = d1;
+                l[e] = MathF.Max(d0 - d1 + margin, 0f);
+            }
+        });
+    }
+
+    static unsafe void ReduceHost(Buf<float> lossOut, Buf<float> stats, Buf<float> loss, Buf<float> dap, Buf<float> dan,
+                                  Buf<int> anchors, Buf<int> posIdx, Buf<int> negIdx, int rows, int numNeg)
+    {
+        float* l = loss.Ptr, dp = dap.Ptr, dn = dan.Ptr, st = stats.Ptr;
+        int* an = anchors.Ptr, po = posIdx.Ptr, ne = negIdx.Ptr;
+        var s = new double[StatCount];
+        for (int r = 0; r < rows; r++)
+        {
+            if (an[r] >= 0) s[(int)Stat.AnchorsSampled]++;
+            if (po[r] < 0) continue;
+            int cnt = 0;
+            for (int j = 0; j < numNeg; j++)
+            {
+                int e = r * numNeg + j;
+                if (ne[e] < 0) continue;
+                cnt++; s[(int)Stat.LossSum] += l[e]; s[(int)Stat.NegDistSum] += dn[e];
+                if (l[e] > 0f) s[(int)Stat.ActiveTriplets]++;
+            }
+            s[(int)Stat.Triplets] += cnt;
+            if (cnt > 0) { s[(int)Stat.PosDistSum] += dp[r]; s[(int)Stat.AnchorsWithTriplet]++; }
+        }
+        s[(int)Stat.MeanLoss] = s[(int)Stat.Triplets] > 0 ? s[(int)Stat.LossSum] / s[(int)Stat.Triplets] : 0;
+        for (int k = 0; k < StatCount; k++) st[k] = (float)s[k];
+        lossOut.Ptr[0] = (float)s[0];
+    }
+
+    static unsafe void BackwardHost(Buf<float> dproj, Buf<float> dloss, Buf<float> stats, Buf<float> proj, Buf<int> anchors,
+                                    Buf<int> posIdx, Buf<int> negIdx, Buf<float> loss, Buf<float> dap, Buf<float> dan,
+                                    int n, int dim, int hw, int numAnchors, int numNeg)
+    {
+        float* g = dproj.Ptr, pr = proj.Ptr, l = loss.Ptr, dp = dap.Ptr, dn = dan.Ptr;
+        int* an = anchors.Ptr, po = posIdx.Ptr, ne = negIdx.Ptr;
+        float s = dloss.Ptr[0] / MathF.Max(stats.Ptr[1], 1f);
+        // rows of one image scatter only into that image: one image per task needs no atomics
+        Parallel.For(0, n, img =>
+        {
+            long off = (long)img * dim * hw;
+            float* b = pr + off, gb = g + off;
+            for (int r = img * numAnchors; r < (img + 1) * numAnchors; r++)
+                for (int j = 0; j < numNeg; j++)
+                {
+                    int e = r * numNeg + j;
+                    if (!(l[e] > 0f)) continue;
+                    int a = an[r], p = po[r], q = ne[e];
+                    float ip = dp[r] > 0f ? s / dp[r] : 0f, iq = dn[e] > 0f ? s / dn[e] : 0f;
+                    for (int c = 0; c < dim; c++)
+                    {
+                        long cb = (long)c * hw;
+                        float va = b[cb + a], gp = ip * (va - b[cb + p]), gn = iq * (va - b[cb + q]);
+                        gb[cb + a] += gp - gn;
+                        gb[cb + p] -= gp;
+                        gb[cb + q] += gn;
+                    }
+                }
+        });
+    }
+}

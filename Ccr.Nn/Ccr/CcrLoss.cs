@@ -1,0 +1,159 @@
+using Ccr.Kernels;
+using Ccr.Nn.Modules;
+
+namespace Ccr.Nn.Ccr;
+
+/// <summary>
+/// Cross-task contrastive regularisation as a plug-in loss (the paper's CCR module). Holds the
+/// projectors (shared as <see cref="CcrConfig.Sharing"/> says) and, each step, draws the task pairs,
+/// projects each target's final feature map, mines triplets against the source's labels on the
+/// device and returns lambda(epoch) * sum over pairs of the mean triplet loss. The loss exists only
+/// in training: inference runs the plain multi-task network.
+/// Randomness (pairs, anchors, the Basic variant's choices) comes from one seeded <see cref="Rng"/>.
+/// </summary>
+public sealed class CcrLoss : Module
+{
+    public CcrConfig Config { get; }
+    public IReadOnlyList<string> Tasks { get; }
+    public TaskPairSampler Sampler { get; }
+    readonly Dictionary<string, Projector> _projectors = new();
+    readonly Rng _rng;
+
+    /// <param name="featureChannels">Channels of each task's final feature map (task order matters: it fixes the pairs' order).</param>
+    public CcrLoss(Device d, Rng rng, CcrConfig config, IReadOnlyList<(string Task, int Channels)> featureChannels, ulong seed = 1234)
+    {
+        config.Validate();
+        Config = config;
+        Tasks = featureChannels.Select(f => f.Task).ToArray();
+        foreach (var t in Tasks) LabelSpace.For(t); // unknown tasks fail here, not mid-training
+        Sampler = new TaskPairSampler(Tasks, config.Pairs);
+        _rng = new Rng(seed, 77);
+        var channels = featureChannels.ToDictionary(f => f.Task, f => f.Channels);
+        foreach (var t in Tasks)
+            foreach (var s in Tasks.Where(s => s != t))
+            {
+                string key = ProjectorKey(t, s);
+                if (_projectors.ContainsKey(key))
+                {
+                    if (_projectors[key].InChannels != channels[t])
+                        throw new ArgumentException($"CCR: projector '{key}' is shared by targets with {_projectors[key].InChannels} and {channels[t]} channels; sharing mode {config.Sharing} needs equal channels");
+                    continue;
+                }
+                _projectors[key] = Child($"proj_{key}", new Projector(d, rng, channels[t], config.ProjectionDim, config.HiddenDim));
+            }
+    }
+
+    /// <summary>Which projector a (target, source) pair uses.</summary>
+    public string ProjectorKey(string target, string source) => Config.Sharing switch
+    {
+        ProjectorSharing.Unshared => $"{target}__{source}",
+        ProjectorSharing.SourceShared => target,
+        ProjectorSharing.TargetShared => $"src_{source}",
+        _ => "all",
+    };
+
+    public Projector ProjectorFor(string target, string source) => _projectors[ProjectorKey(target, source)];
+    public int ProjectorCount => _projectors.Count;
+
+    /// <summary>
+    /// The regulariser for one step. features: each task's final feature map (N, C, H, W);
+    /// labels: each source task's labels at any resolution (downsampled by nearest to each map);
+    /// epoch: fractional epoch for the lambda ramp. Returns the scalar loss (a one-element tensor;
+    /// 0 without gradient when no pair has labels) and the step's diagnostics.
+    /// </summary>
+    public (Tensor Loss, CcrDiagnostics Diagnostics) Forward(IReadOnlyDictionary<string, Tensor> features,
+                                                             IReadOnlyDictionary<string, TaskLabels> labels, double epoch)
+    {
+        var pairs = Sampler.Next(_rng, s => labels.ContainsKey(s));
+        var diag = new CcrDiagnostics(Config.LambdaAt(epoch));
+        var losses = new List<Tensor>();
+        Device? device = null;
+        foreach (var (t, s) in pairs)
+        {
+            if (!features.TryGetValue(t, out var f))
+                throw new ArgumentException($"CCR: no feature map for target task '{t}'");
+            device = f.Device;
+            var proj = ProjectorFor(t, s).Forward(f);
+            var lab = labels[s].Resized(proj.Dim(2), proj.Dim(3));
+            var anchors = CcrOps.SampleAnchors(_rng, lab, Config.AnchorsPerImage(proj.Dim(2), proj.Dim(3)));
+            var loss = CcrOps.PairLoss(proj, lab, anchors, Config, _rng.NextUInt(), out var r, Config.CollectSamples);
+            diag.Add(t, s, r);
+            losses.Add(loss);
+        }
+        if (losses.Count == 0)
+        {
+            device ??= features.Values.FirstOrDefault()?.Device
+                ?? throw new ArgumentException("CCR: no feature maps given");
+            return (Tensor.Zeros(device, 1), diag);
+        }
+        float lambda = diag.Lambda;
+        return (Functional.F.WeightedSum(losses, losses.Select(_ => lambda).ToArray()), diag);
+    }
+}
+
+/// <summary>
+/// Per-pair diagnostics of one CCR step: mean positive and negative feature distances, the
+/// fraction of anchors that had a valid triplet, the triplet count and the pair's loss. Statistics
+/// stay on the device until <see cref="Resolve"/> reads them (call it before the step's
+/// TensorScope ends, and only on logging steps: it synchronises). With
+/// <see cref="CcrConfig.CollectSamples"/>, <see cref="PairDiagnostics.PosSamples"/> and
+/// <see cref="PairDiagnostics.NegSamples"/> hold every mined distance (the paper's Figures 1 and 5).
+/// </summary>
+public sealed class CcrDiagnostics(float lambda)
+{
+    public float Lambda { get; } = lambda;
+    readonly List<PairDiagnostics> _pairs = new();
+    public IReadOnlyList<PairDiagnostics> Pairs => _pairs;
+
+    internal void Add(string target, string source, PairResult r) => _pairs.Add(new PairDiagnostics(target, source, r));
+
+    /// <summary>Reads every pair's statistics to the host (once).</summary>
+    public CcrDiagnostics Resolve()
+    {
+        foreach (var p in _pairs) p.Resolve();
+        return this;
+    }
+}
+
+public sealed class PairDiagnostics
+{
+    public string Target { get; }
+    public string Source { get; }
+    readonly PairResult _r;
+    float[]? _s;
+
+    internal PairDiagnostics(string target, string source, PairResult r)
+    {
+        Target = target; Source = source; _r = r;
+        if (r.PosIdx != null)
+        {
+            int[] pos = r.PosIdx, neg = r.NegIdx!;
+            int c = neg.Length / pos.Length;
+            PosSamples = pos.Select((p, i) => (p, i)).Where(x => x.p >= 0).Select(x => r.PosDist![x.i]).ToArray();
+            NegSamples = neg.Select((q, i) => (q, i)).Where(x => x.q >= 0 && pos[x.i / c] >= 0).Select(x => r.NegDist![x.i]).ToArray();
+        }
+    }
+
+    internal void Resolve()
+    {
+        if (_s != null) return;
+        if (_r.Stats.IsDisposed)
+            throw new InvalidOperationException($"CCR diagnostics of {Target}<-{Source} read after the step's tensors were released; call Resolve() inside the step");
+        _s = _r.Stats.ToArray();
+    }
+
+    float S(CcrTriplet.Stat k) { Resolve(); return _s![(int)k]; }
+
+    public float Loss => S(CcrTriplet.Stat.MeanLoss);
+    public int Triplets => (int)S(CcrTriplet.Stat.Triplets);
+    /// <summary>Mean D(a, p) over anchors with at least one triplet (0 if none).</summary>
+    public float MeanPosDist => S(CcrTriplet.Stat.AnchorsWithTriplet) > 0 ? S(CcrTriplet.Stat.PosDistSum) / S(CcrTriplet.Stat.AnchorsWithTriplet) : 0f;
+    /// <summary>Mean D(a, n) over triplets (0 if none).</summary>
+    public float MeanNegDist => Triplets > 0 ? S(CcrTriplet.Stat.NegDistSum) / Triplets : 0f;
+    /// <summary>Anchors with at least one valid triplet / anchors sampled.</summary>
+    public float ValidAnchorFraction => S(CcrTriplet.Stat.AnchorsSampled) > 0 ? S(CcrTriplet.Stat.AnchorsWithTriplet) / S(CcrTriplet.Stat.AnchorsSampled) : 0f;
+    /// <summary>Triplets with a positive hinge (the ones that pass gradient) / triplets.</summary>
+    public float ActiveFraction => Triplets > 0 ? S(CcrTriplet.Stat.ActiveTriplets) / Triplets : 0f;
+    public float[]? PosSamples { get; }
+    public float[]? NegSamples { get; }
+}
