@@ -1,4 +1,5 @@
 using Ccr.Kernels;
+using Conv2d = Ccr.Nn.Modules.Conv2d;
 using Ccr.Nn.Functional;
 using Ccr.Nn.Modules;
 
