@@ -17,7 +17,11 @@ public sealed class CcrLoss : Module
     public IReadOnlyList<string> Tasks { get; }
     public TaskPairSampler Sampler { get; }
     readonly Dictionary<string, Projector> _projectors = new();
-    readonly Rng _rng;
+    Rng _rng;
+
+    /// <summary>The generator of pair selection and anchor sampling; checkpoints save and restore it
+    /// so that a resumed run samples exactly as an uninterrupted one.</summary>
+    public Rng SamplingRng { get => _rng; set => _rng = value ?? throw new ArgumentNullException(nameof(value)); }
 
     /// <param name="featureChannels">Channels of each task's final feature map (task order matters: it fixes the pairs' order).</param>
     public CcrLoss(Device d, Rng rng, CcrConfig config, IReadOnlyList<(string Task, int Channels)> featureChannels, ulong seed = 1234)

@@ -1,0 +1,168 @@
+using Ccr.Kernels;
+using Ccr.Nn;
+using Ccr.Nn.Ccr;
+using Ccr.Nn.Models;
+using Ccr.Nn.Modules;
+using Ccr.Nn.Optim;
+using Ccr.Train.Config;
+using Ccr.Train.Data;
+using Ccr.Train.Models;
+
+namespace Ccr.Train.Training;
+
+/// <summary>The model and the regulariser as one module, so parameters, checkpoints and the
+/// parameter arena cover both ("model.*", "ccr.*").</summary>
+public sealed class TrainModule : Module
+{
+    public MultiTaskModel Model { get; }
+    public CcrLoss? Ccr { get; }
+
+    public TrainModule(MultiTaskModel model, CcrLoss? ccr)
+    {
+        Model = Child("model", model);
+        if (ccr != null) Ccr = Child("ccr", ccr);
+    }
+}
+
+/// <summary>
+/// Everything a run is built from its config: the device, the datasets, the model, the
+/// regulariser, the parameter arena, the optimiser and the learning-rate schedule.
+/// </summary>
+public sealed class TrainSession : IDisposable
+{
+    public TrainConfig Config { get; }
+    public Device Device { get; }
+    public DatasetInfo Info { get; }
+    public IDataset TrainSet { get; }
+    public IDataset ValSet { get; }
+    public MultiTaskModel Model { get; }
+    public CcrLoss? Ccr { get; }
+    public TrainModule Root { get; }
+    public ParameterArena Arena { get; }
+    public Optimizer Optimizer { get; }
+    public DataLoader Loader { get; }
+    public LrSchedule Schedule { get; }
+    public long TotalSteps { get; }
+
+    public TrainSession(TrainConfig c, Device device, bool buildTraining = true)
+    {
+        Config = c;
+        Device = device;
+        foreach (var t in c.Tasks) TaskNames.Validate(t);
+        (TrainSet, ValSet) = OpenData(c);
+        Info = TrainSet.Info;
+        var rng = new global::Ccr.Nn.Rng((ulong)c.Seed, 1);
+        var specs = c.Tasks.Select(t => new TaskSpec(t, TaskHeads.OutChannels(t,
+            TaskInfo.IsClassification(t) ? Info.Classes(t) : 0))).ToList();
+        var kind = c.Model.Head switch
+        {
+            "fpn" => DecoderKind.SemanticFpn,
+            "hrnet" => DecoderKind.HrNetHead,
+            _ => throw new Cli.UsageException($"model.head must be fpn or hrnet, got '{c.Model.Head}'"),
+        };
+        Model = new MultiTaskModel(device, rng, HrNetConfig.ByName(c.Model.Backbone), kind, specs,
+                                   c.Model.HeadChannels, c.Model.HeadChannels);
+        if (!string.IsNullOrEmpty(c.Model.Pretrained))
+        {
+            var report = global::Ccr.Nn.IO.StateDict.Load(Model.Backbone, c.Model.Pretrained, strict: false);
+            Console.WriteLine($"pretrained backbone: {report.Describe(5)}");
+        }
+        if (c.Ccr.Enabled && c.Tasks.Count > 1)
+        {
+            var cc = ToCcrConfig(c.Ccr);
+            Ccr = new CcrLoss(device, rng, cc, c.Tasks.Select(t => (t, Model.Decoders[t].FeatureChannels)).ToList(),
+                              seed: (ulong)c.Seed + 1000);
+        }
+        Root = new TrainModule(Model, Ccr);
+        Loader = new DataLoader(TrainSet, new DataLoaderOptions
+        {
+            BatchSize = c.Train.BatchSize,
+            Shuffle = true,
+            DropLast = true,
+            Seed = (ulong)c.Seed,
+            Workers = Math.Max(1, c.Data.Workers),
+            Policy = c.Data.SkipBad ? BadSamplePolicy.Skip : BadSamplePolicy.Stop,
+            Augment = c.Data.Augment ? new AugmentOptions { CropHeight = c.Data.CropHeight, CropWidth = c.Data.CropWidth } : null,
+        });
+        if (Loader.BatchesPerEpoch == 0)
+            throw new Cli.UsageException($"the training set has {TrainSet.Count} samples, fewer than one batch of {c.Train.BatchSize}");
+        long perEpoch = Loader.BatchesPerEpoch;
+        TotalSteps = c.Train.MaxSteps > 0 ? Math.Min(c.Train.MaxSteps, perEpoch * c.Train.Epochs) : perEpoch * c.Train.Epochs;
+        long warmup = (long)Math.Round(c.Train.WarmupEpochs * perEpoch);
+        Schedule = c.Train.Schedule switch
+        {
+            "poly" => LrSchedule.Poly(c.Train.Lr, perEpoch * c.Train.Epochs, warmup),
+            "constant" => LrSchedule.Constant(c.Train.Lr, warmup),
+            _ => throw new Cli.UsageException($"train.schedule must be poly or constant, got '{c.Train.Schedule}'"),
+        };
+        Arena = new ParameterArena(Root.Parameters().ToList());
+        Optimizer = c.Train.Optimizer switch
+        {
+            "adam" => new Adam(Arena, c.Train.Lr, weightDecay: c.Train.WeightDecay),
+            "adamw" => new AdamW(Arena, c.Train.Lr, weightDecay: c.Train.WeightDecay),
+            "sgd" => new Sgd(Arena, c.Train.Lr, c.Train.Momentum, weightDecay: c.Train.WeightDecay),
+            _ => throw new Cli.UsageException($"train.optimizer must be adam, adamw or sgd, got '{c.Train.Optimizer}'"),
+        };
+    }
+
+    public static (IDataset Train, IDataset Val) OpenData(TrainConfig c)
+    {
+        var policy = c.Data.SkipBad ? BadSamplePolicy.Skip : BadSamplePolicy.Stop;
+        switch (c.Data.Dataset)
+        {
+            case "synth":
+            {
+                string dir = SynthRooms.EnsureCached(c.Data.Path, c.Data.Height, c.Data.Width, (ulong)c.Seed,
+                                                     c.Data.TrainSize, c.Data.ValSize);
+                return (SynthRooms.Open(dir, c.Data.TrainSplit, c.Tasks, policy), SynthRooms.Open(dir, c.Data.ValSplit, c.Tasks, policy));
+            }
+            case "nyud" or "pascal":
+            {
+                if (!Directory.Exists(c.Data.Path))
+                    throw new Cli.UsageException($"data.path '{c.Data.Path}' does not exist (dataset {c.Data.Dataset}); see data/README.md");
+                string spec = c.Data.Dataset + ":" + c.Data.Path;
+                return (DatasetSpec.Open(spec, c.Data.TrainSplit, c.Tasks, policy), DatasetSpec.Open(spec, c.Data.ValSplit, c.Tasks, policy));
+            }
+            default:
+                throw new Cli.UsageException($"data.dataset must be synth, nyud or pascal, got '{c.Data.Dataset}'");
+        }
+    }
+
+    public static CcrConfig ToCcrConfig(CcrSettings s) => new()
+    {
+        Margin = s.Margin,
+        Gamma = s.Gamma,
+        TopK = s.TopK,
+        NumNegatives = s.Negatives,
+        Lambda = s.Lambda,
+        RampEpochs = s.RampEpochs,
+        ProjectionDim = s.ProjDim,
+        Sampling = s.Sampling switch
+        {
+            "hard" => CcrSampling.Hard,
+            "basic" => CcrSampling.Basic,
+            _ => throw new Cli.UsageException($"ccr.sampling must be hard or basic, got '{s.Sampling}'"),
+        },
+        Sharing = s.Sharing switch
+        {
+            "source" => ProjectorSharing.SourceShared,
+            "unshared" => ProjectorSharing.Unshared,
+            "target" => ProjectorSharing.TargetShared,
+            "both" => ProjectorSharing.BothShared,
+            _ => throw new Cli.UsageException($"ccr.sharing must be source, unshared, target or both, got '{s.Sharing}'"),
+        },
+        Pairs = s.PairSelection switch
+        {
+            "random" => PairSelection.RandomSource,
+            "all" => PairSelection.AllPairs,
+            _ => throw new Cli.UsageException($"ccr.pair_selection must be random or all, got '{s.PairSelection}'"),
+        },
+    };
+
+    public void Dispose()
+    {
+        Optimizer.Dispose();
+        Arena.Dispose();
+        Root.DisposeTensors();
+    }
+}
