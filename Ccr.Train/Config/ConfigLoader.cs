@@ -20,8 +20,9 @@ public static class ConfigLoader
         Dictionary<object, object?> tree = new();
         if (path != null)
         {
-            if (!File.Exists(path)) throw new UsageException($"config file '{path}' does not exist");
-            var raw = new DeserializerBuilder().Build().Deserialize<object>(File.ReadAllText(path));
+            string text = File.Exists(path) ? File.ReadAllText(path)
+                : Preset(path) ?? throw new UsageException($"config file '{path}' does not exist (built-in presets: {string.Join(", ", Presets)})");
+            var raw = new DeserializerBuilder().Build().Deserialize<object>(text);
             tree = raw as Dictionary<object, object?> ?? (raw == null ? new() : throw new UsageException($"config '{path}': top level must be a mapping"));
         }
         foreach (var o in overrides) ApplyOverride(tree, o);
@@ -35,6 +36,19 @@ public static class ConfigLoader
         {
             throw new UsageException($"config {path ?? ""}: {e.InnerException?.Message ?? e.Message}");
         }
+    }
+
+    /// <summary>Names of the configs built into the program (the repository's configs/*.yaml).</summary>
+    public static IEnumerable<string> Presets =>
+        typeof(ConfigLoader).Assembly.GetManifestResourceNames()
+            .Where(n => n.StartsWith("configs/") && n.EndsWith(".yaml"))
+            .Select(n => n["configs/".Length..^".yaml".Length]).Order();
+
+    /// <summary>The text of a built-in config by name ("synth-cpu"), or null.</summary>
+    public static string? Preset(string name)
+    {
+        using var s = typeof(ConfigLoader).Assembly.GetManifestResourceStream($"configs/{name}.yaml");
+        return s == null ? null : new StreamReader(s).ReadToEnd();
     }
 
     public static string ToYaml(TrainConfig c) =>

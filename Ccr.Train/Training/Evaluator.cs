@@ -30,7 +30,8 @@ public static class Evaluator
                 var batch = Batch.Stack(samples, Enumerable.Range(start, n).ToArray());
                 using var scope = new TensorScope();
                 using var _ = new NoGrad();
-                var x = Tensor.FromArray(s.Device, batch.Images, n, 3, batch.Height, batch.Width);
+                var (img, ph, pw) = PadToStride(batch.Images, n, batch.Height, batch.Width);
+                var x = Tensor.FromArray(s.Device, img, n, 3, ph, pw);
                 var outputs = model.Forward(x);
                 foreach (var t in tasks)
                 {
@@ -50,5 +51,17 @@ public static class Evaluator
             model.Train(wasTraining);
         }
         return metrics.Compute();
+    }
+
+    /// <summary>Images (N, 3, H, W) zero-padded at the bottom and right to multiples of the backbone's
+    /// stride (32), so that every resolution level lines up; predictions are cropped back.</summary>
+    public static (float[] Images, int H, int W) PadToStride(float[] images, int n, int h, int w, int stride = 32)
+    {
+        int ph = (h + stride - 1) / stride * stride, pw = (w + stride - 1) / stride * stride;
+        if (ph == h && pw == w) return (images, h, w);
+        var x = new float[n * 3 * ph * pw];
+        for (int p = 0; p < n * 3; p++)
+            for (int y = 0; y < h; y++) Array.Copy(images, (p * h + y) * w, x, (p * ph + y) * pw, w);
+        return (x, ph, pw);
     }
 }

@@ -146,6 +146,7 @@ public sealed class TrainSession : IDisposable
         Sharing = s.Sharing switch
         {
             "source" => ProjectorSharing.SourceShared,
+            "none" => ProjectorSharing.None,
             "unshared" => ProjectorSharing.Unshared,
             "target" => ProjectorSharing.TargetShared,
             "both" => ProjectorSharing.BothShared,

@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Text.Json;
 using Ccr.Nn;
 using Ccr.Nn.Functional;
 using Ccr.Nn.IO;
@@ -178,10 +177,7 @@ public sealed class Trainer
         double? dm = null;
         if (!string.IsNullOrEmpty(c.Eval.Baseline))
         {
-            var baseline = JsonSerializer.Deserialize<Dictionary<string, JsonElement>>(File.ReadAllText(c.Eval.Baseline))!
-                .Where(kv => kv.Value.ValueKind == JsonValueKind.Object)
-                .ToDictionary(kv => kv.Key, kv => kv.Value.Deserialize<Dictionary<string, double>>()!);
-            dm = DeltaM.Compute(metrics, baseline);
+            dm = EvalFiles.DeltaM(metrics, c.Eval.Baseline);
         }
         RunLog.WriteEval(Path.Combine(_dir, "eval.json"), metrics, dm);
         RunLog.WriteEval(Path.Combine(_dir, $"eval-epoch{epoch:D3}.json"), metrics, dm);
