@@ -17,20 +17,25 @@ public static partial class Reductions
 
     /// <summary>Sum of <paramref name="v"/> over the threads of a group, returned to every thread.
     /// <paramref name="sh"/> is a shared array of at least Group.DimX floats; it may be reused
-    /// right after the call (the closing barrier protects it). Works for any group size.</summary>
+    /// right after the call (the closing barrier protects it). Works for any group size.
+    /// Three barriers instead of a log2(group) tree: barriers dominate on the CPU accelerator
+    /// (tens of ms each at 256 threads), and on a GPU 8 + 32 shared loads per thread are cheap.</summary>
     public static float GroupSum(ArrayView<float> sh, float v)
     {
         int t = Group.IdxX, n = Group.DimX;
         sh[t] = v;
         Group.Barrier();
-        int s = 1;
-        while (s < n) s <<= 1;
-        for (s >>= 1; s > 0; s >>= 1)
+        // Lanes t < 32 fold the entries congruent to t mod 32 into sh[t] (disjoint sets: no race).
+        if (t < 32)
         {
-            if (t < s && t + s < n) sh[t] += sh[t + s];
-            Group.Barrier();
+            float a = 0f;
+            for (int k = t; k < n; k += 32) a += sh[k];
+            sh[t] = a;
         }
-        float r = sh[0];
+        Group.Barrier();
+        float r = 0f;
+        int m = n < 32 ? n : 32;
+        for (int k = 0; k < m; k++) r += sh[k];
         Group.Barrier();
         return r;
     }
