@@ -82,6 +82,7 @@ public static partial class BatchNorm
                                ArrayView<float> weight, int n, int c, int hw, int training)
     {
         var sh = SharedMemory.Allocate<float>(Reductions.MaxGroup);
+        var sh2 = SharedMemory.Allocate<float>(Reductions.MaxGroup);
         int ch = ILGPU.Grid.IdxX, m = n * hw;
         float mu = mean[ch], inv = invstd[ch];
         float sdy = 0f, sdyx = 0f;
@@ -92,8 +93,8 @@ public static partial class BatchNorm
             sdy += dy[k];
             sdyx += dy[k] * (x[k] - mu);
         }
-        float db = Reductions.GroupSum(sh, sdy);
-        float dw = Reductions.GroupSum(sh, sdyx) * inv;
+        var sums = Reductions.GroupSum2(sh, sh2, sdy, sdyx);
+        float db = sums.X, dw = sums.Y * inv;
         if (Group.IdxX == 0) { dbias[ch] = db; dweight[ch] = dw; }
         float a = weight[ch] * inv;
         float mdb = training != 0 ? db / m : 0f, mdw = training != 0 ? dw / m : 0f;
@@ -173,7 +174,7 @@ public static partial class BatchNorm
             return;
         }
         Reductions.CheckGroup(d, "BatchNorm.Stats");
-        K(d).Stats(new KernelConfig(c, d.GroupSize), mean.View, invstd.View, runningMean.View, runningVar.View,
+        K(d).Stats(new KernelConfig(c, Reductions.ReduceGroup(d, m)), mean.View, invstd.View, runningMean.View, runningVar.View,
                    x.View, n, c, hw, momentum, eps, updateRunning ? 1 : 0);
     }
 
@@ -256,7 +257,7 @@ public static partial class BatchNorm
             return;
         }
         Reductions.CheckGroup(d, "BatchNorm.Backward");
-        K(d).Backward(new KernelConfig(c, d.GroupSize), dx.View, dweight.View, dbias.View, dy.View, x.View,
+        K(d).Backward(new KernelConfig(c, Reductions.ReduceGroup(d, (long)n * hw)), dx.View, dweight.View, dbias.View, dy.View, x.View,
                       mean.View, invstd.View, weight.View, n, c, hw, training ? 1 : 0);
     }
 
