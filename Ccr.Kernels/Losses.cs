@@ -296,25 +296,7 @@ public static partial class Losses
         {
             d.Synchronize();
             float* x = logits.Ptr; int* lab = labels.Ptr; float* w = hasWeights ? weights.Ptr : null;
-            var (num, den) = HostSum(pixels, (lo, hi) =>
-            {
-                double a = 0, b = 0;
-                for (long i = lo; i < hi; i++)
-                {
-                    int y = lab[i];
-                    if (y < 0 || y >= C) continue;
-                    long n = i / HW, p = i - n * HW;
-                    float* px = x + n * C * HW + p;
-                    float m = float.NegativeInfinity;
-                    for (int c = 0; c < C; c++) m = MathF.Max(m, px[(long)c * HW]);
-                    float s = 0f;
-                    for (int c = 0; c < C; c++) s += MathF.Exp(px[(long)c * HW] - m);
-                    float wy = w != null ? w[y] : 1f;
-                    a += wy * (m + MathF.Log(s) - px[(long)y * HW]);
-                    b += wy;
-                }
-                return (a, b);
-            });
+            var (num, den) = CeHostForward(x, lab, w, N, C, HW);
             stats.Span[0] = den > 0 ? (float)(num / den) : 0f;
             stats.Span[1] = (float)den;
             return;
@@ -341,33 +323,97 @@ public static partial class Losses
             float den = stats.Span[1];
             float g = den > 0f ? dloss.Span[0] / den : 0f;
             float* x = logits.Ptr, dx = dlogits.Ptr; int* lab = labels.Ptr; float* w = hasWeights ? weights.Ptr : null;
-            HostParallel(pixels, (lo, hi) =>
-            {
-                for (long i = lo; i < hi; i++)
-                {
-                    int y = lab[i];
-                    long n = i / HW, p = i - n * HW;
-                    float* px = x + n * C * HW + p;
-                    float* pdx = dx + n * C * HW + p;
-                    if (y < 0 || y >= C || den <= 0f)
-                    {
-                        for (int c = 0; c < C; c++) pdx[(long)c * HW] = 0f;
-                        continue;
-                    }
-                    float m = float.NegativeInfinity;
-                    for (int c = 0; c < C; c++) m = MathF.Max(m, px[(long)c * HW]);
-                    float s = 0f;
-                    for (int c = 0; c < C; c++) s += MathF.Exp(px[(long)c * HW] - m);
-                    float gw = g * (w != null ? w[y] : 1f);
-                    float scale = gw / s;
-                    for (int c = 0; c < C; c++) pdx[(long)c * HW] = scale * MathF.Exp(px[(long)c * HW] - m);
-                    pdx[(long)y * HW] -= gw;
-                }
-            });
+            CeHostBackward(dx, g, den, x, lab, w, N, C, HW);
             return;
         }
         K(d).CeBackward(d.Grid(pixels), dlogits.View, dloss.View, stats.View, logits.View, labels.View, weights.View,
                         hasWeights ? 1 : 0, C, HW, checked((int)pixels));
+    }
+
+    // CPU variant of cross-entropy: blocks of up to CeBlock contiguous pixels of one image, so every
+    // channel row x[n, c, p0:p1] is a contiguous span and the max / exp / sum run as SIMD over pixels
+    // (TensorPrimitives) instead of strided scalar loops over channels.
+    const int CeBlock = 512;
+
+    static unsafe (double Num, double Den) CeHostForward(float* x, int* lab, float* w, int N, int C, int HW)
+    {
+        long blocksPerImage = (HW + CeBlock - 1) / CeBlock;
+        var parts = new (double, double)[N * blocksPerImage];
+        Parallel.For(0, N * blocksPerImage, k =>
+        {
+            long n = k / blocksPerImage;
+            int p0 = (int)(k % blocksPerImage) * CeBlock, len = Math.Min(CeBlock, HW - p0);
+            Span<float> m = stackalloc float[len], sum = stackalloc float[len], tmp = stackalloc float[len];
+            float* img = x + n * C * HW + p0;
+            LogSumExpRows(m, sum, tmp, img, C, HW);
+            double a = 0, b = 0;
+            int* ly = lab + n * HW + p0;
+            for (int j = 0; j < len; j++)
+            {
+                int y = ly[j];
+                if (y < 0 || y >= C) continue;
+                float wy = w != null ? w[y] : 1f;
+                a += wy * (m[j] + MathF.Log(sum[j]) - img[(long)y * HW + j]);
+                b += wy;
+            }
+            parts[k] = (a, b);
+        });
+        double num = 0, den = 0;
+        foreach (var (a, b) in parts) { num += a; den += b; }
+        return (num, den);
+    }
+
+    // m = max over channels, sum = sum over channels of exp(x - m), per pixel of the block.
+    static unsafe void LogSumExpRows(Span<float> m, Span<float> sum, Span<float> tmp, float* img, int C, int HW)
+    {
+        int len = m.Length;
+        m.Fill(float.NegativeInfinity);
+        for (int c = 0; c < C; c++)
+            System.Numerics.Tensors.TensorPrimitives.Max(m, new ReadOnlySpan<float>(img + (long)c * HW, len), m);
+        sum.Clear();
+        for (int c = 0; c < C; c++)
+        {
+            System.Numerics.Tensors.TensorPrimitives.Subtract(new ReadOnlySpan<float>(img + (long)c * HW, len), m, tmp);
+            System.Numerics.Tensors.TensorPrimitives.Exp(tmp, tmp);
+            System.Numerics.Tensors.TensorPrimitives.Add(sum, tmp, sum);
+        }
+    }
+
+    static unsafe void CeHostBackward(float* dx, float g, float den, float* x, int* lab, float* w, int N, int C, int HW)
+    {
+        long blocksPerImage = (HW + CeBlock - 1) / CeBlock;
+        Parallel.For(0, N * blocksPerImage, k =>
+        {
+            long n = k / blocksPerImage;
+            int p0 = (int)(k % blocksPerImage) * CeBlock, len = Math.Min(CeBlock, HW - p0);
+            Span<float> m = stackalloc float[len], sum = stackalloc float[len], tmp = stackalloc float[len];
+            float* img = x + n * C * HW + p0, dimg = dx + n * C * HW + p0;
+            int* ly = lab + n * HW + p0;
+            if (den <= 0f)
+            {
+                for (int c = 0; c < C; c++) new Span<float>(dimg + (long)c * HW, len).Clear();
+                return;
+            }
+            LogSumExpRows(m, sum, tmp, img, C, HW);
+            // scale = g * w_y / sum on valid pixels, 0 on ignored ones (their whole column becomes 0)
+            for (int j = 0; j < len; j++)
+            {
+                int y = ly[j];
+                sum[j] = y < 0 || y >= C ? 0f : g * (w != null ? w[y] : 1f) / sum[j];
+            }
+            for (int c = 0; c < C; c++)
+            {
+                var row = new Span<float>(dimg + (long)c * HW, len);
+                System.Numerics.Tensors.TensorPrimitives.Subtract(new ReadOnlySpan<float>(img + (long)c * HW, len), m, row);
+                System.Numerics.Tensors.TensorPrimitives.Exp(row, row);
+                System.Numerics.Tensors.TensorPrimitives.Multiply(row, sum, row);
+            }
+            for (int j = 0; j < len; j++)
+            {
+                int y = ly[j];
+                if (y >= 0 && y < C) dimg[(long)y * HW + j] -= g * (w != null ? w[y] : 1f);
+            }
+        });
     }
 
     static void L1Shapes(string op, Buf<float> pred, Buf<float> target, int N, int C, int HW)
