@@ -195,6 +195,24 @@ public class LossTests
         Tol.Close(Losses.Reference.BalancedBce([1000, -1000], [0, 1], 0.8, 255).Loss, b.Item(), 1e-3, 1e-6, "BCE of huge logits");
     }
 
+    [Theory]
+    [MemberData(nameof(Devices.Both), MemberType = typeof(Devices))]
+    public void IgnoreIndexInsideTheClassRangeIsSkipped(string dev)
+    {
+        var d = Devices.Get(dev);
+        var r = Rand.New(6);
+        var x = Rand.Floats(r, 2 * 4 * 3, -2f, 2f);
+        int[] labels = [0, 1, 2, 3, 0, 0];
+        using var scope = new TensorScope();
+        var tx = Tensor.FromArray(d, x, 2, 4, 3, 1); tx.RequiresGrad = true;
+        var l = F.CrossEntropy(tx, Tensor.FromLabels(d, labels, 4, [2, 3, 1], ignoreIndex: 0), ignoreIndex: 0);
+        var (loss, grad) = Losses.Reference.CrossEntropy(Rand.D(x), labels, null, 2, 4, 3, 0.5, ignoreIndex: 0);
+        Tol.Close(loss, l.Item(), 1e-6, 1e-5, "CE with ignore index 0");
+        l.Backward(Tensor.Full(d, 0.5f));
+        Tol.Close(grad, tx.Grad!.ToArray(), 1e-7, 1e-5, "d CE with ignore index 0");
+        Assert.Equal(0f, tx.Grad!.ToArray()[0]); // pixel 0 (label 0) is ignored
+    }
+
     [Fact]
     public void OutOfRangeLabelIsRejectedOnTheHost()
     {
