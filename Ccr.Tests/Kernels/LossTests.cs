@@ -263,6 +263,44 @@ public class LossTests
         Assert.Equal(before, stats.LiveTensors);
     }
 
+    [SkippableFact]
+    public void CudaKernelsOnARealGpuMatchReference()
+    {
+        Skip.If(Devices.Gpu == null, "no CUDA device");
+        var d = Devices.Gpu!;
+        var r = Rand.New(77);
+        int N = 2, C = 21, H = 57, W = 83, HW = H * W;
+        var x = Rand.Floats(r, (long)N * C * HW, -5f, 5f);
+        var labels = new int[N * HW];
+        for (int i = 0; i < labels.Length; i++) labels[i] = r.NextInt(10) == 0 ? 255 : r.NextInt(C);
+        var w = Rand.Floats(r, C, 0.1f, 2f);
+        var (loss, grad) = Losses.Reference.CrossEntropy(Rand.D(x), labels, Rand.D(w), N, C, HW, 0.75);
+        using var scope = new TensorScope();
+        var tx = Tensor.FromArray(d, x, N, C, H, W); tx.RequiresGrad = true;
+        var l = F.CrossEntropy(tx, Tensor.FromLabels(d, labels, C, [N, H, W]), 255, w);
+        Tol.Close(loss, l.Item(), 1e-5, 1e-4, "CE on the GPU");
+        l.Backward(Tensor.Full(d, 0.75f));
+        Tol.Close(grad, tx.Grad!.ToArray(), 1e-6, 1e-3, "d CE on the GPU");
+
+        var p = Rand.Floats(r, N * 3 * HW); var t = Rand.Floats(r, N * 3 * HW);
+        t[5] = 255f;
+        var (l1, dl1) = Losses.Reference.MaskedL1(Rand.D(p), Rand.D(t), 255, N, 3, HW);
+        var tp = Tensor.FromArray(d, p, N, 3, H, W); tp.RequiresGrad = true;
+        var ll = F.MaskedL1(tp, Tensor.FromArray(d, t, N, 3, H, W));
+        Tol.Close(l1, ll.Item(), 1e-5, 1e-4, "masked L1 on the GPU");
+        ll.Backward();
+        Tol.Close(dl1, tp.Grad!.ToArray(), 1e-8, 1e-4, "d masked L1 on the GPU");
+
+        var e = Rand.Floats(r, N * HW, -10f, 10f);
+        var et = Enumerable.Range(0, N * HW).Select(i => i % 9 == 0 ? 255f : i % 4 == 0 ? 1f : 0f).ToArray();
+        var (lb, db) = Losses.Reference.BalancedBce(Rand.D(e), Rand.D(et), 0.95, 255);
+        var te = Tensor.FromArray(d, e, N, 1, H, W); te.RequiresGrad = true;
+        var bl = F.BalancedBce(te, Tensor.FromArray(d, et, N, 1, H, W), 0.95f);
+        Tol.Close(lb, bl.Item(), 1e-5, 1e-4, "balanced BCE on the GPU");
+        bl.Backward();
+        Tol.Close(db, te.Grad!.ToArray(), 1e-8, 1e-3, "d balanced BCE on the GPU");
+    }
+
     // ---------------------------------------------------------------- PyTorch goldens
 
     static JsonElement Fixture(string name) =>
