@@ -6,9 +6,10 @@ public static partial class Losses
     /// loss with respect to the first input (scaled by <c>dloss</c>).</summary>
     public static class Reference
     {
-        /// <summary>logits (N, C, HW), labels (N, HW); labels outside [0, C) are ignored.</summary>
+        /// <summary>logits (N, C, HW), labels (N, HW); labels equal to ignoreIndex or outside [0, C) are ignored.</summary>
         public static (double Loss, double[] DLogits) CrossEntropy(double[] logits, int[] labels, double[]? weights,
-                                                                   int N, int C, int HW, double dloss = 1)
+                                                                   int N, int C, int HW, double dloss = 1,
+                                                                   int ignoreIndex = 255)
         {
             double num = 0, den = 0;
             var dx = new double[logits.Length];
@@ -17,7 +18,7 @@ public static partial class Losses
                 for (int p = 0; p < HW; p++)
                 {
                     int y = labels[n * HW + p];
-                    if (y < 0 || y >= C) continue;
+                    if (y < 0 || y >= C || y == ignoreIndex) continue;
                     long b = (long)n * C * HW + p;
                     double m = double.NegativeInfinity;
                     for (int c = 0; c < C; c++) m = Math.Max(m, logits[b + c * HW]);
@@ -33,7 +34,7 @@ public static partial class Losses
                 for (int p = 0; p < HW; p++)
                 {
                     int y = labels[n * HW + p];
-                    if (y < 0 || y >= C) continue;
+                    if (y < 0 || y >= C || y == ignoreIndex) continue;
                     long b = (long)n * C * HW + p;
                     double g = dloss * (weights?[y] ?? 1) / den;
                     for (int c = 0; c < C; c++)

@@ -63,13 +63,13 @@ public static partial class Losses
     // Per pixel: l = logsumexp(x) - x_y, weight w_y (1 without weights); labels outside [0, C)
     // (the ignore index, or a bad label that escaped the host check) are skipped.
     static void CrossEntropyKernel(ArrayView<float> partials, ArrayView<float> logits, ArrayView<int> labels,
-                                   ArrayView<float> weights, int hasWeights, int C, int HW, int pixels)
+                                   ArrayView<float> weights, int hasWeights, int ignore, int C, int HW, int pixels)
     {
         float num = 0f, den = 0f;
         for (int i = ILGPU.Grid.GlobalIndex.X; i < pixels; i += Launch.Stride)
         {
             int y = labels[i];
-            if (y < 0 || y >= C) continue;
+            if (y < 0 || y >= C || y == ignore) continue;
             int n = i / HW, p = i - n * HW;
             long b = (long)n * C * HW + p;
             float m = float.NegativeInfinity;
@@ -87,7 +87,7 @@ public static partial class Losses
     // dlogits = dloss * w_y / den * (softmax - onehot(y)); 0 on ignored pixels or when den == 0.
     static void CrossEntropyBackwardKernel(ArrayView<float> dlogits, ArrayView<float> dloss, ArrayView<float> stats,
                                            ArrayView<float> logits, ArrayView<int> labels, ArrayView<float> weights,
-                                           int hasWeights, int C, int HW, int pixels)
+                                           int hasWeights, int ignore, int C, int HW, int pixels)
     {
         float den = stats[1];
         float g = den > 0f ? dloss[0] / den : 0f;
@@ -96,7 +96,7 @@ public static partial class Losses
             int y = labels[i];
             int n = i / HW, p = i - n * HW;
             long b = (long)n * C * HW + p;
-            if (y < 0 || y >= C || den <= 0f)
+            if (y < 0 || y >= C || y == ignore || den <= 0f)
             {
                 for (int c = 0; c < C; c++) dlogits[b + (long)c * HW] = 0f;
                 continue;
@@ -206,8 +206,8 @@ public static partial class Losses
     sealed class Kernels
     {
         public readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, int> Finish;
-        public readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, int, int, int, int> Ce;
-        public readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, int, int, int, int> CeBackward;
+        public readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, int, int, int, int, int> Ce;
+        public readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, int, int, int, int, int> CeBackward;
         public readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, float, int, int, int> L1;
         public readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, float, int, int, int> L1Backward;
         public readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, float, float> Bce;
@@ -217,8 +217,8 @@ public static partial class Losses
         {
             var a = d.Accelerator;
             Finish = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int>(FinishKernel);
-            Ce = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, int, int, int, int>(CrossEntropyKernel);
-            CeBackward = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, int, int, int, int>(CrossEntropyBackwardKernel);
+            Ce = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, int, int, int, int, int>(CrossEntropyKernel);
+            CeBackward = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, int, int, int, int, int>(CrossEntropyBackwardKernel);
             L1 = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, float, int, int, int>(MaskedL1Kernel);
             L1Backward = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, float, int, int, int>(MaskedL1BackwardKernel);
             Bce = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, float, float>(BalancedBceKernel);
@@ -283,10 +283,10 @@ public static partial class Losses
 
     /// <summary>Softmax cross-entropy, mean over pixels with a label in [0, C):
     /// stats = [sum_i w_{y_i} (logsumexp(x_i) - x_{i,y_i}) / sum_i w_{y_i}, sum_i w_{y_i}].
-    /// Labels outside [0, C) (the ignore index) are skipped; <paramref name="weights"/> is read only
+    /// Labels equal to <paramref name="ignoreIndex"/> or outside [0, C) are skipped; <paramref name="weights"/> is read only
     /// when <paramref name="hasWeights"/> (any non-empty buffer may be passed otherwise).</summary>
     public static unsafe void CrossEntropy(Device d, Buf<float> stats, Buf<float> logits, Buf<int> labels,
-                                           Buf<float> weights, bool hasWeights, int N, int C, int HW)
+                                           Buf<float> weights, bool hasWeights, int ignoreIndex, int N, int C, int HW)
     {
         const string op = "cross_entropy";
         CheckStats(op, stats);
@@ -296,37 +296,19 @@ public static partial class Losses
         {
             d.Synchronize();
             float* x = logits.Ptr; int* lab = labels.Ptr; float* w = hasWeights ? weights.Ptr : null;
-            var (num, den) = HostSum(pixels, (lo, hi) =>
-            {
-                double a = 0, b = 0;
-                for (long i = lo; i < hi; i++)
-                {
-                    int y = lab[i];
-                    if (y < 0 || y >= C) continue;
-                    long n = i / HW, p = i - n * HW;
-                    float* px = x + n * C * HW + p;
-                    float m = float.NegativeInfinity;
-                    for (int c = 0; c < C; c++) m = MathF.Max(m, px[(long)c * HW]);
-                    float s = 0f;
-                    for (int c = 0; c < C; c++) s += MathF.Exp(px[(long)c * HW] - m);
-                    float wy = w != null ? w[y] : 1f;
-                    a += wy * (m + MathF.Log(s) - px[(long)y * HW]);
-                    b += wy;
-                }
-                return (a, b);
-            });
+            var (num, den) = CeHostForward(x, lab, w, ignoreIndex, N, C, HW);
             stats.Span[0] = den > 0 ? (float)(num / den) : 0f;
             stats.Span[1] = (float)den;
             return;
         }
         var k = K(d);
-        Reduce(d, stats, pixels, (cfg, part) => k.Ce(cfg, part, logits.View, labels.View, weights.View, hasWeights ? 1 : 0, C, HW, checked((int)pixels)));
+        Reduce(d, stats, pixels, (cfg, part) => k.Ce(cfg, part, logits.View, labels.View, weights.View, hasWeights ? 1 : 0, ignoreIndex, C, HW, checked((int)pixels)));
     }
 
     /// <summary>dlogits = dloss * w_y / stats[1] * (softmax(x) - onehot(y)); 0 on skipped pixels and
     /// everywhere when the denominator is 0. <paramref name="stats"/> is the forward's output.</summary>
     public static unsafe void CrossEntropyBackward(Device d, Buf<float> dlogits, Buf<float> dloss, Buf<float> stats,
-                                                   Buf<float> logits, Buf<int> labels, Buf<float> weights, bool hasWeights,
+                                                   Buf<float> logits, Buf<int> labels, Buf<float> weights, bool hasWeights, int ignoreIndex,
                                                    int N, int C, int HW)
     {
         const string op = "cross_entropy backward";
@@ -341,33 +323,97 @@ public static partial class Losses
             float den = stats.Span[1];
             float g = den > 0f ? dloss.Span[0] / den : 0f;
             float* x = logits.Ptr, dx = dlogits.Ptr; int* lab = labels.Ptr; float* w = hasWeights ? weights.Ptr : null;
-            HostParallel(pixels, (lo, hi) =>
-            {
-                for (long i = lo; i < hi; i++)
-                {
-                    int y = lab[i];
-                    long n = i / HW, p = i - n * HW;
-                    float* px = x + n * C * HW + p;
-                    float* pdx = dx + n * C * HW + p;
-                    if (y < 0 || y >= C || den <= 0f)
-                    {
-                        for (int c = 0; c < C; c++) pdx[(long)c * HW] = 0f;
-                        continue;
-                    }
-                    float m = float.NegativeInfinity;
-                    for (int c = 0; c < C; c++) m = MathF.Max(m, px[(long)c * HW]);
-                    float s = 0f;
-                    for (int c = 0; c < C; c++) s += MathF.Exp(px[(long)c * HW] - m);
-                    float gw = g * (w != null ? w[y] : 1f);
-                    float scale = gw / s;
-                    for (int c = 0; c < C; c++) pdx[(long)c * HW] = scale * MathF.Exp(px[(long)c * HW] - m);
-                    pdx[(long)y * HW] -= gw;
-                }
-            });
+            CeHostBackward(dx, g, den, x, lab, w, ignoreIndex, N, C, HW);
             return;
         }
         K(d).CeBackward(d.Grid(pixels), dlogits.View, dloss.View, stats.View, logits.View, labels.View, weights.View,
-                        hasWeights ? 1 : 0, C, HW, checked((int)pixels));
+                        hasWeights ? 1 : 0, ignoreIndex, C, HW, checked((int)pixels));
+    }
+
+    // CPU variant of cross-entropy: blocks of up to CeBlock contiguous pixels of one image, so every
+    // channel row x[n, c, p0:p1] is a contiguous span and the max / exp / sum run as SIMD over pixels
+    // (TensorPrimitives) instead of strided scalar loops over channels.
+    const int CeBlock = 512;
+
+    static unsafe (double Num, double Den) CeHostForward(float* x, int* lab, float* w, int ignore, int N, int C, int HW)
+    {
+        long blocksPerImage = (HW + CeBlock - 1) / CeBlock;
+        var parts = new (double, double)[N * blocksPerImage];
+        Parallel.For(0, N * blocksPerImage, k =>
+        {
+            long n = k / blocksPerImage;
+            int p0 = (int)(k % blocksPerImage) * CeBlock, len = Math.Min(CeBlock, HW - p0);
+            Span<float> m = stackalloc float[len], sum = stackalloc float[len], tmp = stackalloc float[len];
+            float* img = x + n * C * HW + p0;
+            LogSumExpRows(m, sum, tmp, img, C, HW);
+            double a = 0, b = 0;
+            int* ly = lab + n * HW + p0;
+            for (int j = 0; j < len; j++)
+            {
+                int y = ly[j];
+                if (y < 0 || y >= C || y == ignore) continue;
+                float wy = w != null ? w[y] : 1f;
+                a += wy * (m[j] + MathF.Log(sum[j]) - img[(long)y * HW + j]);
+                b += wy;
+            }
+            parts[k] = (a, b);
+        });
+        double num = 0, den = 0;
+        foreach (var (a, b) in parts) { num += a; den += b; }
+        return (num, den);
+    }
+
+    // m = max over channels, sum = sum over channels of exp(x - m), per pixel of the block.
+    static unsafe void LogSumExpRows(Span<float> m, Span<float> sum, Span<float> tmp, float* img, int C, int HW)
+    {
+        int len = m.Length;
+        m.Fill(float.NegativeInfinity);
+        for (int c = 0; c < C; c++)
+            System.Numerics.Tensors.TensorPrimitives.Max(m, new ReadOnlySpan<float>(img + (long)c * HW, len), m);
+        sum.Clear();
+        for (int c = 0; c < C; c++)
+        {
+            System.Numerics.Tensors.TensorPrimitives.Subtract(new ReadOnlySpan<float>(img + (long)c * HW, len), m, tmp);
+            System.Numerics.Tensors.TensorPrimitives.Exp(tmp, tmp);
+            System.Numerics.Tensors.TensorPrimitives.Add(sum, tmp, sum);
+        }
+    }
+
+    static unsafe void CeHostBackward(float* dx, float g, float den, float* x, int* lab, float* w, int ignore, int N, int C, int HW)
+    {
+        long blocksPerImage = (HW + CeBlock - 1) / CeBlock;
+        Parallel.For(0, N * blocksPerImage, k =>
+        {
+            long n = k / blocksPerImage;
+            int p0 = (int)(k % blocksPerImage) * CeBlock, len = Math.Min(CeBlock, HW - p0);
+            Span<float> m = stackalloc float[len], sum = stackalloc float[len], tmp = stackalloc float[len];
+            float* img = x + n * C * HW + p0, dimg = dx + n * C * HW + p0;
+            int* ly = lab + n * HW + p0;
+            if (den <= 0f)
+            {
+                for (int c = 0; c < C; c++) new Span<float>(dimg + (long)c * HW, len).Clear();
+                return;
+            }
+            LogSumExpRows(m, sum, tmp, img, C, HW);
+            // scale = g * w_y / sum on valid pixels, 0 on ignored ones (their whole column becomes 0)
+            for (int j = 0; j < len; j++)
+            {
+                int y = ly[j];
+                sum[j] = y < 0 || y >= C || y == ignore ? 0f : g * (w != null ? w[y] : 1f) / sum[j];
+            }
+            for (int c = 0; c < C; c++)
+            {
+                var row = new Span<float>(dimg + (long)c * HW, len);
+                System.Numerics.Tensors.TensorPrimitives.Subtract(new ReadOnlySpan<float>(img + (long)c * HW, len), m, row);
+                System.Numerics.Tensors.TensorPrimitives.Exp(row, row);
+                System.Numerics.Tensors.TensorPrimitives.Multiply(row, sum, row);
+            }
+            for (int j = 0; j < len; j++)
+            {
+                int y = ly[j];
+                if (y >= 0 && y < C && y != ignore) dimg[(long)y * HW + j] -= g * (w != null ? w[y] : 1f);
+            }
+        });
     }
 
     static void L1Shapes(string op, Buf<float> pred, Buf<float> target, int N, int C, int HW)

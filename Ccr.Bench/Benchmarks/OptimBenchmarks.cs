@@ -61,8 +61,8 @@ public class OptimBenchmarks
     public void CrossEntropyForwardBackward()
     {
         const int N = 4, C = 40, HW = 120 * 160;
-        Losses.CrossEntropy(_d, _stats.Data, _logits.Data, _labels.IntData, _stats.Data, false, N, C, HW);
-        Losses.CrossEntropyBackward(_d, _dlogits.Data, _one.Data, _stats.Data, _logits.Data, _labels.IntData, _stats.Data, false, N, C, HW);
+        Losses.CrossEntropy(_d, _stats.Data, _logits.Data, _labels.IntData, _stats.Data, false, 255, N, C, HW);
+        Losses.CrossEntropyBackward(_d, _dlogits.Data, _one.Data, _stats.Data, _logits.Data, _labels.IntData, _stats.Data, false, 255, N, C, HW);
         _d.Synchronize();
     }
 

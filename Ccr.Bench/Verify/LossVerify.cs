@@ -46,8 +46,8 @@ public sealed class LossVerify : IVerifySuite
         var ty = Tensor.FromLabels(d, labels, C, [N, H, W]);
         var tw = Tensor.FromArray(d, wts ?? [0f], wts?.Length ?? 1);
         var stats = Tensor.Empty(d, 2); var dl = Tensor.Full(d, 0.75f, 1); var dx = Tensor.Empty(d, N, C, H, W);
-        Losses.CrossEntropy(d, stats.Data, tx.Data, ty.IntData, tw.Data, weighted, N, C, HW);
-        Losses.CrossEntropyBackward(d, dx.Data, dl.Data, stats.Data, tx.Data, ty.IntData, tw.Data, weighted, N, C, HW);
+        Losses.CrossEntropy(d, stats.Data, tx.Data, ty.IntData, tw.Data, weighted, 255, N, C, HW);
+        Losses.CrossEntropyBackward(d, dx.Data, dl.Data, stats.Data, tx.Data, ty.IntData, tw.Data, weighted, 255, N, C, HW);
         return ([loss, .. grad], [stats.ToArray()[0], .. dx.ToArray()]);
     }
 

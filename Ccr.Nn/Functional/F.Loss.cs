@@ -21,21 +21,19 @@ public static partial class F
         if (labels.Rank != 3 || labels.Dim(0) != N || labels.Dim(1) != H || labels.Dim(2) != W)
             throw new ArgumentException($"{op}: labels {Tensor.ShapeString(labels.Shape)} do not match logits {Tensor.ShapeString(logits.Shape)} (want [N, H, W])");
         if (logits.Device != labels.Device) throw new ArgumentException($"{op}: logits and labels on different devices");
-        if (ignoreIndex >= 0 && ignoreIndex < C)
-            throw new ArgumentException($"{op}: ignore index {ignoreIndex} is a valid class of {C}");
         if (classWeights != null && classWeights.Length != C)
             throw new ArgumentException($"{op}: {classWeights.Length} class weights for {C} classes");
         var d = logits.Device;
         int HW = H * W;
         var weights = classWeights != null ? Tensor.FromArray(d, classWeights, C) : Tensor.Zeros(d, 1);
         var stats = Tensor.Empty(d, 2); // [loss, sum of weights]
-        Losses.CrossEntropy(d, stats.Data, logits.Data, labels.IntData, weights.Data, classWeights != null, N, C, HW);
+        Losses.CrossEntropy(d, stats.Data, logits.Data, labels.IntData, weights.Data, classWeights != null, ignoreIndex, N, C, HW);
         var y = ScalarOf(stats, op);
         return RecordLoss(y, op, [logits], g =>
         {
             var dx = Tensor.Empty(d, logits.Shape);
             Losses.CrossEntropyBackward(d, dx.Data, g.Data, stats.Data, logits.Data, labels.IntData, weights.Data,
-                                        classWeights != null, N, C, HW);
+                                        classWeights != null, ignoreIndex, N, C, HW);
             Autograd.Accumulate(logits, dx);
             stats.Dispose(); weights.Dispose();
         }, stats, weights);

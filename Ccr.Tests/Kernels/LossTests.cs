@@ -195,6 +195,24 @@ public class LossTests
         Tol.Close(Losses.Reference.BalancedBce([1000, -1000], [0, 1], 0.8, 255).Loss, b.Item(), 1e-3, 1e-6, "BCE of huge logits");
     }
 
+    [Theory]
+    [MemberData(nameof(Devices.Both), MemberType = typeof(Devices))]
+    public void IgnoreIndexInsideTheClassRangeIsSkipped(string dev)
+    {
+        var d = Devices.Get(dev);
+        var r = Rand.New(6);
+        var x = Rand.Floats(r, 2 * 4 * 3, -2f, 2f);
+        int[] labels = [0, 1, 2, 3, 0, 0];
+        using var scope = new TensorScope();
+        var tx = Tensor.FromArray(d, x, 2, 4, 3, 1); tx.RequiresGrad = true;
+        var l = F.CrossEntropy(tx, Tensor.FromLabels(d, labels, 4, [2, 3, 1], ignoreIndex: 0), ignoreIndex: 0);
+        var (loss, grad) = Losses.Reference.CrossEntropy(Rand.D(x), labels, null, 2, 4, 3, 0.5, ignoreIndex: 0);
+        Tol.Close(loss, l.Item(), 1e-6, 1e-5, "CE with ignore index 0");
+        l.Backward(Tensor.Full(d, 0.5f));
+        Tol.Close(grad, tx.Grad!.ToArray(), 1e-7, 1e-5, "d CE with ignore index 0");
+        Assert.Equal(0f, tx.Grad!.ToArray()[0]); // pixel 0 (label 0) is ignored
+    }
+
     [Fact]
     public void OutOfRangeLabelIsRejectedOnTheHost()
     {
@@ -243,6 +261,44 @@ public class LossTests
         long before = stats.LiveTensors;
         using (var l = F.CrossEntropy(x, y, 255, [1f, 1f, 1f])) Assert.True(l.Item() > 0);
         Assert.Equal(before, stats.LiveTensors);
+    }
+
+    [SkippableFact]
+    public void CudaKernelsOnARealGpuMatchReference()
+    {
+        Skip.If(Devices.Gpu == null, "no CUDA device");
+        var d = Devices.Gpu!;
+        var r = Rand.New(77);
+        int N = 2, C = 21, H = 57, W = 83, HW = H * W;
+        var x = Rand.Floats(r, (long)N * C * HW, -5f, 5f);
+        var labels = new int[N * HW];
+        for (int i = 0; i < labels.Length; i++) labels[i] = r.NextInt(10) == 0 ? 255 : r.NextInt(C);
+        var w = Rand.Floats(r, C, 0.1f, 2f);
+        var (loss, grad) = Losses.Reference.CrossEntropy(Rand.D(x), labels, Rand.D(w), N, C, HW, 0.75);
+        using var scope = new TensorScope();
+        var tx = Tensor.FromArray(d, x, N, C, H, W); tx.RequiresGrad = true;
+        var l = F.CrossEntropy(tx, Tensor.FromLabels(d, labels, C, [N, H, W]), 255, w);
+        Tol.Close(loss, l.Item(), 1e-5, 1e-4, "CE on the GPU");
+        l.Backward(Tensor.Full(d, 0.75f));
+        Tol.Close(grad, tx.Grad!.ToArray(), 1e-6, 1e-3, "d CE on the GPU");
+
+        var p = Rand.Floats(r, N * 3 * HW); var t = Rand.Floats(r, N * 3 * HW);
+        t[5] = 255f;
+        var (l1, dl1) = Losses.Reference.MaskedL1(Rand.D(p), Rand.D(t), 255, N, 3, HW);
+        var tp = Tensor.FromArray(d, p, N, 3, H, W); tp.RequiresGrad = true;
+        var ll = F.MaskedL1(tp, Tensor.FromArray(d, t, N, 3, H, W));
+        Tol.Close(l1, ll.Item(), 1e-5, 1e-4, "masked L1 on the GPU");
+        ll.Backward();
+        Tol.Close(dl1, tp.Grad!.ToArray(), 1e-8, 1e-4, "d masked L1 on the GPU");
+
+        var e = Rand.Floats(r, N * HW, -10f, 10f);
+        var et = Enumerable.Range(0, N * HW).Select(i => i % 9 == 0 ? 255f : i % 4 == 0 ? 1f : 0f).ToArray();
+        var (lb, db) = Losses.Reference.BalancedBce(Rand.D(e), Rand.D(et), 0.95, 255);
+        var te = Tensor.FromArray(d, e, N, 1, H, W); te.RequiresGrad = true;
+        var bl = F.BalancedBce(te, Tensor.FromArray(d, et, N, 1, H, W), 0.95f);
+        Tol.Close(lb, bl.Item(), 1e-5, 1e-4, "balanced BCE on the GPU");
+        bl.Backward();
+        Tol.Close(db, te.Grad!.ToArray(), 1e-8, 1e-3, "d balanced BCE on the GPU");
     }
 
     // ---------------------------------------------------------------- PyTorch goldens
