@@ -29,13 +29,14 @@ public sealed record DataLoaderOptions
 public sealed class DataLoader
 {
     private const ulong OrderStream = 0x0D3E5, AugmentStream = 0xA06;
-    private int _skipped;
-    private readonly List<string> _skipMessages = [];
+    // Dataset index -> error message of every sample that failed to load (Skip policy).
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<int, string> _bad = new();
 
     public IDataset Dataset { get; }
     public DataLoaderOptions Options { get; }
-    public int SkippedSamples => _skipped;
-    public IReadOnlyList<string> SkipMessages { get { lock (_skipMessages) return _skipMessages.ToList(); } }
+    /// <summary>Distinct samples that failed to load so far (each is tried once, then always replaced).</summary>
+    public int SkippedSamples => _bad.Count;
+    public IReadOnlyList<string> SkipMessages => _bad.OrderBy(kv => kv.Key).Select(kv => kv.Value).ToList();
 
     public DataLoader(IDataset dataset, DataLoaderOptions options)
     {
@@ -85,14 +86,14 @@ public sealed class DataLoader
         for (int attempt = 0; attempt < order.Length; attempt++)
         {
             int index = order[(k + attempt) % order.Length];
+            if (_bad.ContainsKey(index)) continue;
             try
             {
                 return (Dataset.Get(index), index);
             }
             catch (DataFileException e) when (Options.Policy == BadSamplePolicy.Skip)
             {
-                Interlocked.Increment(ref _skipped);
-                lock (_skipMessages) _skipMessages.Add(e.Message);
+                _bad.TryAdd(index, e.Message);
             }
         }
         throw new InvalidOperationException($"dataset '{Dataset.Name}': no sample could be loaded");
