@@ -68,8 +68,10 @@ public class SafeTensorsTests : IDisposable
     public void HrNetStateDictRoundTripsBitForBit()
     {
         var d = Devices.Cpu;
-        var a = new HrNet(d, new Rng(11), HrNetConfig.W18SmallV2);
-        var b = new HrNet(d, new Rng(12), HrNetConfig.W18SmallV2);
+        // the tiny config: same module types and naming as W18 (checked against timm elsewhere),
+        // ~10x fewer tensors to copy host<->device, so the test stays well under a second
+        var a = new HrNet(d, new Rng(11), HrNetConfig.Tiny);
+        var b = new HrNet(d, new Rng(12), HrNetConfig.Tiny);
         try
         {
             // make buffers and num_batches_tracked non-default so that they are really carried
@@ -82,7 +84,7 @@ public class SafeTensorsTests : IDisposable
             StateDict.Save(P("hr.safetensors"), a);
             var rep = StateDict.Load(b, P("hr.safetensors"));
             Assert.True(rep.IsClean, rep.Describe());
-            Assert.Equal(864, rep.Loaded.Count);
+            Assert.Equal(StateDict.Entries(a).Count, rep.Loaded.Count);
             var ea = StateDict.ToHost(a);
             var eb = StateDict.ToHost(b);
             Assert.Equal(ea.Count, eb.Count);

@@ -10,7 +10,14 @@ namespace Ccr.Tests.Models;
 
 /// <summary>Structure of the model zoo: names, shapes and counts against timm's own lists, and the
 /// shape-only pass. Nothing here runs a forward pass.</summary>
-public class HrNetStructureTests
+public sealed class W18Fixture : IDisposable
+{
+    // building W18 costs ~1-2 s here (thousands of small host-device copies): build it once per class
+    public HrNet Net { get; } = new(Devices.Cpu, new Rng(1), HrNetConfig.W18SmallV2);
+    public void Dispose() => Net.DisposeTensors();
+}
+
+public class HrNetStructureTests(W18Fixture w18) : IClassFixture<W18Fixture>
 {
     static readonly string[] HeadPrefixes = ["incre_modules.", "downsamp_modules.", "final_layer.", "classifier."];
 
@@ -34,8 +41,7 @@ public class HrNetStructureTests
     [Fact]
     public void W18SmallV2MatchesTimmNamesShapesAndOrder()
     {
-        var net = new HrNet(Devices.Cpu, new Rng(1), HrNetConfig.W18SmallV2);
-        try
+        var net = w18.Net;
         {
             var timm = TimmFeatureStateDict();
             var ours = StateDict.Entries(net).Select(e => (e.Name, e.Shape)).ToList();
@@ -56,7 +62,6 @@ public class HrNetStructureTests
             Assert.Equal(3_860_720, net.ParameterCount());
             Assert.Equal([18, 36, 72, 144], net.FeatureChannels);
         }
-        finally { net.DisposeTensors(); }
     }
 
     [Theory]
@@ -65,8 +70,7 @@ public class HrNetStructureTests
     [InlineData(65, 97)]  // not a multiple of 32: stride-2 convs round up
     public void ShapePassGivesStrides4To32(int h, int w)
     {
-        var net = new HrNet(Devices.Cpu, new Rng(2), HrNetConfig.W18SmallV2);
-        try
+        var net = w18.Net;
         {
             var macs = new MacCounter();
             var stages = new List<string>();
@@ -86,7 +90,6 @@ public class HrNetStructureTests
             Assert.Equal(h2 * w2 * 64 * 3 * 9, m2.Macs);
             Assert.True(macs.Macs > 0);
         }
-        finally { net.DisposeTensors(); }
     }
 
     [Fact]
