@@ -21,7 +21,7 @@ public class CcrKernelTests
     {
         var d = Devices.Get(dev);
         var x = CcrTestData.Make(3 + (int)metric, metric, N, Dim, Hw, A, quantised: false);
-        var m = CcrTestData.Mine(d, x, 5, 4, CcrSampling.Hard, 1);
+        var m = CcrTestData.Mine(d, x, 5, 4, CcrSampling.Hard, 1, distancesOnly: true);
         var fref = CcrDistances.Reference.FeatureDistances(CcrTestData.D(x.Proj), x.Anchors, N, Dim, Hw, A);
         var lref = CcrDistances.Reference.LabelDistances(CcrTestData.D(x.Labels), x.Valid, x.Anchors, N, x.L, Hw, A, metric);
         Tol.Close(fref, m.Fd, 1e-5, 1e-4, $"{dev} feature distances");
@@ -40,16 +40,16 @@ public class CcrKernelTests
     [InlineData("cpu", CcrLabelMetric.L1, CcrSampling.Basic)]
     [InlineData("cuda-on-cpu", CcrLabelMetric.Discrete, CcrSampling.Hard)]
     [InlineData("cuda-on-cpu", CcrLabelMetric.L1, CcrSampling.Hard)]
-    [InlineData("cuda-on-cpu", CcrLabelMetric.L1, CcrSampling.Basic)]
     public void MiningMatchesReferenceWithTies(string dev, CcrLabelMetric metric, CcrSampling mode)
     {
         var d = Devices.Get(dev);
         foreach (int seed in dev == "cpu" ? new[] { 1, 2, 3, 4 } : new[] { 5 })
         {
-            var x = CcrTestData.Make(seed, metric, N, Dim, Hw, A, quantised: true);
+            int a = dev == "cpu" ? A : 2; // barriers are slow on the CPU accelerator: 4 rows, one without anchor
+            var x = CcrTestData.Make(seed, metric, N, Dim, Hw, a, quantised: true);
             const int k = 6, c = 4;
             var m = CcrTestData.Mine(d, x, k, c, mode, 99u + (uint)seed);
-            var (pos, neg) = CcrSelect.Reference.Mine(CcrTestData.D(m.Fd), CcrTestData.D(m.Ld), x.Anchors, N * A, Hw, k, c,
+            var (pos, neg) = CcrSelect.Reference.Mine(CcrTestData.D(m.Fd), CcrTestData.D(m.Ld), x.Anchors, N * a, Hw, k, c,
                                                       metric, mode, 99u + (uint)seed);
             Assert.Equal(pos, m.Pos);
             Assert.Equal(neg, m.Neg);

@@ -47,7 +47,7 @@ public static class CcrTestData
     public sealed record Mined(float[] Fd, float[] Ld, int[] Pos, float[] Dpos, int[] Neg);
 
     /// <summary>Distances, bounds, positives and negatives computed on <paramref name="d"/>.</summary>
-    public static Mined Mine(Device d, Inputs x, int k, int numNeg, CcrSampling mode, uint seed)
+    public static Mined Mine(Device d, Inputs x, int k, int numNeg, CcrSampling mode, uint seed, bool distancesOnly = false)
     {
         using var scope = new TensorScope();
         int rows = x.N * x.A;
@@ -64,6 +64,7 @@ public static class CcrTestData
         var bounds = new Buf<ulong>(block, 0, 2L * rows);
         CcrDistances.FeatureDistances(d, fd.Data, proj.Data, anc.IntData, x.N, x.Dim, x.Hw, x.A);
         CcrDistances.LabelDistances(d, ld.Data, labels.Data, valid.IntData, anc.IntData, x.N, x.L, x.Hw, x.A, x.Metric);
+        if (distancesOnly) return new Mined(fd.ToArray(), ld.ToArray(), [], [], []);
         if (x.Metric != CcrLabelMetric.Discrete) CcrSelect.LabelTopKBounds(d, bounds, ld.Data, anc.IntData, rows, x.Hw, k);
         CcrSelect.HardestPositive(d, pos.IntData, dpos.Data, fd.Data, ld.Data, bounds, anc.IntData, rows, x.Hw, x.Metric, mode, seed);
         CcrSelect.SemiHardNegatives(d, neg.IntData, pos.IntData, dpos.Data, fd.Data, ld.Data, bounds, anc.IntData, rows, x.Hw,
