@@ -26,8 +26,8 @@ public enum CcrSampling { Hard = 0, Basic = 1 }
 /// with -1. Discrete labels: negatives are valid pixels of other classes. A row without a positive
 /// gets no negatives.</item></list>
 /// Random choices are the smallest keys of a hash of (seed, row, pixel): a uniform choice without
-/// replacement that both variants make identically. CUDA variant: one group per row, a 64-pass
-/// MSB-first radix select whose counts go through shared memory (one barrier per pass). CPU variant:
+/// replacement that both variants make identically. CUDA variant: one group per row, an MSB-first
+/// radix select with 8-bit digits and shared-memory histograms (5-8 barriers per selection). CPU variant:
 /// Parallel.For over rows with a bounded max-heap. Index outputs have no backward.
 /// </summary>
 public static partial class CcrSelect
@@ -98,50 +98,64 @@ public static partial class CcrSelect
 
     // ---------------------------------------------------------------- CUDA variant: one group per row
 
-    // The k-th smallest eligible key of the row (None when fewer than k are eligible), by a radix
-    // select over the bits that keys can use. cnt: 3 shared counters used round-robin, so each pass
-    // needs one barrier (the counter zeroed in pass p was last read before pass p's barrier).
-    static ulong GroupSelect(ArrayView<int> cnt, ArrayView<float> fdist, ArrayView<float> ldist, int what, int metric,
+    // The k-th smallest eligible key of the row (None when fewer than k are eligible), by an MSB-first
+    // radix select with 8-bit digits over the bits keys can use (4 digits of the float key, then
+    // ceil(idxBits / 8) of the pixel index): each pass histograms the keys that match the digits
+    // chosen so far, and every thread scans the histogram to pick the digit holding the k-th key.
+    // hist: 3 shared histograms used round-robin, so a pass needs one barrier (the one zeroed in
+    // pass p was last scanned before pass p's barrier). Barriers are what the CPU accelerator
+    // punishes, so fewer passes matter more than the 256-bin scans.
+    static ulong GroupSelect(ArrayView<int> hist, ArrayView<float> fdist, ArrayView<float> ldist, int what, int metric,
                              int row, int hw, int anc, ulong posB, ulong negB, float dpos, uint seed, int k, int idxBits)
     {
         int t = Group.IdxX, g = Group.DimX;
         int rb = row * hw;
         Group.Barrier();
-        if (t == 0) { cnt[0] = 0; cnt[1] = 0; cnt[2] = 0; }
+        for (int j = t; j < 3 * Bins; j += g) hist[j] = 0;
         Group.Barrier();
-        int local = 0;
-        for (int i = t; i < hw; i += g)
-            if (KeyOf(what, metric, row, i, anc, ldist[rb + i], fdist[rb + i], posB, negB, dpos, seed) != None) local++;
-        Atomic.Add(ref cnt[0], local);
-        Group.Barrier();
-        if (cnt[0] < k) return None;
         ulong prefix = 0, mask = 0;
-        int kRem = k, p = 1;
-        for (int b = 63; b >= 0; b--)
+        int kRem = k;
+        for (int step = 0; ; step++)
         {
-            ulong bit = 1UL << b;
-            if (b < 32 && b >= idxBits) { mask |= bit; continue; } // pixel-index bits that are always 0
-            local = 0;
+            int shift, width;
+            if (step < 4) { shift = 56 - 8 * step; width = 8; }
+            else
+            {
+                int rem = idxBits - 8 * (step - 4);
+                if (rem <= 0) break;
+                width = XMath.Min(8, rem); shift = rem - width;
+            }
+            ulong digitMask = (1UL << width) - 1;
+            int h = (step % 3) * Bins;
             for (int i = t; i < hw; i += g)
             {
                 ulong key = KeyOf(what, metric, row, i, anc, ldist[rb + i], fdist[rb + i], posB, negB, dpos, seed);
-                if (key != None && (key & mask) == prefix && (key & bit) == 0) local++;
+                if (key != None && (key & mask) == prefix) Atomic.Add(ref hist[h + (int)((key >> shift) & digitMask)], 1);
             }
-            Atomic.Add(ref cnt[p % 3], local);
             Group.Barrier();
-            int c = cnt[p % 3];
-            if (t == 0) cnt[(p + 2) % 3] = 0;
-            if (c < kRem) { kRem -= c; prefix |= bit; }
-            mask |= bit;
-            p++;
+            int z = ((step + 2) % 3) * Bins;
+            int total = 0, digit = -1, below = 0;
+            for (int b = 0; b < Bins; b++)
+            {
+                int c = hist[h + b];
+                if (digit < 0 && total + c >= kRem) { digit = b; below = total; }
+                total += c;
+            }
+            for (int j = t; j < Bins; j += g) hist[z + j] = 0;
+            if (digit < 0) return None; // only possible in the first pass: fewer than k eligible
+            kRem -= below;
+            prefix |= (ulong)digit << shift;
+            mask |= digitMask << shift;
         }
         return prefix;
     }
 
+    const int Bins = 256;
+
     static void SelectKernel(ArrayView<ulong> bounds, ArrayView<int> posIdx, ArrayView<float> dposOut, ArrayView<int> negIdx,
                              ArrayView<float> fdist, ArrayView<float> ldist, ArrayView<int> anchors, Args a)
     {
-        var cnt = SharedMemory.Allocate<int>(3);
+        var cnt = SharedMemory.Allocate<int>(3 * Bins);
         var sel = SharedMemory.Allocate<int>(MaxNegatives);
         var nsel = SharedMemory.Allocate<int>(1);
         int t = Group.IdxX, g = Group.DimX;

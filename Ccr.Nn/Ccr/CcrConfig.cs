@@ -55,7 +55,7 @@ public sealed class CcrConfig
         RampEpochs <= 0 ? Lambda : (float)(Lambda * Math.Clamp(epoch / RampEpochs, 0, 1));
 
     /// <summary>Anchors per image for a projection map of h x w.</summary>
-    public int AnchorsPerImage(int h, int w) => Math.Max(1, (int)Math.Floor(Gamma * (double)h * w));
+    public int AnchorsPerImage(int h, int w) => Math.Max(1, (int)Math.Floor(Gamma * (double)h * w + 1e-4)); // 0.01f * 19200 is 191.99999... in double
 
     public void Validate()
     {

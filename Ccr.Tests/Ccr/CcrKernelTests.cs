@@ -1,0 +1,130 @@
+using Ccr.Kernels;
+using Ccr.Nn;
+using Ccr.Tests.Common;
+using Xunit;
+
+namespace Ccr.Tests.Ccr;
+
+/// <summary>Each CCR kernel against its float64 brute-force reference on tiny maps (6x7, D = 8),
+/// both variants, all label kinds, ignored pixels, a row without anchor, and exact ties.</summary>
+public class CcrKernelTests
+{
+    const int N = 2, Dim = 8, Hw = 42, A = 3;
+
+    [Theory]
+    [InlineData("cpu", CcrLabelMetric.Discrete)]
+    [InlineData("cpu", CcrLabelMetric.L1)]
+    [InlineData("cpu", CcrLabelMetric.Angle)]
+    [InlineData("cuda-on-cpu", CcrLabelMetric.Discrete)]
+    [InlineData("cuda-on-cpu", CcrLabelMetric.Angle)]
+    public void DistancesMatchReference(string dev, CcrLabelMetric metric)
+    {
+        var d = Devices.Get(dev);
+        var x = CcrTestData.Make(3 + (int)metric, metric, N, Dim, Hw, A, quantised: false);
+        var m = CcrTestData.Mine(d, x, 5, 4, CcrSampling.Hard, 1, distancesOnly: true);
+        var fref = CcrDistances.Reference.FeatureDistances(CcrTestData.D(x.Proj), x.Anchors, N, Dim, Hw, A);
+        var lref = CcrDistances.Reference.LabelDistances(CcrTestData.D(x.Labels), x.Valid, x.Anchors, N, x.L, Hw, A, metric);
+        Tol.Close(fref, m.Fd, 1e-5, 1e-4, $"{dev} feature distances");
+        Tol.Close(lref, m.Ld, 2e-5, 1e-4, $"{dev} label distances ({metric})");
+        // the NaN pattern is the ignore mask: every ignored pixel and the anchor-less row
+        for (int row = 0; row < N * A; row++)
+            for (int i = 0; i < Hw; i++)
+                Assert.Equal(x.Anchors[row] < 0 || x.Valid[row / A * Hw + i] == 0, float.IsNaN(m.Ld[row * Hw + i]));
+    }
+
+    [Theory]
+    [InlineData("cpu", CcrLabelMetric.Discrete, CcrSampling.Hard)]
+    [InlineData("cpu", CcrLabelMetric.L1, CcrSampling.Hard)]
+    [InlineData("cpu", CcrLabelMetric.Angle, CcrSampling.Hard)]
+    [InlineData("cpu", CcrLabelMetric.Discrete, CcrSampling.Basic)]
+    [InlineData("cpu", CcrLabelMetric.L1, CcrSampling.Basic)]
+    [InlineData("cuda-on-cpu", CcrLabelMetric.Discrete, CcrSampling.Hard)]
+    [InlineData("cuda-on-cpu", CcrLabelMetric.L1, CcrSampling.Hard)]
+    public void MiningMatchesReferenceWithTies(string dev, CcrLabelMetric metric, CcrSampling mode)
+    {
+        var d = Devices.Get(dev);
+        foreach (int seed in dev == "cpu" ? new[] { 1, 2, 3, 4 } : new[] { 5 })
+        {
+            int a = dev == "cpu" ? A : 2; // barriers are slow on the CPU accelerator: 4 rows, one without anchor
+            var x = CcrTestData.Make(seed, metric, N, Dim, Hw, a, quantised: true);
+            const int k = 6, c = 4;
+            var m = CcrTestData.Mine(d, x, k, c, mode, 99u + (uint)seed);
+            var (pos, neg) = CcrSelect.Reference.Mine(CcrTestData.D(m.Fd), CcrTestData.D(m.Ld), x.Anchors, N * a, Hw, k, c,
+                                                      metric, mode, 99u + (uint)seed);
+            Assert.Equal(pos, m.Pos);
+            Assert.Equal(neg, m.Neg);
+            Assert.Contains(m.Neg, q => q >= 0); // the case is not vacuous
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(Devices.Both), MemberType = typeof(Devices))]
+    public void TripletForwardBackwardMatchReference(string dev)
+    {
+        var d = Devices.Get(dev);
+        var x = CcrTestData.Make(21, CcrLabelMetric.Discrete, N, Dim, Hw, A, quantised: false);
+        const int c = 4; const float margin = 0.9f; // a large margin: most triplets are active
+        var m = CcrTestData.Mine(Devices.Cpu, x, 6, c, CcrSampling.Basic, 5);
+        m.Neg[c + 1] = -1; // a missing negative inside a row
+        using var scope = new TensorScope();
+        int rows = N * A;
+        var proj = Tensor.FromArray(d, x.Proj, N, Dim, Hw);
+        var anc = Tensor.FromArray(d, x.Anchors, rows);
+        var pos = Tensor.FromArray(d, m.Pos, rows);
+        var neg = Tensor.FromArray(d, m.Neg, rows, c);
+        var loss = Tensor.Empty(d, rows, c); var dap = Tensor.Empty(d, rows); var dan = Tensor.Empty(d, rows, c);
+        var scalar = Tensor.Empty(d, 1); var stats = Tensor.Empty(d, CcrTriplet.StatCount);
+        var dloss = Tensor.FromArray(d, new[] { -1.7f }, 1);
+        var dproj = Tensor.Empty(d, N, Dim, Hw);
+        CcrTriplet.Forward(d, loss.Data, dap.Data, dan.Data, proj.Data, anc.IntData, pos.IntData, neg.IntData, N, Dim, Hw, A, c, margin);
+        CcrTriplet.Reduce(d, scalar.Data, stats.Data, loss.Data, dap.Data, dan.Data, anc.IntData, pos.IntData, neg.IntData, rows, c);
+        CcrTriplet.Backward(d, dproj.Data, dloss.Data, stats.Data, proj.Data, anc.IntData, pos.IntData, neg.IntData,
+                            loss.Data, dap.Data, dan.Data, N, Dim, Hw, A, c);
+        var px = CcrTestData.D(x.Proj);
+        var (refLoss, refCount) = CcrTriplet.Reference.Forward(px, x.Anchors, m.Pos, m.Neg, Dim, Hw, A, c, margin);
+        Assert.True(refCount > 4, $"only {refCount} triplets");
+        Tol.Close(refLoss, scalar.ToArray()[0], 1e-6, 1e-5, $"{dev} loss");
+        var st = stats.ToArray();
+        Assert.Equal(refCount, (int)st[(int)CcrTriplet.Stat.Triplets]);
+        Assert.Equal(N * A - 1, (int)st[(int)CcrTriplet.Stat.AnchorsSampled]);
+        var gref = CcrTriplet.Reference.Backward(-1.7, px, x.Anchors, m.Pos, m.Neg, Dim, Hw, A, c, margin);
+        Tol.Close(gref, dproj.ToArray(), 1e-6, 1e-4, $"{dev} dproj");
+        Assert.Contains(gref, v => v != 0);
+    }
+
+    [Fact]
+    public void ReferenceGradientMatchesFiniteDifferences()
+    {
+        var x = CcrTestData.Make(8, CcrLabelMetric.L1, N, 3, Hw, A, quantised: false);
+        var m = CcrTestData.Mine(Devices.Cpu, x, 6, 3, CcrSampling.Basic, 2);
+        var p = CcrTestData.D(x.Proj);
+        for (int i = 0; i < p.Length; i++) p[i] = x.Proj[i] * 0.5; // small distances: active hinges
+        var g = CcrTriplet.Reference.Backward(0.8, p, x.Anchors, m.Pos, m.Neg, 3, Hw, A, 3, 0.5);
+        var num = Rand.NumericGrad(v => 0.8 * CcrTriplet.Reference.Forward(v, x.Anchors, m.Pos, m.Neg, 3, Hw, A, 3, 0.5).Loss, p);
+        Tol.Close(num, g, 1e-7, 1e-5, "reference gradient vs central differences");
+        Assert.Contains(g, v => v != 0);
+    }
+
+    [Fact]
+    public void GradientAtZeroDistanceIsZero()
+    {
+        // anchor and positive with identical features: D(a, p) = 0 must pass no NaN and no gradient through p
+        var d = Devices.Cpu;
+        var proj = new float[] { 1, 1, 0,  0, 0, 1 }; // (1, 2, 3): pixels 0 and 1 equal
+        using var scope = new TensorScope();
+        var tp = Tensor.FromArray(d, proj, 1, 2, 3);
+        var anc = Tensor.FromArray(d, new[] { 0 }, 1); var pos = Tensor.FromArray(d, new[] { 1 }, 1);
+        var neg = Tensor.FromArray(d, new[] { 2 }, 1, 1);
+        var loss = Tensor.Empty(d, 1, 1); var dap = Tensor.Empty(d, 1); var dan = Tensor.Empty(d, 1, 1);
+        var s = Tensor.Empty(d, 1); var st = Tensor.Empty(d, CcrTriplet.StatCount);
+        var g = Tensor.Empty(d, 1, 2, 3);
+        CcrTriplet.Forward(d, loss.Data, dap.Data, dan.Data, tp.Data, anc.IntData, pos.IntData, neg.IntData, 1, 2, 3, 1, 1, 2f);
+        CcrTriplet.Reduce(d, s.Data, st.Data, loss.Data, dap.Data, dan.Data, anc.IntData, pos.IntData, neg.IntData, 1, 1);
+        CcrTriplet.Backward(d, g.Data, Tensor.FromArray(d, new[] { 1f }, 1).Data, st.Data, tp.Data, anc.IntData, pos.IntData,
+                            neg.IntData, loss.Data, dap.Data, dan.Data, 1, 2, 3, 1, 1);
+        Tol.Close(2 - Math.Sqrt(2), s.ToArray()[0], 1e-6, 1e-6, "loss");
+        var gr = g.ToArray();
+        Assert.All(gr, v => Assert.True(float.IsFinite(v)));
+        Assert.Equal(0f, gr[1]); Assert.Equal(0f, gr[4]); // the positive gets nothing
+    }
+}
