@@ -13,6 +13,9 @@ public enum ProjectorSharing
     TargetShared,
     /// <summary>A single projector for every pair.</summary>
     BothShared,
+    /// <summary>No projector: the regulariser acts on the L2-normalised task features themselves
+    /// (the paper's CCR-Basic row of Table 1).</summary>
+    None,
 }
 
 /// <summary>Which pairs are regularised each step.</summary>

@@ -34,7 +34,7 @@ public sealed class CcrLoss : Module
         _rng = new Rng(seed, 77);
         var channels = featureChannels.ToDictionary(f => f.Task, f => f.Channels);
         foreach (var t in Tasks)
-            foreach (var s in Tasks.Where(s => s != t))
+            foreach (var s in Tasks.Where(s => s != t && config.Sharing != ProjectorSharing.None))
             {
                 string key = ProjectorKey(t, s);
                 if (_projectors.ContainsKey(key))
@@ -77,7 +77,7 @@ public sealed class CcrLoss : Module
             if (!features.TryGetValue(t, out var f))
                 throw new ArgumentException($"CCR: no feature map for target task '{t}'");
             device = f.Device;
-            var proj = ProjectorFor(t, s).Forward(f);
+            var proj = Config.Sharing == ProjectorSharing.None ? Functional.F.L2Normalize(f) : ProjectorFor(t, s).Forward(f);
             var lab = labels[s].Resized(proj.Dim(2), proj.Dim(3));
             var anchors = CcrOps.SampleAnchors(_rng, lab, Config.AnchorsPerImage(proj.Dim(2), proj.Dim(3)));
             var loss = CcrOps.PairLoss(proj, lab, anchors, Config, _rng.NextUInt(), out var r, Config.CollectSamples);

@@ -119,7 +119,7 @@ public class SafeTensorsTests : IDisposable
         finally { m.DisposeTensors(); }
     }
 
-    static float[][] Snapshot(Ccr.Nn.Modules.Module m) => m.NamedParameters().Concat(m.NamedBuffers()).Select(p => p.Tensor.ToArray()).ToArray();
+    static float[][] Snapshot(global::Ccr.Nn.Modules.Module m) => m.NamedParameters().Concat(m.NamedBuffers()).Select(p => p.Tensor.ToArray()).ToArray();
 
     [Theory]
     [InlineData("truncated")]
