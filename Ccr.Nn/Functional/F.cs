@@ -76,7 +76,9 @@ public static partial class F
     {
         if (xs.Count == 0 || xs.Count != weights.Count)
             throw new ArgumentException($"WeightedSum: {xs.Count} tensors and {weights.Count} weights");
-        for (int i = 1; i < xs.Count; i++) SameShape("WeightedSum", xs[0], xs[i]);
+        // Scalars of shape [] and [1] mix freely (losses are rank 0, a constant zero may be [1]).
+        bool scalars = xs.All(x => x.Numel == 1);
+        for (int i = 1; i < xs.Count && !scalars; i++) SameShape("WeightedSum", xs[0], xs[i]);
         var d = xs[0].Device;
         var y = Tensor.Empty(d, xs[0].Shape);
         Elementwise.Axpby(d, y.Data, xs[0].Data, weights[0], 0f);

@@ -138,7 +138,7 @@ public class BatchNormTests
     {
         var d = Devices.Cpu;
         var k = Make(5, 2, 3, 4, 5);
-        var bn = new Ccr.Nn.Modules.BatchNorm2d(d, 3);
+        var bn = new global::Ccr.Nn.Modules.BatchNorm2d(d, 3);
         using var scope = new TensorScope();
         var x = Tensor.FromArray(d, k.X, 2, 3, 4, 5);
         var yTrain = bn.Forward(x).ToArray();
