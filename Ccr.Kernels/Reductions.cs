@@ -4,9 +4,6 @@ using ILGPU.Runtime;
 
 namespace Ccr.Kernels;
 
-/// <summary>Two floats, returned by <see cref="Reductions.GroupSum2"/> inside kernels.</summary>
-public struct Float2 { public float X, Y; }
-
 /// <summary>
 /// Sums: all elements to one value (two-stage on the CUDA variant, double accumulation on the CPU
 /// variant), and per channel over (N, H, W) for bias gradients. Outputs are written (=).
@@ -42,6 +39,9 @@ public static partial class Reductions
         Group.Barrier();
         return r;
     }
+
+    /// <summary>Two floats, returned by <see cref="GroupSum2"/> inside kernels.</summary>
+    public struct Float2 { public float X, Y; }
 
     /// <summary>Two sums at once (same three barriers): <paramref name="sh"/> and
     /// <paramref name="sh2"/> are shared arrays of at least Group.DimX floats each.</summary>
