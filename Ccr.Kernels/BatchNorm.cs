@@ -155,7 +155,7 @@ public static partial class BatchNorm
             throw new ArgumentException($"BatchNorm.Stats: expected more than 1 value per channel when training, got N={n}, H*W={hw}");
         if (Reductions.Host(d))
         {
-            Parallel.For(0, c, ch =>
+            Reductions.HostFor(c, m, ch =>
             {
                 var xs = x.Span;
                 double s = 0;
@@ -204,7 +204,7 @@ public static partial class BatchNorm
         if (Reductions.Host(d))
         {
             // y = x * scale + shift per plane, with scale = w * invstd, shift = b - mean * scale.
-            Parallel.For(0, n * c, p =>
+            Reductions.HostFor(n * c, hw, p =>
             {
                 int ch = p % c;
                 float scale = weight.Span[ch] * invstd.Span[ch];
@@ -229,7 +229,7 @@ public static partial class BatchNorm
         if (Reductions.Host(d))
         {
             long m = (long)n * hw;
-            Parallel.For(0, c, ch =>
+            Reductions.HostFor(c, m, ch =>
             {
                 var xs = x.Span; var dys = dy.Span;
                 float mu = mean.Span[ch], inv = invstd.Span[ch];

@@ -4,9 +4,6 @@ using ILGPU.Runtime;
 
 namespace Ccr.Kernels;
 
-/// <summary>Two floats, returned by <see cref="Reductions.GroupSum2"/> inside kernels.</summary>
-public struct Float2 { public float X, Y; }
-
 /// <summary>
 /// Sums: all elements to one value (two-stage on the CUDA variant, double accumulation on the CPU
 /// variant), and per channel over (N, H, W) for bias gradients. Outputs are written (=).
@@ -42,6 +39,9 @@ public static partial class Reductions
         Group.Barrier();
         return r;
     }
+
+    /// <summary>Two floats, returned by <see cref="GroupSum2"/> inside kernels.</summary>
+    public struct Float2 { public float X, Y; }
 
     /// <summary>Two sums at once (same three barriers): <paramref name="sh"/> and
     /// <paramref name="sh2"/> are shared arrays of at least Group.DimX floats each.</summary>
@@ -128,6 +128,26 @@ public static partial class Reductions
     static Kernels K(Device d) => d.Kernels(static d => new Kernels(d));
     internal static bool Host(Device d) => d.Variant == KernelVariant.Cpu && d.IsHostMemory;
 
+    /// <summary>Host loop over <paramref name="count"/> independent items of about
+    /// <paramref name="workPerItem"/> elements each: serial when the whole is small (a Parallel.For
+    /// costs more than 100k elements of SIMD work on a busy 2-core machine), else a few contiguous
+    /// chunks per core rather than one task per item.</summary>
+    internal static void HostFor(int count, long workPerItem, Action<int> body)
+    {
+        int cores = Environment.ProcessorCount;
+        if (cores == 1 || count == 1 || count * workPerItem < 1 << 16)
+        {
+            for (int i = 0; i < count; i++) body(i);
+            return;
+        }
+        int chunks = Math.Min(count, cores * 4);
+        Parallel.For(0, chunks, k =>
+        {
+            int hi = (int)((long)(k + 1) * count / chunks);
+            for (int i = (int)((long)k * count / chunks); i < hi; i++) body(i);
+        });
+    }
+
     internal static void CheckGroup(Device d, string op)
     {
         if (d.GroupSize > MaxGroup)
@@ -182,7 +202,7 @@ public static partial class Reductions
         if (Host(d))
         {
             var xp = x; var dp = dst;
-            Parallel.For(0, c, ch =>
+            HostFor(c, (long)n * hw, ch =>
             {
                 var xs = xp.Span;
                 double s = 0;

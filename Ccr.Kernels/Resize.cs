@@ -156,7 +156,7 @@ public static partial class Resize
         {
             var (ry0, ry1, rly) = BilinearTable(inH, outH);
             var (cx0, cx1, clx) = BilinearTable(inW, outW);
-            Parallel.For(0, planes * outH, row =>
+            Reductions.HostFor(planes * outH, outW, row =>
             {
                 int p = row / outH, oy = row - p * outH;
                 var xs = x.Span; var ys = y.Span.Slice(row * outW, outW);
@@ -185,7 +185,7 @@ public static partial class Resize
         {
             var (ry0, ry1, rly) = BilinearTable(inH, outH);
             var (cx0, cx1, clx) = BilinearTable(inW, outW);
-            Parallel.For(0, planes, p =>
+            Reductions.HostFor(planes, (long)outH * outW, p =>
             {
                 var dxs = dx.Span.Slice(p * inH * inW, inH * inW);
                 var dys = dy.Span.Slice(p * outH * outW, outH * outW);
@@ -219,7 +219,7 @@ public static partial class Resize
         if (Reductions.Host(d))
         {
             var ry = NearestTable(inH, outH); var cx = NearestTable(inW, outW);
-            Parallel.For(0, planes * outH, row =>
+            Reductions.HostFor(planes * outH, outW, row =>
             {
                 int p = row / outH, oy = row - p * outH;
                 var src = x.Span.Slice((p * inH + ry[oy]) * inW, inW);
@@ -239,7 +239,7 @@ public static partial class Resize
         if (Reductions.Host(d))
         {
             var ry = NearestTable(inH, outH); var cx = NearestTable(inW, outW);
-            Parallel.For(0, planes, p =>
+            Reductions.HostFor(planes, (long)outH * outW, p =>
             {
                 var dxs = dx.Span.Slice(p * inH * inW, inH * inW);
                 var dys = dy.Span.Slice(p * outH * outW, outH * outW);

@@ -111,7 +111,7 @@ public static partial class ShapeOps
         if (Reductions.Host(d))
         {
             int chunks = (hw + PixelChunk - 1) / PixelChunk;
-            Parallel.For(0, n * chunks, job =>
+            Reductions.HostFor(n * chunks, (long)PixelChunk * c, job =>
             {
                 int b = job / chunks, i0 = job % chunks * PixelChunk, len = Math.Min(PixelChunk, hw - i0);
                 var xs = x.Span; var ys = y.Span;
@@ -147,7 +147,7 @@ public static partial class ShapeOps
         if (Reductions.Host(d))
         {
             int chunks = (hw + PixelChunk - 1) / PixelChunk;
-            Parallel.For(0, n * chunks, job =>
+            Reductions.HostFor(n * chunks, (long)PixelChunk * c, job =>
             {
                 int b = job / chunks, i0 = job % chunks * PixelChunk, len = Math.Min(PixelChunk, hw - i0);
                 var dys = dy.Span; var ys = y.Span; var dxs = dx.Span;

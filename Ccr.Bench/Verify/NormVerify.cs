@@ -173,6 +173,11 @@ public sealed class NormVerify : IVerifySuite
         return (Reductions.Reference.SumPerChannel(VerifyData.D(x), n, c, hw), y.ToArray());
     }
 
-    static double[] Cat(params double[][] a) => a.SelectMany(v => v).ToArray();
-    static float[] Cat(params float[][] a) => a.SelectMany(v => v).ToArray();
+    static T[] Cat<T>(params T[][] a)
+    {
+        var r = new T[a.Sum(v => (long)v.Length)];
+        long o = 0;
+        foreach (var v in a) { Array.Copy(v, 0, r, o, v.Length); o += v.Length; }
+        return r;
+    }
 }
