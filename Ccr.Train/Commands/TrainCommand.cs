@@ -81,7 +81,8 @@ public static class TrainCommand
         {
             Console.CancelKeyPress -= onCancel;
         }
-        if (printTable && trainer.LastEval != null) ResultsTable.Print(trainer.LastEval, dir);
+        if (printTable && trainer.LastEval != null)
+            ResultsTable.Print(trainer.LastEval, dir, ChanceLevels.Compute(session.ValSet, cfg.Tasks));
         return 0;
     }
 }

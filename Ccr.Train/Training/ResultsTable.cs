@@ -5,7 +5,8 @@ namespace Ccr.Train.Training;
 /// <summary>The closing table of a run: every task's metrics, and where the files are.</summary>
 public static class ResultsTable
 {
-    public static void Print(Dictionary<string, Dictionary<string, double>> metrics, string dir)
+    public static void Print(Dictionary<string, Dictionary<string, double>> metrics, string dir,
+                             IReadOnlyDictionary<string, double>? chance = null)
     {
         Console.WriteLine();
         Console.WriteLine($"{"task",-12} {"metric",-10} {"value",10}");
@@ -16,6 +17,9 @@ public static class ResultsTable
             foreach (var (k, v) in m.OrderBy(kv => kv.Key == main ? 0 : 1))
                 Console.WriteLine($"{(k == main ? task : ""),-12} {k,-10} {v,10:F4}");
         }
+        if (chance is { Count: > 0 })
+            Console.WriteLine("for comparison, a model that learned nothing: " + string.Join(", ",
+                chance.Select(kv => $"{kv.Key} {kv.Value:F4}")) + " (majority class / mean depth)");
         Console.WriteLine();
         Console.WriteLine($"run folder: {Path.GetFullPath(dir)}");
         Console.WriteLine("  config.yaml, metrics.csv, eval.json, last.ckpt, best.ckpt" +
