@@ -58,6 +58,78 @@ public class TrainerTests
     }
 
     [Fact]
+    public void EvalPredictionsScoreTheSameAndInferWritesPictures()
+    {
+        string root = Path.Combine(Path.GetTempPath(), "ccr-eval-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            string data = Path.Combine(root, "data"), run = Path.Combine(root, "run");
+            Train(Tiny(data, "train.max_steps=2", "device=cpu"), run, resume: false);
+            string ckpt = Path.Combine(run, "last.ckpt");
+            string ev = Path.Combine(root, "eval");
+            Assert.Equal(0, global::Ccr.Train.Commands.EvalCommand.Run(["--checkpoint", ckpt, "--out", ev, "--save-predictions"]));
+            var evalJson = global::Ccr.Train.Training.EvalFiles.Read(Path.Combine(ev, "eval.json"));
+
+            // score reads the saved prediction files back: class maps and depth are stored exactly
+            string synth = Directory.GetDirectories(data).Single();
+            string scored = Path.Combine(root, "scored.json");
+            Assert.Equal(0, global::Ccr.Train.Commands.ScoreCommand.Run(["--data", "synth:" + synth, "--predictions",
+                Path.Combine(ev, "predictions"), "--tasks", "semseg,depth", "--out", scored]));
+            var s = global::Ccr.Train.Training.EvalFiles.Read(scored);
+            Assert.Equal(evalJson["semseg"]["mIoU"], s["semseg"]["mIoU"], 9);
+            Assert.Equal(evalJson["depth"]["rmse"], s["depth"]["rmse"], 5);
+
+            string pics = Path.Combine(root, "pics");
+            Assert.Equal(0, global::Ccr.Train.Commands.InferCommand.Run(["--checkpoint", ckpt, "--images", Path.Combine(synth, "images"), "--out", pics]));
+            var png = Directory.GetFiles(pics, "*.png");
+            Assert.NotEmpty(png);
+            using var img = SixLabors.ImageSharp.Image.Load(png[0]);
+            Assert.Equal(32, img.Height);
+            Assert.Equal(4 * 32 + 3 * 4, img.Width); // input + semseg, depth, normals with 4-pixel gaps
+        }
+        finally
+        {
+            if (Directory.Exists(root)) Directory.Delete(root, recursive: true);
+        }
+    }
+
+    [Fact]
+    public void AblateWritesTables1And3AndReusesFinishedRuns()
+    {
+        string root = Path.Combine(Path.GetTempPath(), "ccr-ablate-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            var sets = new List<string>
+            {
+                "data.path=" + Path.Combine(root, "data"), "data.train_size=6", "data.val_size=2", "data.height=32",
+                "data.width=32", "data.crop_height=32", "data.crop_width=32", "data.workers=1", "train.batch_size=3",
+                "train.epochs=1", "train.eval_every=0", "ccr.top_k=8", "ccr.proj_dim=8", "model.head_channels=8",
+                "tasks=[semseg,depth]", "device=cpu",
+            };
+            var args = new List<string> { "--out", Path.Combine(root, "ablate"), "--tables", "table1,table3" };
+            foreach (var s in sets) { args.Add("--set"); args.Add(s); }
+            Assert.Equal(0, global::Ccr.Train.Commands.AblateCommand.Run(args.ToArray()));
+            string md = File.ReadAllText(Path.Combine(root, "ablate", "ablation.md"));
+            foreach (var row in new[] { "Table 1", "Table 3", "ST baseline", "MT baseline", "CCR-Basic", "+ Proj + SS + CTS", "CCR, unshared", "CCR, Tt-shared", "CCR, Ts-shared" })
+                Assert.Contains(row, md);
+            using var json = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(root, "ablate", "ablation.json")));
+            var t1 = json.RootElement.GetProperty("table1");
+            Assert.Equal(6, t1.GetArrayLength()); // one ST row + MT baseline + four CCR variants
+            Assert.Equal(System.Text.Json.JsonValueKind.Number, t1[1].GetProperty("delta_m").ValueKind);
+            Assert.Equal(5, json.RootElement.GetProperty("table3").GetArrayLength());
+
+            // a second call finds every eval.json and trains nothing
+            var stamp = File.GetLastWriteTimeUtc(Path.Combine(root, "ablate", "mt_baseline", "eval.json"));
+            Assert.Equal(0, global::Ccr.Train.Commands.AblateCommand.Run(args.ToArray()));
+            Assert.Equal(stamp, File.GetLastWriteTimeUtc(Path.Combine(root, "ablate", "mt_baseline", "eval.json")));
+        }
+        finally
+        {
+            if (Directory.Exists(root)) Directory.Delete(root, recursive: true);
+        }
+    }
+
+    [Fact]
     public void UnknownConfigKeysAreErrorsThatListTheValidOnes()
     {
         var e = Assert.Throws<UsageException>(() => ConfigLoader.Load("synth-cpu", ["train.learning_rate=0.1"]));

@@ -93,8 +93,14 @@ public static class AblateCommand
             md.AppendLine(" Δm (%) ↑ |");
             md.Append("|---|").Append(string.Concat(baseCfg.Tasks.Select(_ => "---|"))).AppendLine("---|");
             var jrows = new List<object>();
+            bool stShown = false;
             foreach (var v in rows)
             {
+                if (v.Name.StartsWith("st_"))
+                {
+                    if (stShown) continue; // one ST row gathers every single-task run
+                    stShown = true;
+                }
                 var r = results[v.Name];
                 string label = v.Name.StartsWith("st_") ? "ST baseline" : v.Label;
                 md.Append($"| {label} |");
@@ -111,8 +117,7 @@ public static class AblateCommand
                 }
                 double? dm = !v.Name.StartsWith("st_") && single.Count == baseCfg.Tasks.Count ? DeltaM.Compute(r, single) : null;
                 md.AppendLine(dm is double d ? string.Create(CultureInfo.InvariantCulture, $" {d:F3} |") : " - |");
-                jrows.Add(new { name = v.Name, label, metrics = values, delta_m = dm });
-                if (v.Name.StartsWith("st_")) break; // one ST row summarises all single-task runs
+                jrows.Add(new { name = v.Name.StartsWith("st_") ? "st_baseline" : v.Name, label, metrics = values, delta_m = dm });
             }
             md.AppendLine();
             json[table] = jrows;
