@@ -98,3 +98,59 @@ public class EdgeOdsTests
         Assert.Equal(1, m.Compute()["odsF"], 12);
     }
 }
+
+public class EdgeMatchingReferenceTests
+{
+    /// <summary>Plain Kuhn's algorithm from scratch (recursive DFS): the reference maximum matching.</summary>
+    private static int MaxMatching(List<(int Y, int X)> pred, List<(int Y, int X)> gt, double radius)
+    {
+        var matchR = new int[gt.Count];
+        Array.Fill(matchR, -1);
+        bool Try(int u, bool[] seen)
+        {
+            for (int g = 0; g < gt.Count; g++)
+            {
+                double dy = pred[u].Y - gt[g].Y, dx = pred[u].X - gt[g].X;
+                if (dy * dy + dx * dx > radius * radius || seen[g]) continue;
+                seen[g] = true;
+                if (matchR[g] < 0 || Try(matchR[g], seen)) { matchR[g] = u; return true; }
+            }
+            return false;
+        }
+        int m = 0;
+        for (int u = 0; u < pred.Count; u++) if (Try(u, new bool[gt.Count])) m++;
+        return m;
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    [InlineData(3)]
+    public void IncrementalMatchingEqualsFromScratchMaximumMatching(int seed)
+    {
+        const int h = 20, w = 24;
+        var rng = new Ccr.Train.Data.Rng((ulong)seed);
+        var prob = new float[h * w];
+        var gt = new float[h * w];
+        for (int i = 0; i < h * w; i++)
+        {
+            if (rng.Chance(0.25)) prob[i] = (float)rng.NextDouble();
+            if (rng.Chance(0.2)) gt[i] = 1;
+        }
+        double maxDist = 0.06; // radius 0.06 * 31.2 = 1.87 px: crowded, many competing matches
+        var m = new EdgeOdsMetric(maxDist, nms: false);
+        m.Update(prob, gt, h, w);
+        var curve = m.Curve();
+        double radius = maxDist * Math.Sqrt(h * h + w * w);
+        var gts = new List<(int, int)>();
+        for (int i = 0; i < h * w; i++) if (gt[i] > 0) gts.Add((i / w, i % w));
+        for (int t = 0; t < EdgeOdsMetric.ThresholdCount; t += 7)
+        {
+            var preds = new List<(int, int)>();
+            for (int i = 0; i < h * w; i++) if (prob[i] >= EdgeOdsMetric.Thresholds[t]) preds.Add((i / w, i % w));
+            int matched = MaxMatching(preds, gts, radius);
+            Assert.Equal((double)matched / gts.Count, curve[t].R, 12);
+            if (preds.Count > 0) Assert.Equal((double)matched / preds.Count, curve[t].P, 12);
+        }
+    }
+}
