@@ -53,6 +53,12 @@ internal sealed class EdgeMatcher
         Array.Fill(matchL, -1);
         Array.Fill(matchR, -1);
         var visitStamp = new int[GtCount];
+        // Ground truth that a failed search reached can never lie on an augmenting path later:
+        // its alternating closure is all matched and only left vertices are ever added, and no
+        // augmentation passes through it, so its matches never change. Skipping it keeps the
+        // whole pass near-linear (the Hopcroft-Karp "dead vertex" argument).
+        var dead = new bool[GtCount];
+        var visited = new List<int>();
         var parentRight = new int[GtCount];
         var queue = new Queue<int>();
         int stamp = 0, matched = 0, added = 0;
@@ -66,7 +72,7 @@ internal sealed class EdgeMatcher
             {
                 int u0 = added++;
                 adj[u0] = Neighbours(candidates[u0]);
-                if (GtCount == 0 || adj[u0].Length == 0) continue;
+                if (matched == GtCount || adj[u0].Length == 0) continue;
                 if (Augment(u0)) matched++;
             }
             result[t] = (matched, added);
@@ -76,6 +82,7 @@ internal sealed class EdgeMatcher
         bool Augment(int u0)
         {
             stamp++;
+            visited.Clear();
             queue.Clear();
             queue.Enqueue(u0);
             int endRight = -1;
@@ -84,14 +91,19 @@ internal sealed class EdgeMatcher
                 int u = queue.Dequeue();
                 foreach (int g in adj[u])
                 {
-                    if (visitStamp[g] == stamp) continue;
+                    if (visitStamp[g] == stamp || dead[g]) continue;
                     visitStamp[g] = stamp;
+                    visited.Add(g);
                     parentRight[g] = u;
                     if (matchR[g] < 0) { endRight = g; break; }
                     queue.Enqueue(matchR[g]);
                 }
             }
-            if (endRight < 0) return false;
+            if (endRight < 0)
+            {
+                foreach (int g in visited) dead[g] = true;
+                return false;
+            }
             // Flip the alternating path back to u0.
             int gCur = endRight;
             while (gCur >= 0)
