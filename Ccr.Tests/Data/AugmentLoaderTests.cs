@@ -106,5 +106,7 @@ public class AugmentLoaderTests
         Assert.Equal(255, b.Semseg![29 * 40 + 39]);          // padding of the first sample
         Assert.Equal(small.Semseg![0], b.Semseg[0]);
         TestData.Close((small.Image[0] - 0.485) / 0.229, b.Images[0], 1e-6);
+        Assert.Equal(small.Semseg, b.Slice(b.Semseg, 0, 1));
+        Assert.Equal(big.Normals, b.Slice(b.Normals!, 1, 3));
     }
 }
