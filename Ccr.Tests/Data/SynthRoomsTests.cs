@@ -60,6 +60,9 @@ public class SynthRoomsTests
                     bool down = y + 1 < h && s.Semseg![i] != s.Semseg[i + w];
                     if (right || down) Assert.Equal(1f, s.Edge![i]);
                 }
+            // The centre pixel's ray is about the optical axis: its normal faces the camera (z < 0).
+            int centre = (h / 2) * w + w / 2;
+            Assert.True(s.Normals![2 * n + centre] < 0, "normal at the centre faces the camera");
             // Floor below the horizon: the bottom row centre is the floor or an object, never the ceiling.
             Assert.NotEqual(SynthClasses.Ceiling, s.Semseg![(h - 1) * w + w / 2]);
         }

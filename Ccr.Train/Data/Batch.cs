@@ -83,6 +83,22 @@ public sealed class Batch
         };
     }
 
+    /// <summary>
+    /// Sample b of an (N, C, H, W) array (a prediction or a label) cropped to that sample's own
+    /// size: (C, Heights[b], Widths[b]), ready for the metrics and <see cref="PredictionWriter"/>.
+    /// </summary>
+    public T[] Slice<T>(T[] data, int b, int channels)
+    {
+        int p = Height * Width, h = Heights[b], w = Widths[b];
+        if (data.Length != N * channels * p)
+            throw new ArgumentException($"array of {data.Length} values is not ({N}, {channels}, {Height}, {Width})");
+        var r = new T[channels * h * w];
+        for (int c = 0; c < channels; c++)
+            for (int y = 0; y < h; y++)
+                Array.Copy(data, (b * channels + c) * p + y * Width, r, (c * h + y) * w, w);
+        return r;
+    }
+
     private static InvalidOperationException Missing(Sample s, string task) =>
         new($"sample '{s.Id}' has no {task} label but the first sample of its batch has one");
 

@@ -88,16 +88,14 @@ public static class ImageIo
     public static void SaveGray(string path, ReadOnlySpan<byte> pixels, int height, int width)
     {
         if (pixels.Length != height * width) throw new ArgumentException($"{path}: {pixels.Length} pixels for {height}x{width}");
-        using var img = Image.LoadPixelData<L8>(pixels, width, height);
-        Save(img, path, PngColorType.Grayscale);
+        PngWriter.Write(path, pixels, height, width, 1);
     }
 
     /// <summary>Writes (H, W, 3) interleaved bytes as an RGB PNG.</summary>
     public static void SaveRgb(string path, ReadOnlySpan<byte> hwc, int height, int width)
     {
         if (hwc.Length != height * width * 3) throw new ArgumentException($"{path}: {hwc.Length} bytes for {height}x{width}x3");
-        using var img = Image.LoadPixelData<Rgb24>(hwc, width, height);
-        Save(img, path, PngColorType.Rgb);
+        PngWriter.Write(path, hwc, height, width, 3);
     }
 
     /// <summary>Writes (3, H, W) RGB in [0, 1] as an RGB PNG (rounded, clamped).</summary>
@@ -146,11 +144,5 @@ public static class ImageIo
         {
             throw new DataFileException(path, $"corrupt or unsupported image ({e.Message})", e);
         }
-    }
-
-    private static void Save<T>(Image<T> img, string path, PngColorType type) where T : unmanaged, IPixel<T>
-    {
-        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
-        img.SaveAsPng(path, new PngEncoder { ColorType = type, BitDepth = PngBitDepth.Bit8, CompressionLevel = PngCompressionLevel.BestSpeed });
     }
 }

@@ -82,11 +82,28 @@ public sealed class Shape
     public double CosYaw = 1, SinYaw;
     public int Class, Instance, Part;
     public Vec3 Albedo;
+    private double _boundSq = -1; // squared radius of a sphere around Center that holds the solid
+
+    /// <summary>Precomputes the bounding sphere; call once after the fields are set.</summary>
+    public void Prepare()
+    {
+        double r = Kind switch
+        {
+            ShapeKind.Sphere => Radius,
+            ShapeKind.Box => Half.Length,
+            _ => Math.Sqrt(Half.X * Half.X + Half.Y * Half.Y),
+        };
+        _boundSq = r * r * 1.0001 + 1e-9;
+    }
 
     /// <summary>Nearest hit with t in (tMin, tMax): returns t and the outward world normal.</summary>
     public bool Intersect(Vec3 o, Vec3 d, double tMin, double tMax, out double t, out Vec3 n)
     {
         t = 0; n = default;
+        // Cheap rejection: the ray's closest approach to the bounding sphere's centre.
+        Vec3 oc = Center - o;
+        double proj = oc.Dot(d), dd = d.Dot(d);
+        if (_boundSq >= 0 && oc.Dot(oc) - proj * proj / dd > _boundSq) return false;
         Vec3 lo = ToLocal(o - Center), ld = ToLocal(d);
         Vec3 ln;
         switch (Kind)
@@ -121,8 +138,9 @@ public sealed class Shape
                     if (disc >= 0)
                     {
                         double s = Math.Sqrt(disc);
-                        foreach (double tc in new[] { (-b - s) / a, (-b + s) / a })
+                        for (int k = 0; k < 2; k++)
                         {
+                            double tc = (-b + (k == 0 ? -s : s)) / a;
                             if (tc <= tMin || tc >= best) continue;
                             double y = lo.Y + ld.Y * tc;
                             if (y < -h || y > h) continue;
@@ -133,8 +151,9 @@ public sealed class Shape
                 }
                 if (Math.Abs(ld.Y) > 1e-12)
                 {
-                    foreach (double cy in new[] { -h, h })
+                    for (int k = 0; k < 2; k++)
                     {
+                        double cy = k == 0 ? -h : h;
                         double tc = (cy - lo.Y) / ld.Y;
                         if (tc <= tMin || tc >= best) continue;
                         double x = lo.X + ld.X * tc, z = lo.Z + ld.Z * tc;

@@ -55,6 +55,7 @@ public sealed class SynthScene
         }
         int nPanels = 1 + rng.NextInt(3);
         for (int k = 0; k < nPanels; k++) s.AddPanel(ref rng, instance++);
+        foreach (var shape in s.Shapes) shape.Prepare();
         return s;
     }
 

@@ -2,10 +2,14 @@ namespace Ccr.Train.Metrics;
 
 /// <summary>
 /// Maximum-cardinality bipartite matching between predicted edge pixels (left) and ground-truth
-/// edge pixels (right), an edge joining pixels at Euclidean distance &lt;= radius. Greedy nearest-
-/// first matching, then one augmenting-path search (BFS over alternating paths) per unmatched
-/// prediction; by Berge's theorem the result is a maximum matching. The ground truth is fixed per
-/// image, the prediction changes per threshold.
+/// edge pixels (right), an edge joining pixels at Euclidean distance &lt;= radius, for every
+/// threshold of one image in a single incremental pass.
+/// Thresholds are visited from high to low, so the predicted set only grows. A maximum matching of
+/// the smaller set stays maximum for the old vertices in the larger graph (an augmenting path from
+/// an old unmatched vertex would alternate through matched, hence old, vertices only, and so would
+/// have existed before); so it is enough to search one augmenting path (BFS over alternating paths)
+/// from each newly added vertex, nearest ground truth first (Kuhn's algorithm; by Berge's theorem
+/// the result is maximum at every threshold). Cost: one matching per image, not one per threshold.
 /// </summary>
 internal sealed class EdgeMatcher
 {
@@ -31,45 +35,54 @@ internal sealed class EdgeMatcher
         _offsets = offs.OrderBy(o => o.Item1).ThenBy(o => o.Item2).ThenBy(o => o.Item3).Select(o => (o.Item2, o.Item3)).ToArray();
     }
 
-    /// <summary>Returns (matched pairs, predicted pixels).</summary>
-    public (int Matched, int Predicted) Match(bool[] pred)
+    /// <summary>
+    /// e: the (H, W) edge strengths (after NMS); usable: pixels that may be predictions (not
+    /// ignored). For each threshold t (any order) returns (matched pairs, predicted pixels) with
+    /// predictions = usable pixels with e &gt;= t.
+    /// </summary>
+    public (int Matched, int Predicted)[] MatchAll(float[] e, bool[] usable, float[] thresholds)
     {
-        var predPixels = new List<int>();
-        for (int i = 0; i < pred.Length; i++) if (pred[i]) predPixels.Add(i);
-        int nl = predPixels.Count;
-        if (nl == 0 || GtCount == 0) return (0, nl);
-        var adj = new List<int>[nl];
-        for (int u = 0; u < nl; u++)
-        {
-            int p = predPixels[u], y = p / _w, x = p % _w;
-            var list = new List<int>();
-            foreach (var (dy, dx) in _offsets)
-            {
-                int yy = y + dy, xx = x + dx;
-                if (yy < 0 || yy >= _h || xx < 0 || xx >= _w) continue;
-                int g = _gtIndex[yy * _w + xx];
-                if (g >= 0) list.Add(g);
-            }
-            adj[u] = list;
-        }
+        var candidates = new List<int>();
+        for (int i = 0; i < e.Length; i++) if (usable[i] && e[i] > 0 && !float.IsNaN(e[i])) candidates.Add(i);
+        // Strongest first: the prefix of this order above a threshold is that threshold's prediction.
+        candidates.Sort((a, b) => e[b].CompareTo(e[a]) != 0 ? e[b].CompareTo(e[a]) : a.CompareTo(b));
+        int nl = candidates.Count;
+        var adj = new int[nl][];
         var matchL = new int[nl];
         var matchR = new int[GtCount];
         Array.Fill(matchL, -1);
         Array.Fill(matchR, -1);
-        int matched = 0;
-        foreach (int u in Enumerable.Range(0, nl))
-            foreach (int g in adj[u])
-                if (matchR[g] < 0) { matchR[g] = u; matchL[u] = g; matched++; break; }
-
-        // Augmenting paths from each unmatched left vertex: BFS over (left -> any right, right -> its match).
         var visitStamp = new int[GtCount];
-        var parentRight = new int[GtCount]; // left vertex that reached this right vertex
+        // Ground truth that a failed search reached can never lie on an augmenting path later:
+        // its alternating closure is all matched and only left vertices are ever added, and no
+        // augmentation passes through it, so its matches never change. Skipping it keeps the
+        // whole pass near-linear (the Hopcroft-Karp "dead vertex" argument).
+        var dead = new bool[GtCount];
+        var visited = new List<int>();
+        var parentRight = new int[GtCount];
         var queue = new Queue<int>();
-        int stamp = 0;
-        for (int u0 = 0; u0 < nl; u0++)
+        int stamp = 0, matched = 0, added = 0;
+
+        var order = Enumerable.Range(0, thresholds.Length).OrderByDescending(t => thresholds[t]).ToArray();
+        var result = new (int, int)[thresholds.Length];
+        foreach (int t in order)
         {
-            if (matchL[u0] >= 0 || adj[u0].Count == 0) continue;
+            float thr = thresholds[t];
+            while (added < nl && e[candidates[added]] >= thr)
+            {
+                int u0 = added++;
+                adj[u0] = Neighbours(candidates[u0]);
+                if (matched == GtCount || adj[u0].Length == 0) continue;
+                if (Augment(u0)) matched++;
+            }
+            result[t] = (matched, added);
+        }
+        return result;
+
+        bool Augment(int u0)
+        {
             stamp++;
+            visited.Clear();
             queue.Clear();
             queue.Enqueue(u0);
             int endRight = -1;
@@ -78,15 +91,20 @@ internal sealed class EdgeMatcher
                 int u = queue.Dequeue();
                 foreach (int g in adj[u])
                 {
-                    if (visitStamp[g] == stamp) continue;
+                    if (visitStamp[g] == stamp || dead[g]) continue;
                     visitStamp[g] = stamp;
+                    visited.Add(g);
                     parentRight[g] = u;
                     if (matchR[g] < 0) { endRight = g; break; }
                     queue.Enqueue(matchR[g]);
                 }
             }
-            if (endRight < 0) continue;
-            // Flip the path back to u0.
+            if (endRight < 0)
+            {
+                foreach (int g in visited) dead[g] = true;
+                return false;
+            }
+            // Flip the alternating path back to u0.
             int gCur = endRight;
             while (gCur >= 0)
             {
@@ -96,8 +114,22 @@ internal sealed class EdgeMatcher
                 matchR[gCur] = u;
                 gCur = u == u0 ? -1 : prev;
             }
-            matched++;
+            return true;
         }
-        return (matched, nl);
+    }
+
+    /// <summary>Ground-truth vertices within the radius of a pixel, nearest first.</summary>
+    private int[] Neighbours(int p)
+    {
+        int y = p / _w, x = p % _w;
+        var list = new List<int>();
+        foreach (var (dy, dx) in _offsets)
+        {
+            int yy = y + dy, xx = x + dx;
+            if (yy < 0 || yy >= _h || xx < 0 || xx >= _w) continue;
+            int g = _gtIndex[yy * _w + xx];
+            if (g >= 0) list.Add(g);
+        }
+        return list.ToArray();
     }
 }

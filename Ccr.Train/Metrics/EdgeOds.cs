@@ -11,8 +11,8 @@ namespace Ccr.Train.Metrics;
 /// <item>Matching of predicted and ground-truth edge pixels with maximum distance
 /// maxDist x image diagonal (0.011 NYUD, 0.0075 PASCAL). BSDS's correspondPixels solves a min-cost
 /// assignment (CSA) whose objective is dominated by the number of matches; here we compute an exact
-/// maximum-cardinality bipartite matching within the radius (greedy nearest-first, then augmenting
-/// paths), which yields the same matched counts whenever the CSA optimum is maximum-cardinality,
+/// maximum-cardinality bipartite matching within the radius (<see cref="EdgeMatcher"/>: augmenting
+/// paths, incremental over the thresholds), which yields the same matched counts whenever the CSA optimum is maximum-cardinality,
 /// and differs only in which pixels pair up, which does not enter P or R.</item>
 /// <item>Per threshold, matched predictions, predictions, matched ground truth and ground truth are
 /// summed over the dataset; P, R and F = 2PR / (P + R) per threshold; ODS = the best F over the
@@ -55,17 +55,16 @@ public sealed class EdgeOdsMetric : ITaskMetric
             else gtMask[i] = gt[i] > 0.5f;
         }
         double radius = MaxDist * Math.Sqrt((double)h * h + (double)w * w);
-        var matcher = new EdgeMatcher(gtMask, h, w, radius);
-        var predMask = new bool[h * w];
+        var usable = new bool[h * w];
+        for (int i = 0; i < usable.Length; i++) usable[i] = !ignore[i];
+        var counts = new EdgeMatcher(gtMask, h, w, radius).MatchAll(e, usable, Thresholds);
+        int gtCount = gtMask.Count(b => b);
         for (int t = 0; t < ThresholdCount; t++)
         {
-            float thr = Thresholds[t];
-            for (int i = 0; i < e.Length; i++) predMask[i] = !ignore[i] && e[i] >= thr;
-            var (matched, predicted) = matcher.Match(predMask);
-            _cntP[t] += matched;
-            _sumP[t] += predicted;
-            _cntR[t] += matched;
-            _sumR[t] += matcher.GtCount;
+            _cntP[t] += counts[t].Matched;
+            _sumP[t] += counts[t].Predicted;
+            _cntR[t] += counts[t].Matched;
+            _sumR[t] += gtCount;
         }
     }
 

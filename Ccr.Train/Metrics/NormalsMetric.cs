@@ -14,7 +14,7 @@ public sealed class NormalsMetric : ITaskMetric
 {
     private const double BinWidth = 1e-3;
     private readonly long[] _hist = new long[(int)(180 / BinWidth) + 2];
-    private double _sum, _sumSq;
+    private double _sum, _sumSq, _min = double.PositiveInfinity, _max = double.NegativeInfinity;
     private long _n, _t11, _t22, _t30;
 
     public string Task => TaskNames.Normals;
@@ -45,6 +45,8 @@ public sealed class NormalsMetric : ITaskMetric
     {
         _sum += angle;
         _sumSq += angle * angle;
+        _min = Math.Min(_min, angle);
+        _max = Math.Max(_max, angle);
         _n++;
         if (angle < 11.25) _t11++;
         if (angle < 22.5) _t22++;
@@ -76,8 +78,10 @@ public sealed class NormalsMetric : ITaskMetric
         return _n % 2 == 1 ? Quantile((_n - 1) / 2) : 0.5 * (Quantile(_n / 2 - 1) + Quantile(_n / 2));
     }
 
-    /// <summary>The k-th smallest angle (0-based), placing a bin's c values evenly inside it.</summary>
-    private double Quantile(long k)
+    /// <summary>The k-th smallest angle (0-based), placing a bin's c values evenly inside it, within [min, max].</summary>
+    private double Quantile(long k) => Math.Clamp(BinQuantile(k), _min, _max);
+
+    private double BinQuantile(long k)
     {
         long seen = 0;
         for (int b = 0; b < _hist.Length; b++)
