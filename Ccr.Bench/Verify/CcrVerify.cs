@@ -20,7 +20,9 @@ public sealed class CcrVerify : IVerifySuite
     {
         var shapes = small
             ? new[] { new Shape(2, 8, 6, 7, 2, 6, 4) }
-            : new[] { new Shape(1, 3, 5, 9, 4, 5, 3), new Shape(2, 16, 30, 40, 12, 128, 16), new Shape(4, 128, 120, 160, 192, 128, 16) };
+            : device.IsCuda // the paper's scale: its float64 references alone take ~1 min per case on 2 cores
+                ? new[] { new Shape(1, 3, 5, 9, 4, 5, 3), new Shape(2, 16, 30, 40, 12, 128, 16), new Shape(4, 128, 120, 160, 192, 128, 16) }
+                : new[] { new Shape(1, 3, 5, 9, 4, 5, 3), new Shape(2, 16, 30, 40, 12, 128, 16) };
         foreach (var s in shapes)
             foreach (var metric in new[] { CcrLabelMetric.Discrete, CcrLabelMetric.L1, CcrLabelMetric.Angle })
             {
@@ -108,7 +110,10 @@ public sealed class CcrVerify : IVerifySuite
         var gradR = CcrTriplet.Reference.Backward(1.3, pd, anchors, posK, negK, s.Dim, hw, s.A, s.C, 0.2);
         static float[] F(int[] a) => Array.ConvertAll(a, v => (float)v);
         static double[] Dd(int[] a) => Array.ConvertAll(a, v => (double)v);
-        return new Result((fdR, fdK), (ldR, ldK), (Dd(posR).Concat(Dd(negR)).ToArray(), F(posK).Concat(F(negK)).ToArray()),
+        // ignored pixels are NaN in both; the runner's comparison treats NaN as a mismatch, so mark them -1
+        static double[] Nd(double[] a) => Array.ConvertAll(a, v => double.IsNaN(v) ? -1 : v);
+        static float[] Nf(float[] a) => Array.ConvertAll(a, v => float.IsNaN(v) ? -1f : v);
+        return new Result((Nd(fdR), Nf(fdK)), (Nd(ldR), Nf(ldK)), (Dd(posR).Concat(Dd(negR)).ToArray(), F(posK).Concat(F(negK)).ToArray()),
                           ([lossR], scalar.ToArray()), (gradR, dproj.ToArray()));
     }
 }

@@ -29,7 +29,7 @@ public class CcrProjectorTests
     [Fact]
     public void TargetSharingRejectsUnequalChannels() =>
         Assert.Throws<ArgumentException>(() => new CcrLoss(Devices.Cpu, new Rng(1),
-            new CcrConfig { Sharing = ProjectorSharing.TargetShared, ProjectionDim = 4 }, [("semseg", 6), ("depth", 5)]));
+            new CcrConfig { Sharing = ProjectorSharing.TargetShared, ProjectionDim = 4 }, [("semseg", 6), ("depth", 5), ("normals", 6)]));
 
     [Fact]
     public void ProjectorOutputsUnitNormPixelsWithTorchNames()
