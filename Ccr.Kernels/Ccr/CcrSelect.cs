@@ -18,7 +18,9 @@ public enum CcrSampling { Hard = 0, Basic = 1 }
 /// pixels were eligible, and all of them are taken. Three stages, one launcher each:
 /// <list type="number">
 /// <item><see cref="LabelTopKBounds"/> (continuous labels only): positives are the k nearest valid
-/// pixels in label space (the anchor excluded), negatives the k farthest of the remaining ones.</item>
+/// pixels in label space (the anchor excluded), negatives the k farthest of the remaining ones, so
+/// the two sets never overlap; with k or fewer valid pixels besides the anchor all are positives
+/// and there is no negative (keep k below HW / 2 on small maps).</item>
 /// <item><see cref="HardestPositive"/>: the positive with the largest feature distance (Hard) or a
 /// random positive (Basic). Discrete labels: positives are valid pixels of the anchor's class.</item>
 /// <item><see cref="SemiHardNegatives"/>: the C_neg negatives with the smallest feature distance that
