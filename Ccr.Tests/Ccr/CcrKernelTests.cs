@@ -33,6 +33,18 @@ public class CcrKernelTests
     }
 
     [Theory]
+    [MemberData(nameof(Devices.Both), MemberType = typeof(Devices))]
+    public void FeatureDistancesAcrossAnchorBlocks(string dev)
+    {
+        // 11 anchors per image: one full block of 8 and a partial one (the CUDA kernel blocks anchors by 8)
+        var d = Devices.Get(dev);
+        var x = CcrTestData.Make(17, CcrLabelMetric.L1, N, 5, Hw, 11, quantised: false);
+        var m = CcrTestData.Mine(d, x, 5, 4, CcrSampling.Hard, 1, distancesOnly: true);
+        Tol.Close(CcrDistances.Reference.FeatureDistances(CcrTestData.D(x.Proj), x.Anchors, N, 5, Hw, 11), m.Fd, 1e-5, 1e-4,
+                  $"{dev} feature distances, 11 anchors");
+    }
+
+    [Theory]
     [InlineData("cpu", CcrLabelMetric.Discrete, CcrSampling.Hard)]
     [InlineData("cpu", CcrLabelMetric.L1, CcrSampling.Hard)]
     [InlineData("cpu", CcrLabelMetric.Angle, CcrSampling.Hard)]
