@@ -1,3 +1,4 @@
+using System.Numerics.Tensors;
 using ILGPU;
 using ILGPU.Algorithms;
 using ILGPU.Runtime;
@@ -166,15 +167,17 @@ public static partial class CcrDistances
             int n = row / numAnchors, anc = an[row];
             float* fr = f + (long)row * hw;
             if (anc < 0 || anc >= hw) { new Span<float>(fr, hw).Fill(float.NaN); return; }
-            new Span<float>(fr, hw).Clear();
+            var acc = new Span<float>(fr, hw);
+            acc.Clear();
+            var tmp = new float[hw];
             float* pb = p + (long)n * dim * hw;
-            for (int c = 0; c < dim; c++)
+            for (int c = 0; c < dim; c++) // SIMD: acc += (p_c - p_c[anchor])^2
             {
-                float* pc = pb + (long)c * hw;
-                float av = pc[anc];
-                for (int i = 0; i < hw; i++) { float diff = av - pc[i]; fr[i] += diff * diff; }
+                var pc = new ReadOnlySpan<float>(pb + (long)c * hw, hw);
+                TensorPrimitives.Subtract(pc, pc[anc], tmp);
+                TensorPrimitives.MultiplyAdd(tmp, tmp, acc, acc);
             }
-            for (int i = 0; i < hw; i++) fr[i] = MathF.Sqrt(fr[i]);
+            TensorPrimitives.Sqrt(acc, acc);
         });
     }
 
