@@ -272,7 +272,7 @@ public static partial class CcrSelect
         if (rows == 0) return;
         var a = new Args { Stage = 1, Metric = (int)metric, Mode = (int)mode, Hw = hw, Rows = rows, K = 1, IdxBits = IndexBits(hw), Seed = seed };
         if (CcrDistances.Host(d)) { SelectHost(a, bounds, posIdx, dpos, default, fdist, ldist, anchors); return; }
-        var bv = metric == CcrLabelMetric.Discrete ? fdist.View.Cast<ulong>() : bounds.View;
+        var bv = metric == CcrLabelMetric.Discrete ? fdist.View.SubView(0, fdist.Length / 2 * 2).Cast<ulong>() : bounds.View; // discrete: never read
         K(d).Select(RowGrid(d, rows), bv, posIdx.View, dpos.View, posIdx.View, fdist.View, ldist.View, anchors.View, a);
     }
 
@@ -292,7 +292,7 @@ public static partial class CcrSelect
         if (rows == 0) return;
         var a = new Args { Stage = 2, Metric = (int)metric, Mode = (int)mode, Hw = hw, Rows = rows, K = numNeg, IdxBits = IndexBits(hw), Seed = seed };
         if (CcrDistances.Host(d)) { SelectHost(a, bounds, posIdx, dpos, negIdx, fdist, ldist, anchors); return; }
-        var bv = metric == CcrLabelMetric.Discrete ? fdist.View.Cast<ulong>() : bounds.View;
+        var bv = metric == CcrLabelMetric.Discrete ? fdist.View.SubView(0, fdist.Length / 2 * 2).Cast<ulong>() : bounds.View; // discrete: never read
         K(d).Select(RowGrid(d, rows), bv, posIdx.View, dpos.View, negIdx.View, fdist.View, ldist.View, anchors.View, a);
     }
 

@@ -69,6 +69,20 @@ public class CcrKernelTests
         }
     }
 
+    [Fact]
+    public void CudaMiningOnAnOddSizedMapWithOneRow()
+    {
+        // 5x7 = 35 pixels, one anchor row: odd-sized matrices, one group; the anchor must be valid
+        var d = Devices.CudaOnCpu;
+        var x = CcrTestData.Make(41, CcrLabelMetric.Discrete, 1, 4, 35, 2, quantised: true);
+        x = x with { Anchors = [x.Anchors[0]], A = 1 };
+        var m = CcrTestData.Mine(d, x, 6, 5, CcrSampling.Hard, 3);
+        var (pos, neg) = CcrSelect.Reference.Mine(CcrTestData.D(m.Fd), CcrTestData.D(m.Ld), x.Anchors, 1, 35, 6, 5,
+                                                  CcrLabelMetric.Discrete, CcrSampling.Hard, 3);
+        Assert.Equal(pos, m.Pos);
+        Assert.Equal(neg, m.Neg);
+    }
+
     [Theory]
     [MemberData(nameof(Devices.Both), MemberType = typeof(Devices))]
     public void TripletForwardBackwardMatchReference(string dev)
