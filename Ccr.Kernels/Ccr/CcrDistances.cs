@@ -1,3 +1,4 @@
+using System.Numerics.Tensors;
 using ILGPU;
 using ILGPU.Algorithms;
 using ILGPU.Runtime;
@@ -21,24 +22,57 @@ public static partial class CcrDistances
 {
     // ---------------------------------------------------------------- kernels (grid-stride)
 
-    // fdist[n, a, i] = || proj[n, :, anchor] - proj[n, :, i] ||; NaN for a row without anchor
+    // fdist[n, a, i] = || proj[n, :, anchor] - proj[n, :, i] ||; NaN for a row without anchor.
+    // A thread computes pixel i against a block of 8 anchors of its image: each feature value of
+    // pixel i is loaded once per block instead of once per anchor (8x less L2 traffic), while the
+    // anchors' values are the same address across a warp (a broadcast).
+    const int AnchorBlock = 8;
+
     static void FeatureKernel(ArrayView<float> fdist, ArrayView<float> proj, ArrayView<int> anchors,
                               int dim, int hw, int numAnchors)
     {
-        for (int e = ILGPU.Grid.GlobalIndex.X; e < fdist.IntLength; e += Launch.Stride)
+        int blocks = (numAnchors + AnchorBlock - 1) / AnchorBlock;
+        int total = fdist.IntLength / numAnchors * blocks; // N * blocks * HW
+        for (int e = ILGPU.Grid.GlobalIndex.X; e < total; e += Launch.Stride)
         {
-            int i = e % hw, row = e / hw, n = row / numAnchors;
-            int anc = anchors[row];
-            if (anc < 0 || anc >= hw) { fdist[e] = float.NaN; continue; }
-            int baseIdx = n * dim * hw;
-            float s = 0f;
+            int i = e % hw, nb = e / hw, n = nb / blocks, a0 = nb % blocks * AnchorBlock;
+            int r0 = n * numAnchors + a0;
+            int cnt = XMath.Min(AnchorBlock, numAnchors - a0);
+            // anchors of the block; a missing or out-of-range one reads pixel 0 and is discarded
+            int x0 = Anchor(anchors, r0, 0, cnt, hw), x1 = Anchor(anchors, r0, 1, cnt, hw), x2 = Anchor(anchors, r0, 2, cnt, hw),
+                x3 = Anchor(anchors, r0, 3, cnt, hw), x4 = Anchor(anchors, r0, 4, cnt, hw), x5 = Anchor(anchors, r0, 5, cnt, hw),
+                x6 = Anchor(anchors, r0, 6, cnt, hw), x7 = Anchor(anchors, r0, 7, cnt, hw);
+            float s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0;
+            int b = n * dim * hw;
             for (int c = 0; c < dim; c++)
             {
-                float diff = proj[baseIdx + c * hw + anc] - proj[baseIdx + c * hw + i];
-                s += diff * diff;
+                int o = b + c * hw;
+                float v = proj[o + i];
+                float d0 = proj[o + XMath.Max(x0, 0)] - v, d1 = proj[o + XMath.Max(x1, 0)] - v;
+                float d2 = proj[o + XMath.Max(x2, 0)] - v, d3 = proj[o + XMath.Max(x3, 0)] - v;
+                float d4 = proj[o + XMath.Max(x4, 0)] - v, d5 = proj[o + XMath.Max(x5, 0)] - v;
+                float d6 = proj[o + XMath.Max(x6, 0)] - v, d7 = proj[o + XMath.Max(x7, 0)] - v;
+                s0 += d0 * d0; s1 += d1 * d1; s2 += d2 * d2; s3 += d3 * d3;
+                s4 += d4 * d4; s5 += d5 * d5; s6 += d6 * d6; s7 += d7 * d7;
             }
-            fdist[e] = XMath.Sqrt(s);
+            Store(fdist, r0, 0, cnt, hw, i, x0, s0); Store(fdist, r0, 1, cnt, hw, i, x1, s1);
+            Store(fdist, r0, 2, cnt, hw, i, x2, s2); Store(fdist, r0, 3, cnt, hw, i, x3, s3);
+            Store(fdist, r0, 4, cnt, hw, i, x4, s4); Store(fdist, r0, 5, cnt, hw, i, x5, s5);
+            Store(fdist, r0, 6, cnt, hw, i, x6, s6); Store(fdist, r0, 7, cnt, hw, i, x7, s7);
         }
+    }
+
+    // the anchor of block slot j, or -1 (slot beyond the anchors, no anchor, or out of range)
+    static int Anchor(ArrayView<int> anchors, int r0, int j, int cnt, int hw)
+    {
+        if (j >= cnt) return -1;
+        int a = anchors[r0 + j];
+        return a >= 0 && a < hw ? a : -1;
+    }
+
+    static void Store(ArrayView<float> fdist, int r0, int j, int cnt, int hw, int i, int anc, float s)
+    {
+        if (j < cnt) fdist[(r0 + j) * hw + i] = anc < 0 ? float.NaN : XMath.Sqrt(s);
     }
 
     static void LabelKernel(ArrayView<float> ldist, ArrayView<float> labels, ArrayView<int> valid,
@@ -95,7 +129,8 @@ public static partial class CcrDistances
         Launch.SameLength("FeatureDistances", fdist.Length, (long)n * numAnchors * hw, "fdist and (N, A, HW)");
         if (fdist.Length == 0) return;
         if (Host(d)) { FeatureHost(fdist, proj, anchors, dim, hw, numAnchors); return; }
-        K(d).Feature(d.Grid(fdist.Length), fdist.View, proj.View, anchors.View, dim, hw, numAnchors);
+        long work = (long)n * ((numAnchors + AnchorBlock - 1) / AnchorBlock) * hw;
+        K(d).Feature(d.Grid(work), fdist.View, proj.View, anchors.View, dim, hw, numAnchors);
     }
 
     /// <summary>ldist (N, A, HW) = label distances from each anchor of labels (N, L, HW) to every
@@ -132,15 +167,17 @@ public static partial class CcrDistances
             int n = row / numAnchors, anc = an[row];
             float* fr = f + (long)row * hw;
             if (anc < 0 || anc >= hw) { new Span<float>(fr, hw).Fill(float.NaN); return; }
-            new Span<float>(fr, hw).Clear();
+            var acc = new Span<float>(fr, hw);
+            acc.Clear();
+            var tmp = new float[hw];
             float* pb = p + (long)n * dim * hw;
-            for (int c = 0; c < dim; c++)
+            for (int c = 0; c < dim; c++) // SIMD: acc += (p_c - p_c[anchor])^2
             {
-                float* pc = pb + (long)c * hw;
-                float av = pc[anc];
-                for (int i = 0; i < hw; i++) { float diff = av - pc[i]; fr[i] += diff * diff; }
+                var pc = new ReadOnlySpan<float>(pb + (long)c * hw, hw);
+                TensorPrimitives.Subtract(pc, pc[anc], tmp);
+                TensorPrimitives.MultiplyAdd(tmp, tmp, acc, acc);
             }
-            for (int i = 0; i < hw; i++) fr[i] = MathF.Sqrt(fr[i]);
+            TensorPrimitives.Sqrt(acc, acc);
         });
     }
 

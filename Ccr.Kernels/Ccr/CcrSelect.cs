@@ -18,7 +18,9 @@ public enum CcrSampling { Hard = 0, Basic = 1 }
 /// pixels were eligible, and all of them are taken. Three stages, one launcher each:
 /// <list type="number">
 /// <item><see cref="LabelTopKBounds"/> (continuous labels only): positives are the k nearest valid
-/// pixels in label space (the anchor excluded), negatives the k farthest of the remaining ones.</item>
+/// pixels in label space (the anchor excluded), negatives the k farthest of the remaining ones, so
+/// the two sets never overlap; with k or fewer valid pixels besides the anchor all are positives
+/// and there is no negative (keep k below HW / 2 on small maps).</item>
 /// <item><see cref="HardestPositive"/>: the positive with the largest feature distance (Hard) or a
 /// random positive (Basic). Discrete labels: positives are valid pixels of the anchor's class.</item>
 /// <item><see cref="SemiHardNegatives"/>: the C_neg negatives with the smallest feature distance that
@@ -270,7 +272,7 @@ public static partial class CcrSelect
         if (rows == 0) return;
         var a = new Args { Stage = 1, Metric = (int)metric, Mode = (int)mode, Hw = hw, Rows = rows, K = 1, IdxBits = IndexBits(hw), Seed = seed };
         if (CcrDistances.Host(d)) { SelectHost(a, bounds, posIdx, dpos, default, fdist, ldist, anchors); return; }
-        var bv = metric == CcrLabelMetric.Discrete ? fdist.View.Cast<ulong>() : bounds.View;
+        var bv = metric == CcrLabelMetric.Discrete ? fdist.View.SubView(0, fdist.Length / 2 * 2).Cast<ulong>() : bounds.View; // discrete: never read
         K(d).Select(RowGrid(d, rows), bv, posIdx.View, dpos.View, posIdx.View, fdist.View, ldist.View, anchors.View, a);
     }
 
@@ -290,7 +292,7 @@ public static partial class CcrSelect
         if (rows == 0) return;
         var a = new Args { Stage = 2, Metric = (int)metric, Mode = (int)mode, Hw = hw, Rows = rows, K = numNeg, IdxBits = IndexBits(hw), Seed = seed };
         if (CcrDistances.Host(d)) { SelectHost(a, bounds, posIdx, dpos, negIdx, fdist, ldist, anchors); return; }
-        var bv = metric == CcrLabelMetric.Discrete ? fdist.View.Cast<ulong>() : bounds.View;
+        var bv = metric == CcrLabelMetric.Discrete ? fdist.View.SubView(0, fdist.Length / 2 * 2).Cast<ulong>() : bounds.View; // discrete: never read
         K(d).Select(RowGrid(d, rows), bv, posIdx.View, dpos.View, negIdx.View, fdist.View, ldist.View, anchors.View, a);
     }
 

@@ -33,6 +33,18 @@ public class CcrKernelTests
     }
 
     [Theory]
+    [MemberData(nameof(Devices.Both), MemberType = typeof(Devices))]
+    public void FeatureDistancesAcrossAnchorBlocks(string dev)
+    {
+        // 11 anchors per image: one full block of 8 and a partial one (the CUDA kernel blocks anchors by 8)
+        var d = Devices.Get(dev);
+        var x = CcrTestData.Make(17, CcrLabelMetric.L1, N, 5, Hw, 11, quantised: false);
+        var m = CcrTestData.Mine(d, x, 5, 4, CcrSampling.Hard, 1, distancesOnly: true);
+        Tol.Close(CcrDistances.Reference.FeatureDistances(CcrTestData.D(x.Proj), x.Anchors, N, 5, Hw, 11), m.Fd, 1e-5, 1e-4,
+                  $"{dev} feature distances, 11 anchors");
+    }
+
+    [Theory]
     [InlineData("cpu", CcrLabelMetric.Discrete, CcrSampling.Hard)]
     [InlineData("cpu", CcrLabelMetric.L1, CcrSampling.Hard)]
     [InlineData("cpu", CcrLabelMetric.Angle, CcrSampling.Hard)]
@@ -55,6 +67,20 @@ public class CcrKernelTests
             Assert.Equal(neg, m.Neg);
             Assert.Contains(m.Neg, q => q >= 0); // the case is not vacuous
         }
+    }
+
+    [Fact]
+    public void CudaMiningOnAnOddSizedMapWithOneRow()
+    {
+        // 5x7 = 35 pixels, one anchor row: odd-sized matrices, one group; the anchor must be valid
+        var d = Devices.CudaOnCpu;
+        var x = CcrTestData.Make(41, CcrLabelMetric.Discrete, 1, 4, 35, 2, quantised: true);
+        x = x with { Anchors = [x.Anchors[0]], A = 1 };
+        var m = CcrTestData.Mine(d, x, 6, 5, CcrSampling.Hard, 3);
+        var (pos, neg) = CcrSelect.Reference.Mine(CcrTestData.D(m.Fd), CcrTestData.D(m.Ld), x.Anchors, 1, 35, 6, 5,
+                                                  CcrLabelMetric.Discrete, CcrSampling.Hard, 3);
+        Assert.Equal(pos, m.Pos);
+        Assert.Equal(neg, m.Neg);
     }
 
     [Theory]
