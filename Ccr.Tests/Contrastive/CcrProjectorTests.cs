@@ -3,7 +3,7 @@ using Ccr.Nn.Ccr;
 using Ccr.Tests.Common;
 using Xunit;
 
-namespace Ccr.Tests.Ccr;
+namespace Ccr.Tests.Contrastive;
 
 /// <summary>The projector and the whole plug-in. The forward tests need conv2d, batch norm and L2
 /// normalisation from the foundation ops, so they pass once those are merged.</summary>

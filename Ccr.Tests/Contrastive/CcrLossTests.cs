@@ -5,7 +5,7 @@ using Ccr.Nn.Ccr;
 using Ccr.Tests.Common;
 using Xunit;
 
-namespace Ccr.Tests.Ccr;
+namespace Ccr.Tests.Contrastive;
 
 /// <summary>The CCR pair loss against PyTorch goldens, its mining properties on random inputs, the
 /// masking rules for empty or short sets, and the host-side pieces (labels, anchors, pairs, lambda).</summary>

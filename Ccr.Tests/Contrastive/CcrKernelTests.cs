@@ -3,7 +3,7 @@ using Ccr.Nn;
 using Ccr.Tests.Common;
 using Xunit;
 
-namespace Ccr.Tests.Ccr;
+namespace Ccr.Tests.Contrastive;
 
 /// <summary>Each CCR kernel against its float64 brute-force reference on tiny maps (6x7, D = 8),
 /// both variants, all label kinds, ignored pixels, a row without anchor, and exact ties.</summary>

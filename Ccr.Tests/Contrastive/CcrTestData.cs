@@ -1,7 +1,7 @@
 using Ccr.Kernels;
 using Ccr.Nn;
 
-namespace Ccr.Tests.Ccr;
+namespace Ccr.Tests.Contrastive;
 
 /// <summary>Random CCR inputs and a runner of the device mining pipeline for the kernel tests.</summary>
 public static class CcrTestData
