@@ -56,8 +56,8 @@ public class AugmentLoaderTests
     {
         var a = Small().Image;
         var b = (float[])a.Clone();
-        var r1 = new Rng(9);
-        var r2 = new Rng(9);
+        var r1 = new KeyedRng(9);
+        var r2 = new KeyedRng(9);
         Augment.Photometric(a, 24, 32, ref r1);
         Augment.Photometric(b, 24, 32, ref r2);
         Assert.Equal(a, b);

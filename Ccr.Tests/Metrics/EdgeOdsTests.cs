@@ -129,7 +129,7 @@ public class EdgeMatchingReferenceTests
     public void IncrementalMatchingEqualsFromScratchMaximumMatching(int seed)
     {
         const int h = 20, w = 24;
-        var rng = new Ccr.Train.Data.Rng((ulong)seed);
+        var rng = new Ccr.Train.Data.KeyedRng((ulong)seed);
         var prob = new float[h * w];
         var gt = new float[h * w];
         for (int i = 0; i < h * w; i++)

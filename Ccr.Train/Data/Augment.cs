@@ -25,7 +25,7 @@ public static class Augment
     public static readonly float[] Mean = [0.485f, 0.456f, 0.406f];
     public static readonly float[] Std = [0.229f, 0.224f, 0.225f];
 
-    public static Sample Apply(Sample s, AugmentOptions o, ref Rng rng)
+    public static Sample Apply(Sample s, AugmentOptions o, ref KeyedRng rng)
     {
         double scale = rng.Uniform(o.ScaleMin, o.ScaleMax);
         s = Scale(s, scale);
@@ -165,7 +165,7 @@ public static class Augment
     /// contrast x[0.5, 1.5] (before or after the HSV steps, chosen at random), saturation
     /// x[0.5, 1.5], hue +-18 degrees; each step with probability 0.5; clamped to [0, 1].
     /// </summary>
-    public static void Photometric(float[] img, int h, int w, ref Rng rng)
+    public static void Photometric(float[] img, int h, int w, ref KeyedRng rng)
     {
         int n = h * w;
         if (rng.Chance(0.5))
@@ -191,7 +191,7 @@ public static class Augment
         for (int i = 0; i < img.Length; i++) img[i] = Math.Clamp(img[i], 0f, 1f);
     }
 
-    private static void Contrast(float[] img, ref Rng rng)
+    private static void Contrast(float[] img, ref KeyedRng rng)
     {
         if (!rng.Chance(0.5)) return;
         float a = (float)rng.Uniform(0.5, 1.5);

@@ -19,8 +19,8 @@ public sealed record DataLoaderOptions
 
 /// <summary>
 /// Builds batches on background threads into a bounded queue. Every batch is a pure function of
-/// (seed, epoch, batch index): the order is a permutation drawn from Rng(seed, epoch), each
-/// sample's augmentation from Rng(seed, epoch, dataset index). So <see cref="Epoch"/> from any
+/// (seed, epoch, batch index): the order is a permutation drawn from KeyedRng(seed, epoch), each
+/// sample's augmentation from KeyedRng(seed, epoch, dataset index). So <see cref="Epoch"/> from any
 /// start batch yields exactly the batches an uninterrupted run would, whatever the thread timing:
 /// a resumed run is bit-for-bit the same. With <see cref="BadSamplePolicy.Skip"/> a sample that
 /// fails to load is counted in <see cref="SkippedSamples"/> and replaced by the next one in the
@@ -54,7 +54,7 @@ public sealed class DataLoader
     public int[] Order(int epoch)
     {
         if (!Options.Shuffle) return Enumerable.Range(0, Dataset.Count).ToArray();
-        var rng = Rng.From(Options.Seed, (ulong)epoch, OrderStream);
+        var rng = KeyedRng.From(Options.Seed, (ulong)epoch, OrderStream);
         return rng.Permutation(Dataset.Count);
     }
 
@@ -72,7 +72,7 @@ public sealed class DataLoader
             var (sample, index) = LoadWithPolicy(order, k);
             if (Options.Augment != null)
             {
-                var rng = Rng.From(Options.Seed, (ulong)epoch, (ulong)index, AugmentStream);
+                var rng = KeyedRng.From(Options.Seed, (ulong)epoch, (ulong)index, AugmentStream);
                 sample = Augment.Apply(sample, Options.Augment, ref rng);
             }
             samples.Add(sample);

@@ -114,14 +114,14 @@ public static class SynthRoomsRenderer
         else
         {
             // Blotchy 10 cm cells hashed from the position: texture that moves with the surface.
-            ulong cell = Rng.Hash((ulong)(long)Math.Floor(p.X * 10), (ulong)(long)Math.Floor(p.Y * 10), (ulong)(long)Math.Floor(p.Z * 10), (ulong)hit.Instance);
-            tex = 0.88 + 0.12 * Rng.ToUnit(cell);
+            ulong cell = KeyedRng.Hash((ulong)(long)Math.Floor(p.X * 10), (ulong)(long)Math.Floor(p.Y * 10), (ulong)(long)Math.Floor(p.Z * 10), (ulong)hit.Instance);
+            tex = 0.88 + 0.12 * KeyedRng.ToUnit(cell);
         }
         Vec3 l = s.Light - p;
         double dist = l.Length;
         double lambert = Math.Max(0, n.Dot(l) / dist);
         double shade = 0.3 + 0.75 * lambert / (1 + 0.04 * dist * dist);
-        double noise = (Rng.ToUnit(Rng.Hash(seed, (ulong)index, (ulong)pixel, 0x701CE)) - 0.5) * 0.04;
+        double noise = (KeyedRng.ToUnit(KeyedRng.Hash(seed, (ulong)index, (ulong)pixel, 0x701CE)) - 0.5) * 0.04;
         return new Vec3(
             Math.Clamp(hit.Albedo.X * tex * shade + noise, 0, 1),
             Math.Clamp(hit.Albedo.Y * tex * shade + noise, 0, 1),

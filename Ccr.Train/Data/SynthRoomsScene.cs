@@ -22,7 +22,7 @@ public sealed class SynthScene
 
     public static SynthScene Sample(ulong seed, int index)
     {
-        var rng = Rng.From(seed, (ulong)index, 0x5CE4E);
+        var rng = KeyedRng.From(seed, (ulong)index, 0x5CE4E);
         var s = new SynthScene
         {
             Lx = rng.Uniform(4.0, 7.0),
@@ -59,7 +59,7 @@ public sealed class SynthScene
         return s;
     }
 
-    private static Vec3 Jitter(ref Rng rng, double[] c, double amount) => new(
+    private static Vec3 Jitter(ref KeyedRng rng, double[] c, double amount) => new(
         Math.Clamp(c[0] + rng.Uniform(-amount, amount), 0.02, 0.98),
         Math.Clamp(c[1] + rng.Uniform(-amount, amount), 0.02, 0.98),
         Math.Clamp(c[2] + rng.Uniform(-amount, amount), 0.02, 0.98));
@@ -67,7 +67,7 @@ public sealed class SynthScene
     private (double X, double Z) Inside(double x, double z, double margin) =>
         (Math.Clamp(x, margin + 0.05, Lx - margin - 0.05), Math.Clamp(z, margin + 0.05, Lz - margin - 0.05));
 
-    private void AddBox(ref Rng rng, double x, double z, double yaw, int inst)
+    private void AddBox(ref KeyedRng rng, double x, double z, double yaw, int inst)
     {
         var half = new Vec3(rng.Uniform(0.2, 0.6), rng.Uniform(0.2, 0.9), rng.Uniform(0.2, 0.5));
         (x, z) = Inside(x, z, Math.Max(half.X, half.Z) * 1.5);
@@ -79,7 +79,7 @@ public sealed class SynthScene
         });
     }
 
-    private void AddSphere(ref Rng rng, double x, double z, int inst)
+    private void AddSphere(ref KeyedRng rng, double x, double z, int inst)
     {
         double r = rng.Uniform(0.15, 0.45);
         (x, z) = Inside(x, z, r);
@@ -90,7 +90,7 @@ public sealed class SynthScene
         });
     }
 
-    private void AddCylinder(ref Rng rng, double x, double z, int inst)
+    private void AddCylinder(ref KeyedRng rng, double x, double z, int inst)
     {
         double r = rng.Uniform(0.1, 0.35), h = rng.Uniform(0.3, 1.1);
         (x, z) = Inside(x, z, r);
@@ -102,7 +102,7 @@ public sealed class SynthScene
     }
 
     /// <summary>A standing figure of 2 legs, torso, 2 arms (boxes) and a head (sphere), all one instance.</summary>
-    private void AddPerson(ref Rng rng, double x, double z, double yaw, int inst)
+    private void AddPerson(ref KeyedRng rng, double x, double z, double yaw, int inst)
     {
         double sc = rng.Uniform(0.9, 1.1);
         (x, z) = Inside(x, z, 0.35 * sc);
@@ -133,7 +133,7 @@ public sealed class SynthScene
     }
 
     /// <summary>A thin panel 2 cm off a wall: a picture, a door (from the floor) or a window.</summary>
-    private void AddPanel(ref Rng rng, int inst)
+    private void AddPanel(ref KeyedRng rng, int inst)
     {
         int wall = rng.NextInt(4);
         double u = rng.NextDouble();

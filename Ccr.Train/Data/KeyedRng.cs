@@ -5,19 +5,21 @@ namespace Ccr.Train.Data;
 /// numbers on every machine and runtime, unlike System.Random, whose algorithm is not specified.
 /// Everything random in data generation, sample order and augmentation derives from
 /// <see cref="Hash(ulong, ulong, ulong, ulong)"/> of (seed, epoch, index, purpose), so a run can be
-/// resumed bit for bit from any batch.
+/// resumed bit for bit from any batch. Unlike <see cref="Ccr.Nn.Rng"/> (one PCG stream whose state
+/// a checkpoint carries), a KeyedRng is a value made on the spot from its keys, so no state needs
+/// saving and worker threads never share one.
 /// </summary>
-public struct Rng
+public struct KeyedRng
 {
     private ulong _state;
 
-    public Rng(ulong seed) { _state = seed; }
+    public KeyedRng(ulong seed) { _state = seed; }
 
-    public static Rng From(params ulong[] keys)
+    public static KeyedRng From(params ulong[] keys)
     {
         ulong h = 0x9E3779B97F4A7C15UL;
         foreach (ulong k in keys) h = Mix(h ^ Mix(k + 0x632BE59BD9B4E019UL));
-        return new Rng(h);
+        return new KeyedRng(h);
     }
 
     public static ulong Hash(ulong a, ulong b, ulong c = 0, ulong d = 0) =>
