@@ -11,7 +11,8 @@ public sealed class ReportingTests : IDisposable
     readonly string _dir = Path.Combine(Path.GetTempPath(), "ccr-reporting-" + Guid.NewGuid().ToString("N"));
 
     public ReportingTests() => Directory.CreateDirectory(_dir);
-    public void Dispose() { try { Directory.Delete(_dir, true); } catch (IOException) { } }
+    // CCR_KEEP_PLOTS=1 keeps the temporary folder, to look at the pictures.
+    public void Dispose() { if (Environment.GetEnvironmentVariable("CCR_KEEP_PLOTS") != null) return; try { Directory.Delete(_dir, true); } catch (IOException) { } }
 
     /// <summary>The PNG decodes, has the size asked for and is not one flat colour.</summary>
     static void AssertPicture(string path, int width, int height)

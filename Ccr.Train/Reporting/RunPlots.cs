@@ -17,6 +17,13 @@ public static partial class RunPlots
 {
     public const int Width = 900, Height = 540;
 
+    /// <summary>
+    /// False when SkiaSharp found no font at all (a bare container: no /usr/share/fonts); the plots
+    /// are then written without titles, labels or tick numbers. On Debian `apt-get install
+    /// fonts-dejavu-core` brings the text back; the caller may print this hint once.
+    /// </summary>
+    public static bool HasFont => !string.IsNullOrEmpty(ScottPlot.Fonts.Default);
+
     /// <summary>Writes every plot the run folder has data for; returns the PNG paths written.</summary>
     public static List<string> Write(string runDir)
     {
