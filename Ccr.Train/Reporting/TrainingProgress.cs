@@ -122,7 +122,7 @@ public sealed class TrainingProgress : IDisposable
     {
         var ci = CultureInfo.InvariantCulture;
         double frac = total > 0 ? Math.Clamp((double)step / total, 0, 1) : 0;
-        const int barWidth = 30;
+        const int barWidth = 20; // the head line fits 80 columns
         int filled = (int)Math.Round(frac * barWidth);
         string ips = row.TryGetValue("images_per_s", out var v) ? string.Create(ci, $"  {v:F1} img/s") : "";
         var head = new Markup(string.Create(ci,
