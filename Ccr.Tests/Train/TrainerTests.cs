@@ -117,6 +117,10 @@ public class TrainerTests
             Assert.Equal(6, t1.GetArrayLength()); // one ST row + MT baseline + four CCR variants
             Assert.Equal(System.Text.Json.JsonValueKind.Number, t1[1].GetProperty("delta_m").ValueKind);
             Assert.Equal(5, json.RootElement.GetProperty("table3").GetArrayLength());
+            // Figures 1 / 5: baseline against CCR pair distances, with the bin counts beside the picture
+            Assert.True(File.Exists(Path.Combine(root, "ablate", "figure_distances_semseg_depth.png")));
+            Assert.True(File.Exists(Path.Combine(root, "ablate", "figure_distances_semseg_depth.csv")));
+            Assert.True(File.Exists(Path.Combine(root, "ablate", "mt_baseline", "plots", "losses.png")));
 
             // a second call finds every eval.json and trains nothing
             var stamp = File.GetLastWriteTimeUtc(Path.Combine(root, "ablate", "mt_baseline", "eval.json"));

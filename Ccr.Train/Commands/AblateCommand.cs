@@ -122,12 +122,34 @@ public static class AblateCommand
             md.AppendLine();
             json[table] = jrows;
         }
+        foreach (var fig in DistanceFigures(outDir)) md.AppendLine($"Figure: `{fig}`").AppendLine();
         File.WriteAllText(Path.Combine(outDir, "ablation.md"), md.ToString());
         File.WriteAllText(Path.Combine(outDir, "ablation.json"), JsonSerializer.Serialize(json, RunLog.Json));
         Console.WriteLine();
         Console.Write(md.ToString());
         Console.WriteLine($"written: {Path.Combine(outDir, "ablation.md")}, {Path.Combine(outDir, "ablation.json")}");
         return 0;
+    }
+
+    /// <summary>The paper's Figures 1 and 5: pair distance histograms of the multi-task baseline
+    /// against full CCR, from the distances.json each run wrote.</summary>
+    static List<string> DistanceFigures(string outDir)
+    {
+        var written = new List<string>();
+        string b = Path.Combine(outDir, "mt_baseline", "distances.json"), c = Path.Combine(outDir, "ccr_full", "distances.json");
+        if (!File.Exists(b) || !File.Exists(c)) return written;
+        var baseline = DistanceSamples.Load(b);
+        var ccr = DistanceSamples.Load(c);
+        foreach (var p in baseline)
+        {
+            var q = ccr.FirstOrDefault(x => x.Target == p.Target && x.Source == p.Source);
+            if (q == null) continue;
+            string png = Path.Combine(outDir, $"figure_distances_{p.Target}_{p.Source}.png");
+            Reporting.DistanceHistograms.Write(png, $"{p.Target} features, pairs from {p.Source} labels",
+                [("MT baseline", p.Pos, p.Neg), ("CCR", q.Pos, q.Neg)]);
+            written.Add(Path.GetFileName(png));
+        }
+        return written;
     }
 
     static List<Variant> Variants(TrainConfig c, HashSet<string> tables, string ks, string gammas)

@@ -21,6 +21,7 @@ public sealed class Trainer
     readonly RunLog _log;
     readonly string _dir;
     readonly Action<string> _print;
+    readonly Reporting.TrainingProgress? _progress;
     volatile bool _stopRequested;
 
     public long Step { get; private set; }
@@ -37,7 +38,12 @@ public sealed class Trainer
         _s = session;
         _dir = runDir;
         _log = new RunLog(runDir);
-        _print = print ?? Console.WriteLine;
+        if (print == null)
+        {
+            _progress = new Reporting.TrainingProgress();
+            _print = _progress.Message;
+        }
+        else _print = print;
         File.WriteAllText(Path.Combine(runDir, "config.yaml"), ConfigLoader.ToYaml(session.Config));
     }
 
@@ -83,9 +89,8 @@ public sealed class Trainer
                     row["memory_mb"] = _s.Device.Pool.BytesInUse / 1048576.0;
                     _log.Row(row);
                     double eta = stepsThisRun > 0 ? sw.Elapsed.TotalSeconds / stepsThisRun * (_s.TotalSteps - Step) : 0;
-                    _print($"step {Step}/{_s.TotalSteps} epoch {epoch + 1} loss {row["loss"]:F4}" +
-                           (row.TryGetValue("ccr", out var cl) ? $" ccr {cl:F4}" : "") +
-                           $" lr {row["lr"]:E2} {row["images_per_s"]:F1} img/s eta {TimeSpan.FromSeconds(eta):mm\\:ss}");
+                    if (_progress != null) _progress.Update(Step, _s.TotalSteps, epoch + 1, row, eta);
+                    else _print(Reporting.TrainingProgress.PlainLine(Step, _s.TotalSteps, epoch + 1, row, eta));
                     lastLog.Restart();
                     imagesSinceLog = 0;
                 }
@@ -93,13 +98,53 @@ public sealed class Trainer
             }
             bool epochDone = Step % perEpoch == 0 || Step >= _s.TotalSteps;
             int done = (int)((Step + perEpoch - 1) / perEpoch);
-            if (_stopRequested) { SaveCheckpoint(LastCkpt, done); _print($"stopped: wrote {LastCkpt}"); return; }
+            if (_stopRequested) { SaveCheckpoint(LastCkpt, done); _print($"stopped: wrote {LastCkpt}"); Finish(); return; }
             if (epochDone)
             {
                 bool last = Step >= _s.TotalSteps;
                 if (last || c.Train.EvalEvery > 0 && done % c.Train.EvalEvery == 0) Evaluate(done);
                 if (last || c.Train.CheckpointEvery > 0 && done % c.Train.CheckpointEvery == 0) SaveCheckpoint(LastCkpt, done);
             }
+        }
+        if (Step >= _s.TotalSteps) WriteDistanceFigure();
+        Finish();
+    }
+
+    /// <summary>Closes the live display and draws the plots of the run folder.</summary>
+    void Finish()
+    {
+        _progress?.Dispose();
+        try
+        {
+            var plots = Reporting.RunPlots.Write(_dir);
+            if (plots.Count > 0 && !Reporting.RunPlots.HasFont)
+                _print("note: no system font found, the plots have no text (apt-get install fonts-dejavu-core)");
+        }
+        catch (Exception e) when (e is IOException or InvalidOperationException or TypeInitializationException or DllNotFoundException)
+        {
+            _print($"plots not written: {e.Message}");
+        }
+    }
+
+    /// <summary>Positive / negative pair distances on the validation set (the paper's Figures 1 and
+    /// 5): distances.json, and plots/distances.png for this model alone (ablate draws baseline
+    /// against CCR).</summary>
+    void WriteDistanceFigure()
+    {
+        var pairs = DistanceSamples.DefaultPairs(_s.Config.Tasks);
+        if (pairs.Count == 0) return;
+        var samples = DistanceSamples.Collect(_s, pairs, images: Math.Min(32, _s.ValSet.Count));
+        DistanceSamples.Save(Path.Combine(_dir, "distances.json"), samples);
+        try
+        {
+            Directory.CreateDirectory(Path.Combine(_dir, "plots"));
+            foreach (var p in samples)
+                Reporting.DistanceHistograms.Write(Path.Combine(_dir, "plots", $"distances_{p.Target}_{p.Source}.png"),
+                    $"{p.Target} features, {p.Source} labels", [(_s.Config.Name, p.Pos, p.Neg)]);
+        }
+        catch (Exception e) when (e is IOException or InvalidOperationException or TypeInitializationException or DllNotFoundException)
+        {
+            _print($"distance figure not written: {e.Message}");
         }
     }
 
