@@ -134,6 +134,30 @@ public class TrainerTests
     }
 
     [Fact]
+    public void DivergingRunStopsNamingTheStepAndKeepsTheLastGoodCheckpoint()
+    {
+        string root = Path.Combine(Path.GetTempPath(), "ccr-nan-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            // one good epoch at a sane rate, then a rate that overflows the weights
+            string run = Path.Combine(root, "run");
+            Train(Tiny(Path.Combine(root, "data"), "train.epochs=1"), run, resume: false);
+            string ckpt = Path.Combine(run, "last.ckpt");
+            var good = File.ReadAllBytes(ckpt);
+            var e = Assert.Throws<global::Ccr.Nn.NonFiniteException>(() =>
+                Train(Tiny(Path.Combine(root, "data"), "train.epochs=3", "train.lr=1e30", "train.schedule=constant", "train.warmup_epochs=0"), run, resume: true));
+            Assert.Matches(@"step \d+", e.Message);
+            Assert.Contains("loss", e.Message);
+            Assert.Contains("last.ckpt", e.Message);
+            Assert.Equal(good, File.ReadAllBytes(ckpt)); // the checkpoint of the good epoch is untouched
+        }
+        finally
+        {
+            if (Directory.Exists(root)) Directory.Delete(root, recursive: true);
+        }
+    }
+
+    [Fact]
     public void UnknownConfigKeysAreErrorsThatListTheValidOnes()
     {
         var e = Assert.Throws<UsageException>(() => ConfigLoader.Load("synth-cpu", ["train.learning_rate=0.1"]));

@@ -43,6 +43,7 @@ public static class DistanceSamples
                 cfg.Pairs = PairSelection.AllPairs;
                 cfg.RampEpochs = 0;
                 cfg.CollectSamples = true;
+                cfg.Gamma = Math.Max(cfg.Gamma, 0.05f); // more anchors per image than training uses: a figure wants samples
                 var channels = new List<(string, int)>
                 {
                     (target, s.Model.Decoders[target].FeatureChannels), (source, s.Model.Decoders[source].FeatureChannels),
