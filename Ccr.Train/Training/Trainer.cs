@@ -148,8 +148,10 @@ public sealed class Trainer
         }
     }
 
-    /// <summary>One optimisation step; returns the log row when <paramref name="log"/>.</summary>
-    Dictionary<string, double>? TrainStep(Batch batch, double epoch, bool log)
+    /// <summary>One optimisation step on <paramref name="batch"/> (forward, task losses, CCR, backward,
+    /// optimiser update); returns the log row when <paramref name="log"/>. Run() calls it; so does the
+    /// training-step benchmark.</summary>
+    public Dictionary<string, double>? TrainStep(Batch batch, double epoch, bool log)
     {
         var c = _s.Config;
         using var scope = new TensorScope();
