@@ -81,11 +81,27 @@ public class TrainerTests
 
             string pics = Path.Combine(root, "pics");
             Assert.Equal(0, global::Ccr.Train.Commands.InferCommand.Run(["--checkpoint", ckpt, "--images", Path.Combine(synth, "images"), "--out", pics]));
-            var png = Directory.GetFiles(pics, "*.png");
+            var png = Directory.GetFiles(pics, "*.png").Order().ToArray();
             Assert.NotEmpty(png);
             using var img = SixLabors.ImageSharp.Image.Load(png[0]);
             Assert.Equal(32, img.Height);
             Assert.Equal(4 * 32 + 3 * 4, img.Width); // input + semseg, depth, normals with 4-pixel gaps
+            // the first tile is the input image itself, and no tile is blank
+            var pic = img.CloneAs<SixLabors.ImageSharp.PixelFormats.Rgb24>();
+            using var src = SixLabors.ImageSharp.Image.Load<SixLabors.ImageSharp.PixelFormats.Rgb24>(
+                Path.Combine(synth, "images", Path.GetFileNameWithoutExtension(png.Order().First()) + ".png"));
+            for (int y = 0; y < 32; y += 7)
+                for (int x = 0; x < 32; x += 5)
+                {
+                    var a = pic[x, y]; var b = src[x, y];
+                    Assert.True(Math.Abs(a.R - b.R) <= 1 && Math.Abs(a.G - b.G) <= 1 && Math.Abs(a.B - b.B) <= 1, $"input tile differs at ({x}, {y})");
+                }
+            for (int t = 0; t < 4; t++)
+            {
+                var colours = new HashSet<SixLabors.ImageSharp.PixelFormats.Rgb24>();
+                for (int y = 0; y < 32; y++) for (int x = 0; x < 32; x++) colours.Add(pic[t * 36 + x, y]);
+                Assert.True(colours.Count > 1 || colours.Single() != default, $"tile {t} is blank");
+            }
         }
         finally
         {

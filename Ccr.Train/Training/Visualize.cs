@@ -28,9 +28,9 @@ public static class Visualize
                 {
                     float x = f[i], y = f[hw + i], z = f[2 * hw + i];
                     float n = MathF.Max(MathF.Sqrt(x * x + y * y + z * z), 1e-12f);
-                    rgb[3 * i] = ImageIo.ToByte((x / n + 1) / 2);
-                    rgb[3 * i + 1] = ImageIo.ToByte((y / n + 1) / 2);
-                    rgb[3 * i + 2] = ImageIo.ToByte((z / n + 1) / 2);
+                    rgb[3 * i] = Unit((x / n + 1) / 2);
+                    rgb[3 * i + 1] = Unit((y / n + 1) / 2);
+                    rgb[3 * i + 2] = Unit((z / n + 1) / 2);
                 }
                 break;
             case float[] f when task == TaskNames.Depth:
@@ -41,7 +41,7 @@ public static class Visualize
                 }
                 break;
             case float[] f:
-                for (int i = 0; i < hw; i++) rgb[3 * i] = rgb[3 * i + 1] = rgb[3 * i + 2] = ImageIo.ToByte(f[i]);
+                for (int i = 0; i < hw; i++) rgb[3 * i] = rgb[3 * i + 1] = rgb[3 * i + 2] = Unit(f[i]);
                 break;
             default:
                 throw new ArgumentException($"no picture for a {task} prediction of type {prediction.GetType().Name}");
@@ -55,7 +55,7 @@ public static class Visualize
         int hw = h * w;
         var rgb = new byte[hw * 3];
         for (int i = 0; i < hw; i++)
-            for (int c = 0; c < 3; c++) rgb[3 * i + c] = ImageIo.ToByte(chw[c * hw + i]);
+            for (int c = 0; c < 3; c++) rgb[3 * i + c] = Unit(chw[c * hw + i]);
         return rgb;
     }
 
@@ -72,6 +72,9 @@ public static class Visualize
         return dst;
     }
 
+    /// <summary>A value in [0, 1] as a byte (ImageIo.ToByte takes 0..255).</summary>
+    static byte Unit(float v) => ImageIo.ToByte(v * 255f);
+
     // Five control points of matplotlib's viridis, linearly interpolated.
     static readonly (float R, float G, float B)[] ViridisStops =
         [(0.267f, 0.005f, 0.329f), (0.229f, 0.322f, 0.545f), (0.128f, 0.567f, 0.551f), (0.369f, 0.789f, 0.383f), (0.993f, 0.906f, 0.144f)];
@@ -82,6 +85,6 @@ public static class Visualize
         int i = Math.Min((int)s, ViridisStops.Length - 2);
         float f = s - i;
         var a = ViridisStops[i]; var b = ViridisStops[i + 1];
-        return (ImageIo.ToByte(a.R + f * (b.R - a.R)), ImageIo.ToByte(a.G + f * (b.G - a.G)), ImageIo.ToByte(a.B + f * (b.B - a.B)));
+        return (Unit(a.R + f * (b.R - a.R)), Unit(a.G + f * (b.G - a.G)), Unit(a.B + f * (b.B - a.B)));
     }
 }
