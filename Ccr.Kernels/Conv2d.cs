@@ -1,3 +1,4 @@
+using System.Numerics;
 using System.Numerics.Tensors;
 using ILGPU;
 using ILGPU.Runtime;
@@ -157,11 +158,13 @@ public static partial class Conv2d
     // ---------------------------------------------------------------- launchers
 
     /// <summary>y (N, Cout, OH, OW) = conv(x (N, Cin, H, W), w (Cout, Cin, K, K)) + bias (Cout).</summary>
-    public static void Forward(Device d, Buf<float> y, Buf<float> x, Buf<float> w, Buf<float>? bias, ConvGeom g)
+    public static unsafe void Forward(Device d, Buf<float> y, Buf<float> x, Buf<float> w, Buf<float>? bias, ConvGeom g)
     {
         Check(g, y, "y", (long)g.N * g.Cout * g.OHW, x, "x", (long)g.N * g.Cin * g.HW, w, "w", (long)g.Cout * g.CKK);
         if (bias is { } bb) Launch.SameLength("conv2d", bb.Length, g.Cout, "bias and output channels");
-        ForChunks(d, g, out var scratch, (n0, nb, cols) =>
+        PooledBlock? scratch = null;
+        if (Gemm.Host(d) && DirectForward(g)) Correlate(d, y.Ptr, g.Cout, g.OH, g.OW, x.Ptr, g.Cin, g.H, g.W, g.P, w.Ptr, g.N, g.K);
+        else ForChunks(d, g, out scratch, (n0, nb, cols) =>
         {
             var b = g.IsPointwise ? x.Slice(n0 * (long)g.Cin * g.HW, nb * (long)g.Cin * g.HW) : Im2col(d, cols, x, g, n0, nb);
             Gemm.Batched(d, y.Slice(n0 * (long)g.Cout * g.OHW, nb * (long)g.Cout * g.OHW), w, b, nb,
@@ -187,6 +190,7 @@ public static partial class Conv2d
     public static void BackwardInput(Device d, Buf<float> dx, Buf<float> dy, Buf<float> w, ConvGeom g)
     {
         Check(g, dy, "dy", (long)g.N * g.Cout * g.OHW, dx, "dx", (long)g.N * g.Cin * g.HW, w, "w", (long)g.Cout * g.CKK);
+        if (Gemm.Host(d) && DirectBackwardInput(g)) { HostBackwardInputDirect(d, dx, dy, w, g); return; }
         ForChunks(d, g, out var scratch, (n0, nb, dcols) =>
         {
             var dyc = dy.Slice(n0 * (long)g.Cout * g.OHW, nb * (long)g.Cout * g.OHW);
@@ -205,6 +209,12 @@ public static partial class Conv2d
         ForChunks(d, g, out var scratch, (n0, nb, cols) =>
         {
             var b = g.IsPointwise ? x.Slice(n0 * (long)g.Cin * g.HW, nb * (long)g.Cin * g.HW) : Im2col(d, cols, x, g, n0, nb);
+            if (Gemm.Host(d))
+            {
+                // one dot-form pass sums the chunk's images: no per-image GEMM, no transposing pack of cols
+                HostWeightGrad(dw, dy, b, g, n0, nb);
+                return;
+            }
             for (int i = 0; i < nb; i++)
                 Gemm.Run(d, dw, dy.Slice((n0 + i) * (long)g.Cout * g.OHW, (long)g.Cout * g.OHW),
                     b.Slice(i * (long)g.CKK * g.OHW, (long)g.CKK * g.OHW), g.Cout, g.CKK, g.OHW,
@@ -299,6 +309,92 @@ public static partial class Conv2d
                         else for (int ow = lo; ow < hi; ow++) o[ow] = src[ow * g.S];
                         for (int ow = hi; ow < g.OW; ow++) o[ow] = 0f;
                     }
+                }
+        });
+    }
+
+    static unsafe void HostWeightGrad(Buf<float> dw, Buf<float> dy, Buf<float> cols, ConvGeom g, int n0, int nb) =>
+        Gemm.HostDotNT(dw.Ptr, dy.Ptr + n0 * (long)g.Cout * g.OHW, cols.Ptr, nb, (long)g.Cout * g.OHW, (long)g.CKK * g.OHW,
+            g.Cout, g.CKK, g.OHW, accumulate: n0 > 0);
+
+    /// <summary>Stride 1, no dilation, padding below k: dx is the "full" correlation of dy with the flipped
+    /// weights, computed directly (no column matrix, no col2im).</summary>
+    static bool DirectBackwardInput(ConvGeom g) => g.S == 1 && g.D == 1 && g.K > 1 && g.P <= g.K - 1 && g.Cout <= 64;
+
+    // dx[n, ci, h, w] = sum over co, kh, kw of w[co, ci, kh, kw] * dy[n, co, h + P - kh, w + P - kw]: a correlation
+    // of dy padded by K - 1 - P with the flipped, channel-transposed weights.
+    static unsafe void HostBackwardInputDirect(Device d, Buf<float> dx, Buf<float> dy, Buf<float> w, ConvGeom g)
+    {
+        int kk = g.K * g.K;
+        float[] wt = new float[g.Cin * g.Cout * kk]; // (Cin, Cout, K*K), flipped
+        var ws = w.Span;
+        for (int co = 0; co < g.Cout; co++)
+            for (int ci = 0; ci < g.Cin; ci++)
+                for (int j = 0; j < kk; j++) wt[(ci * g.Cout + co) * kk + j] = ws[(co * g.Cin + ci) * kk + kk - 1 - j];
+        fixed (float* pw = wt) Correlate(d, dx.Ptr, g.Cin, g.H, g.W, dy.Ptr, g.Cout, g.OH, g.OW, g.K - 1 - g.P, pw, g.N, g.K);
+    }
+
+    /// <summary>Forward by direct correlation (stride 1, no dilation, few channels): no column matrix.</summary>
+    static bool DirectForward(ConvGeom g) => g.S == 1 && g.D == 1 && g.K > 1 && g.Cout <= 64 && g.Cin <= 64;
+
+    // out (N, co, ho, wo) = sum over i, kh, kw of wt[o, i, kh*K + kw] * in_padded[n, i, h + kh, w + kw], where
+    // in (N, ci, hi, wi) is first copied into zero-padded planes at offset (pad, pad); the planes are wide enough
+    // that a row tile never reads past its row, so the inner loop has no bounds tests. A register tile is 3
+    // output channels x 2 vectors of one output row (6 accumulators), sharing each input load between them.
+    static unsafe void Correlate(Device d, float* pout, int co, int ho, int wo, float* pin, int ci, int hi, int wi,
+                                 int pad, float* pw, int batch, int k)
+    {
+        int vw = Vector<float>.Count, nr = 2 * vw;
+        int wr = (wo + nr - 1) / nr * nr, hp = ho + k - 1, wp = wr + k - 1;
+        long plane = (long)hp * wp;
+        using var scratch = d.Pool.Rent(batch * ci * plane * 4);
+        float* pp = new Buf<float>(scratch, 0, batch * ci * plane).Ptr;
+        Parallel.For(0, batch * ci, t =>
+        {
+            float* dst = pp + t * plane, src = pin + (long)t * hi * wi;
+            new Span<float>(dst, checked((int)plane)).Clear();
+            for (int r = 0; r < hi; r++)
+                new ReadOnlySpan<float>(src + (long)r * wi, wi).CopyTo(new Span<float>(dst + (long)(r + pad) * wp + pad, wi));
+        });
+        const int CB = 3, HB = 4;
+        int cob = (co + CB - 1) / CB, hb = (ho + HB - 1) / HB, kk = k * k;
+        Parallel.For(0, batch * cob * hb, t =>
+        {
+            int h0 = t % hb * HB, cb = t / hb % cob, n = t / hb / cob;
+            int o0 = cb * CB, no = Math.Min(CB, co - o0), o1 = Math.Min(o0 + 1, co - 1), o2 = Math.Min(o0 + 2, co - 1);
+            float* tmp = stackalloc float[CB * 32];
+            for (int h = h0; h < Math.Min(ho, h0 + HB); h++)
+                for (int w0 = 0; w0 < wo; w0 += nr)
+                {
+                    Vector<float> a00 = default, a01 = default, a10 = default, a11 = default, a20 = default, a21 = default;
+                    for (int i = 0; i < ci; i++)
+                    {
+                        float* pl = pp + (n * ci + i) * plane + (long)h * wp + w0;
+                        float* k0 = pw + ((long)o0 * ci + i) * kk, k1 = pw + ((long)o1 * ci + i) * kk, k2 = pw + ((long)o2 * ci + i) * kk;
+                        for (int kh = 0; kh < k; kh++)
+                        {
+                            float* row = pl + (long)kh * wp;
+                            for (int kw = 0; kw < k; kw++)
+                            {
+                                var y0 = *(Vector<float>*)(row + kw);
+                                var y1 = *(Vector<float>*)(row + kw + vw);
+                                int j = kh * k + kw;
+                                var x0 = new Vector<float>(k0[j]);
+                                a00 = Vector.FusedMultiplyAdd(x0, y0, a00); a01 = Vector.FusedMultiplyAdd(x0, y1, a01);
+                                var x1 = new Vector<float>(k1[j]);
+                                a10 = Vector.FusedMultiplyAdd(x1, y0, a10); a11 = Vector.FusedMultiplyAdd(x1, y1, a11);
+                                var x2 = new Vector<float>(k2[j]);
+                                a20 = Vector.FusedMultiplyAdd(x2, y0, a20); a21 = Vector.FusedMultiplyAdd(x2, y1, a21);
+                            }
+                        }
+                    }
+                    *(Vector<float>*)tmp = a00; *(Vector<float>*)(tmp + vw) = a01;
+                    *(Vector<float>*)(tmp + nr) = a10; *(Vector<float>*)(tmp + nr + vw) = a11;
+                    *(Vector<float>*)(tmp + 2 * nr) = a20; *(Vector<float>*)(tmp + 2 * nr + vw) = a21;
+                    int cnt = Math.Min(nr, wo - w0);
+                    for (int c = 0; c < no; c++)
+                        new ReadOnlySpan<float>(tmp + c * nr, cnt).CopyTo(
+                            new Span<float>(pout + ((long)(n * co + o0 + c) * ho + h) * wo + w0, cnt));
                 }
         });
     }

@@ -163,7 +163,9 @@ public static partial class Gemm
                                    bool transA, bool transB, float alpha, float beta)
     {
         // beta first, so the blocked loop only ever adds
-        if (beta == 0f) new Span<float>(c, checked(m * n)).Clear();
+        // beta = 0 with work to do: the first K block stores instead of adding (no clearing pass over C)
+        bool store0 = beta == 0f && k > 0 && alpha != 0f;
+        if (beta == 0f && !store0) new Span<float>(c, checked(m * n)).Clear();
         else if (beta != 1f) System.Numerics.Tensors.TensorPrimitives.Multiply(new Span<float>(c, m * n), beta, new Span<float>(c, m * n));
         if (k == 0 || alpha == 0f) return;
         int nr = 2 * VW;
@@ -187,14 +189,15 @@ public static partial class Gemm
                         float* aBlk = a + (long)p0 * sAp;
                         float* bBlk = transB ? null : b + (long)p0 * n;
                         long work = (long)m * jn * pn;
+                        bool st = store0 && p0 == 0;
                         if (work < 1 << 18 || strips == 1)
                         {
                             for (int s = 0; s < strips; s++)
-                                Strip(c, aBlk, pk, bBlk, m, n, pn, sAi, sAp, j0, jn, s, nr, alpha);
+                                Strip(c, aBlk, pk, bBlk, m, n, pn, sAi, sAp, j0, jn, s, nr, alpha, st);
                         }
                         else
                         {
-                            Parallel.For(0, strips, s => Strip(c, aBlk, pk, bBlk, m, n, pn, sAi, sAp, j0, jn, s, nr, alpha));
+                            Parallel.For(0, strips, s => Strip(c, aBlk, pk, bBlk, m, n, pn, sAi, sAp, j0, jn, s, nr, alpha, st));
                         }
                     }
                 }
@@ -242,7 +245,7 @@ public static partial class Gemm
 
     // C rows [0, m) x columns of strip s += alpha * A(:, p0..) * packed strip
     static unsafe void Strip(float* c, float* a, float* pack, float* bRows, int m, int n, int pn, int sAi, int sAp,
-                             int j0, int jn, int s, int nr, float alpha)
+                             int j0, int jn, int s, int nr, float alpha, bool store)
     {
         int js = j0 + s * nr, w = Math.Min(nr, j0 + jn - js);
         bool inPlace = bRows != null && w == nr;
@@ -278,8 +281,16 @@ public static partial class Gemm
             if (w == nr)
             {
                 float* r = c + (long)i0 * n + js;
-                Acc(r, c00, c01, va); if (rows > 1) Acc(r + n, c10, c11, va);
-                if (rows > 2) Acc(r + 2 * n, c20, c21, va); if (rows > 3) Acc(r + 3 * n, c30, c31, va);
+                if (store)
+                {
+                    Put(r, c00, c01, va); if (rows > 1) Put(r + n, c10, c11, va);
+                    if (rows > 2) Put(r + 2 * n, c20, c21, va); if (rows > 3) Put(r + 3 * n, c30, c31, va);
+                }
+                else
+                {
+                    Acc(r, c00, c01, va); if (rows > 1) Acc(r + n, c10, c11, va);
+                    if (rows > 2) Acc(r + 2 * n, c20, c21, va); if (rows > 3) Acc(r + 3 * n, c30, c31, va);
+                }
             }
             else
             {
@@ -290,15 +301,90 @@ public static partial class Gemm
                 for (int i = 0; i < rows; i++)
                 {
                     float* r = c + (long)(i0 + i) * n + js;
-                    for (int q = 0; q < w; q++) r[q] += alpha * tmp[i * nr + q];
+                    if (store) for (int q = 0; q < w; q++) r[q] = alpha * tmp[i * nr + q];
+                    else for (int q = 0; q < w; q++) r[q] += alpha * tmp[i * nr + q];
                 }
             }
         }
+    }
+
+    static unsafe void Put(float* r, Vector<float> v0, Vector<float> v1, Vector<float> alpha)
+    {
+        *(Vector<float>*)r = alpha * v0;
+        *(Vector<float>*)(r + Vector<float>.Count) = alpha * v1;
     }
 
     static unsafe void Acc(float* r, Vector<float> v0, Vector<float> v1, Vector<float> alpha)
     {
         *(Vector<float>*)r = Vector.FusedMultiplyAdd(alpha, v0, *(Vector<float>*)r);
         *(Vector<float>*)(r + Vector<float>.Count) = Vector.FusedMultiplyAdd(alpha, v1, *(Vector<float>*)(r + Vector<float>.Count));
+    }
+}
+
+public static partial class Gemm
+{
+    const int DR = 3, DKC = 1024; // dot-form tile: 3 rows of A x 3 rows of B; K chunk (4 KiB per row)
+
+    /// <summary>C (M, N) = sum over z of A_z (M, K) B_z (N, K)^T (+ C when <paramref name="accumulate"/>), with
+    /// A_z, B_z dense row-major at element strides strideA, strideB. The "dot" form for a long K and a small
+    /// M x N (conv weight gradients: dy (Cout, OHW) cols^T): both operands stream along contiguous rows, so
+    /// B needs no transposing pack and the batch sums in the same pass. Tiles of DR x DR outputs are
+    /// shared out to the cores (each output is owned by one core: no reduction).</summary>
+    internal static unsafe void HostDotNT(float* c, float* a, float* b, int batch, long strideA, long strideB,
+                                          int m, int n, int k, bool accumulate)
+    {
+        if (!accumulate) new Span<float>(c, checked(m * n)).Clear();
+        if (k == 0 || batch == 0) return;
+        int ib = (m + DR - 1) / DR, jb = (n + DR - 1) / DR, tiles = ib * jb;
+        int tasks = (int)Math.Min(tiles, Math.Max(1, Math.Min(Environment.ProcessorCount,
+            (long)m * n * k * batch / (1 << 18))));
+        void Task(int t)
+        {
+            // tiles j-major: consecutive tiles share B's rows (kept in L1) while A's chunk stays in L2
+            int t0 = (int)((long)tiles * t / tasks), t1 = (int)((long)tiles * (t + 1) / tasks);
+            for (int z = 0; z < batch; z++)
+                for (int p0 = 0; p0 < k; p0 += DKC)
+                {
+                    int pn = Math.Min(DKC, k - p0);
+                    float* az = a + z * strideA + p0, bz = b + z * strideB + p0;
+                    for (int q = t0; q < t1; q++)
+                        DotTile(c, az, bz, m, n, k, q % ib * DR, q / ib * DR, pn);
+                }
+        }
+        if (tasks == 1) Task(0);
+        else Parallel.For(0, tasks, Task);
+    }
+
+    // C[i0.., j0..] += A rows i0..i0+3 . B rows j0..j0+3 over pn elements (row stride k); rows past the
+    // end repeat the last row: computed, never stored
+    static unsafe void DotTile(float* c, float* a, float* b, int m, int n, int k, int i0, int j0, int pn)
+    {
+        float* a0 = a + (long)i0 * k, a1 = a + (long)Math.Min(i0 + 1, m - 1) * k, a2 = a + (long)Math.Min(i0 + 2, m - 1) * k;
+        float* b0 = b + (long)j0 * k, b1 = b + (long)Math.Min(j0 + 1, n - 1) * k, b2 = b + (long)Math.Min(j0 + 2, n - 1) * k;
+        Vector<float> c00 = default, c01 = default, c02 = default, c10 = default, c11 = default, c12 = default;
+        Vector<float> c20 = default, c21 = default, c22 = default;
+        int vw = Vector<float>.Count, p = 0;
+        for (; p <= pn - vw; p += vw)
+        {
+            var x0 = *(Vector<float>*)(a0 + p); var x1 = *(Vector<float>*)(a1 + p); var x2 = *(Vector<float>*)(a2 + p);
+            var y0 = *(Vector<float>*)(b0 + p); var y1 = *(Vector<float>*)(b1 + p); var y2 = *(Vector<float>*)(b2 + p);
+            c00 = Vector.FusedMultiplyAdd(x0, y0, c00); c01 = Vector.FusedMultiplyAdd(x0, y1, c01); c02 = Vector.FusedMultiplyAdd(x0, y2, c02);
+            c10 = Vector.FusedMultiplyAdd(x1, y0, c10); c11 = Vector.FusedMultiplyAdd(x1, y1, c11); c12 = Vector.FusedMultiplyAdd(x1, y2, c12);
+            c20 = Vector.FusedMultiplyAdd(x2, y0, c20); c21 = Vector.FusedMultiplyAdd(x2, y1, c21); c22 = Vector.FusedMultiplyAdd(x2, y2, c22);
+        }
+        float* s = stackalloc float[DR * DR];
+        s[0] = Vector.Sum(c00); s[1] = Vector.Sum(c01); s[2] = Vector.Sum(c02);
+        s[3] = Vector.Sum(c10); s[4] = Vector.Sum(c11); s[5] = Vector.Sum(c12);
+        s[6] = Vector.Sum(c20); s[7] = Vector.Sum(c21); s[8] = Vector.Sum(c22);
+        for (; p < pn; p++)
+        {
+            float x0 = a0[p], x1 = a1[p], x2 = a2[p], y0 = b0[p], y1 = b1[p], y2 = b2[p];
+            s[0] += x0 * y0; s[1] += x0 * y1; s[2] += x0 * y2;
+            s[3] += x1 * y0; s[4] += x1 * y1; s[5] += x1 * y2;
+            s[6] += x2 * y0; s[7] += x2 * y1; s[8] += x2 * y2;
+        }
+        int rows = Math.Min(DR, m - i0), cols = Math.Min(DR, n - j0);
+        for (int i = 0; i < rows; i++)
+            for (int j = 0; j < cols; j++) c[(long)(i0 + i) * n + j0 + j] += s[i * DR + j];
     }
 }

@@ -47,6 +47,8 @@ public class Conv2dTests
     [InlineData("cpu", 1, 2, 9, 9, 3, 5, 2, 2, 1, true)]
     [InlineData("cpu", 1, 2, 8, 9, 2, 7, 1, 3, 1, false)]
     [InlineData("cpu", 2, 5, 17, 19, 18, 3, 1, 1, 1, true)]  // more than one GEMM strip
+    [InlineData("cpu", 2, 4, 6, 35, 5, 3, 1, 2, 1, true)]    // direct correlation path: padding k - 1, partial row tile, channels not a multiple of 3
+    [InlineData("cpu", 2, 8, 32, 31, 16, 3, 1, 1, 1, true)]  // big enough that the weight-gradient dot form splits over the cores
     [InlineData("cuda-on-cpu", 1, 1, 5, 5, 1, 3, 1, 0, 1, false)]
     [InlineData("cuda-on-cpu", 2, 2, 7, 5, 3, 3, 2, 1, 1, true)]
     [InlineData("cuda-on-cpu", 1, 2, 6, 7, 2, 3, 1, 2, 2, true)]
