@@ -206,6 +206,7 @@ public static partial class Conv2d
     public static void BackwardWeight(Device d, Buf<float> dw, Buf<float> dy, Buf<float> x, ConvGeom g)
     {
         Check(g, dy, "dy", (long)g.N * g.Cout * g.OHW, x, "x", (long)g.N * g.Cin * g.HW, dw, "dw", (long)g.Cout * g.CKK);
+        if (Gemm.Host(d) && DirectForward(g)) { HostWeightGradDirect(d, dw, dy, x, g); return; }
         ForChunks(d, g, out var scratch, (n0, nb, cols) =>
         {
             var b = g.IsPointwise ? x.Slice(n0 * (long)g.Cin * g.HW, nb * (long)g.Cin * g.HW) : Im2col(d, cols, x, g, n0, nb);
@@ -396,6 +397,76 @@ public static partial class Conv2d
                         new ReadOnlySpan<float>(tmp + c * nr, cnt).CopyTo(
                             new Span<float>(pout + ((long)(n * co + o0 + c) * ho + h) * wo + w0, cnt));
                 }
+        });
+    }
+
+    // dw[co, ci, kh, kw] = sum over n, oh of dot(dy[n, co, oh, :], x_padded[n, ci, oh + kh, kw :]): dot products of
+    // dy rows with shifted rows of the padded input, no column matrix. dy rows are copied with a zero tail to a
+    // whole number of vectors, which also zeroes the products with the padded input's extra columns. A tile is
+    // 3 output channels x 3 kernel columns (9 accumulators); the whole batch sums in registers.
+    static unsafe void HostWeightGradDirect(Device d, Buf<float> dw, Buf<float> dy, Buf<float> x, ConvGeom g)
+    {
+        int vw = Vector<float>.Count, k = g.K;
+        int wr = (g.OW + vw - 1) / vw * vw, hp = g.OH + k - 1, wp = wr + k - 1;
+        long xplane = (long)hp * wp, yplane = (long)g.OH * wr, nx = g.N * g.Cin * xplane, ny = g.N * g.Cout * yplane;
+        using var scratch = d.Pool.Rent((nx + ny) * 4);
+        float* xp = new Buf<float>(scratch, 0, nx).Ptr, yp = new Buf<float>(scratch, nx, ny).Ptr;
+        float* px = x.Ptr, py = dy.Ptr, pdw = dw.Ptr;
+        Parallel.For(0, g.N * (g.Cin + g.Cout), t =>
+        {
+            if (t < g.N * g.Cin)
+            {
+                float* dst = xp + t * xplane, src = px + (long)t * g.HW;
+                new Span<float>(dst, checked((int)xplane)).Clear();
+                for (int r = 0; r < g.H; r++)
+                    new ReadOnlySpan<float>(src + (long)r * g.W, g.W).CopyTo(new Span<float>(dst + (long)(r + g.P) * wp + g.P, g.W));
+            }
+            else
+            {
+                int u = t - g.N * g.Cin;
+                float* dst = yp + u * yplane, src = py + (long)u * g.OHW;
+                for (int r = 0; r < g.OH; r++)
+                {
+                    new ReadOnlySpan<float>(src + (long)r * g.OW, g.OW).CopyTo(new Span<float>(dst + (long)r * wr, g.OW));
+                    new Span<float>(dst + (long)r * wr + g.OW, wr - g.OW).Clear();
+                }
+            }
+        });
+        const int TB = 3;
+        int cob = (g.Cout + TB - 1) / TB, kwb = (k + TB - 1) / TB;
+        Parallel.For(0, cob * g.Cin * k * kwb, q =>
+        {
+            // co block outermost: neighbouring tiles share dy's rows
+            int kw0 = q % kwb * TB, kh = q / kwb % k, ci = q / kwb / k % g.Cin, co0 = q / kwb / k / g.Cin * TB;
+            int nco = Math.Min(TB, g.Cout - co0), nkw = Math.Min(TB, k - kw0);
+            int co1 = Math.Min(co0 + 1, g.Cout - 1), co2 = Math.Min(co0 + 2, g.Cout - 1);
+            int kw1 = Math.Min(kw0 + 1, k - 1), kw2 = Math.Min(kw0 + 2, k - 1);
+            Vector<float> c00 = default, c01 = default, c02 = default, c10 = default, c11 = default, c12 = default;
+            Vector<float> c20 = default, c21 = default, c22 = default;
+            for (int n = 0; n < g.N; n++)
+                for (int oh = 0; oh < g.OH; oh++)
+                {
+                    float* a0 = yp + ((long)(n * g.Cout + co0) * g.OH + oh) * wr;
+                    float* a1 = yp + ((long)(n * g.Cout + co1) * g.OH + oh) * wr;
+                    float* a2 = yp + ((long)(n * g.Cout + co2) * g.OH + oh) * wr;
+                    float* b = xp + (n * g.Cin + ci) * xplane + (long)(oh + kh) * wp;
+                    float* b0 = b + kw0, b1 = b + kw1, b2 = b + kw2;
+                    for (int p = 0; p < wr; p += vw)
+                    {
+                        var x0 = *(Vector<float>*)(a0 + p); var x1 = *(Vector<float>*)(a1 + p); var x2 = *(Vector<float>*)(a2 + p);
+                        var y0 = *(Vector<float>*)(b0 + p); var y1 = *(Vector<float>*)(b1 + p); var y2 = *(Vector<float>*)(b2 + p);
+                        c00 = Vector.FusedMultiplyAdd(x0, y0, c00); c01 = Vector.FusedMultiplyAdd(x0, y1, c01); c02 = Vector.FusedMultiplyAdd(x0, y2, c02);
+                        c10 = Vector.FusedMultiplyAdd(x1, y0, c10); c11 = Vector.FusedMultiplyAdd(x1, y1, c11); c12 = Vector.FusedMultiplyAdd(x1, y2, c12);
+                        c20 = Vector.FusedMultiplyAdd(x2, y0, c20); c21 = Vector.FusedMultiplyAdd(x2, y1, c21); c22 = Vector.FusedMultiplyAdd(x2, y2, c22);
+                    }
+                }
+            float* sum = stackalloc float[TB * TB];
+            sum[0] = Vector.Sum(c00); sum[1] = Vector.Sum(c01); sum[2] = Vector.Sum(c02);
+            sum[3] = Vector.Sum(c10); sum[4] = Vector.Sum(c11); sum[5] = Vector.Sum(c12);
+            sum[6] = Vector.Sum(c20); sum[7] = Vector.Sum(c21); sum[8] = Vector.Sum(c22);
+            for (int i = 0; i < nco; i++)
+                for (int j = 0; j < nkw; j++)
+                    pdw[(((long)(co0 + i) * g.Cin + ci) * k + kh) * k + kw0 + j] = sum[i * TB + j];
         });
     }
 
