@@ -15,7 +15,7 @@ public enum CcrSampling { Hard = 0, Basic = 1 }
 /// composite key is (32-bit order-preserving image of a float, pixel index): ties go to the lower
 /// pixel index, keys are distinct, and the k-th smallest key (the row's <i>bound</i>) describes the
 /// whole selected set: eligible and key &lt;= bound. A bound of <see cref="None"/> means fewer than k
-/// pixels were eligible, and all of them are taken. Three stages, one launcher each:
+/// pixels were eligible, and all of them are taken. Three stages:
 /// <list type="number">
 /// <item><see cref="LabelTopKBounds"/> (continuous labels only): positives are the k nearest valid
 /// pixels in label space (the anchor excluded), negatives the k farthest of the remaining ones, so
@@ -27,10 +27,13 @@ public enum CcrSampling { Hard = 0, Basic = 1 }
 /// still exceeds the positive's (Hard) or C_neg random negatives (Basic), in pixel order, padded
 /// with -1. Discrete labels: negatives are valid pixels of other classes. A row without a positive
 /// gets no negatives.</item></list>
+/// <see cref="Mine"/> runs all three in one launch (what the loss uses: a row's data stays in cache
+/// between stages); the per-stage launchers exist for tests.
 /// Random choices are the smallest keys of a hash of (seed, row, pixel): a uniform choice without
-/// replacement that both variants make identically. CUDA variant: one group per row, an MSB-first
-/// radix select with 8-bit digits and shared-memory histograms (5-8 barriers per selection). CPU variant:
-/// Parallel.For over rows with a bounded max-heap. Index outputs have no backward.
+/// replacement that both variants make identically; the seed may be derived on the device from the
+/// regulariser's step counter (<see cref="CcrAnchors.MiningSeed"/>), so a replayed CUDA graph draws
+/// anew. CUDA variant: one group per row, a radix select guided by the keys' range (below).
+/// CPU variant: Parallel.For over rows with a bounded max-heap. Index outputs have no backward.
 /// </summary>
 public static partial class CcrSelect
 {
@@ -39,11 +42,13 @@ public static partial class CcrSelect
     public const int MaxNegatives = 64;
 
     const int PosTopK = 0, NegTopK = 1, PosHard = 2, PosBasic = 3, NegSemiHard = 4, NegBasic = 5;
+    const int StageBounds = 0, StagePositive = 1, StageNegatives = 2, StageAll = 3;
 
-    /// <summary>Scalar arguments of the selection kernel (one struct keeps the signature short).</summary>
+    /// <summary>Scalar arguments of the selection kernel (one struct keeps the signature short).
+    /// TopK: k of the label top-k; NumNeg: C_neg; UseCounter: derive the Basic seed from counter[0].</summary>
     public struct Args
     {
-        public int Stage, Metric, Mode, Hw, Rows, K, IdxBits;
+        public int Stage, Metric, Mode, Hw, Rows, TopK, NumNeg, UseCounter;
         public uint Seed;
     }
 
@@ -96,129 +101,224 @@ public static partial class CcrSelect
         return IsNegative(metric, i, anc, ld, posB, negB) ? Compose(Hash(seed, row, i), i) : None;
     }
 
-    public static int IndexBits(int hw) => hw <= 1 ? 1 : 32 - System.Numerics.BitOperations.LeadingZeroCount((uint)(hw - 1));
+    /// <summary>The mining keys of one anchor row, as a key source for <see cref="GroupSelect{TKeys}"/>.
+    /// The feature distance is read only by the stages that use it (a pass reads one matrix, not two).</summary>
+    internal struct MiningKeys : IRowKeys
+    {
+        public ArrayView<float> F, L;
+        public int Rb, What, Metric, Row, Anc;
+        public ulong PosB, NegB;
+        public float Dpos;
+        public uint Seed;
+
+        public ulong Key(int i)
+        {
+            float fd = What == PosHard || What == NegSemiHard ? F[Rb + i] : 0f;
+            return KeyOf(What, Metric, Row, i, Anc, L[Rb + i], fd, PosB, NegB, Dpos, Seed);
+        }
+    }
+
+    static MiningKeys Keys(ArrayView<float> f, ArrayView<float> l, int what, int metric, int row, int hw, int anc,
+                           ulong posB, ulong negB, float dpos, uint seed) =>
+        new() { F = f, L = l, Rb = row * hw, What = what, Metric = metric, Row = row, Anc = anc,
+                PosB = posB, NegB = negB, Dpos = dpos, Seed = seed };
 
     // ---------------------------------------------------------------- CUDA variant: one group per row
 
-    // The k-th smallest eligible key of the row (None when fewer than k are eligible), by an MSB-first
-    // radix select with 8-bit digits over the bits keys can use (4 digits of the float key, then
-    // ceil(idxBits / 8) of the pixel index): each pass histograms the keys that match the digits
-    // chosen so far, and every thread scans the histogram to pick the digit holding the k-th key.
-    // hist: 3 shared histograms used round-robin, so a pass needs one barrier (the one zeroed in
-    // pass p was last scanned before pass p's barrier). Barriers are what the CPU accelerator
-    // punishes, so fewer passes matter more than the 256-bin scans.
-    static ulong GroupSelect(ArrayView<int> hist, ArrayView<float> fdist, ArrayView<float> ldist, int what, int metric,
-                             int row, int hw, int anc, ulong posB, ulong negB, float dpos, uint seed, int k, int idxBits)
+    /// <summary>Where a key of a row comes from (mining distances, anchor hashes); a struct, so the
+    /// kernel is specialised per source without a virtual call.</summary>
+    internal interface IRowKeys { ulong Key(int i); }
+
+    internal const int Bins = 256;
+
+    /// <summary>Shared memory of one <see cref="GroupSelect{TKeys}"/>: three rotating histograms of
+    /// (count, smallest key, largest key) per bin, and the first pass's (count, min, max).</summary>
+    internal struct SelectShared
+    {
+        public ArrayView<int> Count;   // (3 * Bins)
+        public ArrayView<ulong> Lo;    // (3 * Bins)
+        public ArrayView<ulong> Hi;    // (3 * Bins)
+        public ArrayView<ulong> Range; // (2): min, max of the eligible keys
+        public ArrayView<int> Total;   // (1)
+
+        public static SelectShared Allocate() => new()
+        {
+            Count = SharedMemory.Allocate<int>(3 * Bins), Lo = SharedMemory.Allocate<ulong>(3 * Bins),
+            Hi = SharedMemory.Allocate<ulong>(3 * Bins), Range = SharedMemory.Allocate<ulong>(2),
+            Total = SharedMemory.Allocate<int>(1),
+        };
+    }
+
+    /// <summary>
+    /// The k-th smallest eligible key of a row (None when fewer than k are eligible), by a radix
+    /// select whose digits follow the keys' actual range, so that every pass discriminates.
+    ///
+    /// Why: a fixed MSB-first schedule over the 64-bit composite key wastes passes whenever the keys
+    /// share their leading bits, and CCR's keys do: unit-norm feature distances lie in [0, 2], so
+    /// their order-preserving keys share the sign bit and most of the exponent (everything in
+    /// [0.5, 2) has the same top byte), and the pixel index of a 120x160 map uses 15 of its 32 bits.
+    /// Here a first pass finds the count, smallest and largest eligible key. Every later pass takes
+    /// the 8-bit digit that starts at the highest bit in which the smallest and largest remaining
+    /// key differ: all remaining keys share the bits above it (they lie between two keys that do),
+    /// and the smallest and largest fall into different bins, so no pass is spent on a digit that all
+    /// keys share. Each bin records its count and its smallest and largest key (shared-memory
+    /// integer atomics: the result does not depend on their order). After a pass, the bin holding
+    /// the k-th key gives the next range; the select ends as soon as the key is known without
+    /// another pass: k-th of a bin is its smallest (kRem == 1) or its largest (kRem == count). So
+    /// k == 1 (the hardest positive) costs the one min/max pass, and a top-128 of 19,200 distances
+    /// usually ends after two or three histogram passes instead of the fixed schedule's six.
+    /// Histograms rotate through three buffers, so a pass needs one barrier (the buffer zeroed in
+    /// pass p was last scanned before pass p's barrier).
+    /// </summary>
+    internal static ulong GroupSelect<TKeys>(SelectShared sh, TKeys keys, int n, int k) where TKeys : struct, IRowKeys
     {
         int t = Group.IdxX, g = Group.DimX;
-        int rb = row * hw;
+        Group.Barrier(); // the previous selection has read its results
+        for (int j = t; j < 3 * Bins; j += g) { sh.Count[j] = 0; sh.Lo[j] = None; sh.Hi[j] = 0; }
+        if (t == 0) { sh.Total[0] = 0; sh.Range[0] = None; sh.Range[1] = 0; }
         Group.Barrier();
-        for (int j = t; j < 3 * Bins; j += g) hist[j] = 0;
+
+        // pass 0: count, min and max (per thread, then one shared atomic each)
+        int c0 = 0; ulong mn = None, mx = 0;
+        for (int i = t; i < n; i += g)
+        {
+            ulong key = keys.Key(i);
+            if (key == None) continue;
+            c0++;
+            if (key < mn) mn = key;
+            if (key > mx) mx = key;
+        }
+        if (c0 > 0) { Atomic.Add(ref sh.Total[0], c0); Atomic.Min(ref sh.Range[0], mn); Atomic.Max(ref sh.Range[1], mx); }
         Group.Barrier();
-        ulong prefix = 0, mask = 0;
+        int total = sh.Total[0];
+        ulong lo = sh.Range[0], hi = sh.Range[1];
+        if (total < k) return None;
+        if (k == 1) return lo;
+        if (k == total) return hi;
+
         int kRem = k;
         for (int step = 0; ; step++)
         {
-            int shift, width;
-            if (step < 4) { shift = 56 - 8 * step; width = 8; }
-            else
-            {
-                int rem = idxBits - 8 * (step - 4);
-                if (rem <= 0) break;
-                width = XMath.Min(8, rem); shift = rem - width;
-            }
-            ulong digitMask = (1UL << width) - 1;
+            // lo < hi here: the digit starts at their highest differing bit
+            int top = 63 - IntrinsicMath.LeadingZeroCount(lo ^ hi);
+            int shift = XMath.Max(top - 7, 0), bins = 1 << (top - shift + 1);
+            ulong above = top == 63 ? 0UL : ~0UL << (top + 1), prefix = lo & above;
+            ulong digitMask = (ulong)(bins - 1);
             int h = (step % 3) * Bins;
-            for (int i = t; i < hw; i += g)
+            for (int i = t; i < n; i += g)
             {
-                ulong key = KeyOf(what, metric, row, i, anc, ldist[rb + i], fdist[rb + i], posB, negB, dpos, seed);
-                if (key != None && (key & mask) == prefix) Atomic.Add(ref hist[h + (int)((key >> shift) & digitMask)], 1);
+                ulong key = keys.Key(i);
+                if (key == None || (key & above) != prefix) continue;
+                int b = h + (int)((key >> shift) & digitMask);
+                Atomic.Add(ref sh.Count[b], 1);
+                Atomic.Min(ref sh.Lo[b], key);
+                Atomic.Max(ref sh.Hi[b], key);
             }
             Group.Barrier();
-            int z = ((step + 2) % 3) * Bins;
-            int total = 0, digit = -1, below = 0;
-            for (int b = 0; b < Bins; b++)
+            int below = 0, digit = 0;
+            for (int b = 0; b < bins; b++)
             {
-                int c = hist[h + b];
-                if (digit < 0 && total + c >= kRem) { digit = b; below = total; }
-                total += c;
+                int c = sh.Count[h + b];
+                if (below + c >= kRem) { digit = b; break; }
+                below += c;
             }
-            for (int j = t; j < Bins; j += g) hist[z + j] = 0;
-            if (digit < 0) return None; // only possible in the first pass: fewer than k eligible
+            int z = ((step + 2) % 3) * Bins;
+            for (int j = t; j < Bins; j += g) { sh.Count[z + j] = 0; sh.Lo[z + j] = None; sh.Hi[z + j] = 0; }
             kRem -= below;
-            prefix |= (ulong)digit << shift;
-            mask |= digitMask << shift;
+            int cnt = sh.Count[h + digit];
+            lo = sh.Lo[h + digit];
+            hi = sh.Hi[h + digit];
+            if (kRem == 1) return lo;
+            if (kRem == cnt) return hi;
         }
-        return prefix;
     }
 
-    const int Bins = 256;
+    // The three stages of one row. Every thread of the group calls them with the same arguments and
+    // gets the same results (the selects are uniform), so only thread 0 writes the outputs.
+
+    static void RowBounds(SelectShared sh, ArrayView<float> fdist, ArrayView<float> ldist, int metric, int row, int hw,
+                          int anc, int k, out ulong posB, out ulong negB)
+    {
+        posB = GroupSelect(sh, Keys(fdist, ldist, PosTopK, metric, row, hw, anc, None, None, 0f, 0), hw, k);
+        negB = GroupSelect(sh, Keys(fdist, ldist, NegTopK, metric, row, hw, anc, posB, None, 0f, 0), hw, k);
+    }
+
+    static int RowPositive(SelectShared sh, ArrayView<float> fdist, ArrayView<float> ldist, int metric, int mode, int row,
+                           int hw, int anc, ulong posB, ulong negB, uint seed)
+    {
+        ulong b = GroupSelect(sh, Keys(fdist, ldist, mode == 0 ? PosHard : PosBasic, metric, row, hw, anc, posB, negB, 0f, seed), hw, 1);
+        return b == None ? -1 : (int)(uint)b;
+    }
+
+    static void RowNegatives(SelectShared sh, ArrayView<int> sel, ArrayView<int> nsel, ArrayView<int> negIdx,
+                             ArrayView<float> fdist, ArrayView<float> ldist, int metric, int mode, int row, int hw, int anc,
+                             ulong posB, ulong negB, int pi, float dp, uint seed, int numNeg)
+    {
+        int t = Group.IdxX, g = Group.DimX;
+        if (pi < 0)
+        {
+            for (int j = t; j < numNeg; j += g) negIdx[row * numNeg + j] = -1;
+            return;
+        }
+        var keys = Keys(fdist, ldist, mode == 0 ? NegSemiHard : NegBasic, metric, row, hw, anc, posB, negB, dp, seed);
+        ulong b = GroupSelect(sh, keys, hw, numNeg);
+        if (t == 0) nsel[0] = 0;
+        Group.Barrier();
+        for (int i = t; i < hw; i += g)
+        {
+            ulong key = keys.Key(i);
+            if (key != None && key <= b)
+            {
+                int s = Atomic.Add(ref nsel[0], 1);
+                if (s < MaxNegatives) sel[s] = i;
+            }
+        }
+        Group.Barrier();
+        if (t == 0)
+        {
+            int m = XMath.Min(nsel[0], numNeg);
+            for (int x = 1; x < m; x++) // insertion sort: the output is in pixel order
+            {
+                int v = sel[x], y = x - 1;
+                while (y >= 0 && sel[y] > v) { sel[y + 1] = sel[y]; y--; }
+                sel[y + 1] = v;
+            }
+            for (int j = 0; j < numNeg; j++) negIdx[row * numNeg + j] = j < m ? sel[j] : -1;
+        }
+    }
 
     static void SelectKernel(ArrayView<ulong> bounds, ArrayView<int> posIdx, ArrayView<float> dposOut, ArrayView<int> negIdx,
-                             ArrayView<float> fdist, ArrayView<float> ldist, ArrayView<int> anchors, Args a)
+                             ArrayView<float> fdist, ArrayView<float> ldist, ArrayView<int> anchors, ArrayView<int> counter, Args a)
     {
-        var cnt = SharedMemory.Allocate<int>(3 * Bins);
+        var sh = SelectShared.Allocate();
         var sel = SharedMemory.Allocate<int>(MaxNegatives);
         var nsel = SharedMemory.Allocate<int>(1);
-        int t = Group.IdxX, g = Group.DimX;
+        int t = Group.IdxX, hw = a.Hw;
+        uint seed = a.UseCounter != 0 ? CcrAnchors.MiningSeed(a.Seed, counter[0]) : a.Seed;
         for (int row = ILGPU.Grid.IdxX; row < a.Rows; row += ILGPU.Grid.DimX)
         {
             int anc = anchors[row];
-            ulong posB = a.Metric == 0 || a.Stage == 0 ? None : bounds[2 * row];
-            ulong negB = a.Metric == 0 || a.Stage == 0 ? None : bounds[2 * row + 1];
-            if (a.Stage == 0)
+            ulong posB = None, negB = None;
+            if (a.Metric != 0)
             {
-                ulong pb = GroupSelect(cnt, fdist, ldist, PosTopK, a.Metric, row, a.Hw, anc, None, None, 0f, a.Seed, a.K, a.IdxBits);
-                ulong nb = GroupSelect(cnt, fdist, ldist, NegTopK, a.Metric, row, a.Hw, anc, pb, None, 0f, a.Seed, a.K, a.IdxBits);
-                if (t == 0) { bounds[2 * row] = pb; bounds[2 * row + 1] = nb; }
+                if (a.Stage == StageBounds || a.Stage == StageAll)
+                {
+                    RowBounds(sh, fdist, ldist, a.Metric, row, hw, anc, a.TopK, out posB, out negB);
+                    if (t == 0) { bounds[2 * row] = posB; bounds[2 * row + 1] = negB; }
+                }
+                else { posB = bounds[2 * row]; negB = bounds[2 * row + 1]; }
             }
-            else if (a.Stage == 1)
+            if (a.Stage == StageBounds) continue;
+            int pi; float dp;
+            if (a.Stage == StagePositive || a.Stage == StageAll)
             {
-                ulong b = GroupSelect(cnt, fdist, ldist, a.Mode == 0 ? PosHard : PosBasic, a.Metric, row, a.Hw, anc,
-                                      posB, negB, 0f, a.Seed, 1, a.IdxBits);
-                if (t == 0)
-                {
-                    int pi = b == None ? -1 : (int)(uint)b;
-                    posIdx[row] = pi;
-                    dposOut[row] = pi < 0 ? 0f : fdist[row * a.Hw + pi];
-                }
+                pi = RowPositive(sh, fdist, ldist, a.Metric, a.Mode, row, hw, anc, posB, negB, seed);
+                dp = pi < 0 ? 0f : fdist[row * hw + pi];
+                if (t == 0) { posIdx[row] = pi; dposOut[row] = dp; }
             }
-            else
-            {
-                int pi = posIdx[row];
-                if (pi < 0)
-                {
-                    for (int j = t; j < a.K; j += g) negIdx[row * a.K + j] = -1;
-                    continue;
-                }
-                float dp = dposOut[row];
-                int what = a.Mode == 0 ? NegSemiHard : NegBasic;
-                ulong b = GroupSelect(cnt, fdist, ldist, what, a.Metric, row, a.Hw, anc, posB, negB, dp, a.Seed, a.K, a.IdxBits);
-                if (t == 0) nsel[0] = 0;
-                Group.Barrier();
-                int rb = row * a.Hw;
-                for (int i = t; i < a.Hw; i += g)
-                {
-                    ulong key = KeyOf(what, a.Metric, row, i, anc, ldist[rb + i], fdist[rb + i], posB, negB, dp, a.Seed);
-                    if (key != None && key <= b)
-                    {
-                        int s = Atomic.Add(ref nsel[0], 1);
-                        if (s < MaxNegatives) sel[s] = i;
-                    }
-                }
-                Group.Barrier();
-                if (t == 0)
-                {
-                    int m = XMath.Min(nsel[0], a.K);
-                    for (int x = 1; x < m; x++) // insertion sort: the output is in pixel order
-                    {
-                        int v = sel[x], y = x - 1;
-                        while (y >= 0 && sel[y] > v) { sel[y + 1] = sel[y]; y--; }
-                        sel[y + 1] = v;
-                    }
-                    for (int j = 0; j < a.K; j++) negIdx[row * a.K + j] = j < m ? sel[j] : -1;
-                }
-            }
+            else { pi = posIdx[row]; dp = dposOut[row]; }
+            if (a.Stage == StagePositive) continue;
+            RowNegatives(sh, sel, nsel, negIdx, fdist, ldist, a.Metric, a.Mode, row, hw, anc, posB, negB, pi, dp, seed, a.NumNeg);
         }
     }
 
@@ -227,11 +327,11 @@ public static partial class CcrSelect
     sealed class Kernels
     {
         public readonly Action<KernelConfig, ArrayView<ulong>, ArrayView<int>, ArrayView<float>, ArrayView<int>,
-                               ArrayView<float>, ArrayView<float>, ArrayView<int>, Args> Select;
+                               ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, Args> Select;
 
         public Kernels(Device d) =>
             Select = d.Accelerator.LoadStreamKernel<ArrayView<ulong>, ArrayView<int>, ArrayView<float>, ArrayView<int>,
-                ArrayView<float>, ArrayView<float>, ArrayView<int>, Args>(SelectKernel);
+                ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, Args>(SelectKernel);
     }
 
     static Kernels K(Device d) => d.Kernels(static d => new Kernels(d));
@@ -243,7 +343,11 @@ public static partial class CcrSelect
         Launch.SameLength(op, anchors, rows, "anchors and rows");
     }
 
-    static KernelConfig RowGrid(Device d, int rows) => new(Math.Clamp(rows, 1, 65535), d.GroupSize);
+    internal static KernelConfig RowGrid(Device d, int rows) => new(Math.Clamp(rows, 1, 65535), d.GroupSize);
+
+    // Discrete labels have no bounds: the kernel never touches them, any ulong view will do.
+    static ArrayView<ulong> BoundsView(Buf<ulong> bounds, Buf<float> fdist, int metric) =>
+        metric == 0 ? fdist.View.SubView(0, fdist.Length / 2 * 2).Cast<ulong>() : bounds.View;
 
     /// <summary>Continuous labels: bounds (rows, 2) of the k nearest (positives) and k farthest
     /// (negatives) label distances of each row of ldist (rows, HW).</summary>
@@ -253,9 +357,10 @@ public static partial class CcrSelect
         Launch.SameLength("LabelTopKBounds", bounds.Length, 2L * rows, "bounds and (rows, 2)");
         if (k <= 0) throw new ArgumentException($"LabelTopKBounds: k = {k}");
         if (rows == 0) return;
-        var a = new Args { Stage = 0, Metric = 1, Hw = hw, Rows = rows, K = k, IdxBits = IndexBits(hw) };
+        var a = new Args { Stage = StageBounds, Metric = 1, Hw = hw, Rows = rows, TopK = k };
         if (CcrDistances.Host(d)) { SelectHost(a, bounds, default, default, default, ldist, ldist, anchors); return; }
-        K(d).Select(RowGrid(d, rows), bounds.View, anchors.View, ldist.View, anchors.View, ldist.View, ldist.View, anchors.View, a);
+        K(d).Select(RowGrid(d, rows), bounds.View, anchors.View, ldist.View, anchors.View, ldist.View, ldist.View, anchors.View,
+                    anchors.View, a);
     }
 
     /// <summary>posIdx (rows) and its feature distance dpos (rows): the hardest (or a random)
@@ -270,10 +375,10 @@ public static partial class CcrSelect
         Launch.SameLength("HardestPositive", dpos.Length, rows, "dpos and rows");
         if (metric != CcrLabelMetric.Discrete) Launch.SameLength("HardestPositive", bounds.Length, 2L * rows, "bounds and (rows, 2)");
         if (rows == 0) return;
-        var a = new Args { Stage = 1, Metric = (int)metric, Mode = (int)mode, Hw = hw, Rows = rows, K = 1, IdxBits = IndexBits(hw), Seed = seed };
+        var a = new Args { Stage = StagePositive, Metric = (int)metric, Mode = (int)mode, Hw = hw, Rows = rows, Seed = seed };
         if (CcrDistances.Host(d)) { SelectHost(a, bounds, posIdx, dpos, default, fdist, ldist, anchors); return; }
-        var bv = metric == CcrLabelMetric.Discrete ? fdist.View.SubView(0, fdist.Length / 2 * 2).Cast<ulong>() : bounds.View; // discrete: never read
-        K(d).Select(RowGrid(d, rows), bv, posIdx.View, dpos.View, posIdx.View, fdist.View, ldist.View, anchors.View, a);
+        K(d).Select(RowGrid(d, rows), BoundsView(bounds, fdist, a.Metric), posIdx.View, dpos.View, posIdx.View, fdist.View,
+                    ldist.View, anchors.View, anchors.View, a);
     }
 
     /// <summary>negIdx (rows, numNeg): semi-hard (or random) negatives of each row in pixel order,
@@ -282,78 +387,128 @@ public static partial class CcrSelect
                                          Buf<float> ldist, Buf<ulong> bounds, Buf<int> anchors, int rows, int hw, int numNeg,
                                          CcrLabelMetric metric, CcrSampling mode, uint seed)
     {
-        Check("SemiHardNegatives", fdist.Length, anchors.Length, rows, hw);
-        Launch.SameLength("SemiHardNegatives", ldist.Length, fdist.Length, "ldist and fdist");
-        Launch.SameLength("SemiHardNegatives", negIdx.Length, (long)rows * numNeg, "negIdx and (rows, numNeg)");
-        Launch.SameLength("SemiHardNegatives", posIdx.Length, rows, "posIdx and rows");
-        Launch.SameLength("SemiHardNegatives", dpos.Length, rows, "dpos and rows");
-        if (metric != CcrLabelMetric.Discrete) Launch.SameLength("SemiHardNegatives", bounds.Length, 2L * rows, "bounds and (rows, 2)");
-        if (numNeg <= 0 || numNeg > MaxNegatives) throw new ArgumentException($"SemiHardNegatives: numNeg {numNeg} outside [1, {MaxNegatives}]");
+        CheckNegatives("SemiHardNegatives", negIdx, posIdx, dpos, fdist, ldist, bounds, anchors, rows, hw, numNeg, metric);
         if (rows == 0) return;
-        var a = new Args { Stage = 2, Metric = (int)metric, Mode = (int)mode, Hw = hw, Rows = rows, K = numNeg, IdxBits = IndexBits(hw), Seed = seed };
+        var a = new Args { Stage = StageNegatives, Metric = (int)metric, Mode = (int)mode, Hw = hw, Rows = rows, NumNeg = numNeg, Seed = seed };
         if (CcrDistances.Host(d)) { SelectHost(a, bounds, posIdx, dpos, negIdx, fdist, ldist, anchors); return; }
-        var bv = metric == CcrLabelMetric.Discrete ? fdist.View.SubView(0, fdist.Length / 2 * 2).Cast<ulong>() : bounds.View; // discrete: never read
-        K(d).Select(RowGrid(d, rows), bv, posIdx.View, dpos.View, negIdx.View, fdist.View, ldist.View, anchors.View, a);
+        K(d).Select(RowGrid(d, rows), BoundsView(bounds, fdist, a.Metric), posIdx.View, dpos.View, negIdx.View, fdist.View,
+                    ldist.View, anchors.View, anchors.View, a);
+    }
+
+    /// <summary>
+    /// All three stages in one launch: bounds (rows, 2; continuous labels only, else untouched),
+    /// posIdx and dpos (rows), negIdx (rows, numNeg). The random stream of the Basic variant is
+    /// <paramref name="seed"/>, or, with <paramref name="counter"/> (one int on the device),
+    /// <see cref="CcrAnchors.MiningSeed"/>(seed, counter[0]) read by the kernel.
+    /// </summary>
+    public static void Mine(Device d, Buf<ulong> bounds, Buf<int> posIdx, Buf<float> dpos, Buf<int> negIdx,
+                            Buf<float> fdist, Buf<float> ldist, Buf<int> anchors, int rows, int hw, int topK, int numNeg,
+                            CcrLabelMetric metric, CcrSampling mode, uint seed, Buf<int>? counter = null)
+    {
+        CheckNegatives("CcrSelect.Mine", negIdx, posIdx, dpos, fdist, ldist, bounds, anchors, rows, hw, numNeg, metric);
+        if (topK <= 0) throw new ArgumentException($"CcrSelect.Mine: k = {topK}");
+        if (counter is { } cb) Launch.SameLength("CcrSelect.Mine", cb.Length, 1, "counter and a scalar");
+        if (rows == 0) return;
+        var a = new Args
+        {
+            Stage = StageAll, Metric = (int)metric, Mode = (int)mode, Hw = hw, Rows = rows, TopK = topK, NumNeg = numNeg,
+            Seed = seed, UseCounter = counter.HasValue ? 1 : 0,
+        };
+        if (CcrDistances.Host(d)) { SelectHost(a, bounds, posIdx, dpos, negIdx, fdist, ldist, anchors, counter); return; }
+        K(d).Select(RowGrid(d, rows), BoundsView(bounds, fdist, a.Metric), posIdx.View, dpos.View, negIdx.View, fdist.View,
+                    ldist.View, anchors.View, (counter ?? anchors).View, a);
+    }
+
+    static void CheckNegatives(string op, Buf<int> negIdx, Buf<int> posIdx, Buf<float> dpos, Buf<float> fdist, Buf<float> ldist,
+                               Buf<ulong> bounds, Buf<int> anchors, int rows, int hw, int numNeg, CcrLabelMetric metric)
+    {
+        Check(op, fdist.Length, anchors.Length, rows, hw);
+        Launch.SameLength(op, ldist.Length, fdist.Length, "ldist and fdist");
+        Launch.SameLength(op, negIdx.Length, (long)rows * numNeg, "negIdx and (rows, numNeg)");
+        Launch.SameLength(op, posIdx.Length, rows, "posIdx and rows");
+        Launch.SameLength(op, dpos.Length, rows, "dpos and rows");
+        if (metric != CcrLabelMetric.Discrete) Launch.SameLength(op, bounds.Length, 2L * rows, "bounds and (rows, 2)");
+        if (numNeg <= 0 || numNeg > MaxNegatives) throw new ArgumentException($"{op}: numNeg {numNeg} outside [1, {MaxNegatives}]");
     }
 
     // ---------------------------------------------------------------- CPU variant (host code)
 
     static unsafe void SelectHost(Args a, Buf<ulong> bounds, Buf<int> posIdx, Buf<float> dpos, Buf<int> negIdx,
-                                  Buf<float> fdist, Buf<float> ldist, Buf<int> anchors)
+                                  Buf<float> fdist, Buf<float> ldist, Buf<int> anchors, Buf<int>? counter = null)
     {
         float* fd = fdist.Ptr, ld = ldist.Ptr; int* an = anchors.Ptr;
-        ulong* bo = a.Metric != 0 || a.Stage == 0 ? bounds.Ptr : null;
-        int* pos = a.Stage >= 1 ? posIdx.Ptr : null; float* dp = a.Stage >= 1 ? dpos.Ptr : null;
-        int* neg = a.Stage == 2 ? negIdx.Ptr : null;
+        bool all = a.Stage == StageAll;
+        ulong* bo = a.Metric != 0 || a.Stage == StageBounds ? bounds.Ptr : null;
+        int* pos = a.Stage != StageBounds ? posIdx.Ptr : null; float* dp = a.Stage != StageBounds ? dpos.Ptr : null;
+        int* neg = a.Stage >= StageNegatives ? negIdx.Ptr : null;
+        uint seed = counter is { } cb ? CcrAnchors.MiningSeed(a.Seed, cb.Ptr[0]) : a.Seed;
         Parallel.For(0, a.Rows, row =>
         {
             int anc = an[row], hw = a.Hw;
             float* f = fd + (long)row * hw, l = ld + (long)row * hw;
-            ulong posB = bo != null && a.Stage > 0 ? bo[2 * row] : None, negB = bo != null && a.Stage > 0 ? bo[2 * row + 1] : None;
-            if (a.Stage == 0)
+            ulong posB = None, negB = None;
+            if (bo != null)
             {
-                ulong pb = HostSelect(PosTopK, a, row, anc, f, l, None, None, 0f, a.K);
-                bo[2 * row] = pb;
-                bo[2 * row + 1] = HostSelect(NegTopK, a, row, anc, f, l, pb, None, 0f, a.K);
+                if (a.Stage == StageBounds || all)
+                {
+                    posB = bo[2 * row] = HostSelect(PosTopK, a, row, anc, f, l, None, None, 0f, a.TopK, seed);
+                    negB = bo[2 * row + 1] = HostSelect(NegTopK, a, row, anc, f, l, posB, None, 0f, a.TopK, seed);
+                }
+                else { posB = bo[2 * row]; negB = bo[2 * row + 1]; }
             }
-            else if (a.Stage == 1)
+            if (a.Stage == StageBounds) return;
+            if (a.Stage == StagePositive || all)
             {
-                ulong b = HostSelect(a.Mode == 0 ? PosHard : PosBasic, a, row, anc, f, l, posB, negB, 0f, 1);
+                ulong b = HostSelect(a.Mode == 0 ? PosHard : PosBasic, a, row, anc, f, l, posB, negB, 0f, 1, seed);
                 int pi = b == None ? -1 : (int)(uint)b;
                 pos[row] = pi;
                 dp[row] = pi < 0 ? 0f : f[pi];
             }
-            else
+            if (a.Stage == StagePositive) return;
+            int* o = neg + (long)row * a.NumNeg;
+            int m = 0;
+            if (pos[row] >= 0)
             {
-                int* o = neg + (long)row * a.K;
-                int m = 0;
-                if (pos[row] >= 0)
+                int what = a.Mode == 0 ? NegSemiHard : NegBasic;
+                ulong b = HostSelect(what, a, row, anc, f, l, posB, negB, dp[row], a.NumNeg, seed);
+                for (int i = 0; i < hw && m < a.NumNeg; i++)
                 {
-                    int what = a.Mode == 0 ? NegSemiHard : NegBasic;
-                    ulong b = HostSelect(what, a, row, anc, f, l, posB, negB, dp[row], a.K);
-                    for (int i = 0; i < hw && m < a.K; i++)
-                    {
-                        ulong key = KeyOf(what, a.Metric, row, i, anc, l[i], f[i], posB, negB, dp[row], a.Seed);
-                        if (key != None && key <= b) o[m++] = i;
-                    }
+                    ulong key = KeyOf(what, a.Metric, row, i, anc, l[i], f[i], posB, negB, dp[row], seed);
+                    if (key != None && key <= b) o[m++] = i;
                 }
-                for (int j = m; j < a.K; j++) o[j] = -1;
             }
+            for (int j = m; j < a.NumNeg; j++) o[j] = -1;
         });
     }
 
-    // The k-th smallest eligible key of a row through a bounded max-heap of the k smallest seen.
-    static unsafe ulong HostSelect(int what, Args a, int row, int anc, float* f, float* l, ulong posB, ulong negB, float dpos, int k)
+    static unsafe ulong HostSelect(int what, Args a, int row, int anc, float* f, float* l, ulong posB, ulong negB, float dpos,
+                                   int k, uint seed)
     {
-        Span<ulong> heap = k <= 512 ? stackalloc ulong[k] : new ulong[k];
-        int size = 0;
+        var heap = new KSmallest(k);
         for (int i = 0; i < a.Hw; i++)
         {
-            ulong key = KeyOf(what, a.Metric, row, i, anc, l[i], f[i], posB, negB, dpos, a.Seed);
-            if (key == None) continue;
-            if (size < k)
+            ulong key = KeyOf(what, a.Metric, row, i, anc, l[i], f[i], posB, negB, dpos, seed);
+            if (key != None) heap.Offer(key);
+        }
+        return heap.Bound;
+    }
+
+    /// <summary>The k smallest keys seen, as a bounded max-heap; <see cref="Bound"/> is the k-th
+    /// smallest, or <see cref="None"/> while fewer than k were offered.</summary>
+    internal sealed class KSmallest(int k)
+    {
+        readonly ulong[] _heap = new ulong[k];
+        int _size;
+
+        public ulong Bound => _size < _heap.Length ? None : _heap[0];
+
+        public void Offer(ulong key)
+        {
+            var heap = _heap;
+            int k = heap.Length;
+            if (_size < k)
             {
-                int c = size++;
+                int c = _size++;
                 heap[c] = key;
                 while (c > 0 && heap[(c - 1) / 2] < heap[c]) { (heap[c], heap[(c - 1) / 2]) = (heap[(c - 1) / 2], heap[c]); c = (c - 1) / 2; }
             }
@@ -372,6 +527,5 @@ public static partial class CcrSelect
                 }
             }
         }
-        return size < k ? None : heap[0];
     }
 }

@@ -119,6 +119,55 @@ public class CcrKernelTests
     }
 
     [Fact]
+    public void CudaBackwardSumsEveryPixelInEntryOrderWithoutAtomics()
+    {
+        // 7 anchors per image on 42 pixels with 5 negatives each: pixels recur across rows and roles,
+        // so chains of several entries are summed; the result must equal the host replay of the
+        // entry-order contract bit for bit, and repeat itself
+        var d = Devices.CudaOnCpu;
+        const int a = 7, c = 5, dim = 6; const float margin = 1.5f;
+        var x = CcrTestData.Make(23, CcrLabelMetric.Discrete, N, dim, Hw, a, quantised: false);
+        var m = CcrTestData.Mine(Devices.Cpu, x, 6, c, CcrSampling.Basic, 8);
+        using var scope = new TensorScope();
+        int rows = N * a;
+        var proj = Tensor.FromArray(d, x.Proj, N, dim, Hw);
+        var anc = Tensor.FromArray(d, x.Anchors, rows);
+        var pos = Tensor.FromArray(d, m.Pos, rows);
+        var neg = Tensor.FromArray(d, m.Neg, rows, c);
+        var loss = Tensor.Empty(d, rows, c); var dap = Tensor.Empty(d, rows); var dan = Tensor.Empty(d, rows, c);
+        var scalar = Tensor.Empty(d, 1); var stats = Tensor.Empty(d, CcrTriplet.StatCount);
+        var dloss = Tensor.FromArray(d, new[] { 0.37f }, 1);
+        CcrTriplet.Forward(d, loss.Data, dap.Data, dan.Data, proj.Data, anc.IntData, pos.IntData, neg.IntData, N, dim, Hw, a, c, margin);
+        CcrTriplet.Reduce(d, scalar.Data, stats.Data, loss.Data, dap.Data, dan.Data, anc.IntData, pos.IntData, neg.IntData, rows, c);
+        float[] Run()
+        {
+            var g = Tensor.Empty(d, N, dim, Hw);
+            CcrTriplet.Backward(d, g.Data, dloss.Data, stats.Data, proj.Data, anc.IntData, pos.IntData, neg.IntData,
+                                loss.Data, dap.Data, dan.Data, N, dim, Hw, a, c);
+            return g.ToArray();
+        }
+        var got = Run();
+        var lossH = loss.ToArray();
+        var replay = CcrTriplet.Reference.BackwardEntryOrder(0.37f, stats.ToArray()[1], x.Proj, x.Anchors, m.Pos, m.Neg, lossH,
+                                                             dap.ToArray(), dan.ToArray(), N, dim, Hw, a, c);
+        Assert.Equal(replay, got);
+        Assert.Equal(got, Run());
+        Tol.Close(CcrTriplet.Reference.Backward(0.37, CcrTestData.D(x.Proj), x.Anchors, m.Pos, m.Neg, dim, Hw, a, c, margin),
+                  got, 1e-6, 1e-4, "entry-order gather vs float64 reference");
+        // not vacuous: some pixel is the target of several live entries (one per live row for its
+        // anchor and positive, one per active triplet for a negative)
+        var entries = new List<(int, int)>();
+        for (int r = 0; r < rows; r++)
+        {
+            var live = Enumerable.Range(0, c).Where(j => lossH[r * c + j] > 0f).ToList();
+            if (live.Count == 0) continue;
+            entries.Add((r / a, x.Anchors[r])); entries.Add((r / a, m.Pos[r]));
+            foreach (int j in live) entries.Add((r / a, m.Neg[r * c + j]));
+        }
+        Assert.Contains(entries.GroupBy(t => t).Select(g => g.Count()), k => k >= 3);
+    }
+
+    [Fact]
     public void ReferenceGradientMatchesFiniteDifferences()
     {
         var x = CcrTestData.Make(8, CcrLabelMetric.L1, N, 3, Hw, A, quantised: false);
