@@ -168,6 +168,24 @@ public class CcrKernelTests
     }
 
     [Fact]
+    public void HostArctangentIsAccurateOverEveryOctant()
+    {
+        // c >= 0 (a norm), d of either sign, ratios from 0 to huge, exact octant borders; 1003 values: a scalar tail too
+        var r = Rand.New(12);
+        var c = new float[1003]; var d = new float[1003];
+        for (int i = 0; i < c.Length; i++)
+        {
+            c[i] = i % 5 == 0 ? 0f : MathF.Pow(10, r.Uniform(-6, 6)) * r.NextFloat();
+            d[i] = i % 7 == 0 ? 0f : i % 11 == 0 ? c[i] : i % 13 == 0 ? -c[i] : (r.NextFloat() - 0.5f) * MathF.Pow(10, r.Uniform(-6, 6));
+        }
+        c[0] = 0; d[0] = 0;
+        var o = new float[c.Length];
+        CcrDistances.AtanHost(c, d, o);
+        var want = c.Select((v, i) => Math.Atan2(v, d[i] == 0 ? 0.0 : d[i])).ToArray(); // atan2(0, -0) = 0 here: zero vectors are invalid pixels
+        Tol.Close(want, o, 4e-7, 4e-7, "vectorised atan2 against Math.Atan2");
+    }
+
+    [Fact]
     public void ReferenceGradientMatchesFiniteDifferences()
     {
         var x = CcrTestData.Make(8, CcrLabelMetric.L1, N, 3, Hw, A, quantised: false);
