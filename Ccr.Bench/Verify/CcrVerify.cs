@@ -41,13 +41,16 @@ public sealed class CcrVerify : IVerifySuite
                 if (device.Variant == KernelVariant.Cuda && !device.IsCuda)
                     yield return new VerifyCase("ccr.backward.entry_order", tag, 0, 0, d => Run(d, s, metric, CcrSampling.Hard).EntryOrder);
                 if (metric != CcrLabelMetric.Angle)
+                {
                     yield return new VerifyCase("ccr.mine_basic", tag, 0, 0, d => Run(d, s, metric, CcrSampling.Basic).Mine);
+                    yield return new VerifyCase("ccr.mine_from_labels", tag, 0, 0, d => Run(d, s, metric, CcrSampling.Hard).MineFromLabels);
+                }
             }
     }
 
     sealed record Result((double[], float[]) Fd, (double[], float[]) Ld, (double[], float[]) Mine,
                          (double[], float[]) Loss, (double[], float[]) Grad, (double[], float[]) Repeat,
-                         (double[], float[]) EntryOrder);
+                         (double[], float[]) EntryOrder, (double[], float[]) MineFromLabels);
 
     // The cases of one (shape, metric, mode) share one run: the float64 references at the paper's
     // scale take seconds. Only the latest run is kept (its matrices are ~100 MB there).
@@ -101,6 +104,11 @@ public sealed class CcrVerify : IVerifySuite
         CcrDistances.LabelDistances(d, ld.Data, tl.Data, tv.IntData, ta.IntData, s.N, l, hw, s.A, metric);
         CcrSelect.Mine(d, bounds, pos.IntData, dpos.Data, neg.IntData, fd.Data, ld.Data, ta.IntData, rows, hw, s.K, s.C, metric, mode,
                        seed, tc.IntData);
+        // the same mining with label distances recomputed from the labels (L1 and classes; what the loss runs on a GPU)
+        var posL = Tensor.Empty(d, DType.I32, rows); var negL = Tensor.Empty(d, DType.I32, rows, s.C); var dposL = Tensor.Empty(d, rows);
+        if (metric != CcrLabelMetric.Angle)
+            CcrSelect.MineFromLabels(d, bounds, posL.IntData, dposL.Data, negL.IntData, fd.Data, tl.Data, tv.IntData, ta.IntData, s.N, s.A,
+                                     hw, s.K, s.C, metric, mode, seed, tc.IntData);
         var loss = Tensor.Empty(d, rows, s.C); var dap = Tensor.Empty(d, rows); var dan = Tensor.Empty(d, rows, s.C);
         var scalar = Tensor.Empty(d, 1); var stats = Tensor.Empty(d, CcrTriplet.StatCount);
         var dloss = Tensor.FromArray(d, new[] { 1.3f }, 1); var dproj = Tensor.Empty(d, s.N, s.Dim, hw);
@@ -139,6 +147,7 @@ public sealed class CcrVerify : IVerifySuite
         return new Result((Nd(fdR), Nf(fdK)), (Nd(ldR), Nf(ldK)), (Dd(posR).Concat(Dd(negR)).ToArray(), F(posK).Concat(F(negK)).ToArray()),
                           ([lossR], scalar.ToArray()), (gradR, dprojK),
                           (VerifyData.D(dprojK).Concat(VerifyData.D(dprojK)).ToArray(), again.ToArray()),
-                          (VerifyData.D(replay), dprojK));
+                          (VerifyData.D(replay), dprojK),
+                          (Dd(posR).Concat(Dd(negR)).ToArray(), F(posL.ToIntArray()).Concat(F(negL.ToIntArray())).ToArray()));
     }
 }

@@ -47,10 +47,12 @@ public static partial class CcrSelect
     const int StageBounds = 0, StagePositive = 1, StageNegatives = 2, StageAll = 3;
 
     /// <summary>Scalar arguments of the selection kernel (one struct keeps the signature short).
-    /// TopK: k of the label top-k; NumNeg: C_neg; UseCounter: derive the Basic seed from counter[0].</summary>
+    /// TopK: k of the label top-k; NumNeg: C_neg; UseCounter: derive the Basic seed from counter[0];
+    /// LabelMode: 1 when label distances are recomputed from the labels (<see cref="RowSource"/>),
+    /// NumAnchors: anchors per image (mode 1 only).</summary>
     public struct Args
     {
-        public int Stage, Metric, Mode, Hw, Rows, TopK, NumNeg, UseCounter;
+        public int Stage, Metric, Mode, Hw, Rows, TopK, NumNeg, UseCounter, LabelMode, NumAnchors;
         public uint Seed;
     }
 
@@ -103,27 +105,64 @@ public static partial class CcrSelect
         return IsNegative(metric, i, anc, ld, posB, negB) ? Compose(Hash(seed, row, i), i) : None;
     }
 
+    /// <summary>
+    /// Where one anchor row's distances come from: the feature-distance matrix F (rows, HW), and
+    /// either the label-distance matrix L (rows, HW) (LabelMode 0) or, for L1 and class labels
+    /// (LabelMode 1), the labels L (N, 1, HW) and validity (N, HW) themselves, from which a label
+    /// distance is recomputed exactly as <see cref="CcrDistances.LabelDistances"/> computes it (one
+    /// subtraction and abs, or one comparison: bit-identical on any hardware). Mode 1 spares the
+    /// (rows, HW) label matrix: written once and read by every pass of every select otherwise,
+    /// while the labels of an image stay in cache.
+    /// </summary>
+    internal struct RowSource
+    {
+        public ArrayView<float> F, L;
+        public ArrayView<int> Valid;
+        public int Metric, Row, Anc, Rb, LabelMode, Ib, AncOk;
+        public float La;
+
+        public float Ld(int i)
+        {
+            if (LabelMode == 0) return L[Rb + i];
+            if (AncOk == 0 || Valid[Ib + i] == 0) return float.NaN;
+            float v = L[Ib + i];
+            return Metric == 1 ? XMath.Abs(La - v) : La == v ? 0f : 1f;
+        }
+    }
+
+    static RowSource Source(ArrayView<float> fdist, ArrayView<float> l, ArrayView<int> valid, int labelMode, int metric,
+                            int row, int hw, int anc, int numAnchors)
+    {
+        var s = new RowSource { F = fdist, L = l, Valid = valid, Metric = metric, Row = row, Anc = anc, Rb = row * hw, LabelMode = labelMode };
+        if (labelMode != 0)
+        {
+            s.Ib = row / numAnchors * hw;
+            bool ok = anc >= 0 && anc < hw && valid[s.Ib + anc] != 0;
+            s.AncOk = ok ? 1 : 0;
+            s.La = ok ? l[s.Ib + anc] : 0f;
+        }
+        return s;
+    }
+
     /// <summary>The mining keys of one anchor row, as a key source for <see cref="GroupSelect{TKeys}"/>.
     /// The feature distance is read only by the stages that use it (a pass reads one matrix, not two).</summary>
     internal struct MiningKeys : IRowKeys
     {
-        public ArrayView<float> F, L;
-        public int Rb, What, Metric, Row, Anc;
+        public RowSource S;
+        public int What;
         public ulong PosB, NegB;
         public float Dpos;
         public uint Seed;
 
         public ulong Key(int i)
         {
-            float fd = What == PosHard || What == NegSemiHard ? F[Rb + i] : 0f;
-            return KeyOf(What, Metric, Row, i, Anc, L[Rb + i], fd, PosB, NegB, Dpos, Seed);
+            float fd = What == PosHard || What == NegSemiHard ? S.F[S.Rb + i] : 0f;
+            return KeyOf(What, S.Metric, S.Row, i, S.Anc, S.Ld(i), fd, PosB, NegB, Dpos, Seed);
         }
     }
 
-    static MiningKeys Keys(ArrayView<float> f, ArrayView<float> l, int what, int metric, int row, int hw, int anc,
-                           ulong posB, ulong negB, float dpos, uint seed) =>
-        new() { F = f, L = l, Rb = row * hw, What = what, Metric = metric, Row = row, Anc = anc,
-                PosB = posB, NegB = negB, Dpos = dpos, Seed = seed };
+    static MiningKeys Keys(RowSource src, int what, ulong posB, ulong negB, float dpos, uint seed) =>
+        new() { S = src, What = what, PosB = posB, NegB = negB, Dpos = dpos, Seed = seed };
 
     // ---------------------------------------------------------------- CUDA variant: one group per row
 
@@ -238,31 +277,28 @@ public static partial class CcrSelect
     // The three stages of one row. Every thread of the group calls them with the same arguments and
     // gets the same results (the selects are uniform), so only thread 0 writes the outputs.
 
-    static void RowBounds(SelectShared sh, ArrayView<float> fdist, ArrayView<float> ldist, int metric, int row, int hw,
-                          int anc, int k, out ulong posB, out ulong negB)
+    static void RowBounds(SelectShared sh, RowSource src, int hw, int k, out ulong posB, out ulong negB)
     {
-        posB = GroupSelect(sh, Keys(fdist, ldist, PosTopK, metric, row, hw, anc, None, None, 0f, 0), hw, k);
-        negB = GroupSelect(sh, Keys(fdist, ldist, NegTopK, metric, row, hw, anc, posB, None, 0f, 0), hw, k);
+        posB = GroupSelect(sh, Keys(src, PosTopK, None, None, 0f, 0), hw, k);
+        negB = GroupSelect(sh, Keys(src, NegTopK, posB, None, 0f, 0), hw, k);
     }
 
-    static int RowPositive(SelectShared sh, ArrayView<float> fdist, ArrayView<float> ldist, int metric, int mode, int row,
-                           int hw, int anc, ulong posB, ulong negB, uint seed)
+    static int RowPositive(SelectShared sh, RowSource src, int mode, int hw, ulong posB, ulong negB, uint seed)
     {
-        ulong b = GroupSelect(sh, Keys(fdist, ldist, mode == 0 ? PosHard : PosBasic, metric, row, hw, anc, posB, negB, 0f, seed), hw, 1);
+        ulong b = GroupSelect(sh, Keys(src, mode == 0 ? PosHard : PosBasic, posB, negB, 0f, seed), hw, 1);
         return b == None ? -1 : (int)(uint)b;
     }
 
-    static void RowNegatives(SelectShared sh, ArrayView<int> sel, ArrayView<int> nsel, ArrayView<int> negIdx,
-                             ArrayView<float> fdist, ArrayView<float> ldist, int metric, int mode, int row, int hw, int anc,
-                             ulong posB, ulong negB, int pi, float dp, uint seed, int numNeg)
+    static void RowNegatives(SelectShared sh, ArrayView<int> sel, ArrayView<int> nsel, ArrayView<int> negIdx, RowSource src,
+                             int mode, int hw, ulong posB, ulong negB, int pi, float dp, uint seed, int numNeg)
     {
-        int t = Group.IdxX, g = Group.DimX;
+        int t = Group.IdxX, g = Group.DimX, row = src.Row;
         if (pi < 0)
         {
             for (int j = t; j < numNeg; j += g) negIdx[row * numNeg + j] = -1;
             return;
         }
-        var keys = Keys(fdist, ldist, mode == 0 ? NegSemiHard : NegBasic, metric, row, hw, anc, posB, negB, dp, seed);
+        var keys = Keys(src, mode == 0 ? NegSemiHard : NegBasic, posB, negB, dp, seed);
         ulong b = GroupSelect(sh, keys, hw, numNeg);
         if (t == 0) nsel[0] = 0;
         Group.Barrier();
@@ -289,8 +325,10 @@ public static partial class CcrSelect
         }
     }
 
+    // l: the label-distance matrix, or (LabelMode 1) the labels, with valid their mask (else unused).
     static void SelectKernel(ArrayView<ulong> bounds, ArrayView<int> posIdx, ArrayView<float> dposOut, ArrayView<int> negIdx,
-                             ArrayView<float> fdist, ArrayView<float> ldist, ArrayView<int> anchors, ArrayView<int> counter, Args a)
+                             ArrayView<float> fdist, ArrayView<float> l, ArrayView<int> valid, ArrayView<int> anchors,
+                             ArrayView<int> counter, Args a)
     {
         var sh = SelectShared.Allocate();
         var sel = SharedMemory.Allocate<int>(MaxNegatives);
@@ -299,13 +337,13 @@ public static partial class CcrSelect
         uint seed = a.UseCounter != 0 ? CcrAnchors.MiningSeed(a.Seed, counter[0]) : a.Seed;
         for (int row = ILGPU.Grid.IdxX; row < a.Rows; row += ILGPU.Grid.DimX)
         {
-            int anc = anchors[row];
+            var src = Source(fdist, l, valid, a.LabelMode, a.Metric, row, hw, anchors[row], a.NumAnchors);
             ulong posB = None, negB = None;
             if (a.Metric != 0)
             {
                 if (a.Stage == StageBounds || a.Stage == StageAll)
                 {
-                    RowBounds(sh, fdist, ldist, a.Metric, row, hw, anc, a.TopK, out posB, out negB);
+                    RowBounds(sh, src, hw, a.TopK, out posB, out negB);
                     if (t == 0) { bounds[2 * row] = posB; bounds[2 * row + 1] = negB; }
                 }
                 else { posB = bounds[2 * row]; negB = bounds[2 * row + 1]; }
@@ -314,13 +352,13 @@ public static partial class CcrSelect
             int pi; float dp;
             if (a.Stage == StagePositive || a.Stage == StageAll)
             {
-                pi = RowPositive(sh, fdist, ldist, a.Metric, a.Mode, row, hw, anc, posB, negB, seed);
+                pi = RowPositive(sh, src, a.Mode, hw, posB, negB, seed);
                 dp = pi < 0 ? 0f : fdist[row * hw + pi];
                 if (t == 0) { posIdx[row] = pi; dposOut[row] = dp; }
             }
             else { pi = posIdx[row]; dp = dposOut[row]; }
             if (a.Stage == StagePositive) continue;
-            RowNegatives(sh, sel, nsel, negIdx, fdist, ldist, a.Metric, a.Mode, row, hw, anc, posB, negB, pi, dp, seed, a.NumNeg);
+            RowNegatives(sh, sel, nsel, negIdx, src, a.Mode, hw, posB, negB, pi, dp, seed, a.NumNeg);
         }
     }
 
@@ -329,11 +367,11 @@ public static partial class CcrSelect
     sealed class Kernels
     {
         public readonly Action<KernelConfig, ArrayView<ulong>, ArrayView<int>, ArrayView<float>, ArrayView<int>,
-                               ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, Args> Select;
+                               ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, ArrayView<int>, Args> Select;
 
         public Kernels(Device d) =>
             Select = d.Accelerator.LoadStreamKernel<ArrayView<ulong>, ArrayView<int>, ArrayView<float>, ArrayView<int>,
-                ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, Args>(SelectKernel);
+                ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, ArrayView<int>, Args>(SelectKernel);
     }
 
     static Kernels K(Device d) => d.Kernels(static d => new Kernels(d));
@@ -362,7 +400,7 @@ public static partial class CcrSelect
         var a = new Args { Stage = StageBounds, Metric = 1, Hw = hw, Rows = rows, TopK = k };
         if (CcrDistances.Host(d)) { SelectHost(a, bounds, default, default, default, ldist, ldist, anchors); return; }
         K(d).Select(RowGrid(d, rows), bounds.View, anchors.View, ldist.View, anchors.View, ldist.View, ldist.View, anchors.View,
-                    anchors.View, a);
+                    anchors.View, anchors.View, a);
     }
 
     /// <summary>posIdx (rows) and its feature distance dpos (rows): the hardest (or a random)
@@ -380,7 +418,7 @@ public static partial class CcrSelect
         var a = new Args { Stage = StagePositive, Metric = (int)metric, Mode = (int)mode, Hw = hw, Rows = rows, Seed = seed };
         if (CcrDistances.Host(d)) { SelectHost(a, bounds, posIdx, dpos, default, fdist, ldist, anchors); return; }
         K(d).Select(RowGrid(d, rows), BoundsView(bounds, fdist, a.Metric), posIdx.View, dpos.View, posIdx.View, fdist.View,
-                    ldist.View, anchors.View, anchors.View, a);
+                    ldist.View, anchors.View, anchors.View, anchors.View, a);
     }
 
     /// <summary>negIdx (rows, numNeg): semi-hard (or random) negatives of each row in pixel order,
@@ -394,7 +432,7 @@ public static partial class CcrSelect
         var a = new Args { Stage = StageNegatives, Metric = (int)metric, Mode = (int)mode, Hw = hw, Rows = rows, NumNeg = numNeg, Seed = seed };
         if (CcrDistances.Host(d)) { SelectHost(a, bounds, posIdx, dpos, negIdx, fdist, ldist, anchors); return; }
         K(d).Select(RowGrid(d, rows), BoundsView(bounds, fdist, a.Metric), posIdx.View, dpos.View, negIdx.View, fdist.View,
-                    ldist.View, anchors.View, anchors.View, a);
+                    ldist.View, anchors.View, anchors.View, anchors.View, a);
     }
 
     /// <summary>
@@ -418,7 +456,46 @@ public static partial class CcrSelect
         };
         if (CcrDistances.Host(d)) { SelectHost(a, bounds, posIdx, dpos, negIdx, fdist, ldist, anchors, counter); return; }
         K(d).Select(RowGrid(d, rows), BoundsView(bounds, fdist, a.Metric), posIdx.View, dpos.View, negIdx.View, fdist.View,
-                    ldist.View, anchors.View, (counter ?? anchors).View, a);
+                    ldist.View, anchors.View, anchors.View, (counter ?? anchors).View, a);
+    }
+
+    /// <summary>
+    /// <see cref="Mine"/> for L1 and class labels without the label-distance matrix: labels
+    /// (N, 1, HW) and valid (N, HW) as given to <see cref="CcrDistances.LabelDistances"/>, anchors
+    /// (N, numAnchors). The CUDA variant recomputes each label distance where a pass needs it (see
+    /// RowSource; the results equal Mine's on LabelDistances' matrix bit for bit). The CPU variant
+    /// builds the matrix in a pooled buffer and mines from it (its passes run in cache anyway).
+    /// </summary>
+    public static void MineFromLabels(Device d, Buf<ulong> bounds, Buf<int> posIdx, Buf<float> dpos, Buf<int> negIdx,
+                                      Buf<float> fdist, Buf<float> labels, Buf<int> valid, Buf<int> anchors, int n, int numAnchors,
+                                      int hw, int topK, int numNeg, CcrLabelMetric metric, CcrSampling mode, uint seed,
+                                      Buf<int>? counter = null)
+    {
+        const string op = "CcrSelect.MineFromLabels";
+        if (metric == CcrLabelMetric.Angle) throw new ArgumentException($"{op}: angles are mined from the label-distance matrix (Mine)");
+        CcrDistances.CheckSizes(op, n, hw, numAnchors);
+        int rows = n * numAnchors;
+        Launch.SameLength(op, labels.Length, (long)n * hw, "labels and (N, 1, HW)");
+        Launch.SameLength(op, valid.Length, (long)n * hw, "valid and (N, HW)");
+        if (CcrDistances.Host(d))
+        {
+            using var block = d.Pool.Rent(4L * rows * hw);
+            var ldist = new Buf<float>(block, 0, (long)rows * hw);
+            CcrDistances.LabelDistances(d, ldist, labels, valid, anchors, n, 1, hw, numAnchors, metric);
+            Mine(d, bounds, posIdx, dpos, negIdx, fdist, ldist, anchors, rows, hw, topK, numNeg, metric, mode, seed, counter);
+            return;
+        }
+        CheckNegatives(op, negIdx, posIdx, dpos, fdist, fdist, bounds, anchors, rows, hw, numNeg, metric);
+        if (topK <= 0) throw new ArgumentException($"{op}: k = {topK}");
+        if (counter is { } cb) Launch.SameLength(op, cb.Length, 1, "counter and a scalar");
+        if (rows == 0) return;
+        var a = new Args
+        {
+            Stage = StageAll, Metric = (int)metric, Mode = (int)mode, Hw = hw, Rows = rows, TopK = topK, NumNeg = numNeg,
+            Seed = seed, UseCounter = counter.HasValue ? 1 : 0, LabelMode = 1, NumAnchors = numAnchors,
+        };
+        K(d).Select(RowGrid(d, rows), BoundsView(bounds, fdist, a.Metric), posIdx.View, dpos.View, negIdx.View, fdist.View,
+                    labels.View, valid.View, anchors.View, (counter ?? anchors).View, a);
     }
 
     static void CheckNegatives(string op, Buf<int> negIdx, Buf<int> posIdx, Buf<float> dpos, Buf<float> fdist, Buf<float> ldist,

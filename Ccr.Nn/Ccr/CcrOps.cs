@@ -77,17 +77,28 @@ public static class CcrOps
         var dan = Tensor.Empty(d, rows, c);
         var stats = Tensor.Empty(d, CcrTriplet.StatCount);
         var loss = Tensor.Empty(d, 1);
+        // L1 and class labels on the CUDA variant: no label-distance matrix, the mining recomputes
+        // each label distance from the labels (exactly); angles (atan2 in every pass would cost more
+        // than the matrix) and the CPU variant mine from the matrix
+        bool fromLabels = d.Variant == KernelVariant.Cuda && metric != CcrLabelMetric.Angle;
         using (var fdist = Tensor.Empty(d, n, na, hw))
-        using (var ldist = Tensor.Empty(d, n, na, hw))
         using (var bounds = Tensor.Empty(d, DType.I32, rows, 4)) // (rows, 2) ulong
         using (var dpos = Tensor.Empty(d, rows))
         {
             var b64 = new Buf<ulong>(bounds.Block, bounds.Offset / 2, 2L * rows);
             CcrDistances.FeatureDistances(d, fdist.Data, proj.Data, anc.IntData, n, dim, hw, na);
-            CcrDistances.LabelDistances(d, ldist.Data, labels.DeviceValues.Data, labels.DeviceValid.IntData, anc.IntData,
-                                        n, labels.Space.Channels, hw, na, metric);
-            CcrSelect.Mine(d, b64, posIdx.IntData, dpos.Data, negIdx.IntData, fdist.Data, ldist.Data, anc.IntData, rows, hw,
-                           cfg.TopK, c, metric, cfg.Sampling, seed, counter?.IntData);
+            if (fromLabels)
+                CcrSelect.MineFromLabels(d, b64, posIdx.IntData, dpos.Data, negIdx.IntData, fdist.Data, labels.DeviceValues.Data,
+                                         labels.DeviceValid.IntData, anc.IntData, n, na, hw, cfg.TopK, c, metric, cfg.Sampling, seed,
+                                         counter?.IntData);
+            else
+            {
+                using var ldist = Tensor.Empty(d, n, na, hw);
+                CcrDistances.LabelDistances(d, ldist.Data, labels.DeviceValues.Data, labels.DeviceValid.IntData, anc.IntData,
+                                            n, labels.Space.Channels, hw, na, metric);
+                CcrSelect.Mine(d, b64, posIdx.IntData, dpos.Data, negIdx.IntData, fdist.Data, ldist.Data, anc.IntData, rows, hw,
+                               cfg.TopK, c, metric, cfg.Sampling, seed, counter?.IntData);
+            }
         }
         CcrTriplet.Forward(d, tloss.Data, dap.Data, dan.Data, proj.Data, anc.IntData, posIdx.IntData, negIdx.IntData,
                            n, dim, hw, na, c, cfg.Margin);

@@ -68,7 +68,10 @@ public class CcrSelectTests
     [InlineData("cpu", CcrLabelMetric.Discrete, CcrSampling.Basic)]
     [InlineData("cuda-on-cpu", CcrLabelMetric.L1, CcrSampling.Basic)]
     [InlineData("cuda-on-cpu", CcrLabelMetric.Discrete, CcrSampling.Hard)]
-    public void FusedMiningEqualsTheStagesAndTheReference(string dev, CcrLabelMetric metric, CcrSampling mode)
+    [InlineData("cpu", CcrLabelMetric.L1, CcrSampling.Hard, true)]
+    [InlineData("cuda-on-cpu", CcrLabelMetric.L1, CcrSampling.Hard, true)]
+    [InlineData("cuda-on-cpu", CcrLabelMetric.Discrete, CcrSampling.Basic, true)]
+    public void FusedMiningEqualsTheStagesAndTheReference(string dev, CcrLabelMetric metric, CcrSampling mode, bool fromLabels = false)
     {
         var d = Devices.Get(dev);
         int n = dev == "cpu" ? 2 : 1, a = 3; // quantised inputs: both variants' distances are exact, so they mine alike
@@ -82,7 +85,7 @@ public class CcrSelectTests
             x = CcrTestData.Make(s++, metric, n, 6, 42, a, quantised: true);
             staged = CcrTestData.Mine(Devices.Cpu, x, k, c, mode, seed);
         } while (!staged.Neg.Any(q => q >= 0));
-        var fused = CcrTestData.MineFused(d, x, k, c, mode, 31, counter);
+        var fused = CcrTestData.MineFused(d, x, k, c, mode, 31, counter, fromLabels);
         Assert.Equal(staged.Pos, fused.Pos);
         Assert.Equal(staged.Neg, fused.Neg);
         Assert.Equal(staged.Dpos, fused.Dpos);

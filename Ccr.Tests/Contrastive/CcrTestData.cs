@@ -74,7 +74,7 @@ public static class CcrTestData
 
     /// <summary>The same through the fused <see cref="CcrSelect.Mine"/> launch, the Basic seed derived
     /// on the device from a counter holding <paramref name="counter"/>.</summary>
-    public static Mined MineFused(Device d, Inputs x, int k, int numNeg, CcrSampling mode, uint seed, int counter)
+    public static Mined MineFused(Device d, Inputs x, int k, int numNeg, CcrSampling mode, uint seed, int counter, bool fromLabels = false)
     {
         using var scope = new TensorScope();
         int rows = x.N * x.A;
@@ -92,8 +92,12 @@ public static class CcrTestData
         var bounds = new Buf<ulong>(block, 0, 2L * rows);
         CcrDistances.FeatureDistances(d, fd.Data, proj.Data, anc.IntData, x.N, x.Dim, x.Hw, x.A);
         CcrDistances.LabelDistances(d, ld.Data, labels.Data, valid.IntData, anc.IntData, x.N, x.L, x.Hw, x.A, x.Metric);
-        CcrSelect.Mine(d, bounds, pos.IntData, dpos.Data, neg.IntData, fd.Data, ld.Data, anc.IntData, rows, x.Hw, k, numNeg,
-                       x.Metric, mode, seed, cnt.IntData);
+        if (fromLabels) // label distances recomputed inside the mining (L1 and classes)
+            CcrSelect.MineFromLabels(d, bounds, pos.IntData, dpos.Data, neg.IntData, fd.Data, labels.Data, valid.IntData, anc.IntData,
+                                     x.N, x.A, x.Hw, k, numNeg, x.Metric, mode, seed, cnt.IntData);
+        else
+            CcrSelect.Mine(d, bounds, pos.IntData, dpos.Data, neg.IntData, fd.Data, ld.Data, anc.IntData, rows, x.Hw, k, numNeg,
+                           x.Metric, mode, seed, cnt.IntData);
         return new Mined(fd.ToArray(), ld.ToArray(), pos.ToIntArray(), dpos.ToArray(), neg.ToIntArray());
     }
 
