@@ -23,43 +23,80 @@ public static partial class CcrDistances
     // ---------------------------------------------------------------- kernels (grid-stride)
 
     // fdist[n, a, i] = || proj[n, :, anchor] - proj[n, :, i] ||; NaN for a row without anchor.
-    // A thread computes pixel i against a block of 8 anchors of its image: each feature value of
-    // pixel i is loaded once per block instead of once per anchor (8x less L2 traffic), while the
-    // anchors' values are the same address across a warp (a broadcast).
-    const int AnchorBlock = 8;
+    // Tiled like a GEMM (the inner operation is (p - a)^2 instead of a product): a group computes a
+    // tile of 32 anchors x (4 g / 8) pixels of one image, staging 8 channels at a time of the tile's
+    // anchor and pixel features in shared memory; each thread accumulates 4 anchors x 4 pixels in
+    // registers. So the projection map is read once per 32 anchors (6 times per image at the
+    // paper's 192 anchors, where one anchor block of 8 per thread read it 24 times), and a thread
+    // does 8 shared loads per 32 subtract-FMA pairs. Per element the sum still runs over c = 0..D-1
+    // in order. Groups: N x ceil(A / 32) x ceil(HW / tile pixels) (3,600 at the paper's scale).
+    const int TileAnchors = 32, TileChunk = 8, MaxTilePixels = 512;
+    const int AnchorBlock = 8; // the CPU variant's anchor block (FeatureHost)
 
     static void FeatureKernel(ArrayView<float> fdist, ArrayView<float> proj, ArrayView<int> anchors,
                               int dim, int hw, int numAnchors)
     {
-        int blocks = (numAnchors + AnchorBlock - 1) / AnchorBlock;
-        int total = fdist.IntLength / numAnchors * blocks; // N * blocks * HW
-        for (int e = ILGPU.Grid.GlobalIndex.X; e < total; e += Launch.Stride)
+        var shA = SharedMemory.Allocate<float>(TileChunk * TileAnchors);   // (chunk, 32 anchors)
+        var shP = SharedMemory.Allocate<float>(TileChunk * MaxTilePixels); // (chunk, tile pixels)
+        var shIdx = SharedMemory.Allocate<int>(TileAnchors);
+        int t = Group.IdxX, g = Group.DimX, lanes = g / 8, tp = 4 * lanes;
+        int ta = t / lanes, tq = t - ta * lanes; // anchor lane (4 anchors: 4 ta .. 4 ta + 3), pixel lane (pixels tq + j lanes)
+        int aBlocks = (numAnchors + TileAnchors - 1) / TileAnchors, pTiles = (hw + tp - 1) / tp;
+        int n = fdist.IntLength / (numAnchors * hw);
+        for (int tile = ILGPU.Grid.IdxX; tile < n * aBlocks * pTiles; tile += ILGPU.Grid.DimX)
         {
-            int i = e % hw, nb = e / hw, n = nb / blocks, a0 = nb % blocks * AnchorBlock;
-            int r0 = n * numAnchors + a0;
-            int cnt = XMath.Min(AnchorBlock, numAnchors - a0);
-            // anchors of the block; a missing or out-of-range one reads pixel 0 and is discarded
-            int x0 = Anchor(anchors, r0, 0, cnt, hw), x1 = Anchor(anchors, r0, 1, cnt, hw), x2 = Anchor(anchors, r0, 2, cnt, hw),
-                x3 = Anchor(anchors, r0, 3, cnt, hw), x4 = Anchor(anchors, r0, 4, cnt, hw), x5 = Anchor(anchors, r0, 5, cnt, hw),
-                x6 = Anchor(anchors, r0, 6, cnt, hw), x7 = Anchor(anchors, r0, 7, cnt, hw);
-            float s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0;
-            int b = n * dim * hw;
-            for (int c = 0; c < dim; c++)
+            int pt = tile % pTiles, nb = tile / pTiles, img = nb / aBlocks, a0 = nb % aBlocks * TileAnchors, i0 = pt * tp;
+            int r0 = img * numAnchors + a0, cnt = XMath.Min(TileAnchors, numAnchors - a0), b = img * dim * hw;
+            Group.Barrier(); // the previous tile has read shIdx
+            if (t < TileAnchors) shIdx[t] = Anchor(anchors, r0, t, cnt, hw);
+            float s00 = 0, s01 = 0, s02 = 0, s03 = 0, s10 = 0, s11 = 0, s12 = 0, s13 = 0;
+            float s20 = 0, s21 = 0, s22 = 0, s23 = 0, s30 = 0, s31 = 0, s32 = 0, s33 = 0;
+            for (int c0 = 0; c0 < dim; c0 += TileChunk)
             {
-                int o = b + c * hw;
-                float v = proj[o + i];
-                float d0 = proj[o + XMath.Max(x0, 0)] - v, d1 = proj[o + XMath.Max(x1, 0)] - v;
-                float d2 = proj[o + XMath.Max(x2, 0)] - v, d3 = proj[o + XMath.Max(x3, 0)] - v;
-                float d4 = proj[o + XMath.Max(x4, 0)] - v, d5 = proj[o + XMath.Max(x5, 0)] - v;
-                float d6 = proj[o + XMath.Max(x6, 0)] - v, d7 = proj[o + XMath.Max(x7, 0)] - v;
-                s0 += d0 * d0; s1 += d1 * d1; s2 += d2 * d2; s3 += d3 * d3;
-                s4 += d4 * d4; s5 += d5 * d5; s6 += d6 * d6; s7 += d7 * d7;
+                int cc = XMath.Min(TileChunk, dim - c0);
+                Group.Barrier(); // shIdx written; the previous chunk consumed
+                for (int j = t; j < TileChunk * TileAnchors; j += g)
+                {
+                    int c = j / TileAnchors, ai = shIdx[j - c * TileAnchors];
+                    shA[j] = c < cc ? proj[b + (c0 + c) * hw + XMath.Max(ai, 0)] : 0f; // a missing anchor reads pixel 0, discarded
+                }
+                for (int j = t; j < TileChunk * tp; j += g)
+                {
+                    int c = j / tp, i = i0 + j - c * tp;
+                    shP[j] = c < cc && i < hw ? proj[b + (c0 + c) * hw + i] : 0f;
+                }
+                Group.Barrier();
+                for (int c = 0; c < cc; c++)
+                {
+                    int ao = c * TileAnchors + 4 * ta, po = c * tp + tq;
+                    float a0v = shA[ao], a1v = shA[ao + 1], a2v = shA[ao + 2], a3v = shA[ao + 3];
+                    float p0 = shP[po], p1 = shP[po + lanes], p2 = shP[po + 2 * lanes], p3 = shP[po + 3 * lanes];
+                    float d;
+                    d = p0 - a0v; s00 += d * d; d = p1 - a0v; s01 += d * d; d = p2 - a0v; s02 += d * d; d = p3 - a0v; s03 += d * d;
+                    d = p0 - a1v; s10 += d * d; d = p1 - a1v; s11 += d * d; d = p2 - a1v; s12 += d * d; d = p3 - a1v; s13 += d * d;
+                    d = p0 - a2v; s20 += d * d; d = p1 - a2v; s21 += d * d; d = p2 - a2v; s22 += d * d; d = p3 - a2v; s23 += d * d;
+                    d = p0 - a3v; s30 += d * d; d = p1 - a3v; s31 += d * d; d = p2 - a3v; s32 += d * d; d = p3 - a3v; s33 += d * d;
+                }
             }
-            Store(fdist, r0, 0, cnt, hw, i, x0, s0); Store(fdist, r0, 1, cnt, hw, i, x1, s1);
-            Store(fdist, r0, 2, cnt, hw, i, x2, s2); Store(fdist, r0, 3, cnt, hw, i, x3, s3);
-            Store(fdist, r0, 4, cnt, hw, i, x4, s4); Store(fdist, r0, 5, cnt, hw, i, x5, s5);
-            Store(fdist, r0, 6, cnt, hw, i, x6, s6); Store(fdist, r0, 7, cnt, hw, i, x7, s7);
+            int k = 4 * ta, i1 = i0 + tq;
+            StoreTile(fdist, shIdx, r0, k, cnt, hw, i1, lanes, s00, s01, s02, s03);
+            StoreTile(fdist, shIdx, r0, k + 1, cnt, hw, i1, lanes, s10, s11, s12, s13);
+            StoreTile(fdist, shIdx, r0, k + 2, cnt, hw, i1, lanes, s20, s21, s22, s23);
+            StoreTile(fdist, shIdx, r0, k + 3, cnt, hw, i1, lanes, s30, s31, s32, s33);
         }
+    }
+
+    // one anchor slot k of the tile, its 4 pixels i, i + lanes, i + 2 lanes, i + 3 lanes
+    static void StoreTile(ArrayView<float> fdist, ArrayView<int> shIdx, int r0, int k, int cnt, int hw, int i, int lanes,
+                          float s0, float s1, float s2, float s3)
+    {
+        if (k >= cnt) return;
+        bool none = shIdx[k] < 0;
+        int o = (r0 + k) * hw;
+        if (i < hw) fdist[o + i] = none ? float.NaN : XMath.Sqrt(s0);
+        if (i + lanes < hw) fdist[o + i + lanes] = none ? float.NaN : XMath.Sqrt(s1);
+        if (i + 2 * lanes < hw) fdist[o + i + 2 * lanes] = none ? float.NaN : XMath.Sqrt(s2);
+        if (i + 3 * lanes < hw) fdist[o + i + 3 * lanes] = none ? float.NaN : XMath.Sqrt(s3);
     }
 
     // the anchor of block slot j, or -1 (slot beyond the anchors, no anchor, or out of range)
@@ -68,11 +105,6 @@ public static partial class CcrDistances
         if (j >= cnt) return -1;
         int a = anchors[r0 + j];
         return a >= 0 && a < hw ? a : -1;
-    }
-
-    static void Store(ArrayView<float> fdist, int r0, int j, int cnt, int hw, int i, int anc, float s)
-    {
-        if (j < cnt) fdist[(r0 + j) * hw + i] = anc < 0 ? float.NaN : XMath.Sqrt(s);
     }
 
     static void LabelKernel(ArrayView<float> ldist, ArrayView<float> labels, ArrayView<int> valid,
@@ -129,8 +161,10 @@ public static partial class CcrDistances
         Launch.SameLength("FeatureDistances", fdist.Length, (long)n * numAnchors * hw, "fdist and (N, A, HW)");
         if (fdist.Length == 0) return;
         if (Host(d)) { FeatureHost(fdist, proj, anchors, dim, hw, numAnchors); return; }
-        long work = (long)n * ((numAnchors + AnchorBlock - 1) / AnchorBlock) * hw;
-        K(d).Feature(d.Grid(work), fdist.View, proj.View, anchors.View, dim, hw, numAnchors);
+        int g = d.GroupSize, tp = 4 * (g / 8);
+        if (g % 8 != 0 || tp > MaxTilePixels) throw new InvalidOperationException($"FeatureDistances: group size {g} is not a multiple of 8 up to {2 * MaxTilePixels}");
+        long tiles = (long)n * ((numAnchors + TileAnchors - 1) / TileAnchors) * ((hw + tp - 1) / tp);
+        K(d).Feature(new KernelConfig((int)Math.Clamp(tiles, 1, 1 << 20), g), fdist.View, proj.View, anchors.View, dim, hw, numAnchors);
     }
 
     /// <summary>ldist (N, A, HW) = label distances from each anchor of labels (N, L, HW) to every

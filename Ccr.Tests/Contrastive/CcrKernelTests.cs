@@ -33,6 +33,20 @@ public class CcrKernelTests
     }
 
     [Theory]
+    [InlineData("cpu")]
+    [InlineData("cuda-on-cpu")]
+    public void FeatureDistancesAcrossTilesAndChunks(string dev)
+    {
+        // 37 anchors (a full tile of 32 and a partial one; the last row without anchor), 11 channels
+        // (a full chunk of 8 and a partial one), 17x18 = 306 pixels (two full tiles of 128 and a partial one)
+        var d = Devices.Get(dev);
+        var x = CcrTestData.Make(19, CcrLabelMetric.L1, 2, 11, 306, 37, quantised: false);
+        var m = CcrTestData.Mine(d, x, 5, 4, CcrSampling.Hard, 1, distancesOnly: true);
+        Tol.Close(CcrDistances.Reference.FeatureDistances(CcrTestData.D(x.Proj), x.Anchors, 2, 11, 306, 37), m.Fd, 1e-5, 1e-4,
+                  $"{dev} feature distances, 37 anchors, 11 channels, 306 pixels");
+    }
+
+    [Theory]
     [MemberData(nameof(Devices.Both), MemberType = typeof(Devices))]
     public void FeatureDistancesAcrossAnchorBlocks(string dev)
     {
