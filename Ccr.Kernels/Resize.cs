@@ -7,8 +7,9 @@ namespace Ccr.Kernels;
 /// Spatial resizing of (planes, H, W) maps, planes = N * C, as torch.nn.functional.interpolate:
 /// bilinear with align_corners=False and 'nearest' (floor(dst * in / out), PyTorch's float
 /// arithmetic, so label maps pick the same source pixels as PyTorch). Forward outputs and input
-/// gradients are written (=); the backward passes scatter-add into a zeroed dx (CUDA variant:
-/// atomics; CPU variant: serial per plane, planes in parallel). Reference in Resize.Reference.cs.
+/// gradients are written (=). The backward passes are deterministic on both variants: the CUDA
+/// variant gathers (one thread per input pixel, fixed order, no float atomics); the CPU variant
+/// scatter-adds serially within a plane, planes in parallel. Reference in Resize.Reference.cs.
 /// </summary>
 public static partial class Resize
 {
@@ -50,21 +51,73 @@ public static partial class Resize
         }
     }
 
-    // dx must be zeroed: each dy element adds its four weighted shares.
+    // ---------------------------------------------------------------- backward kernels (gather form)
+    //
+    // One thread per INPUT pixel sums the shares of the output pixels whose taps include it, in
+    // output order (oy, then ox; each output's taps in the forward's order): no atomics, no zero
+    // fill, every dx element written (=) by one thread in a fixed order, so a backward gives the
+    // same bits every run. The candidate outputs along an axis form a contiguous range, bounded
+    // conservatively in 32-bit integers (ranges below; Check keeps (in + 2) * out in range) and
+    // tested exactly with the forward's own index arithmetic, so float rounding of the scale can
+    // never drop a tap.
+
+    /// <summary>First output index whose bilinear taps may include input index i (conservative).</summary>
+    public static int BilinearFirst(int i, int inSize, int outSize)
+    {
+        int lo = (i - 1) * outSize / inSize - 1;
+        return lo < 0 ? 0 : lo;
+    }
+
+    /// <summary>One past the last output index whose bilinear taps may include input index i.</summary>
+    public static int BilinearEnd(int i, int inSize, int outSize)
+    {
+        int hi = ((i + 2) * outSize + inSize - 1) / inSize + 1;
+        return hi > outSize ? outSize : hi;
+    }
+
+    /// <summary>First output index whose nearest source may be input index i (conservative).</summary>
+    public static int NearestFirst(int i, int inSize, int outSize)
+    {
+        int lo = i * outSize / inSize - 1;
+        return lo < 0 ? 0 : lo;
+    }
+
+    /// <summary>One past the last output index whose nearest source may be input index i (the last
+    /// input index also collects every clamped output).</summary>
+    public static int NearestEnd(int i, int inSize, int outSize)
+    {
+        if (i == inSize - 1) return outSize;
+        int hi = ((i + 1) * outSize + inSize - 1) / inSize + 1;
+        return hi > outSize ? outSize : hi;
+    }
+
     static void BilinearBackwardKernel(ArrayView<float> dx, ArrayView<float> dy, int inH, int inW, int outH, int outW, float sh, float sw)
     {
-        for (int i = ILGPU.Grid.GlobalIndex.X; i < dy.IntLength; i += Launch.Stride)
+        for (int i = ILGPU.Grid.GlobalIndex.X; i < dx.IntLength; i += Launch.Stride)
         {
-            int ox = i % outW, t = i / outW, oy = t % outH, p = t / outH;
-            float fy = BilinearSrc(oy, sh), fx = BilinearSrc(ox, sw);
-            int y0 = (int)fy, x0 = (int)fx;
-            int y1 = y0 < inH - 1 ? y0 + 1 : y0, x1 = x0 < inW - 1 ? x0 + 1 : x0;
-            float ly = fy - y0, lx = fx - x0, g = dy[i];
-            int b = p * inH * inW;
-            Atomic.Add(ref dx[b + y0 * inW + x0], (1f - ly) * (1f - lx) * g);
-            Atomic.Add(ref dx[b + y0 * inW + x1], (1f - ly) * lx * g);
-            Atomic.Add(ref dx[b + y1 * inW + x0], ly * (1f - lx) * g);
-            Atomic.Add(ref dx[b + y1 * inW + x1], ly * lx * g);
+            int ix = i % inW, t = i / inW, iy = t % inH, p = t / inH;
+            int oyEnd = BilinearEnd(iy, inH, outH), oxBegin = BilinearFirst(ix, inW, outW), oxEnd = BilinearEnd(ix, inW, outW);
+            int b = p * outH * outW;
+            float acc = 0f;
+            for (int oy = BilinearFirst(iy, inH, outH); oy < oyEnd; oy++)
+            {
+                float fy = BilinearSrc(oy, sh);
+                int y0 = (int)fy, y1 = y0 < inH - 1 ? y0 + 1 : y0;
+                if (y0 != iy && y1 != iy) continue;
+                float ly = fy - y0;
+                for (int ox = oxBegin; ox < oxEnd; ox++)
+                {
+                    float fx = BilinearSrc(ox, sw);
+                    int x0 = (int)fx, x1 = x0 < inW - 1 ? x0 + 1 : x0;
+                    if (x0 != ix && x1 != ix) continue;
+                    float lx = fx - x0, g = dy[b + oy * outW + ox];
+                    float top = (1f - ly) * g, bot = ly * g;
+                    // the forward's tap order: (y0, x0), (y0, x1), (y1, x0), (y1, x1)
+                    if (y0 == iy) { if (x0 == ix) acc += (1f - lx) * top; if (x1 == ix) acc += lx * top; }
+                    if (y1 == iy) { if (x0 == ix) acc += (1f - lx) * bot; if (x1 == ix) acc += lx * bot; }
+                }
+            }
+            dx[i] = acc;
         }
     }
 
@@ -79,10 +132,19 @@ public static partial class Resize
 
     static void NearestBackwardKernel(ArrayView<float> dx, ArrayView<float> dy, int inH, int inW, int outH, int outW, float sh, float sw)
     {
-        for (int i = ILGPU.Grid.GlobalIndex.X; i < dy.IntLength; i += Launch.Stride)
+        for (int i = ILGPU.Grid.GlobalIndex.X; i < dx.IntLength; i += Launch.Stride)
         {
-            int ox = i % outW, t = i / outW, oy = t % outH, p = t / outH;
-            Atomic.Add(ref dx[(p * inH + NearestSrc(oy, inH, outH, sh)) * inW + NearestSrc(ox, inW, outW, sw)], dy[i]);
+            int ix = i % inW, t = i / inW, iy = t % inH, p = t / inH;
+            int oyEnd = NearestEnd(iy, inH, outH), oxBegin = NearestFirst(ix, inW, outW), oxEnd = NearestEnd(ix, inW, outW);
+            int b = p * outH * outW;
+            float acc = 0f;
+            for (int oy = NearestFirst(iy, inH, outH); oy < oyEnd; oy++)
+            {
+                if (NearestSrc(oy, inH, outH, sh) != iy) continue;
+                for (int ox = oxBegin; ox < oxEnd; ox++)
+                    if (NearestSrc(ox, inW, outW, sw) == ix) acc += dy[b + oy * outW + ox];
+            }
+            dx[i] = acc;
         }
     }
 
@@ -120,6 +182,8 @@ public static partial class Resize
     {
         if (planes < 0 || inH <= 0 || inW <= 0 || outH <= 0 || outW <= 0)
             throw new ArgumentException($"{op}: sizes must be positive, got planes={planes}, in {inH}x{inW}, out {outH}x{outW}");
+        if ((long)(inH + 2) * outH > int.MaxValue || (long)(inW + 2) * outW > int.MaxValue)
+            throw new ArgumentException($"{op}: sizes {inH}x{inW} -> {outH}x{outW} are too large for the gather index arithmetic");
         if (inLen != (long)planes * inH * inW || outLen != (long)planes * outH * outW)
             throw new ArgumentException($"{op}: input of {inLen} and output of {outLen} elements do not match {planes} planes of {inH}x{inW} -> {outH}x{outW}");
     }
@@ -207,8 +271,7 @@ public static partial class Resize
             });
             return;
         }
-        Elementwise.Fill(d, dx, 0f);
-        K(d).BilinearBackward(d.Grid(dy.Length), dx.View, dy.View, inH, inW, outH, outW, Scale(inH, outH), Scale(inW, outW));
+        K(d).BilinearBackward(d.Grid(dx.Length), dx.View, dy.View, inH, inW, outH, outW, Scale(inH, outH), Scale(inW, outW));
     }
 
     /// <summary>y = nearest resize of x.   y (P, outH, outW), x (P, inH, inW)</summary>
@@ -252,8 +315,7 @@ public static partial class Resize
             });
             return;
         }
-        Elementwise.Fill(d, dx, 0f);
-        K(d).NearestBackward(d.Grid(dy.Length), dx.View, dy.View, inH, inW, outH, outW, Scale(inH, outH), Scale(inW, outW));
+        K(d).NearestBackward(d.Grid(dx.Length), dx.View, dy.View, inH, inW, outH, outW, Scale(inH, outH), Scale(inW, outW));
     }
 
     /// <summary>Nearest resize of an int32 label map (no gradient).   y (P, outH, outW), x (P, inH, inW)</summary>
