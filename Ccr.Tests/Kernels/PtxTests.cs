@@ -11,9 +11,9 @@ namespace Ccr.Tests.Kernels;
 
 /// <summary>
 /// The CUDA variants compiled to PTX here, without a GPU (ILGPU's PTX backend for sm_80, the target
-/// it uses on Hopper too): every kernel of the reduction, batch-norm, elementwise, resize and loss
-/// families must compile, and the PTX itself is checked for what the CPU accelerator cannot show:
-/// no atomic instruction in any of them (deterministic backward passes and reductions), warp
+/// it uses on Hopper too): every kernel of the reduction, batch-norm, elementwise, resize, loss and
+/// shape-op families must compile, and the PTX itself is checked for what the CPU accelerator
+/// cannot show: no atomic instruction in any of them (deterministic backward passes and reductions), warp
 /// shuffles in the block reduction, and the streaming kernels' four-way unrolled loops issuing all
 /// their loads before their first store.
 /// </summary>
@@ -31,7 +31,7 @@ public sealed class PtxTests : IDisposable
     }
 
     static readonly Type[] Families =
-        [typeof(BlockReduce), typeof(Reductions), typeof(BatchNorm), typeof(Elementwise), typeof(Resize), typeof(Losses)];
+        [typeof(BlockReduce), typeof(Reductions), typeof(BatchNorm), typeof(Elementwise), typeof(Resize), typeof(Losses), typeof(ShapeOps)];
 
     static IEnumerable<MethodInfo> KernelsOf(Type t) =>
         t.GetMethods(BindingFlags.NonPublic | BindingFlags.Static).Where(m => m.Name.EndsWith("Kernel") && m.ReturnType == typeof(void));
