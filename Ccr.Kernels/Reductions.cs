@@ -19,7 +19,13 @@ public static partial class Reductions
     static void SumStageKernel(ArrayView<float> partial, ArrayView<float> x, float scale)
     {
         float acc = 0f;
-        for (int i = ILGPU.Grid.GlobalIndex.X; i < x.IntLength; i += Launch.Stride) acc += x[i];
+        int n = x.IntLength, st = Launch.Stride, i = ILGPU.Grid.GlobalIndex.X;
+        for (; i + 3 * st < n; i += 4 * st)
+        {
+            float x0 = x[i], x1 = x[i + st], x2 = x[i + 2 * st], x3 = x[i + 3 * st];
+            acc += (x0 + x1) + (x2 + x3);
+        }
+        for (; i < n; i += st) acc += x[i];
         float s = BlockReduce.Sum(acc);
         if (Group.IdxX == 0) partial[ILGPU.Grid.IdxX] = s * scale;
     }

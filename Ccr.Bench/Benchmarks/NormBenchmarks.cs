@@ -55,7 +55,7 @@ public class NormBenchmarks
         _dx = Tensor.Empty(_d, _n, _c, _h, _wd); _dr = Tensor.Empty(_d, _n, _c, _h, _wd);
         _w = Tensor.Full(_d, 1f, _c); _b = Tensor.Zeros(_d, _c); _rm = Tensor.Zeros(_d, _c); _rv = Tensor.Full(_d, 1f, _c);
         _mean = Tensor.Empty(_d, _c); _inv = Tensor.Empty(_d, _c); _dw = Tensor.Empty(_d, _c); _db = Tensor.Empty(_d, _c);
-        _half = T(len / 4, _n, _c, _h / 2, _wd / 2); _dhalf = Tensor.Empty(_d, _n, _c, _h / 2, _wd / 2);
+        _half = T((long)_n * _c * (_h / 2) * (_wd / 2), _n, _c, _h / 2, _wd / 2); _dhalf = Tensor.Empty(_d, _n, _c, _h / 2, _wd / 2);
         _norm = Tensor.Empty(_d, _n, _h, _wd); _one = Tensor.Empty(_d, 1);
         // the saved statistics and forward output the backward benchmarks read
         Fwd(_y, true, false);
@@ -147,10 +147,14 @@ public class NormBenchmarks
     [Benchmark] public void Sum() { Reductions.Sum(_d, _one.Data, _dy.Data); _d.Synchronize(); }
     [Benchmark] public void L2Normalize() { ShapeOps.L2Normalize(_d, _y2.Data, _norm.Data, _x.Data, _n, _c, Hw, 1e-12f); _d.Synchronize(); }
 
-    /// <summary>Compulsory bytes moved by one call of <paramref name="method"/> on a tensor of
-    /// <paramref name="numel"/> floats (whole-tensor passes; per-channel vectors and partials ignored).</summary>
-    public static double Bytes(string method, long numel)
+    /// <summary>Compulsory bytes moved by one call of <paramref name="method"/> on an (n, c, h, w)
+    /// tensor (whole-tensor passes; per-channel vectors and partials ignored; the resizes move the
+    /// full-size tensor and the (h/2, w/2) one).</summary>
+    public static double Bytes(string method, int n, int c, int h, int w)
     {
+        long numel = (long)n * c * h * w, half = (long)n * c * (h / 2) * (w / 2);
+        if (method is nameof(BilinearUp2) or nameof(NearestUp2) or nameof(BilinearUp2Backward) or nameof(NearestUp2Backward))
+            return (numel + half) * (double)sizeof(float);
         double passes = method switch
         {
             nameof(DeviceCopy) or nameof(CopyKernel) or nameof(Relu) => 2,      // read x, write y
@@ -162,8 +166,6 @@ public class NormBenchmarks
             nameof(BnAddReluBackward) => 7,                                     // dy, y, x, dres; dres, x, dx
             nameof(BnAddReluBackwardUnfused) => 3 + 2 + 5,                      // relu bwd, copy, BN bwd (dy, x; dy, x, dx)
             nameof(BnForwardBackward) => 3 + 5,
-            nameof(BilinearUp2) or nameof(NearestUp2) => 1.25,                  // read x/4, write y
-            nameof(BilinearUp2Backward) or nameof(NearestUp2Backward) => 1.25,  // read dy, write dx/4
             nameof(SumPerChannel) or nameof(Sum) => 1,
             nameof(L2Normalize) => 3,                                           // x twice (norm, scale), y
             _ => double.NaN,
@@ -176,7 +178,7 @@ public class NormBenchmarks
     {
         public BandwidthConfig()
         {
-            AddColumn(new BandwidthColumn(false), new BandwidthColumn(true));
+            AddColumn(StatisticColumn.Median, StatisticColumn.Min, new BandwidthColumn(false), new BandwidthColumn(true));
         }
     }
 
@@ -190,7 +192,7 @@ public class NormBenchmarks
         public bool IsNumeric => true;
         public UnitType UnitType => UnitType.Dimensionless;
         public string Legend => relative ? "GB/s as a percentage of DeviceCopy's at the same shape"
-                                         : "effective bandwidth: compulsory bytes (NormBenchmarks.Bytes) / mean time";
+                                         : "effective bandwidth: compulsory bytes (NormBenchmarks.Bytes) / median time";
         public bool IsAvailable(Summary summary) => true;
         public bool IsDefault(Summary summary, BenchmarkCase benchmarkCase) => false;
         public string GetValue(Summary summary, BenchmarkCase benchmarkCase, SummaryStyle style) => GetValue(summary, benchmarkCase);
@@ -213,8 +215,8 @@ public class NormBenchmarks
             var shape = b.Parameters.Items.FirstOrDefault(p => p.Name == nameof(Shape))?.Value as string;
             if (shape == null) return double.NaN;
             var (n, c, h, w) = Parse(shape);
-            double bytes = Bytes(b.Descriptor.WorkloadMethod.Name, (long)n * c * h * w);
-            return bytes / (report.ResultStatistics.Mean * 1e-9) / 1e9; // Mean is in ns
+            double bytes = Bytes(b.Descriptor.WorkloadMethod.Name, n, c, h, w);
+            return bytes / (report.ResultStatistics.Median * 1e-9) / 1e9; // Median is in ns
         }
     }
 }
