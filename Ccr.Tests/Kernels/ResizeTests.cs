@@ -145,9 +145,9 @@ public class ResizeTests
     }
 
     [Theory]
-    [InlineData(1, 2, 5, 7, 9, 12)]
+    [InlineData(3, 2, 5, 7, 9, 12)]  // 6 planes: a full chunk of 4 and a partial one
     [InlineData(2, 1, 11, 13, 4, 5)]
-    [InlineData(1, 1, 3, 4, 24, 7)]
+    [InlineData(1, 9, 3, 4, 24, 7)]  // 9 planes: two full chunks and one plane
     public void GatherBackwardIsDeterministicAndMatchesTheHostScatterBitForBit(int n, int c, int ih, int iw, int oh, int ow)
     {
         // The CUDA variant gathers (no atomics) in the host scatter's order of additions, so on the
