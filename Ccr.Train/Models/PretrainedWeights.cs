@@ -54,11 +54,11 @@ public static class PretrainedWeights
             if (FindInHub(hub, repo) is string f) return f;
         string cacheName = "models--" + repo.Replace("/", "--");
         throw new UsageException(
-            $"model.pretrained=timm: timm's {repo} weights are not in the Hugging Face cache (looked for {cacheName}/snapshots/*/model.safetensors " +
-            $"in {string.Join(", ", dirs)}).\n" +
-            $"  Get them once with timm:   python -c \"import timm; timm.create_model('{repo["timm/".Length..]}', pretrained=True)\"\n" +
-            $"  or with huggingface_hub:   huggingface-cli download {repo} model.safetensors\n" +
-            "  or point at a file:         --set model.pretrained=PATH/TO/model.safetensors   (docs/WEIGHTS.md)\n" +
+            $"model.pretrained=timm: timm's ImageNet weights of {m.Backbone} ({repo}) are not in the Hugging Face cache " +
+            $"(looked for {cacheName}/snapshots/*/model.safetensors in {string.Join(", ", dirs)}).\n" +
+            $"  get them once with timm:          python -c \"import timm; timm.create_model('{repo["timm/".Length..]}', pretrained=True)\"\n" +
+            $"  or with huggingface_hub:          huggingface-cli download {repo} model.safetensors\n" +
+            "  or point at a file:               --set model.pretrained=PATH/TO/model.safetensors   (docs/WEIGHTS.md)\n" +
             "  or train from scratch on purpose: --set model.pretrained=none");
     }
 
