@@ -74,17 +74,20 @@ def main():
         lab, valid = lab.to(dev), valid.to(dev)
         anchors = torch.stack([torch.nonzero(valid[b]).flatten()[torch.randperm(int(valid[b].sum()), generator=g)[:A].to(dev)]
                                for b in range(N)])
-        times = []
+        times, cpu = [], []
         for r in range(a.reps + 1):
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             with torch.no_grad():
                 ccr_forward(proj, lab, valid, anchors, kind)
             if dev == "cuda":
                 torch.cuda.synchronize()
             if r > 0:
                 times.append(time.perf_counter() - t)
+                cpu.append(time.process_time() - c)
         times.sort()
-        print(f"ccr forward, {kind} labels: {times[len(times) // 2] * 1e3:.1f} ms")
+        cpu.sort()
+        print(f"ccr forward, {kind} labels: {times[len(times) // 2] * 1e3:.1f} ms wall, "
+              f"{cpu[len(cpu) // 2] * 1e3:.1f} ms process CPU time")
 
 
 if __name__ == "__main__":

@@ -85,6 +85,38 @@ public class CcrBenchmarks
     [Benchmark]
     public float ForwardBackward() => Pair(backward: true);
 
+    /// <summary><c>Ccr.Bench ccr-time [reps]</c>: per label kind, the median over <paramref name="reps"/>
+    /// runs of the wall time and of the process's CPU time (all threads) of Forward and
+    /// ForwardBackward, beside <c>tools/torch_ccr_baseline.py</c>, which prints both too.</summary>
+    public static int TimeAll(int reps)
+    {
+        Console.WriteLine($"{"labels",-8} {"pass",-16} {"wall ms",9} {"cpu ms",9}");
+        foreach (var source in new[] { "semseg", "depth", "normals" })
+        {
+            var b = new CcrBenchmarks { Source = source };
+            b.Setup();
+            foreach (var (name, run) in new (string, Func<float>)[] { ("forward", b.Forward), ("forward+backward", b.ForwardBackward) })
+            {
+                var wall = new List<double>(); var cpu = new List<double>();
+                var proc = System.Diagnostics.Process.GetCurrentProcess();
+                for (int r = 0; r < reps; r++)
+                {
+                    proc.Refresh();
+                    var c0 = proc.TotalProcessorTime;
+                    var sw = System.Diagnostics.Stopwatch.StartNew();
+                    run();
+                    wall.Add(sw.Elapsed.TotalMilliseconds);
+                    proc.Refresh();
+                    cpu.Add((proc.TotalProcessorTime - c0).TotalMilliseconds);
+                }
+                wall.Sort(); cpu.Sort();
+                Console.WriteLine($"{source,-8} {name,-16} {wall[reps / 2],9:F1} {cpu[reps / 2],9:F1}");
+            }
+            b.Cleanup();
+        }
+        return 0;
+    }
+
     [GlobalCleanup]
     public void Cleanup()
     {
