@@ -22,6 +22,9 @@ public class CcrLossTests
     [InlineData("semseg", "semseg", "cpu")]
     [InlineData("depth", "depth", "cpu")]
     [InlineData("normals", "normals", "cpu")]
+    [InlineData("semseg", "semseg", "cuda-on-cpu")] // the GPU path: labels mined without a distance matrix, gather backward
+    [InlineData("depth", "depth", "cuda-on-cpu")]
+    [InlineData("normals", "normals", "cuda-on-cpu")]
     public void PairLossAndGradientMatchPyTorch(string fixture, string task, string dev)
     {
         var d = Devices.Get(dev);
