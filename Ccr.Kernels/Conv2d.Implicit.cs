@@ -144,11 +144,12 @@ public static partial class Conv2d
         _ => (g.Cout, g.CKK, g.N * g.OHW),
     };
 
-    /// <summary>The tile the CUDA variant picks for <paramref name="pass"/> on <paramref name="d"/> at its precision.</summary>
-    public static GemmTile Plan(Device d, ConvGeom g, Pass pass)
+    /// <summary>The tile the CUDA variant picks for <paramref name="pass"/> on <paramref name="d"/> (at the device's
+    /// precision unless <paramref name="precision"/> is given).</summary>
+    public static GemmTile Plan(Device d, ConvGeom g, Pass pass, MathPrecision? precision = null)
     {
         var (m, n, k) = GemmShape(g, pass);
-        return GemmTiles.Choose(m, n, k, 1, d.Precision, d.Accelerator.NumMultiprocessors);
+        return GemmTiles.Choose(m, n, k, 1, precision ?? d.Precision, d.Accelerator.NumMultiprocessors);
     }
 
     // every flat index the gathers form must fit int32 (they index with int arithmetic)
