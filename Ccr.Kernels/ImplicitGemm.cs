@@ -334,6 +334,9 @@ public static class ImplicitGemm
         t.StageFloats = tileA + tileB;
         t.ScratchOffset = 2 * t.StageFloats;
         int emulation = tf32 && !d.IsCuda ? threads / 32 * WarpScratch : 0;
+        long sharedBytes = (t.ScratchOffset + emulation) * 4L;
+        if (sharedBytes > d.Accelerator.MaxSharedMemoryPerGroup)
+            throw new NotSupportedException($"gemm tile {tl}: needs {sharedBytes} bytes of shared memory, {d.Accelerator.Name} allows {d.Accelerator.MaxSharedMemoryPerGroup}");
         var shared = SharedMemoryConfig.RequestDynamic<float>(t.ScratchOffset + emulation);
         var grid = new Index3D((n + tl.BN - 1) / tl.BN, (m + tl.BM - 1) / tl.BM, batch * splits);
         var config = new KernelConfig(grid, new Index3D(threads, 1, 1), shared);

@@ -102,15 +102,15 @@ public class ImplicitGemmTests
 
     public static TheoryData<MathPrecision, int, int, int, int[], int[], int, int, int> ConvCases => new()
     {
-        // precision, BM, BN, splits (0: chosen), x shape, w shape, stride, padding, dilation
+        // precision, BM, BN, splits, x shape, w shape, stride, padding, dilation (the tile the kernels choose
+        // themselves runs in Conv2dTests)
         { MathPrecision.Fp32, 64, 64, 1, [2, 3, 7, 5], [5, 3, 3, 3], 2, 1, 1 },
         { MathPrecision.Fp32, 32, 128, 3, [1, 2, 8, 9], [3, 2, 3, 3], 1, 2, 2 },
         { MathPrecision.Fp32, 128, 32, 2, [2, 4, 5, 6], [3, 4, 1, 1], 2, 0, 1 },
-        { MathPrecision.Tf32, 64, 64, 1, [2, 3, 6, 5], [4, 3, 3, 3], 1, 1, 1 },
-        { MathPrecision.Tf32, 32, 128, 2, [2, 2, 7, 6], [3, 2, 3, 3], 2, 1, 1 },
+        { MathPrecision.Tf32, 64, 64, 2, [2, 2, 7, 6], [3, 2, 3, 3], 2, 1, 1 },
         { MathPrecision.Tf32, 128, 64, 1, [1, 2, 9, 9], [3, 2, 5, 5], 2, 2, 1 },
         { MathPrecision.Tf32, 64, 128, 3, [2, 5, 4, 3], [6, 5, 1, 1], 1, 0, 1 },
-        { MathPrecision.Tf32, 0, 0, 0, [1, 3, 6, 7], [2, 3, 3, 3], 1, 1, 1 },
+        // TF32 32x128 runs in the GEMM cases and in the split weight-gradient test
     };
 
     [Theory]
@@ -118,7 +118,7 @@ public class ImplicitGemmTests
     public void ConvPassesMatchReferenceForEveryTile(MathPrecision p, int bm, int bn, int splits, int[] xs, int[] ws, int s, int pad, int dil)
     {
         var g = ConvGeom.From(xs, ws, ws[0], s, pad, dil);
-        GemmTile? tile = bm == 0 ? null : new GemmTile(bm, bn, splits);
+        var tile = new GemmTile(bm, bn, splits);
         var r = Rand.New(g.N * 1000 + g.Cin * 100 + g.K * 10 + s);
         var x = Rand.Floats(r, (long)g.N * g.Cin * g.HW); var w = Rand.Floats(r, (long)g.Cout * g.CKK);
         var bias = Rand.Floats(r, g.Cout); var dy = Rand.Floats(r, (long)g.N * g.Cout * g.OHW);
@@ -133,7 +133,7 @@ public class ImplicitGemmTests
             Conv2d.BackwardWeight(D, dw.Data, tdy.Data, tx.Data, g, tile);
             return 0;
         });
-        string what = $"conv {p} {tile?.ToString() ?? "chosen tile"} {g}";
+        string what = $"conv {p} {tile} {g}";
         bool tf32 = p == MathPrecision.Tf32;
         // the reference on the operands the kernel multiplies: tf32-rounded when TF32 (products then exact)
         var (xr, wr, dyr) = tf32 ? (Tf32(x), Tf32(w), Tf32(dy)) : (x, w, dy);
@@ -172,7 +172,6 @@ public class ImplicitGemmTests
             return Array.ConvertAll(dw.ToArray(), BitConverter.SingleToUInt32Bits);
         }
         var first = Run();
-        Assert.Equal(first, Run());
         Assert.Equal(first, Run());
         // and the split changes only the summation order: close to the unsplit result
         var whole = Tensor.Full(D, float.NaN, g.Cout * g.CKK);
