@@ -15,14 +15,14 @@ public readonly record struct GemmTile(int BM, int BN, int Splits = 1)
 
 /// <summary>
 /// Tile shapes the kernels support and the choice among them for one GEMM shape. fp32 tiles have 256
-/// threads with 4x4 outputs each; TF32 tiles are 32x32 warp tiles (2 x 4 <c>mma.m16n8k8</c> per k-step of 8),
-/// 4 or 8 warps. The HRNet / decoder convolutions are GEMMs with M = 18..256 output (or input) channels,
+/// threads with 4x4 outputs each, or 8x8 for the 128x128 tile; TF32 tiles are 32x32 warp tiles (2 x 4
+/// <c>mma.m16n8k8</c> per k-step of 8), 4 or 8 warps. The HRNet / decoder convolutions are GEMMs with M = 18..256 output (or input) channels,
 /// N = batch x pixels (up to 4 x 240 x 320) and K = Cin x k x k, or, for weight gradients, small M x N
 /// (Cout x Cin k k) with K = batch x pixels; so the tiles come in tall, square and wide forms.
 /// </summary>
 public static class GemmTiles
 {
-    public static readonly GemmTile[] Fp32 = [new(64, 64), new(32, 128), new(128, 32)];
+    public static readonly GemmTile[] Fp32 = [new(64, 64), new(32, 128), new(128, 32), new(128, 128)];
     public static readonly GemmTile[] Tf32 = [new(64, 64), new(32, 128), new(128, 64), new(64, 128)];
 
     /// <summary>Reduction depth of one shared-memory stage (both precisions).</summary>

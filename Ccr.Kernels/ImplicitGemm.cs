@@ -62,7 +62,8 @@ public struct GemmLaunch
 /// C = A B for the CUDA variant as an implicit GEMM: each block stages BK-deep slices of its A (BM x BK) and
 /// B (BK x BN) tiles from the operands' gathers into shared memory, two stages deep (the next slice is
 /// loaded while the current one is multiplied: one barrier per slice), and multiplies them in registers:
-/// fp32 with 4x4 outputs per thread, or TF32 through <see cref="Mma"/> with 32x32 outputs per warp.
+/// fp32 with 4x4 outputs per thread (8x8 in the 128x128 tile), or TF32 through <see cref="Mma"/> with 32x32
+/// outputs per warp.
 /// Shared tiles are padded so neither the loads nor the multiply's reads pile onto one bank (a [mn][k]
 /// tile with a stride of 16 floats would put 16 consecutive-k stores, and 16 consecutive-mn reads, in 1-2
 /// banks): fp32 strides BK + 1 ([mn][k]) / BMN ([k][mn]); TF32 strides BK + 4 / BMN + 8, which make the
@@ -166,6 +167,66 @@ public static class ImplicitGemm
         Put(c, bias, sc, t, z, i, j + dj, v1);
         Put(c, bias, sc, t, z, i, j + 2 * dj, v2);
         Put(c, bias, sc, t, z, i, j + 3 * dj, v3);
+    }
+
+    // ---------------------------------------------------------------- fp32, 128x128: 256 threads, 8x8 outputs each
+
+    /// <summary>Eight accumulators (or operands) of one thread: registers, not memory.</summary>
+    public struct Row8 { public float V0, V1, V2, V3, V4, V5, V6, V7; }
+
+    static Row8 Fma(Row8 r, float a, Row8 b) => new()
+    {
+        V0 = r.V0 + a * b.V0, V1 = r.V1 + a * b.V1, V2 = r.V2 + a * b.V2, V3 = r.V3 + a * b.V3,
+        V4 = r.V4 + a * b.V4, V5 = r.V5 + a * b.V5, V6 = r.V6 + a * b.V6, V7 = r.V7 + a * b.V7,
+    };
+
+    // The big tile for big GEMMs (decoder convs: 256 x 76,800 x 2,304): twice the outputs per thread of the 4x4
+    // kernel, so each shared-memory load feeds 8 FMAs instead of 4. Thread (tx, ty) of 16 x 16 owns rows
+    // ty + 16 i and columns tx + 16 j (i, j < 8): a warp reads 2 A rows (broadcast) and 16 consecutive B columns.
+    static void Fp32WideKernel<TA, TB, TC>(ArrayView<float> c, ArrayView<float> a, ArrayView<float> b, ArrayView<float> bias,
+                                           TA la, TB lb, TC sc, GemmLaunch t)
+        where TA : struct, IGemmOperand where TB : struct, IGemmOperand where TC : struct, IGemmOutput
+    {
+        var sm = SharedMemory.GetDynamic<float>();
+        int tid = Group.IdxX, tx = tid & 15, ty = tid >> 4;
+        int m0 = ILGPU.Grid.IdxY * t.BM, n0 = ILGPU.Grid.IdxX * t.BN;
+        int z = ILGPU.Grid.IdxZ / t.Splits, kBegin = ILGPU.Grid.IdxZ % t.Splits * t.KChunk;
+        int kEnd = Math.Min(t.K, kBegin + t.KChunk), steps = kEnd > kBegin ? (kEnd - kBegin + BK - 1) / BK : 0;
+        int ra = ty * t.AStrideMN, da = 16 * t.AStrideMN, rb = tx * t.BStrideMN, db = 16 * t.BStrideMN;
+        Row8 r0 = default, r1 = default, r2 = default, r3 = default, r4 = default, r5 = default, r6 = default, r7 = default;
+        if (steps > 0) LoadStage(sm, 0, a, b, la, lb, t, z, m0, n0, kBegin, kEnd, false);
+        Group.Barrier();
+        for (int s = 0; s < steps; s++)
+        {
+            int cur = s & 1;
+            if (s + 1 < steps) LoadStage(sm, cur ^ 1, a, b, la, lb, t, z, m0, n0, kBegin + (s + 1) * BK, kEnd, false);
+            int pa = cur * t.StageFloats + ra, pb = cur * t.StageFloats + t.BOffset + rb;
+            for (int p = 0; p < BK; p++, pa += t.AStrideK, pb += t.BStrideK)
+            {
+                var bv = new Row8
+                {
+                    V0 = sm[pb], V1 = sm[pb + db], V2 = sm[pb + 2 * db], V3 = sm[pb + 3 * db],
+                    V4 = sm[pb + 4 * db], V5 = sm[pb + 5 * db], V6 = sm[pb + 6 * db], V7 = sm[pb + 7 * db],
+                };
+                r0 = Fma(r0, sm[pa], bv); r1 = Fma(r1, sm[pa + da], bv);
+                r2 = Fma(r2, sm[pa + 2 * da], bv); r3 = Fma(r3, sm[pa + 3 * da], bv);
+                r4 = Fma(r4, sm[pa + 4 * da], bv); r5 = Fma(r5, sm[pa + 5 * da], bv);
+                r6 = Fma(r6, sm[pa + 6 * da], bv); r7 = Fma(r7, sm[pa + 7 * da], bv);
+            }
+            Group.Barrier();
+        }
+        int i0 = m0 + ty, j0 = n0 + tx;
+        PutRow8(c, bias, sc, t, z, i0, j0, r0); PutRow8(c, bias, sc, t, z, i0 + 16, j0, r1);
+        PutRow8(c, bias, sc, t, z, i0 + 32, j0, r2); PutRow8(c, bias, sc, t, z, i0 + 48, j0, r3);
+        PutRow8(c, bias, sc, t, z, i0 + 64, j0, r4); PutRow8(c, bias, sc, t, z, i0 + 80, j0, r5);
+        PutRow8(c, bias, sc, t, z, i0 + 96, j0, r6); PutRow8(c, bias, sc, t, z, i0 + 112, j0, r7);
+    }
+
+    static void PutRow8<TC>(ArrayView<float> c, ArrayView<float> bias, TC sc, GemmLaunch t, int z, int i, int j, Row8 r)
+        where TC : struct, IGemmOutput
+    {
+        PutRow(c, bias, sc, t, z, i, j, 16, r.V0, r.V1, r.V2, r.V3);
+        PutRow(c, bias, sc, t, z, i, j + 64, 16, r.V4, r.V5, r.V6, r.V7);
     }
 
     // ---------------------------------------------------------------- TF32: warps of 32x32 outputs
@@ -280,6 +341,7 @@ public static class ImplicitGemm
         // compiled on first use: each specialisation costs a JIT (tens of ms on a GPU, more on the CPU accelerator)
         public readonly Lazy<Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, TA, TB, TC, GemmLaunch>>
             Fp32 = new(() => d.Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, TA, TB, TC, GemmLaunch>(Fp32Kernel)),
+            Fp32Wide = new(() => d.Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, TA, TB, TC, GemmLaunch>(Fp32WideKernel)),
             Tf32 = new(() => d.Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, TA, TB, TC, GemmLaunch>(Tf32Kernel));
         public readonly Lazy<Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, TC, GemmLaunch>>
             SplitSum = new(() => d.Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, TC, GemmLaunch>(SplitSumKernel));
@@ -301,6 +363,7 @@ public static class ImplicitGemm
         var tl = tile ?? GemmTiles.Choose(m, n, k, batch, precision, d.Accelerator.NumMultiprocessors);
         GemmTiles.Validate(tl, precision);
         bool tf32 = precision == MathPrecision.Tf32;
+        bool wide = !tf32 && tl.BM == 128 && tl.BN == 128; // the 8x8-per-thread fp32 kernel
         int warp = d.Accelerator.WarpSize;
         int threads = tf32 ? tl.BM / 32 * (tl.BN / 32) * 32 : 256;
         if (tf32 && warp != 32)
@@ -321,7 +384,7 @@ public static class ImplicitGemm
         {
             M = m, N = n, K = k, Batch = batch, Splits = splits, KChunk = chunk,
             BM = tl.BM, BN = tl.BN, LogBM = Log2(tl.BM), LogBN = Log2(tl.BN),
-            ThreadsN = tf32 ? tl.BN / 32 : tl.BN / 4,
+            ThreadsN = tf32 ? tl.BN / 32 : wide ? 16 : tl.BN / 4,
             KFastA = kFastA ? 1 : 0, KFastB = kFastB ? 1 : 0,
         };
         // paddings: see the class comment
@@ -342,7 +405,7 @@ public static class ImplicitGemm
         var config = new KernelConfig(grid, new Index3D(threads, 1, 1), shared);
 
         var ks = d.Kernels(static d => new Loaded<TA, TB, TC>(d));
-        var main = tf32 ? ks.Tf32.Value : ks.Fp32.Value;
+        var main = tf32 ? ks.Tf32.Value : wide ? ks.Fp32Wide.Value : ks.Fp32.Value;
         var biasView = bias is { } bb ? bb.View : c.View; // read only by outputs that have a bias
         if (splits == 1)
         {

@@ -50,8 +50,8 @@ public class ImplicitGemmTests
     {
         // HRNet stage-1 3x3 conv forward (Cout 18, batch 4 at 120x160): a 32-row tile wastes least, enough tiles
         Assert.Equal(new GemmTile(32, 128), GemmTiles.Choose(18, 4 * 19200, 162, 1, MathPrecision.Fp32, 132));
-        // decoder 256 -> 256 3x3 forward: square tiles fp32, the deeper 128-row tile in TF32
-        Assert.Equal(new GemmTile(64, 64), GemmTiles.Choose(256, 4 * 19200, 2304, 1, MathPrecision.Fp32, 132));
+        // decoder 256 -> 256 3x3 forward: the big 8x8-per-thread tile fp32, the 128-row tile in TF32
+        Assert.Equal(new GemmTile(128, 128), GemmTiles.Choose(256, 4 * 19200, 2304, 1, MathPrecision.Fp32, 132));
         Assert.Equal(new GemmTile(128, 64), GemmTiles.Choose(256, 4 * 19200, 2304, 1, MathPrecision.Tf32, 132));
         // its weight gradient (18 x 162 outputs, K = 76,800): 2 tiles for 132 SMs: K split to the cap
         var dw = GemmTiles.Choose(18, 162, 4 * 19200, 1, MathPrecision.Fp32, 132);
@@ -71,6 +71,7 @@ public class ImplicitGemmTests
         { MathPrecision.Fp32, 64, 64, 1, 70, 33, 37, false, false },
         { MathPrecision.Fp32, 32, 128, 3, 33, 130, 70, true, false },
         { MathPrecision.Fp32, 128, 32, 2, 129, 7, 50, false, true },
+        { MathPrecision.Fp32, 128, 128, 2, 131, 130, 40, true, true },
         { MathPrecision.Tf32, 64, 64, 1, 65, 9, 21, false, false },
         { MathPrecision.Tf32, 32, 128, 2, 5, 131, 40, true, true },
         { MathPrecision.Tf32, 128, 64, 1, 130, 3, 17, true, false },
@@ -107,6 +108,7 @@ public class ImplicitGemmTests
         { MathPrecision.Fp32, 64, 64, 1, [2, 3, 7, 5], [5, 3, 3, 3], 2, 1, 1 },
         { MathPrecision.Fp32, 32, 128, 3, [1, 2, 8, 9], [3, 2, 3, 3], 1, 2, 2 },
         { MathPrecision.Fp32, 128, 32, 2, [2, 4, 5, 6], [3, 4, 1, 1], 2, 0, 1 },
+        { MathPrecision.Fp32, 128, 128, 1, [2, 3, 9, 8], [5, 3, 3, 3], 1, 1, 1 },
         { MathPrecision.Tf32, 64, 64, 2, [2, 2, 7, 6], [3, 2, 3, 3], 2, 1, 1 },
         { MathPrecision.Tf32, 128, 64, 1, [1, 2, 9, 9], [3, 2, 5, 5], 2, 2, 1 },
         { MathPrecision.Tf32, 64, 128, 3, [2, 5, 4, 3], [6, 5, 1, 1], 1, 0, 1 },
