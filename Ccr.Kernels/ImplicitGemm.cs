@@ -343,8 +343,13 @@ public static class ImplicitGemm
             Fp32 = new(() => d.Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, TA, TB, TC, GemmLaunch>(Fp32Kernel)),
             Fp32Wide = new(() => d.Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, TA, TB, TC, GemmLaunch>(Fp32WideKernel)),
             Tf32 = new(() => d.Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, TA, TB, TC, GemmLaunch>(Tf32Kernel));
-        public readonly Lazy<Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, TC, GemmLaunch>>
-            SplitSum = new(() => d.Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, TC, GemmLaunch>(SplitSumKernel));
+    }
+
+    // the ordered sum depends only on the output: one per output type, shared by its operand combinations
+    sealed class LoadedSum<TC>(Device d) where TC : struct, IGemmOutput
+    {
+        public readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, TC, GemmLaunch> SplitSum =
+            d.Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, TC, GemmLaunch>(SplitSumKernel);
     }
 
     /// <summary>
@@ -415,7 +420,7 @@ public static class ImplicitGemm
         using var ws = d.Pool.Rent((long)batch * splits * m * n * 4);
         var wsv = new Buf<float>(ws, 0, (long)batch * splits * m * n);
         main(config, wsv.View, a.View, b.View, biasView, la, lb, sc, t);
-        ks.SplitSum.Value(d.Grid((long)batch * m * n), c.View, wsv.View, biasView, sc, t);
+        d.Kernels(static d => new LoadedSum<TC>(d)).SplitSum(d.Grid((long)batch * m * n), c.View, wsv.View, biasView, sc, t);
     }
 
     static int Log2(int v) { int l = 0; while ((1 << l) < v) l++; return l; }
