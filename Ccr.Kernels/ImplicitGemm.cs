@@ -60,8 +60,9 @@ public struct GemmLaunch
 
 /// <summary>
 /// C = A B for the CUDA variant as an implicit GEMM: each block stages BK-deep slices of its A (BM x BK) and
-/// B (BK x BN) tiles from the operands' gathers into shared memory, two stages deep (the next slice is
-/// loaded while the current one is multiplied: one barrier per slice), and multiplies them in registers:
+/// B (BK x BN) tiles from the operands' gathers into shared memory, two stages deep (the next slice's global
+/// loads are issued into registers before the current slice is multiplied and stored to the other stage
+/// after it: their latency hides behind the FMAs, and one barrier per slice suffices), and multiplies them in registers:
 /// fp32 with 4x4 outputs per thread (8x8 in the 128x128 tile), or TF32 through <see cref="Mma"/> with 32x32
 /// outputs per warp.
 /// Shared tiles are padded so neither the loads nor the multiply's reads pile onto one bank (a [mn][k]
@@ -80,32 +81,79 @@ public static class ImplicitGemm
 
     // ---------------------------------------------------------------- shared pieces
 
-    // One operand tile (BMN x BK) of slice k0 into shared memory at `at`: element e of the tile is loaded by
-    // thread e mod threads, consecutive threads walking the operand's contiguous direction.
-    static void LoadTile<TOp>(ArrayView<float> sm, int at, ArrayView<float> src, TOp op, int z, int mn0, int mnLen,
-                              int tile, int logTile, int k0, int kEnd, int kFast, int sMN, int sK, bool tf32)
-        where TOp : struct, IGemmOperand
+    // Element e of an operand tile (BMN x BK) of slice k0: consecutive e walk the operand's contiguous direction
+    // (coalesced loads) and land at (mn, k) = (i, p) of the shared tile. Elements past the tile read as 0.
+    static float FetchOne<TOp>(ArrayView<float> src, TOp op, int z, int mn0, int mnLen, int tile, int logTile,
+                               int k0, int kEnd, int kFast, bool tf32, int e) where TOp : struct, IGemmOperand
     {
-        int count = tile << LogBK;
-        for (int e = Group.IdxX; e < count; e += Group.DimX)
-        {
-            int i, p;
-            if (kFast != 0) { p = e & (BK - 1); i = e >> LogBK; }
-            else { i = e & (tile - 1); p = e >> logTile; }
-            int gi = mn0 + i, gk = k0 + p;
-            float v = gi < mnLen && gk < kEnd ? op.Load(src, z, gi, gk) : 0f;
-            if (tf32) v = Mma.RoundTf32(v);
-            sm[at + i * sMN + p * sK] = v;
-        }
+        if (e >= tile << LogBK) return 0f;
+        int i = kFast != 0 ? e >> LogBK : e & (tile - 1), p = kFast != 0 ? e & (BK - 1) : e >> logTile;
+        int gi = mn0 + i, gk = k0 + p;
+        float v = gi < mnLen && gk < kEnd ? op.Load(src, z, gi, gk) : 0f;
+        return tf32 ? Mma.RoundTf32(v) : v;
     }
 
-    static void LoadStage<TA, TB>(ArrayView<float> sm, int stage, ArrayView<float> a, ArrayView<float> b, TA la, TB lb,
-                                  GemmLaunch t, int z, int m0, int n0, int k0, int kEnd, bool tf32)
+    static void PutOne(ArrayView<float> sm, int at, int tile, int logTile, int kFast, int sMN, int sK, int e, float v)
+    {
+        if (e >= tile << LogBK) return;
+        int i = kFast != 0 ? e >> LogBK : e & (tile - 1), p = kFast != 0 ? e & (BK - 1) : e >> logTile;
+        sm[at + i * sMN + p * sK] = v;
+    }
+
+    // elements e, e + step, ..., e + 7 step of one operand tile into eight registers, and back out to shared memory
+    static Row8 Fetch8<TOp>(ArrayView<float> src, TOp op, int z, int mn0, int mnLen, int tile, int logTile,
+                            int k0, int kEnd, int kFast, bool tf32, int e, int step) where TOp : struct, IGemmOperand => new()
+    {
+        V0 = FetchOne(src, op, z, mn0, mnLen, tile, logTile, k0, kEnd, kFast, tf32, e),
+        V1 = FetchOne(src, op, z, mn0, mnLen, tile, logTile, k0, kEnd, kFast, tf32, e + step),
+        V2 = FetchOne(src, op, z, mn0, mnLen, tile, logTile, k0, kEnd, kFast, tf32, e + 2 * step),
+        V3 = FetchOne(src, op, z, mn0, mnLen, tile, logTile, k0, kEnd, kFast, tf32, e + 3 * step),
+        V4 = FetchOne(src, op, z, mn0, mnLen, tile, logTile, k0, kEnd, kFast, tf32, e + 4 * step),
+        V5 = FetchOne(src, op, z, mn0, mnLen, tile, logTile, k0, kEnd, kFast, tf32, e + 5 * step),
+        V6 = FetchOne(src, op, z, mn0, mnLen, tile, logTile, k0, kEnd, kFast, tf32, e + 6 * step),
+        V7 = FetchOne(src, op, z, mn0, mnLen, tile, logTile, k0, kEnd, kFast, tf32, e + 7 * step),
+    };
+
+    static void Put8(ArrayView<float> sm, int at, int tile, int logTile, int kFast, int sMN, int sK, int e, int step, Row8 r)
+    {
+        PutOne(sm, at, tile, logTile, kFast, sMN, sK, e, r.V0);
+        PutOne(sm, at, tile, logTile, kFast, sMN, sK, e + step, r.V1);
+        PutOne(sm, at, tile, logTile, kFast, sMN, sK, e + 2 * step, r.V2);
+        PutOne(sm, at, tile, logTile, kFast, sMN, sK, e + 3 * step, r.V3);
+        PutOne(sm, at, tile, logTile, kFast, sMN, sK, e + 4 * step, r.V4);
+        PutOne(sm, at, tile, logTile, kFast, sMN, sK, e + 5 * step, r.V5);
+        PutOne(sm, at, tile, logTile, kFast, sMN, sK, e + 6 * step, r.V6);
+        PutOne(sm, at, tile, logTile, kFast, sMN, sK, e + 7 * step, r.V7);
+    }
+
+    /// <summary>One thread's share of a stage (the A and B tiles of one BK slice) in registers: element
+    /// thread + l x threads of each tile in slot l, up to 16 per tile (the launcher checks).</summary>
+    public struct StageRegs { public Row8 A0, A1, B0, B1; }
+
+    // The double buffering: the next slice's global loads go to registers before the current slice is
+    // multiplied (their latency hides behind the FMAs), and to the other shared stage after it.
+    static StageRegs Fetch<TA, TB>(ArrayView<float> a, ArrayView<float> b, TA la, TB lb, GemmLaunch t,
+                                   int z, int m0, int n0, int k0, int kEnd, bool tf32)
         where TA : struct, IGemmOperand where TB : struct, IGemmOperand
     {
-        int at = stage * t.StageFloats;
-        LoadTile(sm, at, a, la, z, m0, t.M, t.BM, t.LogBM, k0, kEnd, t.KFastA, t.AStrideMN, t.AStrideK, tf32);
-        LoadTile(sm, at + t.BOffset, b, lb, z, n0, t.N, t.BN, t.LogBN, k0, kEnd, t.KFastB, t.BStrideMN, t.BStrideK, tf32);
+        int tid = Group.IdxX, n = Group.DimX;
+        var r = new StageRegs
+        {
+            A0 = Fetch8(a, la, z, m0, t.M, t.BM, t.LogBM, k0, kEnd, t.KFastA, tf32, tid, n),
+            B0 = Fetch8(b, lb, z, n0, t.N, t.BN, t.LogBN, k0, kEnd, t.KFastB, tf32, tid, n),
+        };
+        if (t.BM << LogBK > 8 * n) r.A1 = Fetch8(a, la, z, m0, t.M, t.BM, t.LogBM, k0, kEnd, t.KFastA, tf32, tid + 8 * n, n);
+        if (t.BN << LogBK > 8 * n) r.B1 = Fetch8(b, lb, z, n0, t.N, t.BN, t.LogBN, k0, kEnd, t.KFastB, tf32, tid + 8 * n, n);
+        return r;
+    }
+
+    static void Deposit(ArrayView<float> sm, int stage, GemmLaunch t, StageRegs r)
+    {
+        int tid = Group.IdxX, n = Group.DimX, at = stage * t.StageFloats, bt = at + t.BOffset;
+        Put8(sm, at, t.BM, t.LogBM, t.KFastA, t.AStrideMN, t.AStrideK, tid, n, r.A0);
+        Put8(sm, bt, t.BN, t.LogBN, t.KFastB, t.BStrideMN, t.BStrideK, tid, n, r.B0);
+        if (t.BM << LogBK > 8 * n) Put8(sm, at, t.BM, t.LogBM, t.KFastA, t.AStrideMN, t.AStrideK, tid + 8 * n, n, r.A1);
+        if (t.BN << LogBK > 8 * n) Put8(sm, bt, t.BN, t.LogBN, t.KFastB, t.BStrideMN, t.BStrideK, tid + 8 * n, n, r.B1);
     }
 
     // C (i, j) of grid z: straight to the output, or (split K) to slice z's partial tile in the workspace
@@ -135,12 +183,14 @@ public static class ImplicitGemm
         int rb0 = tx * t.BStrideMN, rb1 = (tx + tnx) * t.BStrideMN, rb2 = (tx + 2 * tnx) * t.BStrideMN, rb3 = (tx + 3 * tnx) * t.BStrideMN;
         float c00 = 0, c01 = 0, c02 = 0, c03 = 0, c10 = 0, c11 = 0, c12 = 0, c13 = 0;
         float c20 = 0, c21 = 0, c22 = 0, c23 = 0, c30 = 0, c31 = 0, c32 = 0, c33 = 0;
-        if (steps > 0) LoadStage(sm, 0, a, b, la, lb, t, z, m0, n0, kBegin, kEnd, false);
+        if (steps > 0) Deposit(sm, 0, t, Fetch(a, b, la, lb, t, z, m0, n0, kBegin, kEnd, false));
         Group.Barrier();
         for (int s = 0; s < steps; s++)
         {
             int cur = s & 1;
-            if (s + 1 < steps) LoadStage(sm, cur ^ 1, a, b, la, lb, t, z, m0, n0, kBegin + (s + 1) * BK, kEnd, false);
+            bool more = s + 1 < steps;
+            StageRegs next = default;
+            if (more) next = Fetch(a, b, la, lb, t, z, m0, n0, kBegin + (s + 1) * BK, kEnd, false);
             int pa = cur * t.StageFloats, pb = pa + t.BOffset;
             for (int p = 0; p < BK; p++, pa += t.AStrideK, pb += t.BStrideK)
             {
@@ -151,6 +201,7 @@ public static class ImplicitGemm
                 c20 += a2 * b0; c21 += a2 * b1; c22 += a2 * b2; c23 += a2 * b3;
                 c30 += a3 * b0; c31 += a3 * b1; c32 += a3 * b2; c33 += a3 * b3;
             }
+            if (more) Deposit(sm, cur ^ 1, t, next);
             Group.Barrier();
         }
         int i0 = m0 + ty, j0 = n0 + tx;
@@ -194,12 +245,14 @@ public static class ImplicitGemm
         int kEnd = Math.Min(t.K, kBegin + t.KChunk), steps = kEnd > kBegin ? (kEnd - kBegin + BK - 1) / BK : 0;
         int ra = ty * t.AStrideMN, da = 16 * t.AStrideMN, rb = tx * t.BStrideMN, db = 16 * t.BStrideMN;
         Row8 r0 = default, r1 = default, r2 = default, r3 = default, r4 = default, r5 = default, r6 = default, r7 = default;
-        if (steps > 0) LoadStage(sm, 0, a, b, la, lb, t, z, m0, n0, kBegin, kEnd, false);
+        if (steps > 0) Deposit(sm, 0, t, Fetch(a, b, la, lb, t, z, m0, n0, kBegin, kEnd, false));
         Group.Barrier();
         for (int s = 0; s < steps; s++)
         {
             int cur = s & 1;
-            if (s + 1 < steps) LoadStage(sm, cur ^ 1, a, b, la, lb, t, z, m0, n0, kBegin + (s + 1) * BK, kEnd, false);
+            bool more = s + 1 < steps;
+            StageRegs next = default;
+            if (more) next = Fetch(a, b, la, lb, t, z, m0, n0, kBegin + (s + 1) * BK, kEnd, false);
             int pa = cur * t.StageFloats + ra, pb = cur * t.StageFloats + t.BOffset + rb;
             for (int p = 0; p < BK; p++, pa += t.AStrideK, pb += t.BStrideK)
             {
@@ -213,6 +266,7 @@ public static class ImplicitGemm
                 r4 = Fma(r4, sm[pa + 4 * da], bv); r5 = Fma(r5, sm[pa + 5 * da], bv);
                 r6 = Fma(r6, sm[pa + 6 * da], bv); r7 = Fma(r7, sm[pa + 7 * da], bv);
             }
+            if (more) Deposit(sm, cur ^ 1, t, next);
             Group.Barrier();
         }
         int i0 = m0 + ty, j0 = n0 + tx;
@@ -244,12 +298,14 @@ public static class ImplicitGemm
         int scratch = t.ScratchOffset + warp * WarpScratch;
         // accumulators: [mi][ni], mi over two 16-row and ni over four 8-column mma tiles of the warp tile
         Acc c00 = default, c01 = default, c02 = default, c03 = default, c10 = default, c11 = default, c12 = default, c13 = default;
-        if (steps > 0) LoadStage(sm, 0, a, b, la, lb, t, z, m0, n0, kBegin, kEnd, true);
+        if (steps > 0) Deposit(sm, 0, t, Fetch(a, b, la, lb, t, z, m0, n0, kBegin, kEnd, true));
         Group.Barrier();
         for (int s = 0; s < steps; s++)
         {
             int cur = s & 1;
-            if (s + 1 < steps) LoadStage(sm, cur ^ 1, a, b, la, lb, t, z, m0, n0, kBegin + (s + 1) * BK, kEnd, true);
+            bool more = s + 1 < steps;
+            StageRegs next = default;
+            if (more) next = Fetch(a, b, la, lb, t, z, m0, n0, kBegin + (s + 1) * BK, kEnd, true);
             int pa = cur * t.StageFloats, pb = pa + t.BOffset;
             for (int kk = 0; kk < BK; kk += 8)
             {
@@ -280,6 +336,7 @@ public static class ImplicitGemm
                     Warp.Barrier();
                 }
             }
+            if (more) Deposit(sm, cur ^ 1, t, next);
             Group.Barrier();
         }
         int i0 = m0 + wm, j0 = n0 + wn;
@@ -375,6 +432,8 @@ public static class ImplicitGemm
             throw new NotSupportedException($"tf32 GEMM needs 32-lane warps; {d.Accelerator.Name} has {warp}");
         if (tf32 && d.Accelerator is CudaAccelerator cu && cu.Architecture.Major < 8)
             throw new NotSupportedException($"tf32 needs a compute capability 8.0 GPU (mma.sync tf32); {cu.Name} is {cu.Architecture}");
+        if (Math.Max(tl.BM, tl.BN) * BK > 16 * threads)
+            throw new NotSupportedException($"gemm tile {tl}: more than 16 elements per thread per stage ({threads} threads)");
         if (d.Accelerator.MaxNumThreadsPerGroup < threads)
             throw new NotSupportedException($"gemm tile {tl}: needs {threads} threads per group, {d.Accelerator.Name} allows {d.Accelerator.MaxNumThreadsPerGroup}");
 
