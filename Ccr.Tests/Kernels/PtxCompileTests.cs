@@ -13,7 +13,9 @@ namespace Ccr.Tests.Kernels;
 /// The CUDA variant's GEMM kernels through ILGPU's PTX backend for sm_80 (what a GPU would JIT), without a
 /// GPU: the CPU accelerator never compiles the <c>CudaAsm.IsSupported</c> branch to PTX, so this is the one
 /// check in CI that the tensor-core path turns into PTX at all and carries the mma instruction DESIGN.md
-/// measured. (Assembling that PTX, ptxas, still needs the driver of a GPU machine.)
+/// measured, and that no kernel of the family sums with atomics (the K split is an ordered pass).
+/// (Assembling that PTX, ptxas, still needs the driver of a GPU machine.) PtxTests does the same for the
+/// other families.
 /// </summary>
 public class PtxCompileTests
 {
@@ -51,5 +53,8 @@ public class PtxCompileTests
         Assert.Equal(0, Count(fp32, "mma.sync"));
         Assert.True(Count(fp32, "bar.sync") >= 2);
         Assert.Equal(0, Count(fp32, ".local"));
+        var sum = Ptx(backend, Kernel(typeof(ImplicitGemm), "SplitSumKernel").MakeGenericMethod(typeof(Gemm.ScaledOutput)));
+        foreach (var (name, ptx) in new[] { ("Tf32Kernel", tf32), ("Fp32Kernel", fp32), ("SplitSumKernel", sum) })
+            Assert.False(System.Text.RegularExpressions.Regex.IsMatch(ptx, @"\b(atom|red)\."), $"ImplicitGemm.{name}: PTX has an atomic instruction (a non-deterministic sum)");
     }
 }
