@@ -97,10 +97,13 @@ public class CcrBenchmarks
             b.Setup();
             foreach (var (name, run) in new (string, Func<float>)[] { ("forward", b.Forward), ("forward+backward", b.ForwardBackward) })
             {
+                for (int w = 0; w < 3; w++) run(); // warm-up: tiered JIT promotes the loops of this label kind's code
                 var wall = new List<double>(); var cpu = new List<double>();
                 var proc = System.Diagnostics.Process.GetCurrentProcess();
                 for (int r = 0; r < reps; r++)
                 {
+                    GC.Collect(); // the setup's arrays are not collected inside a timed run
+                    GC.WaitForPendingFinalizers();
                     proc.Refresh();
                     var c0 = proc.TotalProcessorTime;
                     var sw = System.Diagnostics.Stopwatch.StartNew();
