@@ -1,0 +1,104 @@
+using System.Diagnostics;
+using Ccr.Kernels;
+using Ccr.Train.Cli;
+using Ccr.Train.Config;
+using Ccr.Train.Training;
+
+namespace Ccr.Bench.Report;
+
+/// <summary>
+/// The paper model's training step through the public training API (TrainSession + Trainer, as
+/// TrainStepBenchmarks does): the nyud-hrnet18 preset (HRNet-W18-small-v2 from scratch, FPN 256,
+/// Semantic FPN 128 per task, semseg / depth / normals, Adam lr 2e-4, weight decay 1e-4, loss
+/// weights 1 / 1 / 10, CCR with the paper's settings), one fixed batch of
+/// <see cref="SyntheticNyud"/> samples without augmentation, CCR off and on, fp32 and TF32. Per
+/// configuration: the median step time (each step synchronised), the pool's device memory after
+/// the steps (the pool only grows, so this is its high-water mark: PyTorch's max_memory_reserved),
+/// the parameter counts, and the CUDA driver calls of one extra, untimed step (CUPTI).
+/// </summary>
+public sealed class StepBench(Device d, string outDir, string dataDir, int batch, TimingPlan plan, int timedSteps,
+                              CudaApiCounter? counter, Action<ResultRow> done)
+{
+    public static string Id(bool ccr, string precision) => $"step.{(ccr ? "ccr" : "base")}.{precision}";
+
+    public void Run()
+    {
+        foreach (var precision in new[] { "fp32", "tf32" })
+            foreach (var ccr in new[] { false, true })
+            {
+                var row = new ResultRow
+                {
+                    Id = Id(ccr, precision), Part = "step", Precision = precision,
+                    What = $"training step, {(ccr ? "with CCR" : "no CCR")}",
+                };
+                if (!PrecisionSwitch.IsAvailable(precision)) { row.Status = PrecisionSwitch.NotAvailable; done(row); continue; }
+                try { Measure(row, ccr, precision); }
+                catch (Exception e) { row.Status = ResultRow.Fail(e); }
+                finally
+                {
+                    try { PrecisionSwitch.Set(d, "fp32"); } catch (NotSupportedException) { }
+                    d.Pool.ReleaseCached();
+                }
+                done(row);
+            }
+    }
+
+    /// <summary>The config of one row: the paper preset on the synthetic batch.</summary>
+    public static TrainConfig Config(string dataDir, int batch, bool ccr, string precision)
+    {
+        List<string> sets =
+        [
+            $"data.path={dataDir}", "data.augment=false", "data.workers=1", $"train.batch_size={batch}",
+            $"ccr.enabled={(ccr ? "true" : "false")}", "model.pretrained=none",
+        ];
+        if (precision == "fp32") return ConfigLoader.Load("nyud-hrnet18", sets);
+        try { return ConfigLoader.Load("nyud-hrnet18", [.. sets, "train.precision=" + precision]); }
+        catch (UsageException) { return ConfigLoader.Load("nyud-hrnet18", sets); } // the key is not in this build; Device.Precision is
+    }
+
+    void Measure(ResultRow row, bool ccr, string precision)
+    {
+        var cfg = Config(dataDir, batch, ccr, precision);
+        PrecisionSwitch.Set(d, precision);
+        d.Pool.ReleaseCached();
+        long baseline = d.Pool.BytesInUse;
+        string runDir = Path.Combine(outDir, "step-runs", row.Id);
+        Directory.CreateDirectory(runDir);
+        var build = Stopwatch.StartNew();
+        using var session = new TrainSession(cfg, d);
+        var trainer = new Trainer(session, runDir, _ => { });
+        var b = session.Loader.MakeBatch(0, 0);
+        row.Shape = $"{b.N}x3x{b.Height}x{b.Width}";
+        row.Extra["parameters_model"] = session.Model.ParameterCount();
+        row.Extra["parameters_total"] = session.Root.ParameterCount();
+        double buildS = build.Elapsed.TotalSeconds;
+
+        var first = Stopwatch.StartNew();
+        trainer.TrainStep(b, 1.0, log: false); // kernel JIT, pool fill
+        d.Synchronize();
+        row.Extra["first_step_s"] = first.Elapsed.TotalSeconds;
+        row.Extra["build_s"] = buildS;
+        var samples = new List<double>();
+        for (int i = 0; i < plan.Warmup + timedSteps; i++)
+        {
+            var sw = Stopwatch.StartNew();
+            trainer.TrainStep(b, 1.0, log: false);
+            d.Synchronize();
+            if (i >= plan.Warmup) samples.Add(sw.Elapsed.TotalMilliseconds);
+        }
+        row.Ms = Timing.Median(samples);
+        row.Extra["min_ms"] = samples.Min();
+        row.Extra["peak_pool_mib"] = (d.Pool.BytesInUse + d.Pool.BytesCached - baseline) / 1048576.0;
+        row.Extra["images_per_s"] = b.N / (row.Ms.Value / 1e3);
+        if (counter != null)
+        {
+            var c = counter.Count(() => { trainer.TrainStep(b, 1.0, log: false); d.Synchronize(); });
+            row.Extra["launches"] = c.Launches;
+            row.Extra["graph_launches"] = c.GraphLaunches;
+            row.Extra["copies"] = c.Copies;
+            row.Extra["memsets"] = c.Memsets;
+            row.Extra["syncs"] = c.Syncs;
+            row.Extra["allocs"] = c.Allocs;
+        }
+    }
+}
