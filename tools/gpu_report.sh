@@ -36,6 +36,9 @@ elif [ -x .gpu/Ccr.Bench/Ccr.Bench ]; then BENCH=(.gpu/Ccr.Bench/Ccr.Bench)
 elif [ -f Ccr.Bench/bin/Release/net10.0/Ccr.Bench.dll ]; then BENCH=(dotnet Ccr.Bench/bin/Release/net10.0/Ccr.Bench.dll)
 else echo "no Ccr.Bench binary: run ../shared/gpu/publish.sh Ccr.Bench (or dotnet build -c Release)" >&2; exit 2
 fi
+# Host code fully optimised from its first call: under tiered compilation a report that keeps meeting
+# new code times unoptimised host code (a CPU cross-entropy ran 30x slower after 60 other cases).
+export DOTNET_TieredCompilation=0
 PY=""
 for p in ${PYTHON:-} python3 /usr/bin/python3; do
   if command -v "$p" >/dev/null 2>&1 && "$p" -c "import torch" >/dev/null 2>&1; then PY=$p; break; fi

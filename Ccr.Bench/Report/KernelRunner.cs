@@ -27,6 +27,7 @@ public static class KernelRunner
             if (!PrecisionSwitch.IsAvailable(c.Precision)) { row.Status = PrecisionSwitch.NotAvailable; done(row); continue; }
             try
             {
+                GC.Collect(); // the previous case's host arrays: no collection inside this one's timing
                 PrecisionSwitch.Set(d, c.Precision);
                 row.Ms = Time(d, c, plan);
                 if (c.Flop > 0) row.Extra["gflops"] = c.Flop / (row.Ms.Value * 1e6);

@@ -25,7 +25,7 @@ public static class ReportCommand
           --out     folder for cases.json, ours.json, data/ and step-runs/ (created)
           --dry     tiny shapes and few repetitions: checks the wiring on a CPU, times nothing useful
           --parts   which parts to run (default: all)
-          --only    kernel cases whose id contains this text (e.g. conv.branch, .tf32)
+          --only    kernel cases whose id contains one of these comma-separated texts (e.g. conv.branch,.tf32)
           --batch   training-step batch (default 4; --dry: 2)
           --size    training-step image size (default 480x640; --dry: 64x96)
           --steps   timed training steps per configuration (default 10; --dry: 2)
@@ -86,6 +86,12 @@ public static class ReportCommand
         file.Meta["device"] = d.ToString();
         file.Meta["dry"] = dry ? "true" : "false";
         file.Meta["tf32"] = PrecisionSwitch.Tf32Available ? "available" : PrecisionSwitch.NotAvailable;
+        // Under tiered compilation the host code (autograd, CPU variants' SIMD loops) runs unoptimised
+        // for its first calls and is promoted only after a quiet spell without new JIT work, which a
+        // report that keeps meeting new code never has: measured here, a CPU cross-entropy ran 30x
+        // slower after 60 other cases. tools/gpu_report.sh sets DOTNET_TieredCompilation=0.
+        file.Meta["tiered_compilation"] = Environment.GetEnvironmentVariable("DOTNET_TieredCompilation") == "0"
+            ? "off (DOTNET_TieredCompilation=0)" : "ON: host code may be timed before the JIT optimises it; set DOTNET_TieredCompilation=0";
         file.Meta["timing"] = $"median of {plan.Samples} synchronised samples after {plan.Warmup} warm-up calls; " +
                               $"each sample repeats the op to ~{plan.TargetMs} ms (at most {plan.MaxInner} calls)";
         file.Save(oursPath);
@@ -101,7 +107,7 @@ public static class ReportCommand
         {
             Console.WriteLine($"kernels ({(dry ? "dry: tiny shapes" : "paper shapes")}):");
             var cases = KernelCases.For(dry, adamParameters: dry ? 100_000 : totalParams)
-                .Where(c => only == null || c.Id.Contains(only, StringComparison.Ordinal)).ToList();
+                .Where(c => only == null || only.Split(',').Any(o => c.Id.Contains(o, StringComparison.Ordinal))).ToList();
             KernelCases.Save(Path.Combine(outDir, "cases.json"), cases);
             KernelRunner.Run(d, cases, plan, Done);
         }
