@@ -119,6 +119,8 @@ else
     part torch_step 150 "$PY" tools/torch_step_baseline.py --data "$OUT/data/nyud-synthetic" --json "$OUT/torch_step.json" "${PYDEV[@]}" "${STEP_EXTRA[@]}"
   else skip torch_step "our side wrote no data/nyud-synthetic"; fi
 fi
+# the step's batch (20 MB at 480x640) is not worth carrying back; CCR_REPORT_KEEP_DATA=1 keeps it
+[ -z "${CCR_REPORT_KEEP_DATA:-}" ] && rm -rf "$OUT/data"
 if command -v compute-sanitizer >/dev/null 2>&1; then
   part memcheck 90 compute-sanitizer --tool memcheck --error-exitcode 9 "${BENCH[@]}" verify --small
   part racecheck 90 compute-sanitizer --tool racecheck --error-exitcode 9 "${BENCH[@]}" verify --small

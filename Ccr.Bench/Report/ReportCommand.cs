@@ -124,7 +124,7 @@ public static class ReportCommand
             file.Meta["launch_counter"] = counter != null ? $"CUPTI ({cupti})" : why;
             try
             {
-                new StepBench(d, outDir, data, b, plan, steps ?? (dry ? 2 : 10), counter, Done).Run();
+                new StepBench(d, outDir, data, b, plan, steps ?? (dry ? 2 : 10), counter, Done, () => file.Save(oursPath)).Run();
             }
             finally { counter?.Dispose(); }
         }

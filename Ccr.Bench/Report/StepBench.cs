@@ -14,15 +14,19 @@ namespace Ccr.Bench.Report;
 /// <see cref="SyntheticNyud"/> samples without augmentation, CCR off and on, fp32 and TF32. Per
 /// configuration: the median step time (each step synchronised), the pool's device memory after
 /// the steps (the pool only grows, so this is its high-water mark: PyTorch's max_memory_reserved),
-/// the parameter counts, and the CUDA driver calls of one extra, untimed step (CUPTI).
+/// the parameter counts; then, after every configuration is timed and saved, the CUDA driver calls
+/// (launches, copies, synchronisations, allocations) of one step with CCR per precision, counted by
+/// CUPTI in a fresh session (a failure there cannot cost a timed row). <paramref name="saved"/> is
+/// called when a row already passed to <paramref name="done"/> gains figures.
 /// </summary>
 public sealed class StepBench(Device d, string outDir, string dataDir, int batch, TimingPlan plan, int timedSteps,
-                              CudaApiCounter? counter, Action<ResultRow> done)
+                              CudaApiCounter? counter, Action<ResultRow> done, Action saved)
 {
     public static string Id(bool ccr, string precision) => $"step.{(ccr ? "ccr" : "base")}.{precision}";
 
     public void Run()
     {
+        var rows = new List<ResultRow>();
         foreach (var precision in new[] { "fp32", "tf32" })
             foreach (var ccr in new[] { false, true })
             {
@@ -31,6 +35,7 @@ public sealed class StepBench(Device d, string outDir, string dataDir, int batch
                     Id = Id(ccr, precision), Part = "step", Precision = precision,
                     What = $"training step, {(ccr ? "with CCR" : "no CCR")}",
                 };
+                rows.Add(row);
                 if (!PrecisionSwitch.IsAvailable(precision)) { row.Status = PrecisionSwitch.NotAvailable; done(row); continue; }
                 try { Measure(row, ccr, precision); }
                 catch (Exception e) { row.Status = ResultRow.Fail(e); }
@@ -41,6 +46,40 @@ public sealed class StepBench(Device d, string outDir, string dataDir, int batch
                 }
                 done(row);
             }
+        if (counter == null) return;
+        foreach (var row in rows.Where(r => r.Ok && r.Id.StartsWith("step.ccr.")))
+        {
+            try { CountCalls(row, counter); }
+            catch (Exception e) { row.Extra.Remove("launches"); Console.WriteLine($"  launch count of {row.Id} failed: {ResultRow.Fail(e)}"); }
+            finally
+            {
+                try { PrecisionSwitch.Set(d, "fp32"); } catch (NotSupportedException) { }
+                d.Pool.ReleaseCached();
+            }
+            saved();
+        }
+    }
+
+    /// <summary>The driver calls of one step (after two uncounted ones) of the row's configuration.</summary>
+    void CountCalls(ResultRow row, CudaApiCounter counter)
+    {
+        var cfg = Config(dataDir, batch, row.Id.StartsWith("step.ccr."), row.Precision);
+        PrecisionSwitch.Set(d, row.Precision);
+        string runDir = Path.Combine(outDir, "step-runs", row.Id + ".count");
+        Directory.CreateDirectory(runDir);
+        using var session = new TrainSession(cfg, d);
+        var trainer = new Trainer(session, runDir, _ => { });
+        var b = session.Loader.MakeBatch(0, 0);
+        for (int i = 0; i < 2; i++) { trainer.TrainStep(b, 1.0, log: false); d.Synchronize(); }
+        var c = counter.Count(() => { trainer.TrainStep(b, 1.0, log: false); d.Synchronize(); });
+        row.Extra["launches"] = c.Launches;
+        row.Extra["graph_launches"] = c.GraphLaunches;
+        row.Extra["copies"] = c.Copies;
+        row.Extra["memsets"] = c.Memsets;
+        row.Extra["syncs"] = c.Syncs;
+        row.Extra["allocs"] = c.Allocs;
+        Console.WriteLine($"  {row.Id}: {c.Launches} launches, {c.GraphLaunches} graph launches, {c.Copies} copies, " +
+                          $"{c.Memsets} memsets, {c.Syncs} synchronisations, {c.Allocs} allocations per step");
     }
 
     /// <summary>The config of one row: the paper preset on the synthetic batch.</summary>
@@ -90,15 +129,5 @@ public sealed class StepBench(Device d, string outDir, string dataDir, int batch
         row.Extra["min_ms"] = samples.Min();
         row.Extra["peak_pool_mib"] = (d.Pool.BytesInUse + d.Pool.BytesCached - baseline) / 1048576.0;
         row.Extra["images_per_s"] = b.N / (row.Ms.Value / 1e3);
-        if (counter != null)
-        {
-            var c = counter.Count(() => { trainer.TrainStep(b, 1.0, log: false); d.Synchronize(); });
-            row.Extra["launches"] = c.Launches;
-            row.Extra["graph_launches"] = c.GraphLaunches;
-            row.Extra["copies"] = c.Copies;
-            row.Extra["memsets"] = c.Memsets;
-            row.Extra["syncs"] = c.Syncs;
-            row.Extra["allocs"] = c.Allocs;
-        }
     }
 }
