@@ -2,8 +2,10 @@
 # The GPU report in one command: everything issue 11 asks a GPU machine to measure, in one run on one
 # card, written under OUT (docs/GPU.md says how to run it with the device tool):
 #   verify            Ccr.Bench verify on the card (every kernel against its float64 reference)
-#   ours              Ccr.Bench report: parameter counts, kernel cases at the paper's shapes (cases.json),
-#                     the CCR pair, the training step (CCR off / on, fp32 / TF32; peak memory; launches)
+#   ours_kernels      Ccr.Bench report --parts model,kernels: parameter counts, kernel cases at the
+#                     paper's shapes (cases.json), the CCR pair
+#   ours_step         Ccr.Bench report --parts step: the training step (CCR off / on, fp32 / TF32; peak
+#                     memory; launches); a separate process, so a CUDA fault in one part spares the other
 #   torch_kernels     tools/torch_baseline.py --cases: the same cases in PyTorch
 #   torch_step        tools/torch_step_baseline.py: the same model, step, batch and precision in PyTorch
 #   memcheck          Ccr.Bench verify --small under compute-sanitizer --tool memcheck
@@ -108,7 +110,8 @@ else
   DRY=(); PYDEV=(--device cuda); STEP_EXTRA=(--steps 10); VERIFY=(verify)
 fi
 part verify 150 "${BENCH[@]}" "${VERIFY[@]}"
-part ours 240 "${BENCH[@]}" report --out "$OUT" "${DRY[@]}" ${CUPTI:+--cupti "$CUPTI"}
+part ours_kernels 150 "${BENCH[@]}" report --out "$OUT" --results ours_kernels.json --parts model,kernels "${DRY[@]}"
+part ours_step 200 "${BENCH[@]}" report --out "$OUT" --results ours_step.json --parts step "${DRY[@]}" ${CUPTI:+--cupti "$CUPTI"}
 if [ -z "$PY" ]; then
   skip torch_kernels "no python with torch"; skip torch_step "no python with torch"
 else

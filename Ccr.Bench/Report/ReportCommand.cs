@@ -13,16 +13,19 @@ namespace Ccr.Bench.Report;
 /// <c>Ccr.Bench report --out DIR</c>: our side of the GPU report (tools/gpu_report.sh runs it, then
 /// PyTorch's side, then <c>report-table</c>). Writes DIR/cases.json (the kernel cases, which
 /// tools/torch_baseline.py times too), DIR/data/nyud-synthetic (the step's batch, which
-/// tools/torch_step_baseline.py reads too) and DIR/ours.json, saved after every row so that a run
-/// stopped by a time limit keeps what it measured. Parts: model (parameter counts), kernels (with
+/// tools/torch_step_baseline.py reads too) and DIR/ours.json (or --results NAME), saved after every
+/// row so that a run stopped by a time limit keeps what it measured. tools/gpu_report.sh runs the
+/// kernels and the step as two processes (ours_kernels.json, ours_step.json), so that a CUDA fault
+/// in one cannot take the other's rows with it. Parts: model (parameter counts), kernels (with
 /// the CCR pair), step. Each row's failure is recorded and the next row runs.
 /// </summary>
 public static class ReportCommand
 {
     const string Help = """
-        usage: Ccr.Bench report --out DIR [--dry] [--parts model,kernels,step] [--only TEXT] [--batch N]
+        usage: Ccr.Bench report --out DIR [--results NAME] [--dry] [--parts model,kernels,step] [--only TEXT] [--batch N]
                                 [--size HxW] [--steps N] [--cupti LIBCUPTI]
-          --out     folder for cases.json, ours.json, data/ and step-runs/ (created)
+          --out     folder for cases.json, the results, data/ and step-runs/ (created)
+          --results file name of the results in --out (default ours.json; report-table reads ours*.json)
           --dry     tiny shapes and few repetitions: checks the wiring on a CPU, times nothing useful
           --parts   which parts to run (default: all)
           --only    kernel cases whose id contains one of these comma-separated texts (e.g. conv.branch,.tf32)
@@ -35,6 +38,7 @@ public static class ReportCommand
     public static int Run(string[] args)
     {
         string? outDir = null, cupti = null, only = null;
+        string results = "ours.json";
         bool dry = false;
         var parts = new HashSet<string> { "model", "kernels", "step" };
         int? batch = null, steps = null, height = null, width = null;
@@ -47,6 +51,11 @@ public static class ReportCommand
                 {
                     case "--help" or "-h": Console.WriteLine(Help); return 0;
                     case "--out": outDir = Next(); break;
+                    case "--results":
+                        results = Next();
+                        if (!results.StartsWith("ours") || !results.EndsWith(".json") || results.Contains('/'))
+                            throw new ArgumentException($"--results wants a file name ours*.json (report-table reads those), got '{results}'");
+                        break;
                     case "--dry": dry = true; break;
                     case "--cupti": cupti = Next(); break;
                     case "--only": only = Next(); break;
@@ -72,7 +81,7 @@ public static class ReportCommand
 
         var plan = dry ? TimingPlan.Dry : TimingPlan.Gpu;
         var file = new ResultFile { Side = "ours" };
-        string oursPath = Path.Combine(outDir, "ours.json");
+        string oursPath = Path.Combine(outDir, results);
         void Done(ResultRow r)
         {
             file.Results.Add(r);

@@ -10,7 +10,7 @@ public sealed record TableRow(string Part, string Id, string What, string Shape,
                               string Ours, string Torch, double? Ratio, string Target, string Status);
 
 /// <summary>
-/// <c>Ccr.Bench report-table DIR</c>: joins what tools/gpu_report.sh left in DIR — ours.json,
+/// <c>Ccr.Bench report-table DIR</c>: joins what tools/gpu_report.sh left in DIR — ours*.json,
 /// torch_*.json, meta.txt (key=value: card, driver, date, command), parts.tsv (part, exit code,
 /// seconds, log, note) and the logs of verify and compute-sanitizer — into DIR/report.md (one
 /// Markdown table) and DIR/report.json. Ratios are ours / PyTorch in time (below 1: ours faster).
@@ -43,18 +43,11 @@ public static class ReportTable
         var meta = ReadKeyValues(Path.Combine(dir, "meta.txt"));
         var parts = ReadParts(Path.Combine(dir, "parts.tsv"));
         var notes = new List<string>();
-        var ours = ResultFile.TryLoad(Path.Combine(dir, "ours.json"), out var whyOurs);
-        if (ours == null) notes.Add("ours: " + whyOurs);
-        var torch = new Dictionary<string, ResultRow>();
-        var torchMeta = new Dictionary<string, string>();
-        foreach (var f in Directory.GetFiles(dir, "torch_*.json").Order(StringComparer.Ordinal))
-        {
-            var tf = ResultFile.TryLoad(f, out var why);
-            if (tf == null) { notes.Add("PyTorch: " + why); continue; }
-            foreach (var r in tf.Results) torch[r.Id] = r;
-            foreach (var (k, v) in tf.Meta) torchMeta.TryAdd(k, v);
-        }
-        var oursById = ours?.Results.ToDictionary(r => r.Id) ?? new();
+        var (oursRows, oursMeta) = LoadSide(dir, "ours*.json", "ours", notes);
+        var (torchRows, torchMeta) = LoadSide(dir, "torch_*.json", "PyTorch", notes);
+        if (oursRows.Count == 0 && !notes.Any(n => n.StartsWith("ours"))) notes.Add("ours: no ours*.json was written");
+        var oursById = oursRows.GroupBy(r => r.Id).ToDictionary(g => g.Key, g => g.Last());
+        var torch = torchRows.GroupBy(r => r.Id).ToDictionary(g => g.Key, g => g.Last());
 
         var rows = new List<TableRow>();
         rows.AddRange(CheckRows(dir, parts));
@@ -66,7 +59,7 @@ public static class ReportTable
             rows.Add(row);
         }
         double? copyGbs = Get(oursById.GetValueOrDefault("copy.256@120x160") is { Ok: true } cp ? cp : null, "gbs");
-        var ids = (ours?.Results.Select(r => r.Id) ?? []).Concat(torch.Keys).Distinct()
+        var ids = oursRows.Select(r => r.Id).Concat(torchRows.Select(r => r.Id)).Distinct()
             .Where(id => !id.StartsWith("model.")).ToList();
         foreach (var id in ids)
         {
@@ -80,8 +73,7 @@ public static class ReportTable
         md.AppendLine("# Ccr GPU report").AppendLine();
         foreach (var key in new[] { "card", "driver", "cuda", "date", "host", "command", "binary", "torch", "cupti", "dry", "total" })
             if (meta.TryGetValue(key, out var v)) md.AppendLine($"- {key}: {v}");
-        if (ours != null)
-            foreach (var (k, v) in ours.Meta) md.AppendLine($"- ours {k}: {v}");
+        foreach (var (k, v) in oursMeta) md.AppendLine($"- ours {k}: {v}");
         foreach (var (k, v) in torchMeta) md.AppendLine($"- PyTorch {k}: {v}");
         md.AppendLine().AppendLine("Times are medians in milliseconds; ratio = ours / PyTorch in time (below 1: ours is faster).").AppendLine();
         md.AppendLine("| part | case | shape | precision | ours | PyTorch | ours/PyTorch | target | status |");
@@ -99,6 +91,21 @@ public static class ReportTable
     }
 
     static string Cell(string s) => ResultRow.OneLine(s);
+
+    /// <summary>The rows and meta of one side's files, in file-name order; unreadable files become notes.</summary>
+    static (List<ResultRow> Rows, Dictionary<string, string> Meta) LoadSide(string dir, string pattern, string side, List<string> notes)
+    {
+        var rows = new List<ResultRow>();
+        var meta = new Dictionary<string, string>();
+        foreach (var f in Directory.GetFiles(dir, pattern).Order(StringComparer.Ordinal))
+        {
+            var rf = ResultFile.TryLoad(f, out var why);
+            if (rf == null) { notes.Add($"{side}: {why}"); continue; }
+            rows.AddRange(rf.Results);
+            foreach (var (k, v) in rf.Meta) meta.TryAdd(k, v);
+        }
+        return (rows, meta);
+    }
 
     static string Ratio(double? r) => r is not double x ? "" :
         x >= 0.1 ? x.ToString("F2", CultureInfo.InvariantCulture) : x.ToString("G2", CultureInfo.InvariantCulture);

@@ -22,6 +22,8 @@ namespace Ccr.Bench.Report;
 public sealed class StepBench(Device d, string outDir, string dataDir, int batch, TimingPlan plan, int timedSteps,
                               CudaApiCounter? counter, Action<ResultRow> done, Action saved)
 {
+    const double MaxTimedSeconds = 20;
+
     public static string Id(bool ccr, string precision) => $"step.{(ccr ? "ccr" : "base")}.{precision}";
 
     public void Run()
@@ -117,14 +119,20 @@ public sealed class StepBench(Device d, string outDir, string dataDir, int batch
         d.Synchronize();
         row.Extra["first_step_s"] = first.Elapsed.TotalSeconds;
         row.Extra["build_s"] = buildS;
+        // timed steps stop early past MaxTimedSeconds (at least 3 samples): a slow draft kernel must
+        // not eat the GPU session's minutes
         var samples = new List<double>();
+        var timed = Stopwatch.StartNew();
         for (int i = 0; i < plan.Warmup + timedSteps; i++)
         {
+            if (i == plan.Warmup) timed.Restart();
             var sw = Stopwatch.StartNew();
             trainer.TrainStep(b, 1.0, log: false);
             d.Synchronize();
             if (i >= plan.Warmup) samples.Add(sw.Elapsed.TotalMilliseconds);
+            if (samples.Count >= 3 && timed.Elapsed.TotalSeconds > MaxTimedSeconds) break;
         }
+        row.Extra["timed_steps"] = samples.Count;
         row.Ms = Timing.Median(samples);
         row.Extra["min_ms"] = samples.Min();
         row.Extra["peak_pool_mib"] = (d.Pool.BytesInUse + d.Pool.BytesCached - baseline) / 1048576.0;

@@ -130,7 +130,8 @@ public sealed class GpuReportTests : IDisposable
                 Row("step.ccr.fp32", "step", 104, extra: [("peak_pool_mib", 900), ("launches", 1500)]),
                 Row("only.ours", "kernel", 2.0),
             ],
-        }.Save(Path.Combine(_dir, "ours.json"));
+        }.Save(Path.Combine(_dir, "ours_kernels.json"));
+        new ResultFile { Side = "ours", Results = [Row("step.later", "step", 1.0)] }.Save(Path.Combine(_dir, "ours_step.json"));
         new ResultFile
         {
             Side = "torch",
@@ -167,6 +168,7 @@ public sealed class GpuReportTests : IDisposable
         Assert.Contains("80", R("bn.18@120x160").Target);
         Assert.Equal("met", R("ccr.fwd.semseg").Status);
         Assert.Equal("PyTorch: missing", R("only.ours").Status);
+        Assert.EndsWith("PyTorch: missing", R("step.later").Status);  // the rows of every ours*.json are read
         // the models differ, so every step row says so before anything else
         Assert.StartsWith("FAIL: the models differ", R("step.ccr.fp32").Status);
         Assert.Equal("met", R("step.ccr_share.fp32").Status);        // 104 / 100: 4% <= 5%
@@ -183,7 +185,7 @@ public sealed class GpuReportTests : IDisposable
     public void Table_OfAnEmptyFolder_SaysWhatIsMissing()
     {
         var (md, rows) = ReportTable.Build(_dir);
-        Assert.Contains("ours.json was not written", md);
+        Assert.Contains("no ours*.json was written", md);
         Assert.All(rows, r => Assert.StartsWith("skipped", r.Status));
     }
 }
