@@ -125,8 +125,9 @@ fi
 # the step's batch (20 MB at 480x640) is not worth carrying back; CCR_REPORT_KEEP_DATA=1 keeps it
 [ -z "${CCR_REPORT_KEEP_DATA:-}" ] && rm -rf "$OUT/data"
 if command -v compute-sanitizer >/dev/null 2>&1; then
-  part memcheck 90 compute-sanitizer --tool memcheck --error-exitcode 9 "${BENCH[@]}" verify --small
-  part racecheck 90 compute-sanitizer --tool racecheck --error-exitcode 9 "${BENCH[@]}" verify --small
+  SAN=(--error-exitcode 9 --print-limit 20 --show-backtrace device)
+  part memcheck 90 compute-sanitizer --tool memcheck "${SAN[@]}" "${BENCH[@]}" verify --small
+  part racecheck 90 compute-sanitizer --tool racecheck "${SAN[@]}" "${BENCH[@]}" verify --small
 else
   skip memcheck "compute-sanitizer not found"; skip racecheck "compute-sanitizer not found"
 fi

@@ -102,7 +102,9 @@ public static class ReportTable
             var rf = ResultFile.TryLoad(f, out var why);
             if (rf == null) { notes.Add($"{side}: {why}"); continue; }
             rows.AddRange(rf.Results);
-            foreach (var (k, v) in rf.Meta) meta.TryAdd(k, v);
+            foreach (var (k, v) in rf.Meta)
+                if (!meta.TryGetValue(k, out var had)) meta[k] = v;
+                else if (had != v) meta[$"{k} ({Path.GetFileName(f)})"] = v;
         }
         return (rows, meta);
     }
@@ -218,9 +220,11 @@ public static class ReportTable
         {
             string log = File.Exists(Path.Combine(dir, p.Log)) ? File.ReadAllText(Path.Combine(dir, p.Log)) : "";
             var summary = Regex.Match(log, @"(\d+) passed, (\d+) failed");
-            var errors = Regex.Match(log, @"ERROR SUMMARY: (\d+) error");
             string ours = summary.Success ? summary.Value : "";
-            if (errors.Success) ours += (ours.Length > 0 ? "; " : "") + errors.Value;
+            // compute-sanitizer's closing lines: "ERROR SUMMARY: N errors", racecheck's
+            // "RACECHECK SUMMARY: N hazards displayed (E errors, W warnings)"
+            foreach (var pattern in new[] { @"ERROR SUMMARY: \d+ errors?", @"RACECHECK SUMMARY: [^\n]*" })
+                if (Regex.Match(log, pattern) is { Success: true } m) ours += (ours.Length > 0 ? "; " : "") + m.Value.Trim();
             string status;
             if (p.Note.StartsWith("skipped")) status = p.Note;
             else if (p.Rc == "124" || p.Rc == "137") status = $"FAIL: timed out after {p.Seconds} s";

@@ -148,7 +148,9 @@ public sealed class GpuReportTests : IDisposable
         }.Save(Path.Combine(_dir, "torch_step.json"));
         File.WriteAllText(Path.Combine(_dir, "torch_broken.json"), "{ not json");
         File.WriteAllText(Path.Combine(_dir, "parts.tsv"),
-            "verify\t0\t40\tverify.log\t\nmemcheck\t124\t90\tmemcheck.log\ttimed out after 90 s\nracecheck\t-\t0\t-\tskipped: compute-sanitizer not found\n");
+            "verify\t0\t40\tverify.log\t\nmemcheck\t124\t90\tmemcheck.log\ttimed out after 90 s\nracecheck\t9\t50\tracecheck.log\t\n");
+        File.WriteAllText(Path.Combine(_dir, "racecheck.log"),
+            "conv        conv2d.fwd ... ok\n37 passed, 0 failed\n========= RACECHECK SUMMARY: 2 hazards displayed (2 errors, 0 warnings)\n");
         File.WriteAllText(Path.Combine(_dir, "verify.log"), "family kernel ...\n204 passed, 0 failed\n");
         File.WriteAllText(Path.Combine(_dir, "meta.txt"), "card=NVIDIA H200, 143771 MiB\ndate=2026-12-01 10:00 UTC\n");
 
@@ -158,7 +160,8 @@ public sealed class GpuReportTests : IDisposable
         Assert.StartsWith("ok", R("verify").Status);
         Assert.Contains("204 passed, 0 failed", R("verify").Ours);
         Assert.StartsWith("FAIL: timed out", R("memcheck").Status);
-        Assert.StartsWith("skipped", R("racecheck").Status);
+        Assert.StartsWith("FAIL: exit code 9", R("racecheck").Status);   // --error-exitcode 9: hazards found
+        Assert.Contains("RACECHECK SUMMARY: 2 hazards displayed (2 errors, 0 warnings)", R("racecheck").Ours);
         Assert.StartsWith("FAIL: parameter counts differ", R("model.parameters").Status);
         Assert.Equal(2.0, R("conv.a.fwd.fp32").Ratio!.Value, 9);
         Assert.Equal("missed", R("conv.a.fwd.fp32").Status);
