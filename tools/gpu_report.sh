@@ -110,8 +110,8 @@ else
   DRY=(); PYDEV=(--device cuda); STEP_EXTRA=(--steps 10); VERIFY=(verify)
 fi
 part verify 150 "${BENCH[@]}" "${VERIFY[@]}"
-part ours_kernels 150 "${BENCH[@]}" report --out "$OUT" --results ours_kernels.json --parts model,kernels "${DRY[@]}"
-part ours_step 200 "${BENCH[@]}" report --out "$OUT" --results ours_step.json --parts step "${DRY[@]}" ${CUPTI:+--cupti "$CUPTI"}
+part ours_kernels 120 "${BENCH[@]}" report --out "$OUT" --results ours_kernels.json --parts model,kernels "${DRY[@]}"
+part ours_step 240 "${BENCH[@]}" report --out "$OUT" --results ours_step.json --parts step "${DRY[@]}" ${CUPTI:+--cupti "$CUPTI"}
 if [ -z "$PY" ]; then
   skip torch_kernels "no python with torch"; skip torch_step "no python with torch"
 else

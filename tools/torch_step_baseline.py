@@ -242,16 +242,20 @@ def run_step(a, ccr_on, precision, batch_host, backbone_fn):
     step()
     sync()
     extra["first_step_s"] = time.perf_counter() - t
-    warmup = torch_timing.PLANS["dry" if a.dry else "gpu"][0]
+    warmup = min(torch_timing.PLANS["dry" if a.dry else "gpu"][0], 2)  # after the first step, as StepBench.cs
     for _ in range(warmup):
         step()
     samples = []
-    for _ in range(a.steps):
+    t_timed = time.perf_counter()
+    for _ in range(a.steps):  # stops past 15 s with at least 3 samples, as StepBench.cs
         sync()
         t = time.perf_counter()
         step()
         sync()
         samples.append((time.perf_counter() - t) * 1e3)
+        if len(samples) >= 3 and time.perf_counter() - t_timed > 15:
+            break
+    extra["timed_steps"] = len(samples)
     ms = float(np.median(samples))
     extra["min_ms"] = min(samples)
     extra["images_per_s"] = batch_host[0].shape[0] / (ms / 1e3)

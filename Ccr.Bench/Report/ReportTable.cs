@@ -183,8 +183,8 @@ public static class ReportTable
         return s;
     }
 
-    /// <summary>Per precision: CCR's share of the step (ours and PyTorch's), peak memory with CCR, and
-    /// launches per step with CCR.</summary>
+    /// <summary>Per precision: CCR's share of the step (ours and PyTorch's), and per configuration
+    /// peak memory and launches per step.</summary>
     static IEnumerable<TableRow> StepDerivedRows(Dictionary<string, ResultRow> ours, Dictionary<string, ResultRow> torch)
     {
         foreach (var p in new[] { "fp32", "tf32" })
@@ -199,15 +199,19 @@ public static class ReportTable
                 yield return new TableRow("step", $"step.ccr_share.{p}", "CCR's added share of the step", "", p,
                     so is double a ? $"{a:P1}" : "", st is double b ? $"{b:P1}" : "", null, "ours <= 5%",
                     so is double x ? (x <= 0.05 ? "met" : "missed") : "ours: no figure");
-            double? mo = Get(O(on), "peak_pool_mib"), mt = Get(T(on), "peak_reserved_mib");
-            if (mo != null || mt != null)
-                yield return new TableRow("step", $"step.memory.{p}", "peak device memory, step with CCR (MiB; ours: pool, PyTorch: max reserved)", "", p,
-                    mo is double a ? $"{a:F0}" : "", mt is double b ? $"{b:F0}" : "", mo != null && mt is > 0 ? mo / mt : null, "<= 1.00",
-                    mo is double x && mt is double y ? (x <= y ? "met" : "missed") : "one side has no figure");
-            double? lo = Get(O(on), "launches"), lt = Get(T(on), "kernels");
-            if (lo != null || lt != null)
-                yield return new TableRow("step", $"step.launches.{p}", "kernel launches per step with CCR (ours: cuLaunchKernel calls; PyTorch: kernels run)", "", p,
-                    lo is double a ? $"{a:F0}" : "", lt is double b ? $"{b:F0}" : "", lo != null && lt is > 0 ? lo / lt : null, "", "info");
+            foreach (var (id, ccr) in new[] { (on, true), (off, false) })
+            {
+                string tag = ccr ? "ccr" : "base", with = ccr ? "with CCR" : "no CCR";
+                double? mo = Get(O(id), "peak_pool_mib"), mt = Get(T(id), "peak_reserved_mib");
+                if (mo != null || mt != null)
+                    yield return new TableRow("step", $"step.memory.{tag}.{p}", $"peak device memory, step {with} (MiB; ours: pool, PyTorch: max reserved)", "", p,
+                        mo is double a ? $"{a:F0}" : "", mt is double b ? $"{b:F0}" : "", mo != null && mt is > 0 ? mo / mt : null, "<= 1.00",
+                        mo is double x && mt is double y ? (x <= y ? "met" : "missed") : "one side has no figure");
+                double? lo = Get(O(id), "launches"), lt = Get(T(id), "kernels");
+                if (lo != null || lt != null)
+                    yield return new TableRow("step", $"step.launches.{tag}.{p}", $"kernel launches per step {with} (ours: cuLaunchKernel calls; PyTorch: kernels run)", "", p,
+                        lo is double a ? $"{a:F0}" : "", lt is double b ? $"{b:F0}" : "", lo != null && lt is > 0 ? lo / lt : null, "", "info");
+            }
         }
     }
 

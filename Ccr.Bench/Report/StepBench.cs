@@ -15,14 +15,15 @@ namespace Ccr.Bench.Report;
 /// configuration: the median step time (each step synchronised), the pool's device memory after
 /// the steps (the pool only grows, so this is its high-water mark: PyTorch's max_memory_reserved),
 /// the parameter counts; then, after every configuration is timed and saved, the CUDA driver calls
-/// (launches, copies, synchronisations, allocations) of one step with CCR per precision, counted by
+/// (launches, copies, synchronisations, allocations) of one step of each configuration, counted by
 /// CUPTI in a fresh session (a failure there cannot cost a timed row). <paramref name="saved"/> is
 /// called when a row already passed to <paramref name="done"/> gains figures.
 /// </summary>
 public sealed class StepBench(Device d, string outDir, string dataDir, int batch, TimingPlan plan, int timedSteps,
                               CudaApiCounter? counter, Action<ResultRow> done, Action saved)
 {
-    const double MaxTimedSeconds = 20;
+    const double MaxTimedSeconds = 15;
+    const int WarmupSteps = 2; // after the first step (kernel JIT, pool fill)
 
     public static string Id(bool ccr, string precision) => $"step.{(ccr ? "ccr" : "base")}.{precision}";
 
@@ -49,7 +50,7 @@ public sealed class StepBench(Device d, string outDir, string dataDir, int batch
                 done(row);
             }
         if (counter == null) return;
-        foreach (var row in rows.Where(r => r.Ok && r.Id.StartsWith("step.ccr.")))
+        foreach (var row in rows.Where(r => r.Ok))
         {
             try { CountCalls(row, counter); }
             catch (Exception e) { row.Extra.Remove("launches"); Console.WriteLine($"  launch count of {row.Id} failed: {ResultRow.Fail(e)}"); }
@@ -62,7 +63,8 @@ public sealed class StepBench(Device d, string outDir, string dataDir, int batch
         }
     }
 
-    /// <summary>The driver calls of one step (after two uncounted ones) of the row's configuration.</summary>
+    /// <summary>The driver calls of one step of the row's configuration, after one uncounted step
+    /// (which fills the freshly emptied pool; kernels are already compiled).</summary>
     void CountCalls(ResultRow row, CudaApiCounter counter)
     {
         var cfg = Config(dataDir, batch, row.Id.StartsWith("step.ccr."), row.Precision);
@@ -72,7 +74,8 @@ public sealed class StepBench(Device d, string outDir, string dataDir, int batch
         using var session = new TrainSession(cfg, d);
         var trainer = new Trainer(session, runDir, _ => { });
         var b = session.Loader.MakeBatch(0, 0);
-        for (int i = 0; i < 2; i++) { trainer.TrainStep(b, 1.0, log: false); d.Synchronize(); }
+        trainer.TrainStep(b, 1.0, log: false);
+        d.Synchronize();
         var c = counter.Count(() => { trainer.TrainStep(b, 1.0, log: false); d.Synchronize(); });
         row.Extra["launches"] = c.Launches;
         row.Extra["graph_launches"] = c.GraphLaunches;
@@ -123,13 +126,14 @@ public sealed class StepBench(Device d, string outDir, string dataDir, int batch
         // not eat the GPU session's minutes
         var samples = new List<double>();
         var timed = Stopwatch.StartNew();
-        for (int i = 0; i < plan.Warmup + timedSteps; i++)
+        int warmup = Math.Min(plan.Warmup, WarmupSteps);
+        for (int i = 0; i < warmup + timedSteps; i++)
         {
-            if (i == plan.Warmup) timed.Restart();
+            if (i == warmup) timed.Restart();
             var sw = Stopwatch.StartNew();
             trainer.TrainStep(b, 1.0, log: false);
             d.Synchronize();
-            if (i >= plan.Warmup) samples.Add(sw.Elapsed.TotalMilliseconds);
+            if (i >= warmup) samples.Add(sw.Elapsed.TotalMilliseconds);
             if (samples.Count >= 3 && timed.Elapsed.TotalSeconds > MaxTimedSeconds) break;
         }
         row.Extra["timed_steps"] = samples.Count;

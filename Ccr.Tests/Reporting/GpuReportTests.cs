@@ -175,8 +175,8 @@ public sealed class GpuReportTests : IDisposable
         // the models differ, so every step row says so before anything else
         Assert.StartsWith("FAIL: the models differ", R("step.ccr.fp32").Status);
         Assert.Equal("met", R("step.ccr_share.fp32").Status);        // 104 / 100: 4% <= 5%
-        Assert.Equal("met", R("step.memory.fp32").Status);           // 900 <= 1000 MiB
-        Assert.Equal(1.25, R("step.launches.fp32").Ratio!.Value, 9);
+        Assert.Equal("met", R("step.memory.ccr.fp32").Status);           // 900 <= 1000 MiB
+        Assert.Equal(1.25, R("step.launches.ccr.fp32").Ratio!.Value, 9);
         Assert.Contains("torch_broken.json is not valid JSON", md);
         Assert.Contains("- card: NVIDIA H200", md);
         Assert.True(File.Exists(Path.Combine(_dir, "report.json")));
