@@ -109,7 +109,7 @@ if [ "$MODE" = cpu ]; then
 else
   DRY=(); PYDEV=(--device cuda); STEP_EXTRA=(--steps 10); VERIFY=(verify)
 fi
-part verify 150 "${BENCH[@]}" "${VERIFY[@]}"
+part verify 120 "${BENCH[@]}" "${VERIFY[@]}"
 part ours_kernels 120 "${BENCH[@]}" report --out "$OUT" --results ours_kernels.json --parts model,kernels "${DRY[@]}"
 part ours_step 240 "${BENCH[@]}" report --out "$OUT" --results ours_step.json --parts step "${DRY[@]}" ${CUPTI:+--cupti "$CUPTI"}
 if [ -z "$PY" ]; then
