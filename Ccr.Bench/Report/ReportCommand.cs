@@ -94,7 +94,8 @@ public static class ReportCommand
         using var d = Device.Create(verbose: true);
         file.Meta["device"] = d.ToString();
         file.Meta["dry"] = dry ? "true" : "false";
-        file.Meta["tf32"] = PrecisionSwitch.Tf32Available ? "available" : PrecisionSwitch.NotAvailable;
+        file.Meta["tf32"] = d.IsCuda ? "tensor cores (mma.sync m16n8k8) in conv and GEMM"
+                                     : "none on this device: its conv and GEMM compute fp32, so TF32 rows time fp32 code";
         // Under tiered compilation the host code (autograd, CPU variants' SIMD loops) runs unoptimised
         // for its first calls and is promoted only after a quiet spell without new JIT work, which a
         // report that keeps meeting new code never has: measured here, a CPU cross-entropy ran 30x

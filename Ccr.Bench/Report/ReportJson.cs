@@ -6,8 +6,7 @@ namespace Ccr.Bench.Report;
 /// <summary>
 /// One measured row, the unit both sides write: ours (<c>Ccr.Bench report</c> → ours.json) and
 /// PyTorch's (tools/torch_*baseline.py --json → torch_*.json), joined by <see cref="Id"/> into the
-/// report's table. <see cref="Status"/> is "ok", "skipped: why", "not available in this build" or
-/// "FAIL: why"; <see cref="Ms"/> is set only when something was timed. <see cref="Extra"/> holds
+/// report's table. <see cref="Status"/> is "ok", "skipped: why" or "FAIL: why"; <see cref="Ms"/> is set only when something was timed. <see cref="Extra"/> holds
 /// derived numbers (gflops, gbs, peak_mib, launches, parameters, ...).
 /// </summary>
 public sealed class ResultRow

@@ -1,6 +1,6 @@
 using System.Diagnostics;
 using Ccr.Kernels;
-using Ccr.Train.Cli;
+using Ccr.Train.Commands;
 using Ccr.Train.Config;
 using Ccr.Train.Training;
 
@@ -39,12 +39,11 @@ public sealed class StepBench(Device d, string outDir, string dataDir, int batch
                     What = $"training step, {(ccr ? "with CCR" : "no CCR")}",
                 };
                 rows.Add(row);
-                if (!PrecisionSwitch.IsAvailable(precision)) { row.Status = PrecisionSwitch.NotAvailable; done(row); continue; }
                 try { Measure(row, ccr, precision); }
                 catch (Exception e) { row.Status = ResultRow.Fail(e); }
                 finally
                 {
-                    try { PrecisionSwitch.Set(d, "fp32"); } catch (NotSupportedException) { }
+                    d.Precision = MathPrecision.Fp32;
                     d.Pool.ReleaseCached();
                 }
                 done(row);
@@ -56,7 +55,7 @@ public sealed class StepBench(Device d, string outDir, string dataDir, int batch
             catch (Exception e) { row.Extra.Remove("launches"); Console.WriteLine($"  launch count of {row.Id} failed: {ResultRow.Fail(e)}"); }
             finally
             {
-                try { PrecisionSwitch.Set(d, "fp32"); } catch (NotSupportedException) { }
+                d.Precision = MathPrecision.Fp32;
                 d.Pool.ReleaseCached();
             }
             saved();
@@ -68,7 +67,7 @@ public sealed class StepBench(Device d, string outDir, string dataDir, int batch
     void CountCalls(ResultRow row, CudaApiCounter counter)
     {
         var cfg = Config(dataDir, batch, row.Id.StartsWith("step.ccr."), row.Precision);
-        PrecisionSwitch.Set(d, row.Precision);
+        d.Precision = TrainCommand.Precision(cfg); // as the train command sets it
         string runDir = Path.Combine(outDir, "step-runs", row.Id + ".count");
         Directory.CreateDirectory(runDir);
         using var session = new TrainSession(cfg, d);
@@ -90,20 +89,17 @@ public sealed class StepBench(Device d, string outDir, string dataDir, int batch
     /// <summary>The config of one row: the paper preset on the synthetic batch.</summary>
     public static TrainConfig Config(string dataDir, int batch, bool ccr, string precision)
     {
-        List<string> sets =
+        return ConfigLoader.Load("nyud-hrnet18",
         [
             $"data.path={dataDir}", "data.augment=false", "data.workers=1", $"train.batch_size={batch}",
-            $"ccr.enabled={(ccr ? "true" : "false")}", "model.pretrained=none",
-        ];
-        if (precision == "fp32") return ConfigLoader.Load("nyud-hrnet18", sets);
-        try { return ConfigLoader.Load("nyud-hrnet18", [.. sets, "train.precision=" + precision]); }
-        catch (UsageException) { return ConfigLoader.Load("nyud-hrnet18", sets); } // the key is not in this build; Device.Precision is
+            $"ccr.enabled={(ccr ? "true" : "false")}", "model.pretrained=none", $"train.precision={precision}",
+        ]);
     }
 
     void Measure(ResultRow row, bool ccr, string precision)
     {
         var cfg = Config(dataDir, batch, ccr, precision);
-        PrecisionSwitch.Set(d, precision);
+        d.Precision = TrainCommand.Precision(cfg);
         d.Pool.ReleaseCached();
         long baseline = d.Pool.BytesInUse;
         string runDir = Path.Combine(outDir, "step-runs", row.Id);
