@@ -54,5 +54,16 @@ public sealed class SaliencyMetric : ITaskMetric
         return f;
     }
 
+    public MetricState ExportState() => new() { Counts = [.. _tp, .. _pp, _ap] };
+
+    public void LoadState(MetricState s)
+    {
+        int t = Thresholds.Length;
+        if (s.Counts.Length != 2 * t + 1) throw new ArgumentException("sal: not a saliency metric state");
+        Array.Copy(s.Counts, 0, _tp, 0, t);
+        Array.Copy(s.Counts, t, _pp, 0, t);
+        _ap = s.Counts[2 * t];
+    }
+
     public Dictionary<string, double> Compute() => new() { ["maxF"] = FScores().Max() };
 }
