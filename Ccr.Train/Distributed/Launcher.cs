@@ -98,7 +98,9 @@ public static class Launcher
     static void Fail(DistContext dist, string reason, int code)
     {
         Console.Out.Flush();
-        Console.Error.WriteLine($"rank {dist.Rank} of {dist.Size} failed: {reason}; stopping all ranks");
+        int nl = reason.IndexOf('\n');
+        string first = nl < 0 ? reason : reason[..nl], rest = nl < 0 ? "" : reason[nl..];
+        Console.Error.WriteLine($"rank {dist.Rank} of {dist.Size} failed: {first}; stopping all ranks{rest}");
         dist.Abort(code);
     }
 

@@ -43,7 +43,7 @@ public sealed class Trainer
         if (!_primary) _print = _ => { };
         else if (print == null)
         {
-            _progress = new Reporting.TrainingProgress();
+            _progress = new Reporting.TrainingProgress(live: session.Dist.IsDistributed ? false : null); // mpirun interleaves redraws
             _print = _progress.Message;
         }
         else _print = print;
