@@ -176,7 +176,7 @@ public sealed unsafe class MpiCommunicator : ICommunicator
             if (waited > max)
                 throw new DistributedException($"rank {Rank}: {what} did not complete within {max.TotalSeconds:0.#} s " +
                     "(distributed.timeout_s): another rank has stopped, hangs or is far behind");
-            if (waited < TimeSpan.FromMilliseconds(20)) Thread.Yield();
+            if (waited < TimeSpan.FromMilliseconds(5)) Thread.Yield();
             else Thread.Sleep(1);
         }
     }
