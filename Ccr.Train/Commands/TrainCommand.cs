@@ -2,6 +2,7 @@ using Ccr.Kernels;
 using Ccr.Train.Cli;
 using Ccr.Train.Config;
 using Ccr.Train.Distributed;
+using Ccr.Train.Models;
 using Ccr.Train.Training;
 
 namespace Ccr.Train.Commands;
@@ -54,9 +55,15 @@ public static class TrainCommand
     public static int TrainAndReport(TrainConfig cfg, string dir, bool resume, bool printTable = true, DistContext? dist = null)
     {
         dist ??= DistContext.Single;
+        // a missing file stops here, before anything starts; [distributed] rank 0 loads it and sends it
+        string? weights = dist.IsPrimary ? PretrainedWeights.Resolve(cfg.Model) : null;
         using var device = Device.Create(cfg.Device, verbose: dist.IsPrimary, cudaOrdinal: dist.LocalRank);
         Directory.CreateDirectory(dir);
         using var session = new TrainSession(cfg, device, dist: dist);
+        if (dist.IsPrimary)
+            Console.WriteLine(weights != null ? PretrainedWeights.Load(session.Model.Backbone, weights)
+                : $"pretrained backbone: none (model.pretrained={(cfg.Model.Pretrained.Length == 0 ? "\"\"" : cfg.Model.Pretrained)}), training from scratch");
+        DistributedTraining.ShareParameters(session); // [distributed] rank 0's (pretrained) weights on every rank
         if (dist.IsPrimary) Console.WriteLine($"model: {cfg.Model.Backbone} + {cfg.Model.Head} heads, {session.Model.ParameterCount():N0} parameters" +
                           (session.Ccr != null ? $", CCR with {session.Ccr.ProjectorCount} projector(s)" : ", no CCR"));
         if (dist.IsPrimary) Console.WriteLine($"data: {cfg.Data.Dataset} ({session.TrainSet.Count} train / {session.ValSet.Count} val), " +

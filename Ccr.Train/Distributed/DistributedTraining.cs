@@ -24,8 +24,7 @@ public static class DistributedTraining
     {
         var d = s.Dist;
         if (!d.IsDistributed) return;
-        BroadcastTensors(d.Comm, [s.Arena.Values], "rank 0's initial parameters");
-        BroadcastTensors(d.Comm, Buffers(s.Root), "rank 0's initial buffers");
+        ShareParameters(s);
         // The model's norms only: CCR's projectors see different task pairs on different ranks.
         int synced = s.Config.Distributed.SyncBn ? BatchNormSync.Attach(s.Model, d.Comm) : 0;
         if (s.Ccr != null && d.Rank > 0) s.Ccr.SamplingRng = RankRng(s.Ccr.SamplingRng, d.Rank);
@@ -38,6 +37,15 @@ public static class DistributedTraining
                 $"{d.Reducer.Buckets.Count} gradient bucket(s) of <= {c.BucketMb} MiB, " +
                 (d.Reducer.Overlaps ? "all-reduced during the backward pass" : "all-reduced after the backward pass") +
                 (synced > 0 ? $"; {synced} synchronised batch norms" : "; batch norm statistics per rank"));
+    }
+
+    /// <summary>Rank 0's parameters and buffers on every rank (after building the model, and again
+    /// after rank 0 alone has loaded pretrained weights).</summary>
+    public static void ShareParameters(TrainSession s)
+    {
+        if (!s.Dist.IsDistributed) return;
+        BroadcastTensors(s.Dist.Comm, [s.Arena.Values], "rank 0's initial parameters");
+        BroadcastTensors(s.Dist.Comm, Buffers(s.Root), "rank 0's initial buffers");
     }
 
     /// <summary>loss.Backward(), then the gradients averaged over the ranks.</summary>

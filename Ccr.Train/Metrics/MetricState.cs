@@ -5,8 +5,9 @@ namespace Ccr.Train.Metrics;
 /// <summary>
 /// A metric's accumulators, so that metrics gathered over disjoint parts of a data set combine
 /// into those of the whole: counts and sums add, minima and maxima take the extreme. Every metric
-/// here sums over pixels of the whole data set (no per-image averages), so the combination equals
-/// one pass over everything: counts exactly, double sums up to the order of additions.
+/// here accumulates sums over the whole data set (of pixels, or of per-image values with the image
+/// count), so the combination equals one pass over everything: counts exactly, double sums up to
+/// the order of additions.
 /// </summary>
 public sealed class MetricState
 {
