@@ -107,6 +107,11 @@ public sealed unsafe class MpiCommunicator : ICommunicator
     public int Size { get; }
     /// <summary>Time limit of a collective (the runtime's unless set here).</summary>
     public TimeSpan? Timeout { get; set; }
+    /// <summary>Collectives completed on this communicator, and the time spent waiting for them
+    /// (from start to completion: the transfer plus waiting for the slowest rank).</summary>
+    public long Collectives { get; private set; }
+    public TimeSpan WaitTime => Stopwatch.GetElapsedTime(0, _waitTicks);
+    long _waitTicks;
 
     internal MpiCommunicator(MpiRuntime runtime, MpiNative mpi, nint comm, string name, int rank, int size)
     {
@@ -170,7 +175,12 @@ public sealed unsafe class MpiCommunicator : ICommunicator
         for (long polls = 0; ; polls++)
         {
             Check(_mpi.Test(&req, &flag, 0), what);
-            if (flag != 0) return;
+            if (flag != 0)
+            {
+                Collectives++;
+                _waitTicks += Stopwatch.GetTimestamp() - start;
+                return;
+            }
             if (polls < 2000) continue;
             var waited = Stopwatch.GetElapsedTime(start);
             if (waited > max)

@@ -91,8 +91,25 @@ public static class Launcher
         }
         if (rc != 0) { Fail(dist, $"the command ended with exit code {rc}", rc); return rc; }
         dist.Comm.Barrier("the end of the run", TimeSpan.FromHours(1)); // rank 0 may still be writing plots
+        ReportWaiting(dist);
         dist.Dispose();
         return 0;
+    }
+
+    /// <summary>One line per rank (printed by rank 0): collectives and the time spent in them.</summary>
+    static void ReportWaiting(DistContext dist)
+    {
+        if (dist.Comm is not MpiCommunicator main || dist.GradComm is not MpiCommunicator grads) return;
+        var v = new double[4 * dist.Size];
+        v[4 * dist.Rank] = main.Collectives;
+        v[4 * dist.Rank + 1] = main.WaitTime.TotalSeconds;
+        v[4 * dist.Rank + 2] = grads.Collectives;
+        v[4 * dist.Rank + 3] = grads.WaitTime.TotalSeconds;
+        dist.Comm.AllReduce(v, ReduceOp.Sum, "collecting the ranks' communication times");
+        if (!dist.IsPrimary) return;
+        for (int r = 0; r < dist.Size; r++)
+            Console.WriteLine($"distributed: rank {r}: {v[4 * r + 2]:0} gradient all-reduces, {v[4 * r + 3]:0.00} s; " +
+                              $"{v[4 * r]:0} other collectives, {v[4 * r + 1]:0.00} s (waiting for the slowest rank included)");
     }
 
     static void Fail(DistContext dist, string reason, int code)
