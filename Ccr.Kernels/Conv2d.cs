@@ -114,34 +114,10 @@ public static partial class Conv2d
             y[i] += bias[(int)(i / g.OHW % g.Cout)];
     }
 
-    // one group per output channel: db[co] = sum over n, oh, ow of dy
-    static void BiasGradKernel(ArrayView<float> db, ArrayView<float> dy, ConvGeom g)
-    {
-        var part = SharedMemory.Allocate<float>(256);
-        int co = ILGPU.Grid.IdxX, tid = Group.IdxX, gs = Group.DimX;
-        long total = (long)g.N * g.OHW;
-        float s = 0f;
-        for (long i = tid; i < total; i += gs)
-        {
-            long n = i / g.OHW, q = i % g.OHW;
-            s += dy[(n * g.Cout + co) * g.OHW + q];
-        }
-        part[tid] = s;
-        Group.Barrier();
-        int half = 1;
-        while (half * 2 < gs) half *= 2;
-        for (; half > 0; half /= 2)
-        {
-            if (tid < half && tid + half < gs) part[tid] += part[tid + half];
-            Group.Barrier();
-        }
-        if (tid == 0) db[co] = part[0];
-    }
-
     sealed class Kernels
     {
         public readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ConvGeom, int, int> Im2col, Col2im;
-        public readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ConvGeom> BiasAdd, BiasGrad;
+        public readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ConvGeom> BiasAdd;
 
         public Kernels(Device d)
         {
@@ -149,7 +125,6 @@ public static partial class Conv2d
             Im2col = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ConvGeom, int, int>(Im2colKernel);
             Col2im = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ConvGeom, int, int>(Col2imKernel);
             BiasAdd = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ConvGeom>(BiasAddKernel);
-            BiasGrad = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ConvGeom>(BiasGradKernel);
         }
     }
 
@@ -224,24 +199,13 @@ public static partial class Conv2d
         scratch?.Dispose();
     }
 
-    /// <summary>db (Cout) = sum of dy (N, Cout, OH, OW) over N, OH, OW. Written (=).</summary>
+    /// <summary>db (Cout) = sum of dy (N, Cout, OH, OW) over N, OH, OW. Written (=). The shared
+    /// per-channel reduction (ordered, many groups per channel on a GPU; Reductions.cs).</summary>
     public static void BackwardBias(Device d, Buf<float> db, Buf<float> dy, ConvGeom g)
     {
         Launch.SameLength("conv2d backward bias", db.Length, g.Cout, "db and output channels");
         Launch.SameLength("conv2d backward bias", dy.Length, (long)g.N * g.Cout * g.OHW, $"dy and output {g}");
-        if (Gemm.Host(d))
-        {
-            var dys = dy.Span; var dbs = db.Span;
-            for (int co = 0; co < g.Cout; co++)
-            {
-                double s = 0;
-                for (int n = 0; n < g.N; n++) s += TensorPrimitives.Sum(dys.Slice((n * g.Cout + co) * g.OHW, g.OHW));
-                dbs[co] = (float)s;
-            }
-            return;
-        }
-        if (d.GroupSize > 256) throw new NotSupportedException($"conv2d bias grad: group size {d.GroupSize} > 256");
-        Ks(d).BiasGrad(new KernelConfig(g.Cout, d.GroupSize), db.View, dy.View, g);
+        Reductions.SumPerChannel(d, db, dy, g.N, g.Cout, g.OHW);
     }
 
     // ---------------------------------------------------------------- helpers

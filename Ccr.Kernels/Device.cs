@@ -84,11 +84,16 @@ public sealed class Device : IDisposable
     /// <see cref="KernelVariant.Cuda"/>: 256 threads per group, so the GPU kernels' barriers and
     /// shared memory can be tested (slow; tiny shapes only).
     /// </summary>
-    public static Device CreateCpu(KernelVariant variant = KernelVariant.Cpu)
+    public static Device CreateCpu(KernelVariant variant = KernelVariant.Cpu) =>
+        variant == KernelVariant.Cpu
+            ? CreateCpu(2, 1, Math.Max(1, Environment.ProcessorCount), variant)
+            : CreateCpu(32, 8, 1, variant);
+
+    /// <summary>A CPU-accelerator device of <paramref name="warpsPerGroup"/> warps of
+    /// <paramref name="threadsPerWarp"/> lanes (tests of warp-level code on several shapes).</summary>
+    public static Device CreateCpu(int threadsPerWarp, int warpsPerGroup, int multiprocessors, KernelVariant variant)
     {
-        var cpu = variant == KernelVariant.Cpu
-            ? new CPUDevice(2, 1, Math.Max(1, Environment.ProcessorCount))
-            : new CPUDevice(32, 8, 1);
+        var cpu = new CPUDevice(threadsPerWarp, warpsPerGroup, multiprocessors);
         var ctx = Context.Create(b => b.CPU(cpu).EnableAlgorithms().Optimize(OptimizationLevel.O2));
         return new Device(ctx, cpu.CreateAccelerator(ctx), variant);
     }

@@ -10,13 +10,15 @@ namespace Ccr.Kernels;
 /// are sums over every rank's part of the batch. Forward: the rank's channel sums
 /// (<see cref="Reductions.SumPerChannel"/>) are all-reduced into the global mean, then
 /// <see cref="SquaredDeviation"/> against that mean is all-reduced into the global variance, and
-/// <see cref="BatchNorm.Normalize"/> applies them. Backward: <see cref="BackwardSums"/> gives the
-/// rank's sum dy and sum dy * (x - mean), which are all-reduced, and <see cref="BackwardDx"/> turns
-/// the global sums and the global count M into dx:
-/// dx = w * invstd * (dy - sum_dy / M - (x - mean) * invstd^2 * sum_dy_xmu / M).
-/// All outputs are written (=). CUDA variant: one group per channel for the sums (shared-memory
-/// tree), grid-stride for dx. CPU variant: host code over contiguous H*W planes, sums in double.
-/// The float64 references are in SyncBatchNorm.Reference.cs.
+/// <see cref="BatchNorm.Forward"/> applies them (as fixed statistics, fused with ReLU and residual
+/// when asked). Backward: <see cref="BatchNorm.Backward"/> with fixed statistics gives the rank's dz
+/// (dy through the ReLU mask), sum dz and sum dz * xhat; the two sums are all-reduced and
+/// <see cref="BackwardDx"/> turns them and the global count M into dx:
+/// dx = w * invstd * (dz - sum_dz / M - xhat * sum_dz_xhat / M),  xhat = (x - mean) * invstd.
+/// All outputs are written (=). CUDA variant: one group per channel for the sums
+/// (<see cref="BlockReduce"/>; no split of a channel over several groups as the plain batch norm
+/// does, so few-channel layers fill a GPU poorly), grid-stride for dx. CPU variant: host code over
+/// contiguous H*W planes, sums in double. The float64 references are in SyncBatchNorm.Reference.cs.
 /// </summary>
 public static partial class SyncBatchNorm
 {
@@ -25,7 +27,6 @@ public static partial class SyncBatchNorm
     // One group per channel: ss[c] = sum over (n, i) of (x - mean[c])^2.
     static void SquaredDeviationKernel(ArrayView<float> ss, ArrayView<float> x, ArrayView<float> mean, int n, int c, int hw)
     {
-        var sh = SharedMemory.Allocate<float>(Reductions.MaxGroup);
         int ch = ILGPU.Grid.IdxX;
         float mu = mean[ch], acc = 0f;
         for (int j = Group.IdxX; j < n * hw; j += Group.DimX)
@@ -34,39 +35,20 @@ public static partial class SyncBatchNorm
             float dv = x[(b * c + ch) * hw + j - b * hw] - mu;
             acc += dv * dv;
         }
-        float s = Reductions.GroupSum(sh, acc);
+        float s = BlockReduce.Sum(acc);
         if (Group.IdxX == 0) ss[ch] = s;
     }
 
-    // One group per channel: sdy[c] = sum dy, sdyxmu[c] = sum dy * (x - mean[c]).
-    static void BackwardSumsKernel(ArrayView<float> sdy, ArrayView<float> sdyxmu, ArrayView<float> dy, ArrayView<float> x,
-                                   ArrayView<float> mean, int n, int c, int hw)
-    {
-        var sh = SharedMemory.Allocate<float>(Reductions.MaxGroup);
-        var sh2 = SharedMemory.Allocate<float>(Reductions.MaxGroup);
-        int ch = ILGPU.Grid.IdxX;
-        float mu = mean[ch], a = 0f, b2 = 0f;
-        for (int j = Group.IdxX; j < n * hw; j += Group.DimX)
-        {
-            int b = j / hw;
-            int k = (b * c + ch) * hw + j - b * hw;
-            a += dy[k];
-            b2 += dy[k] * (x[k] - mu);
-        }
-        var s = Reductions.GroupSum2(sh, sh2, a, b2);
-        if (Group.IdxX == 0) { sdy[ch] = s.X; sdyxmu[ch] = s.Y; }
-    }
-
     // Grid-stride over all elements.
-    static void BackwardDxKernel(ArrayView<float> dx, ArrayView<float> dy, ArrayView<float> x, ArrayView<float> mean,
-                                 ArrayView<float> invstd, ArrayView<float> weight, ArrayView<float> sdy, ArrayView<float> sdyxmu,
+    static void BackwardDxKernel(ArrayView<float> dx, ArrayView<float> dz, ArrayView<float> x, ArrayView<float> mean,
+                                 ArrayView<float> invstd, ArrayView<float> weight, ArrayView<float> sdz, ArrayView<float> sdzxhat,
                                  float invCount, int c, int hw)
     {
         for (int i = ILGPU.Grid.GlobalIndex.X; i < dx.IntLength; i += Launch.Stride)
         {
             int ch = i / hw % c;
             float inv = invstd[ch];
-            dx[i] = weight[ch] * inv * (dy[i] - sdy[ch] * invCount - (x[i] - mean[ch]) * inv * inv * sdyxmu[ch] * invCount);
+            dx[i] = weight[ch] * inv * (dz[i] - sdz[ch] * invCount - (x[i] - mean[ch]) * inv * sdzxhat[ch] * invCount);
         }
     }
 
@@ -76,16 +58,12 @@ public static partial class SyncBatchNorm
     {
         public readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int> SquaredDeviation;
         public readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
-            ArrayView<float>, int, int, int> BackwardSums;
-        public readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
             ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, float, int, int> BackwardDx;
 
         public Kernels(Device d)
         {
             var a = d.Accelerator;
             SquaredDeviation = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>(SquaredDeviationKernel);
-            BackwardSums = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
-                ArrayView<float>, int, int, int>(BackwardSumsKernel);
             BackwardDx = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
                 ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, float, int, int>(BackwardDxKernel);
         }
@@ -117,64 +95,35 @@ public static partial class SyncBatchNorm
             });
             return;
         }
-        Reductions.CheckGroup(d, "SyncBatchNorm.SquaredDeviation");
-        K(d).SquaredDeviation(new KernelConfig(c, Reductions.ReduceGroup(d, (long)n * hw)), ss.View, x.View, mean.View, n, c, hw);
+        int group = BlockReduce.GroupFor(d, (long)n * hw);
+        BlockReduce.CheckGroup(d, group, "SyncBatchNorm.SquaredDeviation");
+        K(d).SquaredDeviation(new KernelConfig(c, group), ss.View, x.View, mean.View, n, c, hw);
     }
 
-    /// <summary>sdy[c] = sum dy, sdyxmu[c] = sum dy * (x - mean[c]) over (n, h, w).
-    /// dy, x (N, C, H, W); sdy, sdyxmu, mean (C)</summary>
-    public static void BackwardSums(Device d, Buf<float> sdy, Buf<float> sdyxmu, Buf<float> dy, Buf<float> x, Buf<float> mean,
-                                    int n, int c, int hw)
-    {
-        Check("SyncBatchNorm.BackwardSums", x.Length, n, c, hw, ("sdy", sdy.Length), ("sdyxmu", sdyxmu.Length), ("mean", mean.Length));
-        Launch.SameLength("SyncBatchNorm.BackwardSums", dy.Length, x.Length, "dy and x");
-        if (Reductions.Host(d))
-        {
-            Reductions.HostFor(c, (long)n * hw, ch =>
-            {
-                var xs = x.Span; var gs = dy.Span;
-                float mu = mean.Span[ch];
-                double a = 0, b2 = 0;
-                for (int b = 0; b < n; b++)
-                {
-                    int o = (b * c + ch) * hw;
-                    a += Reductions.HostSum(gs.Slice(o, hw));
-                    b2 += DotDeviation(gs.Slice(o, hw), xs.Slice(o, hw), 0f, mu);
-                }
-                sdy.Span[ch] = (float)a;
-                sdyxmu.Span[ch] = (float)b2;
-            });
-            return;
-        }
-        Reductions.CheckGroup(d, "SyncBatchNorm.BackwardSums");
-        K(d).BackwardSums(new KernelConfig(c, Reductions.ReduceGroup(d, (long)n * hw)), sdy.View, sdyxmu.View, dy.View, x.View,
-                          mean.View, n, c, hw);
-    }
-
-    /// <summary>dx = w * invstd * (dy - sdy / M - (x - mean) * invstd^2 * sdyxmu / M), with the sums
-    /// and the count M over every rank.   dx, dy, x (N, C, H, W); the rest (C)</summary>
-    public static void BackwardDx(Device d, Buf<float> dx, Buf<float> dy, Buf<float> x, Buf<float> mean, Buf<float> invstd,
-                                  Buf<float> weight, Buf<float> sdy, Buf<float> sdyxmu, long count, int n, int c, int hw)
+    /// <summary>dx = w * invstd * (dz - sdz / M - xhat * sdzxhat / M), xhat = (x - mean) * invstd, with
+    /// the sums and the count M over every rank. dx may alias dz.   dx, dz, x (N, C, H, W); the rest (C)</summary>
+    public static void BackwardDx(Device d, Buf<float> dx, Buf<float> dz, Buf<float> x, Buf<float> mean, Buf<float> invstd,
+                                  Buf<float> weight, Buf<float> sdz, Buf<float> sdzxhat, long count, int n, int c, int hw)
     {
         Check("SyncBatchNorm.BackwardDx", x.Length, n, c, hw, ("mean", mean.Length), ("invstd", invstd.Length),
-              ("weight", weight.Length), ("sdy", sdy.Length), ("sdyxmu", sdyxmu.Length));
-        Launch.SameLength("SyncBatchNorm.BackwardDx", dy.Length, x.Length, "dy and x");
+              ("weight", weight.Length), ("sdz", sdz.Length), ("sdzxhat", sdzxhat.Length));
+        Launch.SameLength("SyncBatchNorm.BackwardDx", dz.Length, x.Length, "dz and x");
         Launch.SameLength("SyncBatchNorm.BackwardDx", dx.Length, x.Length, "dx and x");
         if (count < 1) throw new ArgumentOutOfRangeException(nameof(count), $"SyncBatchNorm.BackwardDx: count {count}");
         if (Reductions.Host(d))
         {
-            // dx = a * dy + bx * x + c0 per plane: a = w invstd, bx = -a invstd^2 sdyxmu / M, c0 = -a sdy / M - bx mean.
+            // dx = a * dz + bx * x + c0 per plane: a = w invstd, bx = -a invstd sdzxhat / M, c0 = -a sdz / M - bx mean.
             Reductions.HostFor(n * c, hw, p =>
             {
                 int ch = p % c;
                 double inv = invstd.Span[ch], a = weight.Span[ch] * inv;
-                double bx = -a * inv * inv * sdyxmu.Span[ch] / count;
-                double c0 = -a * sdy.Span[ch] / count - bx * mean.Span[ch];
-                Combine(dx.Span.Slice(p * hw, hw), dy.Span.Slice(p * hw, hw), (float)a, x.Span.Slice(p * hw, hw), (float)bx, (float)c0);
+                double bx = -a * inv * sdzxhat.Span[ch] / count;
+                double c0 = -a * sdz.Span[ch] / count - bx * mean.Span[ch];
+                Combine(dx.Span.Slice(p * hw, hw), dz.Span.Slice(p * hw, hw), (float)a, x.Span.Slice(p * hw, hw), (float)bx, (float)c0);
             });
             return;
         }
-        K(d).BackwardDx(d.Grid(dx.Length), dx.View, dy.View, x.View, mean.View, invstd.View, weight.View, sdy.View, sdyxmu.View,
+        K(d).BackwardDx(d.Grid(dx.Length), dx.View, dz.View, x.View, mean.View, invstd.View, weight.View, sdz.View, sdzxhat.View,
                         (float)(1.0 / count), c, hw);
     }
 

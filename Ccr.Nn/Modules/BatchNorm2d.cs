@@ -34,7 +34,16 @@ public sealed class BatchNorm2d : Layer
     public override Tensor Forward(Tensor x)
     {
         if (Training) NumBatchesTracked++;
-        if (Training && Sync != null) return Sync.Forward(this, x); // [distributed]
+        if (Training && Sync != null) return Sync.Forward(this, x); // [distributed] statistics over every rank
         return Functional.F.BatchNorm2d(x, Weight, Bias, RunningMean, RunningVar, Training, Momentum, Eps);
+    }
+
+    /// <summary>relu(this(x) + residual) as one fused op (no residual: relu(this(x))); the same
+    /// result as <c>F.Relu(F.Add(Forward(x), residual))</c> with fewer passes over memory.</summary>
+    public Tensor ForwardRelu(Tensor x, Tensor? residual = null)
+    {
+        if (Training) NumBatchesTracked++;
+        if (Training && Sync != null) return Sync.Forward(this, x, residual, relu: true); // [distributed]
+        return Functional.F.BatchNormRelu(x, Weight, Bias, RunningMean, RunningVar, Training, residual, Momentum, Eps);
     }
 }

@@ -11,42 +11,54 @@ namespace Ccr.Tests.Distributed;
 
 /// <summary>
 /// Synchronised batch norm without MPI: the float64 references of its pieces reproduce batch
-/// norm's backward (itself checked by finite differences and PyTorch) when the sums cover the
-/// whole batch, also when the batch is split into two shards whose sums are added; the kernels
+/// norm's backward (itself checked by finite differences and PyTorch), plain and fused with a
+/// residual add and ReLU, when the batch is split into two shards whose sums are added; the kernels
 /// match the references on both variants at awkward shapes; and the module path
-/// (<see cref="BatchNormSync"/>) with one rank equals the plain BatchNorm2d, and with a stand-in
-/// for a second rank holding the same batch uses the doubled count.
+/// (<see cref="BatchNormSync"/>) with one rank equals the plain BatchNorm2d (also its fused
+/// ForwardRelu), and with a stand-in for a second rank holding the same batch uses the doubled count.
 /// </summary>
 public class SyncBatchNormTests
 {
     const double Eps = 1e-5;
 
-    [Fact]
-    public void ShardedReferenceSumsGiveTheWholeBatchBackward()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void ShardedReferenceSumsGiveTheWholeBatchBackward(bool reluWithResidual)
     {
         var r = Rand.New(11);
-        int n = 4, c = 3, hw = 5;
-        var x = Rand.D(Rand.Floats(r, n * c * hw, -1f, 3f));
-        var dy = Rand.D(Rand.Floats(r, n * c * hw));
+        int n = 4, c = 3, hw = 5, len = n * c * hw;
+        var x = Rand.D(Rand.Floats(r, len, -1f, 3f));
+        var dy = Rand.D(Rand.Floats(r, len));
         var w = Rand.D(Rand.Floats(r, c, 0.5f, 1.5f));
-        var (_, mean, invstd, _, _) = BnRef.ForwardTraining(x, w, new double[c], new double[c], new double[c], n, c, hw, 0, Eps);
-        var (whole, _, _) = BnRef.BackwardTraining(dy, x, w, n, c, hw, Eps);
-
-        // two shards of the batch (1 and 3 images): each computes its sums, the sums are added
+        var bias = Rand.D(Rand.Floats(r, c));
+        var res = reluWithResidual ? Rand.D(Rand.Floats(r, len)) : null;
+        var fwd = BnRef.ForwardTraining(x, w, bias, new double[c], new double[c], n, c, hw, 0, Eps, res, reluWithResidual);
+        var whole = BnRef.BackwardTraining(dy, x, w, bias, n, c, hw, Eps, res, reluWithResidual);
+        // dz = dy through the ReLU; each shard (1 and 3 images) sums dz and dz * xhat with the
+        // global statistics, the sums are added, and each shard's dx follows
+        var dz = dy.Select((g, k) => !reluWithResidual || fwd.Y[k] > 0 ? g : 0).ToArray();
+        var sdz = new double[c];
+        var sdzx = new double[c];
+        for (int b = 0; b < n; b++)
+            for (int ch = 0; ch < c; ch++)
+                for (int i = 0; i < hw; i++)
+                {
+                    int k = (b * c + ch) * hw + i;
+                    sdz[ch] += dz[k];
+                    sdzx[ch] += dz[k] * (x[k] - fwd.Mean[ch]) * fwd.InvStd[ch];
+                }
         int split = 1 * c * hw;
-        var (xa, xb) = (x[..split], x[split..]);
-        var (ga, gb) = (dy[..split], dy[split..]);
-        var (sa, ta) = Ref.BackwardSums(ga, xa, mean, 1, c, hw);
-        var (sb, tb) = Ref.BackwardSums(gb, xb, mean, 3, c, hw);
-        var sdy = sa.Zip(sb, (p, q) => p + q).ToArray();
-        var sdyxmu = ta.Zip(tb, (p, q) => p + q).ToArray();
-        var dxa = Ref.BackwardDx(ga, xa, mean, invstd, w, sdy, sdyxmu, n * hw, 1, c, hw);
-        var dxb = Ref.BackwardDx(gb, xb, mean, invstd, w, sdy, sdyxmu, n * hw, 3, c, hw);
-        Tol.Close(whole, [.. dxa, .. dxb], 1e-12, 1e-10, "sharded dx");
+        var dxa = Ref.BackwardDx(dz[..split], x[..split], fwd.Mean, fwd.InvStd, w, sdz, sdzx, n * hw, 1, c, hw);
+        var dxb = Ref.BackwardDx(dz[split..], x[split..], fwd.Mean, fwd.InvStd, w, sdz, sdzx, n * hw, 3, c, hw);
+        Tol.Close(whole.Dx, [.. dxa, .. dxb], 1e-12, 1e-10, "sharded dx");
+        if (reluWithResidual) Tol.Close(whole.Dresidual!, dz, 1e-12, 1e-10, "dresidual = dz");
+        Tol.Close(whole.Dbias, sdz, 1e-12, 1e-10, "dbias = sum dz");
+        Tol.Close(whole.Dweight, sdzx, 1e-12, 1e-10, "dweight = sum dz xhat");
 
         // and the squared deviations of the shards add up to the batch variance
-        var ss = Ref.SquaredDeviation(xa, mean, 1, c, hw).Zip(Ref.SquaredDeviation(xb, mean, 3, c, hw), (p, q) => p + q);
-        Tol.Close(invstd, ss.Select(v => 1 / Math.Sqrt(v / (n * hw) + Eps)).ToArray(), 1e-12, 1e-10, "sharded invstd");
+        var ss = Ref.SquaredDeviation(x[..split], fwd.Mean, 1, c, hw).Zip(Ref.SquaredDeviation(x[split..], fwd.Mean, 3, c, hw), (p, q) => p + q);
+        Tol.Close(fwd.InvStd, ss.Select(v => 1 / Math.Sqrt(v / (n * hw) + Eps)).ToArray(), 1e-12, 1e-10, "sharded invstd");
     }
 
     public static TheoryData<string, int, int, int, int> Shapes()
@@ -71,8 +83,8 @@ public class SyncBatchNormTests
         var mean = Rand.Floats(r, c, 0f, 1f);      // any mean: a shard's mean is not the global one
         var invstd = Rand.Floats(r, c, 0.5f, 2f);
         var weight = Rand.Floats(r, c, 0.5f, 1.5f);
-        var sdy = Rand.Floats(r, c, -3f, 3f);
-        var sdyxmu = Rand.Floats(r, c, -3f, 3f);
+        var sdz = Rand.Floats(r, c, -3f, 3f);
+        var sdzx = Rand.Floats(r, c, -3f, 3f);
         long count = 3L * n * hw;                  // as if two more ranks held the same amount
         string what = $"{device} {n}x{c}x{h}x{w}";
         using var scope = new TensorScope();
@@ -84,18 +96,11 @@ public class SyncBatchNormTests
         SyncBatchNorm.SquaredDeviation(d, ss.Data, tx.Data, tm.Data, n, c, hw);
         Tol.Close(Ref.SquaredDeviation(Rand.D(x), Rand.D(mean), n, c, hw), ss.ToArray(), 1e-4, 1e-4, what + " squared deviation");
 
-        var s1 = Tensor.Empty(d, c);
-        var s2 = Tensor.Empty(d, c);
-        SyncBatchNorm.BackwardSums(d, s1.Data, s2.Data, tdy.Data, tx.Data, tm.Data, n, c, hw);
-        var (rs1, rs2) = Ref.BackwardSums(Rand.D(dy), Rand.D(x), Rand.D(mean), n, c, hw);
-        Tol.Close(rs1, s1.ToArray(), 1e-4, 1e-4, what + " sum dy");
-        Tol.Close(rs2, s2.ToArray(), 1e-4, 1e-4, what + " sum dy (x - mean)");
-
         var dx = Tensor.Empty(d, n, c, h, w);
         SyncBatchNorm.BackwardDx(d, dx.Data, tdy.Data, tx.Data, tm.Data, Tensor.FromArray(d, invstd, c).Data,
-                                 Tensor.FromArray(d, weight, c).Data, Tensor.FromArray(d, sdy, c).Data,
-                                 Tensor.FromArray(d, sdyxmu, c).Data, count, n, c, hw);
-        var rdx = Ref.BackwardDx(Rand.D(dy), Rand.D(x), Rand.D(mean), Rand.D(invstd), Rand.D(weight), Rand.D(sdy), Rand.D(sdyxmu),
+                                 Tensor.FromArray(d, weight, c).Data, Tensor.FromArray(d, sdz, c).Data,
+                                 Tensor.FromArray(d, sdzx, c).Data, count, n, c, hw);
+        var rdx = Ref.BackwardDx(Rand.D(dy), Rand.D(x), Rand.D(mean), Rand.D(invstd), Rand.D(weight), Rand.D(sdz), Rand.D(sdzx),
                                  count, n, c, hw);
         Tol.Close(rdx, dx.ToArray(), 1e-5, 1e-4, what + " dx");
     }
@@ -110,7 +115,8 @@ public class SyncBatchNormTests
         var c2 = Tensor.Zeros(d, 2);
         var e = Assert.Throws<ArgumentException>(() => SyncBatchNorm.SquaredDeviation(d, c2.Data, x.Data, c3.Data, 2, 3, 4));
         Assert.Contains("ss has 2 elements", e.Message);
-        Assert.Throws<ArgumentException>(() => SyncBatchNorm.BackwardSums(d, c3.Data, c3.Data, c3.Data, x.Data, c3.Data, 2, 3, 4));
+        Assert.Throws<ArgumentException>(() => SyncBatchNorm.BackwardDx(d, x.Data, x.Data, x.Data, c3.Data, c2.Data,
+            c3.Data, c3.Data, c3.Data, 8, 2, 3, 4));
         Assert.Throws<ArgumentOutOfRangeException>(() => SyncBatchNorm.BackwardDx(d, x.Data, x.Data, x.Data, c3.Data, c3.Data,
             c3.Data, c3.Data, c3.Data, 0, 2, 3, 4));
     }
@@ -180,5 +186,36 @@ public class SyncBatchNormTests
         Assert.Equal(1, synced.NumBatchesTracked);
         synced.DisposeTensors();
         plain.DisposeTensors();
+    }
+
+    [Fact]
+    public void SyncedFusedReluPathEqualsTheFusedOp()
+    {
+        var d = Devices.Cpu;
+        var r = Rand.New(8);
+        int n = 2, c = 4, h = 3, w = 5;
+        var x = Rand.Floats(r, n * c * h * w, -1f, 2f);
+        var res = Rand.Floats(r, n * c * h * w);
+        var dy = Rand.Floats(r, n * c * h * w);
+        (float[] Y, float[] Dx, float[] Dres, long Tracked) Run(IBatchNormSync? sync)
+        {
+            var bn = new BatchNorm2d(d, c) { Sync = sync };
+            using var scope = new TensorScope();
+            var tx = Tensor.FromArray(d, x, n, c, h, w);
+            var tr = Tensor.FromArray(d, res, n, c, h, w);
+            tx.RequiresGrad = true; tr.RequiresGrad = true;
+            var y = bn.ForwardRelu(tx, tr);
+            y.Backward(Tensor.FromArray(d, dy, n, c, h, w));
+            var result = (y.ToArray(), tx.Grad!.ToArray(), tr.Grad!.ToArray(), bn.NumBatchesTracked);
+            tx.Grad.Dispose(); tr.Grad.Dispose();
+            bn.DisposeTensors();
+            return result;
+        }
+        var want = Run(null);
+        var got = Run(new BatchNormSync(SingleProcess.Instance, "bn"));
+        Tol.Close(Rand.D(want.Y), got.Y, 1e-5, 1e-5, "relu(bn(x) + residual)");
+        Tol.Close(Rand.D(want.Dx), got.Dx, 1e-5, 1e-4, "dx");
+        Tol.Close(Rand.D(want.Dres), got.Dres, 1e-6, 1e-6, "dresidual");
+        Assert.Equal(want.Tracked, got.Tracked);
     }
 }
