@@ -65,7 +65,8 @@ public static class DistributedTraining
     {
         var d = s.Dist;
         if (!d.IsDistributed) return;
-        var keys = row.Keys.Where(k => k != "memory_mb").OrderBy(k => k, StringComparer.Ordinal).ToArray();
+        // step, epoch and lr are the same on every rank: left as they are
+        var keys = row.Keys.Where(k => k is not ("memory_mb" or "step" or "epoch" or "lr")).OrderBy(k => k, StringComparer.Ordinal).ToArray();
         var v = keys.Select(k => row[k]).ToArray();
         d.Comm.AllReduce(v, ReduceOp.Sum, "log row");
         for (int i = 0; i < keys.Length; i++) row[keys[i]] = keys[i] == "images_per_s" ? v[i] : v[i] / d.Size;
