@@ -22,6 +22,9 @@ public sealed class Device : IDisposable
     public Accelerator Accelerator { get; }
     public KernelVariant Variant { get; }
     public BufferPool Pool { get; }
+    /// <summary>Arithmetic of the CUDA variant's GEMMs and convolutions (the train command's
+    /// <c>--precision</c>); the CPU variant ignores it and computes in fp32.</summary>
+    public MathPrecision Precision { get; set; } = MathPrecision.Fp32;
     public bool IsCuda => Accelerator.AcceleratorType == AcceleratorType.Cuda;
     /// <summary>True when buffers are host memory (CPU accelerator), so CPU variants may use pointers.</summary>
     public bool IsHostMemory => Accelerator.AcceleratorType == AcceleratorType.CPU;

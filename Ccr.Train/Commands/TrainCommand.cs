@@ -17,6 +17,7 @@ public static class TrainCommand
         new("out", "run folder (default: runs/<config name>)"),
         new("device", "cuda, cpu or auto (overrides the config and CCR_DEVICE)"),
         new("seed", "random seed (overrides the config)"),
+        new("precision", "fp32 or tf32: GPU convolution / GEMM arithmetic (overrides train.precision)"),
         new("resume", "continue the run in --out from its last.ckpt, bit for bit", IsFlag: true),
     ];
 
@@ -49,15 +50,18 @@ public static class TrainCommand
         var sets = a.All("set").ToList();
         if (a.Get("seed") is string seed) sets.Add("seed=" + seed);
         if (a.Get("device") is string dev) sets.Add("device=" + dev);
+        if (a.Get("precision") is string precision) sets.Add("train.precision=" + precision);
         return ConfigLoader.Load(path, sets);
     }
 
     public static int TrainAndReport(TrainConfig cfg, string dir, bool resume, bool printTable = true, DistContext? dist = null)
     {
         dist ??= DistContext.Single;
+        var precision = Precision(cfg);
         // a missing file stops here, before anything starts; [distributed] rank 0 loads it and sends it
         string? weights = dist.IsPrimary ? PretrainedWeights.Resolve(cfg.Model) : null;
         using var device = Device.Create(cfg.Device, verbose: dist.IsPrimary, cudaOrdinal: dist.LocalRank);
+        device.Precision = precision;
         Directory.CreateDirectory(dir);
         using var session = new TrainSession(cfg, device, dist: dist);
         if (dist.IsPrimary)
@@ -96,4 +100,12 @@ public static class TrainCommand
             ResultsTable.Print(trainer.LastEval, dir, ChanceLevels.Compute(session.ValSet, cfg.Tasks));
         return 0;
     }
+
+    /// <summary>train.precision as the kernels' setting; anything but fp32 / tf32 is a usage error.</summary>
+    public static MathPrecision Precision(TrainConfig cfg) => cfg.Train.Precision.Trim().ToLowerInvariant() switch
+    {
+        "fp32" => MathPrecision.Fp32,
+        "tf32" => MathPrecision.Tf32,
+        _ => throw new UsageException($"train.precision must be fp32 or tf32, got '{cfg.Train.Precision}'"),
+    };
 }

@@ -82,6 +82,9 @@ public sealed class OptimConfig
     /// <summary>Evaluate every this many epochs (0: only at the end).</summary>
     public int EvalEvery { get; set; } = 1;
     public int CheckpointEvery { get; set; } = 1;
+    /// <summary>fp32 | tf32: arithmetic of the GPU's convolutions and GEMMs (tf32: tensor cores, 10-bit
+    /// mantissa operands, fp32 sums). The CPU always computes in fp32.</summary>
+    public string Precision { get; set; } = "fp32";
 }
 
 public sealed class CcrSettings
