@@ -5,6 +5,9 @@ using Ccr.Train.Commands;
 // Ccr.Train [command] [options]; no command runs the demo. Every command documents --help.
 try
 {
+    // [distributed] only train and eval know how to share the work of several ranks
+    if (Ccr.Train.Distributed.Launcher.UnderMpirun && (args.Length == 0 || args[0] is not ("train" or "eval" or "--help" or "-h" or "help")))
+        throw new UsageException($"under mpirun only 'train' and 'eval' run data-parallel; run '{(args.Length > 0 ? args[0] : "demo")}' as one process");
     if (args.Length == 0) return DemoCommand.Run([]);
     return args[0] switch
     {

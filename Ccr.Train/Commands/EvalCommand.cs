@@ -3,6 +3,7 @@ using Ccr.Nn.IO;
 using Ccr.Train.Cli;
 using Ccr.Train.Config;
 using Ccr.Train.Data;
+using Ccr.Train.Distributed;
 using Ccr.Train.Training;
 
 namespace Ccr.Train.Commands;
@@ -34,17 +35,25 @@ public static class EvalCommand
             return 0;
         }
         string ckpt = a.Get("checkpoint") ?? throw new UsageException("eval: --checkpoint FILE is required");
-        var (session, device) = LoadFromCheckpoint(ckpt, a);
+        // [distributed] under mpirun every rank scores its shard and rank 0 writes eval.json
+        var dist = Launcher.Start(new DistributedConfig().TimeoutS);
+        return Launcher.Run(dist, () => Evaluate(a, ckpt, dist));
+    }
+
+    static int Evaluate(Args a, string ckpt, DistContext dist)
+    {
+        var (session, device) = LoadFromCheckpoint(ckpt, a, dist);
         using var _d = device;
         using var _s = session;
         string outDir = a.Get("out") ?? Path.GetDirectoryName(Path.GetFullPath(ckpt))!;
-        Directory.CreateDirectory(outDir);
+        if (dist.IsPrimary) Directory.CreateDirectory(outDir);
         var split = a.Get("split")!;
         var data = split == session.Config.Data.ValSplit ? session.ValSet
                  : split == session.Config.Data.TrainSplit ? session.TrainSet
                  : throw new UsageException($"eval: --split must be {session.Config.Data.ValSplit} or {session.Config.Data.TrainSplit}");
         var writer = a.Flag("save-predictions") ? new PredictionWriter(Path.Combine(outDir, "predictions")) : null;
         var metrics = Evaluator.Run(session, data, session.Config.Eval.BatchSize, writer, a.GetInt("limit"));
+        if (!dist.IsPrimary) return 0;
         double? dm = null;
         if (a.Get("baseline") is string b) dm = EvalFiles.DeltaM(metrics, b);
         RunLog.WriteEval(Path.Combine(outDir, "eval.json"), metrics, dm);
@@ -55,8 +64,9 @@ public static class EvalCommand
     }
 
     /// <summary>Builds the session a checkpoint was trained with and loads its weights.</summary>
-    public static (TrainSession, Device) LoadFromCheckpoint(string ckpt, Args a)
+    public static (TrainSession, Device) LoadFromCheckpoint(string ckpt, Args a, DistContext? dist = null)
     {
+        dist ??= DistContext.Single;
         if (!File.Exists(ckpt)) throw new UsageException($"checkpoint '{ckpt}' does not exist");
         TrainConfig cfg;
         var sets = a.All("set").ToList();
@@ -71,9 +81,9 @@ public static class EvalCommand
             File.WriteAllText(tmp, yaml);
             try { cfg = ConfigLoader.Load(tmp, sets); } finally { File.Delete(tmp); }
         }
-        var device = Device.Create(cfg.Device);
-        var session = new TrainSession(cfg, device);
-        Checkpoint.Load(ckpt, session.Root);
+        var device = Device.Create(cfg.Device, verbose: dist.IsPrimary, cudaOrdinal: dist.LocalRank);
+        var session = new TrainSession(cfg, device, dist: dist);
+        Checkpoint.Load(ckpt, session.Root); // every rank reads it (a folder all machines see)
         return (session, device);
     }
 }

@@ -1,6 +1,7 @@
 using Ccr.Kernels;
 using Ccr.Train.Cli;
 using Ccr.Train.Config;
+using Ccr.Train.Distributed;
 using Ccr.Train.Models;
 using Ccr.Train.Training;
 
@@ -33,7 +34,9 @@ public static class TrainCommand
         }
         var cfg = LoadConfig(a);
         string dir = a.Get("out") ?? Path.Combine("runs", cfg.Name);
-        return TrainAndReport(cfg, dir, a.Flag("resume"));
+        // [distributed] under mpirun: one rank per process; a failing rank stops the job with its reason
+        var dist = Launcher.Start(cfg.Distributed.TimeoutS);
+        return Launcher.Run(dist, () => TrainAndReport(cfg, dir, a.Flag("resume"), dist: dist));
     }
 
     /// <summary>The config from --config (or the run folder's config.yaml when resuming), then --set,
@@ -51,19 +54,23 @@ public static class TrainCommand
         return ConfigLoader.Load(path, sets);
     }
 
-    public static int TrainAndReport(TrainConfig cfg, string dir, bool resume, bool printTable = true)
+    public static int TrainAndReport(TrainConfig cfg, string dir, bool resume, bool printTable = true, DistContext? dist = null)
     {
+        dist ??= DistContext.Single;
         var precision = Precision(cfg);
-        string? weights = PretrainedWeights.Resolve(cfg.Model);  // a missing file stops here, before anything starts
-        using var device = Device.Create(cfg.Device);
+        // a missing file stops here, before anything starts; [distributed] rank 0 loads it and sends it
+        string? weights = dist.IsPrimary ? PretrainedWeights.Resolve(cfg.Model) : null;
+        using var device = Device.Create(cfg.Device, verbose: dist.IsPrimary, cudaOrdinal: dist.LocalRank);
         device.Precision = precision;
         Directory.CreateDirectory(dir);
-        using var session = new TrainSession(cfg, device);
-        Console.WriteLine(weights != null ? PretrainedWeights.Load(session.Model.Backbone, weights)
-            : $"pretrained backbone: none (model.pretrained={(cfg.Model.Pretrained.Length == 0 ? "\"\"" : cfg.Model.Pretrained)}), training from scratch");
-        Console.WriteLine($"model: {cfg.Model.Backbone} + {cfg.Model.Head} heads, {session.Model.ParameterCount():N0} parameters" +
+        using var session = new TrainSession(cfg, device, dist: dist);
+        if (dist.IsPrimary)
+            Console.WriteLine(weights != null ? PretrainedWeights.Load(session.Model.Backbone, weights)
+                : $"pretrained backbone: none (model.pretrained={(cfg.Model.Pretrained.Length == 0 ? "\"\"" : cfg.Model.Pretrained)}), training from scratch");
+        DistributedTraining.ShareParameters(session); // [distributed] rank 0's (pretrained) weights on every rank
+        if (dist.IsPrimary) Console.WriteLine($"model: {cfg.Model.Backbone} + {cfg.Model.Head} heads, {session.Model.ParameterCount():N0} parameters" +
                           (session.Ccr != null ? $", CCR with {session.Ccr.ProjectorCount} projector(s)" : ", no CCR"));
-        Console.WriteLine($"data: {cfg.Data.Dataset} ({session.TrainSet.Count} train / {session.ValSet.Count} val), " +
+        if (dist.IsPrimary) Console.WriteLine($"data: {cfg.Data.Dataset} ({session.TrainSet.Count} train / {session.ValSet.Count} val), " +
                           $"{session.Loader.BatchesPerEpoch} steps per epoch, {session.TotalSteps} steps; run folder {dir}");
         var trainer = new Trainer(session, dir);
         if (resume) trainer.Resume();
@@ -73,12 +80,12 @@ public static class TrainCommand
             Console.WriteLine("Ctrl-C: finishing the current step and writing last.ckpt ...");
             trainer.RequestStop();
         };
-        Console.CancelKeyPress += onCancel;
+        if (!dist.IsDistributed) Console.CancelKeyPress += onCancel; // under mpirun, Ctrl-C stops the whole job
         try
         {
             trainer.Run();
         }
-        catch (OutOfMemoryException e)
+        catch (OutOfMemoryException e) when (!dist.IsDistributed) // [distributed] the launcher reports it with the rank
         {
             Console.Error.WriteLine($"out of device memory with batch size {cfg.Train.BatchSize} and crops of " +
                 $"{cfg.Data.CropHeight}x{cfg.Data.CropWidth}: {e.Message}\nTry --set train.batch_size={Math.Max(1, cfg.Train.BatchSize / 2)} " +
@@ -89,7 +96,7 @@ public static class TrainCommand
         {
             Console.CancelKeyPress -= onCancel;
         }
-        if (printTable && trainer.LastEval != null)
+        if (printTable && trainer.LastEval != null && dist.IsPrimary)
             ResultsTable.Print(trainer.LastEval, dir, ChanceLevels.Compute(session.ValSet, cfg.Tasks));
         return 0;
     }

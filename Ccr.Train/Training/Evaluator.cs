@@ -8,6 +8,10 @@ namespace Ccr.Train.Training;
 /// Runs the plain multi-task network (no regulariser) over a dataset at full resolution and scores
 /// it with the reference metrics. Samples of different sizes are padded into a batch and the
 /// predictions cropped back to each sample's size.
+/// [distributed] With several ranks each scores the batches r, r + N, r + 2N, ... (the very batches
+/// one process would form, so the predictions are the same) with rank 0's running statistics, and
+/// the metric accumulators are summed over the ranks: every rank returns the metrics of the whole
+/// set, equal to one process's (counts exactly, double sums up to the order of addition).
 /// </summary>
 public static class Evaluator
 {
@@ -20,9 +24,11 @@ public static class Evaluator
         bool wasTraining = model.Training;
         model.Eval();
         int count = Math.Min(data.Count, limit ?? int.MaxValue);
+        var dist = s.Dist;
+        Distributed.DistributedTraining.ShareBuffers(s); // [distributed] rank 0's running statistics
         try
         {
-            for (int start = 0; start < count; start += batchSize)
+            for (int start = dist.Rank * batchSize; start < count; start += batchSize * dist.Size)
             {
                 int n = Math.Min(batchSize, count - start);
                 var samples = new Sample[n];
@@ -50,6 +56,7 @@ public static class Evaluator
         {
             model.Train(wasTraining);
         }
+        metrics.AllReduce(dist.Comm); // [distributed] sums over every rank's shard
         return metrics.Compute();
     }
 

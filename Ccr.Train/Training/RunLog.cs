@@ -40,8 +40,9 @@ public sealed class RunLog
         File.AppendAllText(MetricsCsv, sb.ToString());
     }
 
-    /// <summary>Rows already logged up to (and including) <paramref name="step"/> are kept; later ones
-    /// (written after the checkpoint a resumed run starts from) are dropped.</summary>
+    /// <summary>Rows of the <paramref name="step"/> steps a checkpoint holds (a row's step column
+    /// counts from 0, so those below <paramref name="step"/>) are kept; later ones (written after the
+    /// checkpoint a resumed run starts from, which it will write again) are dropped.</summary>
     public void TruncateAfter(long step)
     {
         if (!File.Exists(MetricsCsv)) return;
@@ -51,7 +52,7 @@ public sealed class RunLog
         foreach (var l in lines.Skip(1))
         {
             var first = l.Split(',')[0];
-            if (double.TryParse(first, NumberStyles.Float, CultureInfo.InvariantCulture, out var s) && s <= step) keep.Add(l);
+            if (double.TryParse(first, NumberStyles.Float, CultureInfo.InvariantCulture, out var s) && s < step) keep.Add(l);
         }
         File.WriteAllLines(MetricsCsv, keep);
     }

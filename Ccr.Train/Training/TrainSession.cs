@@ -43,13 +43,16 @@ public sealed class TrainSession : IDisposable
     public DataLoader Loader { get; }
     public LrSchedule Schedule { get; }
     public long TotalSteps { get; }
+    /// <summary>[distributed] The ranks this session trains with (one process: DistContext.Single).</summary>
+    public Distributed.DistContext Dist { get; }
 
-    public TrainSession(TrainConfig c, Device device, bool buildTraining = true)
+    public TrainSession(TrainConfig c, Device device, bool buildTraining = true, Distributed.DistContext? dist = null)
     {
         Config = c;
         Device = device;
+        Dist = dist ?? Distributed.DistContext.Single;
         foreach (var t in c.Tasks) TaskNames.Validate(t);
-        (TrainSet, ValSet) = OpenData(c);
+        (TrainSet, ValSet) = Dist.PrimaryFirst(() => OpenData(c), "the data set"); // [distributed] rank 0 generates SynthRooms
         Info = TrainSet.Info;
         var rng = new global::Ccr.Nn.Rng((ulong)c.Seed, 1);
         var specs = c.Tasks.Select(t => new TaskSpec(t, TaskHeads.OutChannels(t,
@@ -79,10 +82,13 @@ public sealed class TrainSession : IDisposable
             Seed = (ulong)c.Seed,
             Workers = Math.Max(1, c.Data.Workers),
             Policy = c.Data.SkipBad ? BadSamplePolicy.Skip : BadSamplePolicy.Stop,
+            ShardRank = Dist.Rank, // [distributed] this rank's share of every epoch
+            ShardCount = Dist.Size,
             Augment = c.Data.Augment ? new AugmentOptions { CropHeight = c.Data.CropHeight, CropWidth = c.Data.CropWidth } : null,
         });
         if (Loader.BatchesPerEpoch == 0)
-            throw new Cli.UsageException($"the training set has {TrainSet.Count} samples, fewer than one batch of {c.Train.BatchSize}");
+            throw new Cli.UsageException($"the training set has {TrainSet.Count} samples, fewer than one batch of {c.Train.BatchSize}" +
+                (Dist.Size > 1 ? $" per rank ({Loader.SamplesPerEpoch} samples for each of {Dist.Size} ranks)" : ""));
         long perEpoch = Loader.BatchesPerEpoch;
         TotalSteps = c.Train.MaxSteps > 0 ? Math.Min(c.Train.MaxSteps, perEpoch * c.Train.Epochs) : perEpoch * c.Train.Epochs;
         long warmup = (long)Math.Round(c.Train.WarmupEpochs * perEpoch);
@@ -100,6 +106,7 @@ public sealed class TrainSession : IDisposable
             "sgd" => new Sgd(Arena, c.Train.Lr, c.Train.Momentum, weightDecay: c.Train.WeightDecay),
             _ => throw new Cli.UsageException($"train.optimizer must be adam, adamw or sgd, got '{c.Train.Optimizer}'"),
         };
+        Distributed.DistributedTraining.Attach(this); // [distributed] rank 0's weights everywhere, sync BN, gradient reducer
     }
 
     public static (IDataset Train, IDataset Val) OpenData(TrainConfig c)

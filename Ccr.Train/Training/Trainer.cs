@@ -22,6 +22,7 @@ public sealed class Trainer
     readonly string _dir;
     readonly Action<string> _print;
     readonly Reporting.TrainingProgress? _progress;
+    readonly bool _primary; // [distributed] only rank 0 writes files and prints
     volatile bool _stopRequested;
 
     public long Step { get; private set; }
@@ -37,14 +38,16 @@ public sealed class Trainer
     {
         _s = session;
         _dir = runDir;
+        _primary = session.Dist.IsPrimary;
         _log = new RunLog(runDir);
-        if (print == null)
+        if (!_primary) _print = _ => { };
+        else if (print == null)
         {
-            _progress = new Reporting.TrainingProgress();
+            _progress = new Reporting.TrainingProgress(live: session.Dist.IsDistributed ? false : null); // mpirun interleaves redraws
             _print = _progress.Message;
         }
         else _print = print;
-        File.WriteAllText(Path.Combine(runDir, "config.yaml"), ConfigLoader.ToYaml(session.Config));
+        if (_primary) File.WriteAllText(Path.Combine(runDir, "config.yaml"), ConfigLoader.ToYaml(session.Config));
     }
 
     /// <summary>Stops after the current step, writing last.ckpt (Ctrl-C).</summary>
@@ -52,6 +55,8 @@ public sealed class Trainer
 
     public void Resume()
     {
+        // [distributed] rank 0 reads the checkpoint and sends it to the other ranks
+        if (!_primary) { (Step, BestMetric) = Distributed.DistributedTraining.ShareResume(_s, null, 0, double.NaN, _print); return; }
         if (!File.Exists(LastCkpt)) throw new Cli.UsageException($"--resume: no {LastCkpt} to resume from");
         var opt = _s.Optimizer;
         var state = Checkpoint.Load(LastCkpt, _s.Root, opt.StateTensors().ToDictionary(t => t.Name, t => t.Value));
@@ -61,6 +66,7 @@ public sealed class Trainer
         if (_s.Ccr != null) _s.Ccr.SamplingRng = state.RestoreRng();
         _log.TruncateAfter(Step);
         _print($"resumed from {LastCkpt} at step {Step} (epoch {state.Epoch})");
+        (Step, BestMetric) = Distributed.DistributedTraining.ShareResume(_s, state, Step, BestMetric, _print); // [distributed] and another rank count
     }
 
     /// <summary>Trains until the configured epochs (or max_steps) are done or a stop is requested.</summary>
@@ -78,6 +84,7 @@ public sealed class Trainer
             int startBatch = (int)(Step % perEpoch);
             foreach (var batch in _s.Loader.Epoch(epoch, startBatch))
             {
+                Distributed.DistributedTraining.BeforeStep(_s, Step); // [distributed] test-only fault injection
                 var row = TrainStep(batch, epoch + (double)(Step % perEpoch) / perEpoch, Step % c.Train.LogEvery == 0);
                 Step++;
                 stepsThisRun++;
@@ -87,7 +94,8 @@ public sealed class Trainer
                     double secs = lastLog.Elapsed.TotalSeconds;
                     row["images_per_s"] = secs > 0 ? imagesSinceLog / secs : 0;
                     row["memory_mb"] = _s.Device.Pool.BytesInUse / 1048576.0;
-                    _log.Row(row);
+                    Distributed.DistributedTraining.ReduceRow(_s, row); // [distributed] mean over ranks, images/s summed
+                    if (_primary) _log.Row(row);
                     double eta = stepsThisRun > 0 ? sw.Elapsed.TotalSeconds / stepsThisRun * (_s.TotalSteps - Step) : 0;
                     if (_progress != null) _progress.Update(Step, _s.TotalSteps, epoch + 1, row, eta);
                     else _print(Reporting.TrainingProgress.PlainLine(Step, _s.TotalSteps, epoch + 1, row, eta));
@@ -106,7 +114,7 @@ public sealed class Trainer
                 if (last || c.Train.CheckpointEvery > 0 && done % c.Train.CheckpointEvery == 0) SaveCheckpoint(LastCkpt, done);
             }
         }
-        if (Step >= _s.TotalSteps) WriteDistanceFigure();
+        if (Step >= _s.TotalSteps && _primary) WriteDistanceFigure();
         Finish();
     }
 
@@ -114,6 +122,7 @@ public sealed class Trainer
     void Finish()
     {
         _progress?.Dispose();
+        if (!_primary) return;
         try
         {
             var plots = Reporting.RunPlots.Write(_dir);
@@ -176,7 +185,7 @@ public sealed class Trainer
             }
             var total = F.WeightedSum(losses, weights);
             _s.Optimizer.ZeroGrad();
-            total.Backward();
+            Distributed.DistributedTraining.Backward(_s, total); // [distributed] gradients averaged over ranks
             _s.Optimizer.Lr = (float)_s.Schedule.At(Step);
             _s.Optimizer.Update();
 
@@ -226,8 +235,11 @@ public sealed class Trainer
         {
             dm = EvalFiles.DeltaM(metrics, c.Eval.Baseline);
         }
-        RunLog.WriteEval(Path.Combine(_dir, "eval.json"), metrics, dm);
-        RunLog.WriteEval(Path.Combine(_dir, $"eval-epoch{epoch:D3}.json"), metrics, dm);
+        if (_primary)
+        {
+            RunLog.WriteEval(Path.Combine(_dir, "eval.json"), metrics, dm);
+            RunLog.WriteEval(Path.Combine(_dir, $"eval-epoch{epoch:D3}.json"), metrics, dm);
+        }
         LastEval = metrics;
         _print($"eval after epoch {epoch} ({sw.Elapsed.TotalSeconds:F1} s): " + Summary(metrics, dm));
         double score = dm ?? MetricValue(metrics, c.Eval.Metric);
@@ -260,10 +272,13 @@ public sealed class Trainer
 
     void SaveCheckpoint(string path, int epoch)
     {
+        var extra = Distributed.DistributedTraining.CheckpointExtra(_s); // [distributed] collective: rank layout, every rank's RNG
+        if (!_primary) return;
         var opt = _s.Optimizer;
         var rng = _s.Ccr?.SamplingRng ?? new global::Ccr.Nn.Rng(0);
         Checkpoint.Save(path, _s.Root, new TrainingState
         {
+            Extra = extra,
             Step = Step,
             Epoch = epoch,
             RngState = rng.State,
