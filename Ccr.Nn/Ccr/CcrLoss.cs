@@ -29,6 +29,11 @@ public sealed class CcrLoss : Module
     /// buffer: checkpoints save and restore it with the parameters.</summary>
     public Tensor Counter => _counter;
 
+    /// <summary>The seed of the device streams: the constructor's seed and the pair generator's
+    /// stream id (<see cref="Rng.Inc"/>, fixed for the generator's life), so that data-parallel
+    /// ranks, whose pair generators differ by stream, draw different anchors from the same counter.</summary>
+    ulong StreamSeed => CcrAnchors.Mix(_seed ^ _rng.Inc);
+
     /// <summary>The generator of the task-pair choice; checkpoints save and restore it so that a
     /// resumed run picks the same pairs as an uninterrupted one.</summary>
     public Rng SamplingRng { get => _rng; set => _rng = value ?? throw new ArgumentNullException(nameof(value)); }
@@ -92,8 +97,8 @@ public sealed class CcrLoss : Module
             device = f.Device;
             var proj = Config.Sharing == ProjectorSharing.None ? Functional.F.L2Normalize(f) : ProjectorFor(t, s).Forward(f);
             var lab = labels[s].Resized(proj.Dim(2), proj.Dim(3));
-            var anchors = CcrOps.SampleAnchors(lab, Config.AnchorsPerImage(proj.Dim(2), proj.Dim(3)), _counter, _seed);
-            var loss = CcrOps.PairLoss(proj, lab, anchors, Config, _counter, (uint)_seed, out var r, Config.CollectSamples);
+            var anchors = CcrOps.SampleAnchors(lab, Config.AnchorsPerImage(proj.Dim(2), proj.Dim(3)), _counter, StreamSeed);
+            var loss = CcrOps.PairLoss(proj, lab, anchors, Config, _counter, (uint)StreamSeed, out var r, Config.CollectSamples);
             CcrAnchors.Advance(device, _counter.IntData); // the next pair (or step) draws a new stream
             diag.Add(t, s, r);
             losses.Add(loss);

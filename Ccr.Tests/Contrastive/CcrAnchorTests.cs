@@ -140,4 +140,29 @@ public class CcrAnchorTests
         Assert.Equal(2, ccr.Counter.ToIntArray()[0]); // two pairs
         ccr.DisposeTensors();
     }
+
+    [Fact]
+    public void PairGeneratorsOfAnotherStreamDrawOtherAnchors()
+    {
+        // data-parallel ranks: the same seed and counter, but rank r's pair generator has another
+        // stream (DistributedTraining.RankRng), so its anchors must differ too
+        var d = Devices.Cpu;
+        float[] Positives(Rng? pairRng)
+        {
+            var cfg = new CcrConfig { ProjectionDim = 4, TopK = 4, NumNegatives = 2, Gamma = 0.2f, CollectSamples = true, Sharing = ProjectorSharing.None };
+            var ccr = new CcrLoss(d, new Rng(1), cfg, [("semseg", 3), ("depth", 3)], seed: 9);
+            if (pairRng != null) ccr.SamplingRng = pairRng;
+            var r = Rand.New(2);
+            using var scope = new TensorScope();
+            var f = new Dictionary<string, Tensor> { ["semseg"] = Tensor.FromArray(d, Rand.Floats(r, 2 * 3 * 80), 2, 3, 8, 10) };
+            using var dep = TaskLabels.Create(d, "depth", Rand.Floats(r, 2 * 80, 0.5f, 3f), 2, 8, 10);
+            var (_, diag) = ccr.Forward(f, new Dictionary<string, TaskLabels> { ["depth"] = dep }, 1);
+            var pos = diag.Pairs.Single().PosSamples!;
+            ccr.DisposeTensors();
+            return pos;
+        }
+        var rank0 = Positives(null);
+        Assert.Equal(rank0, Positives(null));
+        Assert.NotEqual(rank0, Positives(new Rng(9 ^ 0x9E3779B97F4A7C15UL, 78)));
+    }
 }

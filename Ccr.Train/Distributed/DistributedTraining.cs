@@ -208,11 +208,11 @@ public static class DistributedTraining
             foreach (var m in Modules(c)) yield return m;
     }
 
-    static List<Tensor> Buffers(Module root) =>
-        root.NamedBuffers().Select(b => b.Tensor).Where(t => t.DType == DType.F32).ToList();
+    // every buffer: the float running statistics and CCR's int32 stream counter (rng_counter)
+    static List<Tensor> Buffers(Module root) => root.NamedBuffers().Select(b => b.Tensor).ToList();
 
-    /// <summary>Rank 0's values of <paramref name="tensors"/> (float32) on every rank, in one
-    /// broadcast staged through a host array.</summary>
+    /// <summary>Rank 0's values of <paramref name="tensors"/> (float32, or int32 moved as their bits)
+    /// on every rank, in one broadcast staged through a host array.</summary>
     public static void BroadcastTensors(ICommunicator comm, IReadOnlyList<Tensor> tensors, string what)
     {
         if (comm.Size == 1 || tensors.Count == 0) return;
@@ -220,11 +220,22 @@ public static class DistributedTraining
         var host = new float[total];
         long o = 0;
         if (comm.Rank == 0)
-            foreach (var t in tensors) { t.ToArray().CopyTo(host, o); o += t.Numel; }
+            foreach (var t in tensors)
+            {
+                var v = t.DType == DType.F32 ? t.ToArray() : System.Runtime.InteropServices.MemoryMarshal.Cast<int, float>(t.ToIntArray()).ToArray();
+                v.CopyTo(host, o);
+                o += t.Numel;
+            }
         comm.Broadcast<float>(host, 0, what);
         if (comm.Rank == 0) return;
         o = 0;
-        foreach (var t in tensors) { t.Data.CopyFrom(host.AsSpan((int)o, (int)t.Numel)); o += t.Numel; }
+        foreach (var t in tensors)
+        {
+            var part = host.AsSpan((int)o, (int)t.Numel);
+            if (t.DType == DType.F32) t.Data.CopyFrom(part);
+            else t.IntData.CopyFrom(System.Runtime.InteropServices.MemoryMarshal.Cast<float, int>(part));
+            o += t.Numel;
+        }
     }
 
     /// <summary>Test hook: CCR_FAULT=RANK:STEP:KIND makes rank RANK fail before step STEP, with
