@@ -136,7 +136,7 @@ public class CheckpointTests : IDisposable
             for (int i = 0; i < before.Count; i++) Assert.Equal(before[i], after[i]);
             // a plain safetensors file is not a checkpoint
             StateDict.Save(Path.Combine(_dir, "w.safetensors"), a);
-            var ex = Assert.Throws<InvalidDataException>(() => Checkpoint.Load(Path.Combine(_dir, "w.safetensors"), a));
+            var ex = Assert.Throws<CheckpointException>(() => Checkpoint.Load(Path.Combine(_dir, "w.safetensors"), a));
             Assert.Contains("not a Ccr checkpoint", ex.Message);
         }
         finally { a.DisposeTensors(); other.DisposeTensors(); }

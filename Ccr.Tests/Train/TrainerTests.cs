@@ -20,7 +20,7 @@ public class TrainerTests
     static List<float> Train(TrainConfig cfg, string runDir, bool resume)
     {
         using var session = new TrainSession(cfg, Devices.Cpu);
-        var trainer = new Trainer(session, runDir, _ => { });
+        var trainer = new Trainer(session, runDir, _ => { }) { RecordStepLosses = true };
         if (resume) trainer.Resume();
         trainer.Run();
         return trainer.StepLosses;
@@ -190,13 +190,5 @@ public class TrainerTests
         var back = ConfigLoader.Load(path, []);
         File.Delete(path);
         Assert.Equal(ConfigLoader.ToYaml(cfg), ConfigLoader.ToYaml(back));
-    }
-
-    [Fact]
-    public void MissingDatasetPathIsReportedBeforeAnythingStarts()
-    {
-        var cfg = ConfigLoader.Load("nyud-hrnet18", ["data.path=/nonexistent/NYUDv2"]);
-        var e = Assert.Throws<UsageException>(() => new TrainSession(cfg, Devices.Cpu));
-        Assert.Contains("/nonexistent/NYUDv2", e.Message);
     }
 }

@@ -12,9 +12,13 @@ namespace Ccr.Train.Training;
 public static class Evaluator
 {
     public static Dictionary<string, Dictionary<string, double>> Run(TrainSession s, IDataset data, int batchSize,
-                                                                      PredictionWriter? writer = null, int? limit = null)
+                                                                      PredictionWriter? writer = null, int? limit = null) =>
+        Run(s.Model, s.Device, data, batchSize, writer, limit);
+
+    /// <summary>Scores <paramref name="model"/> (eval and infer need only the network, not a training session).</summary>
+    public static Dictionary<string, Dictionary<string, double>> Run(Models.MultiTaskModel model, Kernels.Device device, IDataset data,
+                                                                      int batchSize, PredictionWriter? writer = null, int? limit = null)
     {
-        var model = s.Model;
         var tasks = model.Tasks.Select(t => t.Name).ToList();
         var metrics = new MetricSet(data.Info, tasks);
         bool wasTraining = model.Training;
@@ -31,7 +35,7 @@ public static class Evaluator
                 using var scope = new TensorScope();
                 using var _ = new NoGrad();
                 var (img, ph, pw) = PadToStride(batch.Images, n, batch.Height, batch.Width);
-                var x = Tensor.FromArray(s.Device, img, n, 3, ph, pw);
+                var x = Tensor.FromArray(device, img, n, 3, ph, pw);
                 var outputs = model.Forward(x);
                 foreach (var t in tasks)
                 {
