@@ -60,7 +60,8 @@ public static class InferCommand
             try { preds = Predict(loaded.Model, loaded.Device, img, h, w); }
             catch (OutOfMemoryException e)
             {
-                throw new OutOfMemoryException($"{e.Message} (image {f}, {h}x{w}); try --device cpu or smaller images", e);
+                throw new OutOfMemoryException($"{e.Message} (image {f}, {h}x{w}); try smaller images" +
+                    (loaded.Device.IsCuda ? " or --device cpu" : ""), e);
             }
             var tiles = new List<byte[]> { Visualize.Image(img, h, w) };
             foreach (var (task, p) in preds) tiles.Add(Visualize.Colour(task, p, h, w, depthMax));
