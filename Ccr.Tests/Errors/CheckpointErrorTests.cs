@@ -7,11 +7,14 @@ namespace Ccr.Tests.Errors;
 
 /// <summary>eval and infer with bad input: each a one-line error and a documented exit code; and
 /// both need only the checkpoint and the images (no training set, no optimiser).</summary>
-public class CheckpointErrorTests(TrainedRun trained) : IClassFixture<TrainedRun>
+public class CheckpointErrorTests(TrainedRun trained) : IClassFixture<TrainedRun>, IDisposable
 {
+    readonly Scratch _tmp = new();
+    public void Dispose() => _tmp.Dispose();
+
     string Damaged(string name, Action<string> damage)
     {
-        string path = Path.Combine(TestData.TempDir("ckpt"), name);
+        string path = Path.Combine(_tmp.Dir("ckpt"), name);
         File.Copy(trained.Ckpt, path);
         damage(path);
         return path;
@@ -27,18 +30,18 @@ public class CheckpointErrorTests(TrainedRun trained) : IClassFixture<TrainedRun
         Cli.AssertError(Cli.Run("eval", "--checkpoint", random), ExitCodes.BadCheckpoint, random, "not a readable checkpoint");
         Cli.AssertError(Cli.Run("infer", "--checkpoint", random, "--images", trained.Images), ExitCodes.BadCheckpoint, random);
 
-        string weights = Path.Combine(TestData.TempDir("ckpt"), "weights.safetensors");
+        string weights = Path.Combine(_tmp.Dir("ckpt"), "weights.safetensors");
         SafeTensors.Write(weights, [("w", HostTensor.FromFloats([1f, 2f], 2))]);
         Cli.AssertError(Cli.Run("eval", "--checkpoint", weights), ExitCodes.BadCheckpoint, weights, "not a Ccr checkpoint");
 
-        string missing = Path.Combine(TestData.TempDir("ckpt"), "none.ckpt");
+        string missing = Path.Combine(_tmp.Dir("ckpt"), "none.ckpt");
         Cli.AssertError(Cli.Run("eval", "--checkpoint", missing), ExitCodes.BadCheckpoint, missing, "not found");
     }
 
     [Fact]
     public void ACheckpointOfAnotherModelIsRefusedNamingWhatDiffers()
     {
-        var r = Cli.Run("eval", "--checkpoint", trained.Ckpt, "--set", "model.head=fpn", "--out", TestData.TempDir("other"));
+        var r = Cli.Run("eval", "--checkpoint", trained.Ckpt, "--set", "model.head=fpn", "--out", _tmp.Dir("other"));
         Cli.AssertError(r, ExitCodes.BadCheckpoint, trained.Ckpt, "does not match this model", "missing (", "unexpected (", "model.model.fpn.");
     }
 
@@ -59,7 +62,7 @@ public class CheckpointErrorTests(TrainedRun trained) : IClassFixture<TrainedRun
             }).ToList();
             SafeTensors.Write(p, tensors, f.Metadata);
         });
-        string line = Cli.AssertError(Cli.Run("eval", "--checkpoint", bad, "--out", TestData.TempDir("nan")), ExitCodes.BadCheckpoint,
+        string line = Cli.AssertError(Cli.Run("eval", "--checkpoint", bad, "--out", _tmp.Dir("nan")), ExitCodes.BadCheckpoint,
             bad, "2 non-finite values", "running_var");
         Assert.Contains("unusable", line);
     }
@@ -67,12 +70,12 @@ public class CheckpointErrorTests(TrainedRun trained) : IClassFixture<TrainedRun
     [Fact]
     public void EvalChecksItsOptionsBeforeEvaluating()
     {
-        string outDir = Path.Combine(TestData.TempDir("opts"), "out");
+        string outDir = Path.Combine(_tmp.Dir("opts"), "out");
         Cli.AssertError(Cli.Run("eval", "--checkpoint", trained.Ckpt, "--limit", "0", "--out", outDir), ExitCodes.Usage, "--limit must be at least 1");
         Cli.AssertError(Cli.Run("eval", "--checkpoint", trained.Ckpt, "--limit", "-3", "--out", outDir), ExitCodes.Usage, "--limit");
         Cli.AssertError(Cli.Run("eval", "--checkpoint", trained.Ckpt, "--baseline", "/nonexistent/st.json", "--out", outDir),
             ExitCodes.Usage, "--baseline /nonexistent/st.json", "not found");
-        string other = Path.Combine(TestData.TempDir("opts"), "st.json");
+        string other = Path.Combine(_tmp.Dir("opts"), "st.json");
         File.WriteAllText(other, """{"edge": {"odsF": 0.5}}""");
         Cli.AssertError(Cli.Run("eval", "--checkpoint", trained.Ckpt, "--baseline", other, "--out", outDir),
             ExitCodes.Usage, "holds none of the tasks");
@@ -84,7 +87,7 @@ public class CheckpointErrorTests(TrainedRun trained) : IClassFixture<TrainedRun
     public void InferNeedsOnlyTheCheckpointAndTheImages()
     {
         // the run's dataset path points nowhere: infer must neither open nor generate it
-        string root = TestData.TempDir("infer-only");
+        string root = _tmp.Dir("infer-only");
         string noData = Path.Combine(root, "no-data"), pics = Path.Combine(root, "pics");
         var r = Cli.Run("infer", "--checkpoint", trained.Ckpt, "--images", trained.Images, "--out", pics, "--set", "data.path=" + noData);
         Assert.True(r.Code == 0, r.Err);
@@ -95,7 +98,7 @@ public class CheckpointErrorTests(TrainedRun trained) : IClassFixture<TrainedRun
     [Fact]
     public void InferSkipsUnreadableImagesAndWritesTheGoodOnes()
     {
-        string root = TestData.TempDir("infer-bad");
+        string root = _tmp.Dir("infer-bad");
         string images = Path.Combine(root, "images"), pics = Path.Combine(root, "pics");
         Directory.CreateDirectory(images);
         var good = Directory.GetFiles(trained.Images, "*.png").Order().Take(2).ToArray();
@@ -115,7 +118,7 @@ public class CheckpointErrorTests(TrainedRun trained) : IClassFixture<TrainedRun
     public void RunningOutOfDeviceMemoryInEvalOrInferIsOneLineWithAHint()
     {
         // a pool limit that holds the model but not a batch of activations (CCR_MEMORY_LIMIT_MB)
-        string outDir = TestData.TempDir("oom");
+        string outDir = _tmp.Dir("oom");
         try
         {
             Environment.SetEnvironmentVariable("CCR_MEMORY_LIMIT_MB", "1.5");

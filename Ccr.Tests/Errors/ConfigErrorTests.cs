@@ -8,12 +8,15 @@ namespace Ccr.Tests.Errors;
 
 /// <summary>Config mistakes: one line naming the file or key, exit 2, and nothing created (no run
 /// folder, no generated data) because the whole config is checked first.</summary>
-public class ConfigErrorTests
+public class ConfigErrorTests : IDisposable
 {
+    readonly Scratch _tmp = new();
+    public void Dispose() => _tmp.Dispose();
+
     [Fact]
     public void YamlSyntaxErrorNamesTheFileLineAndColumn()
     {
-        string dir = TestData.TempDir("yaml");
+        string dir = _tmp.Dir("yaml");
         string file = Path.Combine(dir, "bad.yaml");
         File.WriteAllText(file, "name: x\ntrain:\n  lr: 0.1\n  batch_size: [4\ntasks: [semseg]\n");
         string run = Path.Combine(dir, "run");
@@ -46,7 +49,7 @@ public class ConfigErrorTests
     [InlineData("train.log_every=0", "train.log_every = 0")]
     public void OutOfRangeValuesAreNamedByTheirKeyBeforeAnythingIsCreated(string set, string expected)
     {
-        string dir = TestData.TempDir("range");
+        string dir = _tmp.Dir("range");
         string data = Path.Combine(dir, "data"), run = Path.Combine(dir, "run");
         var r = Cli.Run(Tiny.Train(data, run, set));
         Cli.AssertError(r, ExitCodes.Usage, expected);
@@ -71,7 +74,7 @@ public class ConfigErrorTests
         Assert.Equal(50f, c.LossWeights["edge"]);
         Assert.Equal(2f, c.LossWeights["human_parts"]);
         // the same from a YAML file that lists one weight
-        string f = Path.Combine(TestData.TempDir("weights"), "w.yaml");
+        string f = Path.Combine(_tmp.Dir("weights"), "w.yaml");
         File.WriteAllText(f, "loss_weights:\n  depth: 3\n");
         var d = ConfigLoader.Load(f, []);
         Assert.Equal(3f, d.LossWeights["depth"]);

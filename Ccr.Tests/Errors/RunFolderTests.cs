@@ -8,8 +8,11 @@ namespace Ccr.Tests.Errors;
 /// <summary>A run folder is never damaged by a mistake: a new run does not overwrite an old one, a
 /// failed resume changes nothing, a resume finds its config even without config.yaml, stale
 /// temporary checkpoints are cleared, and a resumed metrics.csv has each step once.</summary>
-public class RunFolderTests(TrainedRun trained) : IClassFixture<TrainedRun>
+public class RunFolderTests(TrainedRun trained) : IClassFixture<TrainedRun>, IDisposable
 {
+    readonly Scratch _tmp = new();
+    public void Dispose() => _tmp.Dispose();
+
     [Fact]
     public void TrainingIntoAFolderHoldingARunIsRefusedNamingResumeAndOut()
     {
@@ -23,7 +26,7 @@ public class RunFolderTests(TrainedRun trained) : IClassFixture<TrainedRun>
     [Fact]
     public void RunningTheDemoTwiceStartsAFreshNumberedFolder()
     {
-        string cwd = Directory.GetCurrentDirectory(), root = TestData.TempDir("demo");
+        string cwd = Directory.GetCurrentDirectory(), root = _tmp.Dir("demo");
         try
         {
             Directory.SetCurrentDirectory(root);
@@ -77,7 +80,7 @@ public class RunFolderTests(TrainedRun trained) : IClassFixture<TrainedRun>
     [Fact]
     public void ResumingAFolderWithoutACheckpointSaysSo()
     {
-        string empty = TestData.TempDir("no-ckpt");
+        string empty = _tmp.Dir("no-ckpt");
         Cli.AssertError(Cli.Run("train", "--out", empty, "--resume"), ExitCodes.Usage, "holds no last.ckpt");
         Cli.AssertError(Cli.Run("train", "--resume"), ExitCodes.Usage, "--out DIR");
         Assert.Empty(Directory.GetFileSystemEntries(empty));
@@ -116,7 +119,7 @@ public class RunFolderTests(TrainedRun trained) : IClassFixture<TrainedRun>
     [Fact]
     public void TruncateAfterKeepsOnlyTheStepsBeforeTheCheckpoint()
     {
-        var log = new RunLog(TestData.TempDir("runlog"));
+        var log = new RunLog(_tmp.Dir("runlog"));
         for (int s = 0; s < 6; s++) log.Row(new Dictionary<string, double> { ["step"] = s, ["loss"] = s * 0.5 });
         log.TruncateAfter(4);
         var steps = File.ReadAllLines(log.MetricsCsv).Skip(1).Select(l => l.Split(',')[0]).ToList();

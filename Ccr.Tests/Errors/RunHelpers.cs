@@ -30,6 +30,25 @@ public static class Cli
     }
 }
 
+/// <summary>Scratch folders of one test class, deleted with it.</summary>
+public sealed class Scratch : IDisposable
+{
+    readonly List<string> _dirs = new();
+
+    public string Dir(string tag)
+    {
+        string d = TestData.TempDir(tag);
+        lock (_dirs) _dirs.Add(d);
+        return d;
+    }
+
+    public void Dispose()
+    {
+        foreach (var d in _dirs)
+            try { Directory.Delete(d, recursive: true); } catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
+    }
+}
+
 /// <summary>Tiny SynthRooms runs (32x32, 12 training images, batch 3: 4 steps per epoch) on the CPU.</summary>
 public static class Tiny
 {
@@ -80,15 +99,18 @@ public sealed class TrainedRun : IDisposable
         Assert.True(r.Code == 0, r.Err);
     }
 
+    readonly Scratch _copies = new();
+
     public string CopyRun()
     {
-        string dst = TestData.TempDir("run-copy");
+        string dst = _copies.Dir("run-copy");
         foreach (var f in Directory.GetFiles(Run)) File.Copy(f, Path.Combine(dst, Path.GetFileName(f)));
         return dst;
     }
 
     public void Dispose()
     {
+        _copies.Dispose();
         try { Directory.Delete(Root, recursive: true); } catch (IOException) { }
     }
 }

@@ -50,6 +50,9 @@ public static class TrainCommand
         return sets;
     }
 
+    /// <summary>The exit code of a run stopped by a signal: 143 for SIGTERM, 130 for Ctrl-C.</summary>
+    public static int StopExitCode(string? reason) => reason == "SIGTERM" ? ExitCodes.Terminated : ExitCodes.Interrupted;
+
     /// <summary>
     /// The config of a resumed run: --config if given, else the run folder's config.yaml, else (when
     /// that is missing or empty) the config saved in last.ckpt, never the built-in defaults; then
@@ -107,7 +110,7 @@ public static class TrainCommand
         {
             Console.Error.WriteLine($"stopped by {trainer.StopReason} at step {trainer.Step} of {session.TotalSteps}: wrote {trainer.LastCkpt}; " +
                 $"continue with: Ccr.Train train --out {dir} --resume");
-            return trainer.StopReason == "SIGTERM" ? ExitCodes.Terminated : ExitCodes.Interrupted;
+            return StopExitCode(trainer.StopReason);
         }
         if (printTable && trainer.LastEval != null)
             ResultsTable.Print(trainer.LastEval, dir, ChanceLevels.Compute(session.ValSet, cfg.Tasks));

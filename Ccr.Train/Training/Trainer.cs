@@ -295,7 +295,9 @@ public sealed class Trainer
         var offsets = _s.Arena.Offsets;
         int p = 0;
         while (p + 1 < offsets.Count && offsets[p + 1] <= i) p++;
-        return $" (first: the gradient of {_s.Arena.Parameters[p].Name ?? $"parameter {p}"})";
+        var param = _s.Arena.Parameters[p];
+        string name = _s.Root.NamedParameters().FirstOrDefault(n => ReferenceEquals(n.Tensor, param)).Name ?? param.Name ?? $"parameter {p}";
+        return $" (first: the gradient of {name})";
     }
 
     string LastGoodCheckpoint() => _lastCkptStep is long step
