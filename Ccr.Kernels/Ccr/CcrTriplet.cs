@@ -53,14 +53,11 @@ public static partial class CcrTriplet
         }
     }
 
-    const int MaxGroup = 256;
-
-    // One group: per-thread partial sums, then thread 0 adds them in a fixed order (deterministic).
+    // One group: per-thread partial sums, then two BlockReduce.Sum4 calls (fixed order: deterministic).
     static void ReduceKernel(ArrayView<float> lossOut, ArrayView<float> stats, ArrayView<float> loss, ArrayView<float> dap,
                              ArrayView<float> dan, ArrayView<int> anchors, ArrayView<int> posIdx, ArrayView<int> negIdx,
                              int rows, int numNeg)
     {
-        var sh = SharedMemory.Allocate<float>(7 * MaxGroup);
         int t = Group.IdxX, g = Group.DimX;
         float s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0;
         for (int r = t; r < rows; r += g)
@@ -78,18 +75,13 @@ public static partial class CcrTriplet
             s1 += cnt;
             if (cnt > 0) { s3 += dap[r]; s4 += 1f; }
         }
-        sh[t] = s1; sh[MaxGroup + t] = s2; sh[2 * MaxGroup + t] = s3; sh[3 * MaxGroup + t] = s4;
-        sh[4 * MaxGroup + t] = s5; sh[5 * MaxGroup + t] = s6; sh[6 * MaxGroup + t] = s7;
-        Group.Barrier();
+        var a = BlockReduce.Sum4(new Float4(s1, s2, s3, s4));
+        var b = BlockReduce.Sum4(new Float4(s5, s6, s7, 0f));
         if (t == 0)
         {
-            for (int k = 0; k < 7; k++)
-            {
-                float s = 0f;
-                for (int x = 0; x < g; x++) s += sh[k * MaxGroup + x];
-                stats[k + 1] = s;
-            }
-            float m = stats[1] > 0f ? stats[2] / stats[1] : 0f;
+            stats[1] = a.X; stats[2] = a.Y; stats[3] = a.Z; stats[4] = a.W;
+            stats[5] = b.X; stats[6] = b.Y; stats[7] = b.Z;
+            float m = a.X > 0f ? a.Y / a.X : 0f;
             stats[0] = m;
             lossOut[0] = m;
         }
@@ -177,8 +169,8 @@ public static partial class CcrTriplet
         Launch.SameLength("CcrTriplet.Reduce", stats.Length, StatCount, "stats and StatCount");
         Launch.SameLength("CcrTriplet.Reduce", loss.Length, (long)rows * numNeg, "loss and (rows, numNeg)");
         Launch.SameLength("CcrTriplet.Reduce", anchors.Length, rows, "anchors and rows");
-        if (d.GroupSize > MaxGroup) throw new InvalidOperationException($"CcrTriplet.Reduce: group size {d.GroupSize} > {MaxGroup}");
         if (CcrDistances.Host(d)) { ReduceHost(lossOut, stats, loss, dap, dan, anchors, posIdx, negIdx, rows, numNeg); return; }
+        BlockReduce.CheckGroup(d, d.GroupSize, "CcrTriplet.Reduce");
         K(d).Reduce(new KernelConfig(1, d.GroupSize), lossOut.View, stats.View, loss.View, dap.View, dan.View, anchors.View,
                     posIdx.View, negIdx.View, rows, numNeg);
     }

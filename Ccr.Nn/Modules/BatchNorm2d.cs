@@ -33,4 +33,12 @@ public sealed class BatchNorm2d : Layer
         if (Training) NumBatchesTracked++;
         return Functional.F.BatchNorm2d(x, Weight, Bias, RunningMean, RunningVar, Training, Momentum, Eps);
     }
+
+    /// <summary>relu(this(x) + residual) as one fused op (no residual: relu(this(x))); the same
+    /// result as <c>F.Relu(F.Add(Forward(x), residual))</c> with fewer passes over memory.</summary>
+    public Tensor ForwardRelu(Tensor x, Tensor? residual = null)
+    {
+        if (Training) NumBatchesTracked++;
+        return Functional.F.BatchNormRelu(x, Weight, Bias, RunningMean, RunningVar, Training, residual, Momentum, Eps);
+    }
 }

@@ -101,12 +101,18 @@ public class ConfigErrorTests : IDisposable
     }
 
     [Fact]
-    public void MissingDatasetFolderAndBaselineAreReportedAtLoad()
+    public void MissingDatasetFolderAndBaselineStopTrainingBeforeAnythingIsCreated()
     {
-        var e = Assert.Throws<UsageException>(() => ConfigLoader.Load("nyud-hrnet18", ["data.path=/nonexistent/NYUDv2"]));
-        Assert.Contains("data.path = /nonexistent/NYUDv2", e.Message);
-        var e2 = Assert.Throws<UsageException>(() => ConfigLoader.Load("synth-cpu", ["eval.baseline=/nonexistent/eval.json"]));
-        Assert.Contains("eval.baseline = /nonexistent/eval.json", e2.Message);
+        string root = _tmp.Dir("files"), run = Path.Combine(root, "run");
+        var r = Cli.Run("train", "--config", "nyud-hrnet18", "--out", run, "--set", "data.path=/nonexistent/NYUDv2", "--set", "model.pretrained=none");
+        Cli.AssertError(r, ExitCodes.Usage, "data.path = /nonexistent/NYUDv2: folder does not exist");
+        Assert.False(Directory.Exists(run));
+        var args = Tiny.Train(Path.Combine(root, "data"), run, "eval.baseline=/nonexistent/eval.json");
+        Cli.AssertError(Cli.Run(args), ExitCodes.Usage, "eval.baseline /nonexistent/eval.json: file not found");
+        Assert.False(Directory.Exists(run));
+        Assert.False(Directory.Exists(Path.Combine(root, "data")));
+        // a config naming files that are not here still loads (a checkpoint's saved config on another machine)
+        ConfigLoader.Load("nyud-hrnet18", ["data.path=/nonexistent/NYUDv2", "eval.baseline=/nonexistent/eval.json"]);
     }
 
     [Fact]

@@ -93,7 +93,9 @@ public sealed class LoadedModel : IDisposable
             if (yaml.Trim().Length == 0) throw new UsageException($"{ckpt}: the checkpoint holds no config; pass --config");
             cfg = ConfigLoader.FromText(yaml, $"{ckpt} (its saved config)", sets);
         }
+        var precision = TrainCommand.Precision(cfg);
         var device = CommandDevice.Open(cfg.Device);
+        device.Precision = precision;
         MultiTaskModel? model = null;
         try
         {

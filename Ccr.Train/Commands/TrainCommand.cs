@@ -1,5 +1,7 @@
+using Ccr.Kernels;
 using Ccr.Train.Cli;
 using Ccr.Train.Config;
+using Ccr.Train.Models;
 using Ccr.Train.Training;
 
 namespace Ccr.Train.Commands;
@@ -14,6 +16,7 @@ public static class TrainCommand
         new("out", "run folder (default: runs/<config name>)"),
         new("device", "cuda, cpu or auto (overrides the config and CCR_DEVICE)"),
         new("seed", "random seed (overrides the config)"),
+        new("precision", "fp32 or tf32: GPU convolution / GEMM arithmetic (overrides train.precision)"),
         new("resume", "continue the run in --out from its last.ckpt, bit for bit", IsFlag: true),
     ];
 
@@ -39,14 +42,16 @@ public static class TrainCommand
         return TrainAndReport(cfg, a.Get("out") ?? Path.Combine("runs", cfg.Name), resume: false);
     }
 
-    /// <summary>The config from --config, then --set, --seed and --device.</summary>
-    public static TrainConfig LoadConfig(Args a) => ConfigLoader.Load(a.Get("config"), Overrides(a));
+    /// <summary>The config from --config (else <paramref name="fallback"/>, else the defaults), then
+    /// --set, --seed, --device and --precision.</summary>
+    public static TrainConfig LoadConfig(Args a, string? fallback = null) => ConfigLoader.Load(a.Get("config") ?? fallback, Overrides(a));
 
     static List<string> Overrides(Args a)
     {
         var sets = a.All("set").ToList();
         if (a.Get("seed") is string seed) sets.Add("seed=" + seed);
         if (a.Get("device") is string dev) sets.Add("device=" + dev);
+        if (a.Get("precision") is string precision) sets.Add("train.precision=" + precision);
         return sets;
     }
 
@@ -85,8 +90,13 @@ public static class TrainCommand
     {
         if (!resume) RunFolder.RefuseExisting(dir, "train");
         if (!string.IsNullOrEmpty(cfg.Eval.Baseline)) EvalFiles.CheckBaseline(cfg.Eval.Baseline, cfg.Tasks, "eval.baseline");
+        var precision = Precision(cfg);
+        string? weights = PretrainedWeights.Resolve(cfg.Model);  // a missing file stops here, before anything starts
         using var device = CommandDevice.Open(cfg.Device);
+        device.Precision = precision;
         using var session = new TrainSession(cfg, device);
+        Console.WriteLine(weights != null ? PretrainedWeights.Load(session.Model.Backbone, weights)
+            : $"pretrained backbone: none (model.pretrained={(cfg.Model.Pretrained.Length == 0 ? "\"\"" : cfg.Model.Pretrained)}), training from scratch");
         Console.WriteLine($"model: {cfg.Model.Backbone} + {cfg.Model.Head} heads, {session.Model.ParameterCount():N0} parameters" +
                           (session.Ccr != null ? $", CCR with {session.Ccr.ProjectorCount} projector(s)" : ", no CCR"));
         Console.WriteLine($"data: {cfg.Data.Dataset} ({session.TrainSet.Count} train / {session.ValSet.Count} val), " +
@@ -116,4 +126,12 @@ public static class TrainCommand
             ResultsTable.Print(trainer.LastEval, dir, ChanceLevels.Compute(session.ValSet, cfg.Tasks));
         return ExitCodes.Ok;
     }
+
+    /// <summary>train.precision as the kernels' setting; anything but fp32 / tf32 is a usage error.</summary>
+    public static MathPrecision Precision(TrainConfig cfg) => cfg.Train.Precision.Trim().ToLowerInvariant() switch
+    {
+        "fp32" => MathPrecision.Fp32,
+        "tf32" => MathPrecision.Tf32,
+        _ => throw new UsageException($"train.precision must be fp32 or tf32, got '{cfg.Train.Precision}'"),
+    };
 }

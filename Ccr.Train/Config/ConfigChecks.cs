@@ -6,8 +6,9 @@ namespace Ccr.Train.Config;
 
 /// <summary>
 /// The value checks of a typed config, all run before anything is created (run folder, data,
-/// device): every out-of-range number, unknown choice, missing file or inconsistent combination is
-/// reported with its config key, all of them on one line. A new config key adds its check to
+/// device): every out-of-range number, unknown choice or inconsistent combination is reported with
+/// its config key, all of them on one line. Files the config names are checked by the command
+/// that uses them, also before anything is created. A new config key adds its check to
 /// <see cref="Problems"/> beside its neighbours.
 /// </summary>
 public static class ConfigChecks
@@ -40,8 +41,8 @@ public static class ConfigChecks
         var d = c.Data;
         OneOf("data.dataset", d.Dataset, "synth", "nyud", "pascal");
         Need(!string.IsNullOrWhiteSpace(d.Path), "data.path", d.Path, "must name a folder");
-        if (d.Dataset is "nyud" or "pascal" && !string.IsNullOrWhiteSpace(d.Path))
-            Need(Directory.Exists(d.Path), "data.path", d.Path, $"folder does not exist (dataset {d.Dataset}; see data/README.md)");
+        // files named by the config (data.path, model.pretrained, eval.baseline) are checked where they are
+        // used, before anything is created: a checkpoint's saved config must load on a machine without them
         if (d.Dataset == "synth")
         {
             Need(d.TrainSize >= 1, "data.train_size", d.TrainSize, "must be >= 1");
@@ -76,8 +77,9 @@ public static class ConfigChecks
         var backbones = global::Ccr.Nn.Models.HrNetConfig.All.Select(b => b.Name).ToArray();
         OneOf("model.backbone", m.Backbone, backbones);
         OneOf("model.head", m.Head, "fpn", "hrnet");
+        Need(m.FpnChannels >= 1, "model.fpn_channels", m.FpnChannels, "must be >= 1");
         Need(m.HeadChannels >= 1, "model.head_channels", m.HeadChannels, "must be >= 1");
-        if (!string.IsNullOrEmpty(m.Pretrained)) Need(File.Exists(m.Pretrained), "model.pretrained", m.Pretrained, "file does not exist");
+        // model.pretrained (timm, none or a file) is resolved by Models.PretrainedWeights before training starts
 
         // optimisation
         var o = c.Train;
@@ -93,6 +95,7 @@ public static class ConfigChecks
         Need(o.LogEvery >= 1, "train.log_every", o.LogEvery, "must be >= 1");
         Need(o.EvalEvery >= 0, "train.eval_every", o.EvalEvery, "must be >= 0 (0: only at the end)");
         Need(o.CheckpointEvery >= 0, "train.checkpoint_every", o.CheckpointEvery, "must be >= 0 (0: only at the end)");
+        OneOf("train.precision", o.Precision.Trim().ToLowerInvariant(), "fp32", "tf32");
 
         // the regulariser (checked even when disabled: ablations switch it on with --set ccr.enabled=true)
         var r = c.Ccr;
@@ -111,7 +114,6 @@ public static class ConfigChecks
         // evaluation
         var e = c.Eval;
         Need(e.BatchSize >= 1, "eval.batch_size", e.BatchSize, "must be >= 1");
-        if (!string.IsNullOrEmpty(e.Baseline)) Need(File.Exists(e.Baseline), "eval.baseline", e.Baseline, "file does not exist");
         if (!string.IsNullOrEmpty(e.Metric) && c.Tasks.All(TaskNames.All.Contains))
         {
             var problem = EvalMetrics.Problem(e.Metric, c.Tasks);

@@ -53,9 +53,13 @@ public sealed class ModelConfig
     public string Backbone { get; set; } = "hrnet_w18_small_v2";
     /// <summary>fpn (SemanticFPN per task, the paper's baseline) | hrnet (MTI-Net's head).</summary>
     public string Head { get; set; } = "fpn";
-    /// <summary>Decoder width.</summary>
-    public int HeadChannels { get; set; } = 64;
-    /// <summary>Optional safetensors file of backbone weights (timm names).</summary>
+    /// <summary>Width of the FPN neck (head: fpn); Semantic FPN as published (Kirillov et al. 2019,
+    /// mmsegmentation's config) uses 256.</summary>
+    public int FpnChannels { get; set; } = 256;
+    /// <summary>Width of each task's Semantic FPN decoder (its feature map, where CCR acts); 128 as published.</summary>
+    public int HeadChannels { get; set; } = 128;
+    /// <summary>Backbone weights: timm (timm's file in the Hugging Face cache), a safetensors path
+    /// (timm names), or none / empty for training from scratch (Models/PretrainedWeights.cs).</summary>
     public string Pretrained { get; set; } = "";
 }
 
@@ -77,6 +81,9 @@ public sealed class OptimConfig
     /// <summary>Evaluate every this many epochs (0: only at the end).</summary>
     public int EvalEvery { get; set; } = 1;
     public int CheckpointEvery { get; set; } = 1;
+    /// <summary>fp32 | tf32: arithmetic of the GPU's convolutions and GEMMs (tf32: tensor cores, 10-bit
+    /// mantissa operands, fp32 sums). The CPU always computes in fp32.</summary>
+    public string Precision { get; set; } = "fp32";
 }
 
 public sealed class CcrSettings

@@ -61,18 +61,8 @@ public sealed class TrainSession : IDisposable
         Info = TrainSet.Info;
         var rng = new global::Ccr.Nn.Rng((ulong)c.Seed, 1);
         Model = BuildModel(c, device, Info, rng);
-        if (!string.IsNullOrEmpty(c.Model.Pretrained))
-        {
-            try
-            {
-                var report = global::Ccr.Nn.IO.StateDict.Load(Model.Backbone, c.Model.Pretrained, strict: false);
-                Console.WriteLine($"pretrained backbone: {report.Describe(5).ReplaceLineEndings(" ")}");
-            }
-            catch (Exception e) when (e is InvalidDataException or global::Ccr.Nn.IO.StateDictException)
-            {
-                throw new Cli.UsageException($"model.pretrained = {c.Model.Pretrained}: {e.Message.ReplaceLineEndings(" ")}");
-            }
-        }
+        // model.pretrained is applied by TrainCommand before training (PretrainedWeights); eval and
+        // infer take every weight from the checkpoint.
         if (c.Ccr.Enabled && c.Tasks.Count > 1)
         {
             var cc = ToCcrConfig(c.Ccr);
@@ -137,7 +127,7 @@ public sealed class TrainSession : IDisposable
             _ => throw new Cli.UsageException($"model.head must be fpn or hrnet, got '{c.Model.Head}'"),
         };
         return new MultiTaskModel(device, rng, HrNetConfig.ByName(c.Model.Backbone), kind, specs,
-                                  c.Model.HeadChannels, c.Model.HeadChannels);
+                                  c.Model.FpnChannels, c.Model.HeadChannels);
     }
 
     public static (IDataset Train, IDataset Val) OpenData(TrainConfig c) =>
@@ -158,7 +148,7 @@ public sealed class TrainSession : IDisposable
             case "nyud" or "pascal":
             {
                 if (!Directory.Exists(c.Data.Path))
-                    throw new Cli.UsageException($"data.path '{c.Data.Path}' does not exist (dataset {c.Data.Dataset}); see data/README.md");
+                    throw new Cli.UsageException($"data.path = {c.Data.Path}: folder does not exist (dataset {c.Data.Dataset}; see data/README.md)");
                 return DatasetSpec.Open(c.Data.Dataset + ":" + c.Data.Path, split, c.Tasks, policy);
             }
             default:
