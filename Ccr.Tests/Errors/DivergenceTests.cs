@@ -47,6 +47,7 @@ public class DivergenceTests(TrainedRun trained) : IClassFixture<TrainedRun>, ID
             "became non-finite at step 5", "the weights in memory are those after step 4", Path.Combine(run, "last.ckpt") + " (step 4)");
         Assert.Equal(good, File.ReadAllBytes(Path.Combine(run, "last.ckpt")));
         CheckpointsAreFinite(run);
+        Assert.True(File.Exists(Path.Combine(run, "plots", "losses.png")), "the plots were not drawn after the stop");
         // the good checkpoint is still usable
         Assert.Equal(0, Cli.Run("eval", "--checkpoint", Path.Combine(run, "last.ckpt"), "--out", _tmp.Dir("ev")).Code);
         Assert.DoesNotContain("\n", line);

@@ -118,7 +118,7 @@ public static class TrainCommand
         }
         if (outcome == TrainOutcome.Stopped)
         {
-            Console.Error.WriteLine($"stopped by {trainer.StopReason} at step {trainer.Step} of {session.TotalSteps}: wrote {trainer.LastCkpt}; " +
+            Console.Error.WriteLine($"stopped by {trainer.StopReason} after {trainer.Step} of {session.TotalSteps} steps: wrote {trainer.LastCkpt}; " +
                 $"continue with: Ccr.Train train --out {dir} --resume");
             return StopExitCode(trainer.StopReason);
         }
