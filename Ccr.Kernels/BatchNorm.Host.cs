@@ -96,8 +96,8 @@ public static partial class BatchNorm
 
     // ---------------------------------------------------------------- SIMD helpers
 
-    /// <summary>y = act(a * x + b + r); r empty: no add. act(v) = v &gt; 0 ? v : 0 (NaN to 0, as the
-    /// GPU kernel) when <paramref name="relu"/>.</summary>
+    /// <summary>y = act(a * x + b + r); r empty: no add. act(v) = v &lt;= 0 ? 0 : v (NaN passes, as
+    /// torch.relu and the GPU kernel) when <paramref name="relu"/>.</summary>
     static void AffineAct(Span<float> y, ReadOnlySpan<float> x, ReadOnlySpan<float> r, float a, float b, bool relu)
     {
         bool hasR = !r.IsEmpty;
@@ -109,14 +109,14 @@ public static partial class BatchNorm
         {
             var v = xv[i] * va + vb;
             if (hasR) v += rv[i];
-            if (relu) v = Vector.ConditionalSelect(Vector.GreaterThan(v, Vector<float>.Zero), v, Vector<float>.Zero);
+            if (relu) v = Vector.ConditionalSelect(Vector.LessThanOrEqual(v, Vector<float>.Zero), Vector<float>.Zero, v);
             yv[i] = v;
         }
         for (int i = xv.Length * Vector<float>.Count; i < x.Length; i++)
         {
             float v = x[i] * a + b;
             if (hasR) v += r[i];
-            y[i] = relu && !(v > 0f) ? 0f : v;
+            y[i] = relu && v <= 0f ? 0f : v;
         }
     }
 
@@ -139,7 +139,7 @@ public static partial class BatchNorm
             int end = Math.Min(xv.Length, start + 4096 / w);
             for (int i = start; i < end; i++)
             {
-                var g = mask ? Vector.ConditionalSelect(Vector.GreaterThan(yv[i], Vector<float>.Zero), gv[i], Vector<float>.Zero) : gv[i];
+                var g = mask ? Vector.ConditionalSelect(Vector.LessThanOrEqual(yv[i], Vector<float>.Zero), Vector<float>.Zero, gv[i]) : gv[i];
                 if (write) ov[i] = g;
                 a += g;
                 b += g * (xv[i] - vm);
@@ -148,7 +148,7 @@ public static partial class BatchNorm
         }
         for (int i = xv.Length * w; i < x.Length; i++)
         {
-            float g = mask && !(y[i] > 0f) ? 0f : dy[i];
+            float g = mask && y[i] <= 0f ? 0f : dy[i];
             if (write) dz[i] = g;
             ta += g; tb += g * (double)(x[i] - m);
         }
@@ -166,11 +166,11 @@ public static partial class BatchNorm
         Vector<float> va = new(a), vb = new(bx), vc = new(c0);
         for (int i = 0; i < xv.Length; i++)
         {
-            var g = mask ? Vector.ConditionalSelect(Vector.GreaterThan(yv[i], Vector<float>.Zero), gv[i], Vector<float>.Zero) : gv[i];
+            var g = mask ? Vector.ConditionalSelect(Vector.LessThanOrEqual(yv[i], Vector<float>.Zero), Vector<float>.Zero, gv[i]) : gv[i];
             ov[i] = g * va + xv[i] * vb + vc;
         }
         for (int i = xv.Length * Vector<float>.Count; i < x.Length; i++)
-            dx[i] = (mask && !(y[i] > 0f) ? 0f : dy[i]) * a + x[i] * bx + c0;
+            dx[i] = (mask && y[i] <= 0f ? 0f : dy[i]) * a + x[i] * bx + c0;
     }
 
     /// <summary>sum (x - m)^2, float lanes per 4096-chunk, chunks summed in double.</summary>

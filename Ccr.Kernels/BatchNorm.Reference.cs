@@ -82,7 +82,7 @@ public static partial class BatchNorm
                     {
                         int k = (b * c + ch) * hw + i;
                         double v = (x[k] - mean[ch]) * invstd[ch] * weight[ch] + bias[ch] + (residual?[k] ?? 0);
-                        y[k] = relu && !(v > 0) ? 0 : v;
+                        y[k] = relu && v <= 0 ? 0 : v;
                     }
             return y;
         }
@@ -93,7 +93,7 @@ public static partial class BatchNorm
             // dz: the gradient at the output of the residual add (the ReLU's mask applied).
             var y = Apply(x, mean, invstd, weight, bias, residual, relu, n, c, hw);
             var dz = new double[dy.Length];
-            for (int k = 0; k < dy.Length; k++) dz[k] = relu && !(y[k] > 0) ? 0 : dy[k];
+            for (int k = 0; k < dy.Length; k++) dz[k] = relu && y[k] <= 0 ? 0 : dy[k];
             var dx = new double[x.Length]; var dw = new double[c]; var db = new double[c];
             int m = n * hw;
             for (int ch = 0; ch < c; ch++)

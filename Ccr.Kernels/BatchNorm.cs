@@ -83,7 +83,7 @@ public static partial class BatchNorm
         return new Float2(mu, BlockReduce.Sum(acc));
     }
 
-    static float Act(float v, int relu) => relu != 0 && !(v > 0f) ? 0f : v;
+    static float Act(float v, int relu) => relu != 0 && v <= 0f ? 0f : v; // NaN passes, as torch.relu
 
     // Forward pass: group (channel, part) gets its channel's statistics (combined from the
     // partials in training, the running ones in eval), then y = act(x * scale + shift + residual)
@@ -139,8 +139,8 @@ public static partial class BatchNorm
         }
     }
 
-    static float Dz(ArrayView<float> dy, ArrayView<float> y, long k, int relu) => relu != 0 && !(y[k] > 0f) ? 0f : dy[k];
-    static float Masked(float g, float y) => y > 0f ? g : 0f;
+    static float Dz(ArrayView<float> dy, ArrayView<float> y, long k, int relu) => relu != 0 && y[k] <= 0f ? 0f : dy[k];
+    static float Masked(float g, float y) => y <= 0f ? 0f : g;
 
     // Backward reduction pass: group (channel, part) writes sum dz and sum dz * (x - mean) over its
     // range; with a residual it also writes dresidual = dz.   partials (2 * groups)

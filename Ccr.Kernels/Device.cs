@@ -52,8 +52,10 @@ public sealed class Device : IDisposable
     }
 
     /// <summary>The device chosen by <c>CCR_DEVICE</c> (or <paramref name="choice"/>): "cuda", "cpu",
-    /// or automatic. Prints which device it uses when <paramref name="verbose"/>.</summary>
-    public static Device Create(string? choice = null, bool verbose = true)
+    /// or automatic. Prints which device it uses when <paramref name="verbose"/>. With several
+    /// CUDA devices, <paramref name="cudaOrdinal"/> (modulo their count) picks one: a data-parallel
+    /// rank passes its local rank, so each process of a machine gets its own GPU.</summary>
+    public static Device Create(string? choice = null, bool verbose = true, int cudaOrdinal = 0)
     {
         choice ??= Environment.GetEnvironmentVariable("CCR_DEVICE");
         choice = string.IsNullOrWhiteSpace(choice) ? "auto" : choice.Trim().ToLowerInvariant();
@@ -65,7 +67,7 @@ public sealed class Device : IDisposable
             var ctx = Context.Create(b => b.Cuda().EnableAlgorithms().Optimize(OptimizationLevel.O2));
             var cuda = ctx.GetCudaDevices();
             if (cuda.Count > 0)
-                d = new Device(ctx, cuda[0].CreateAccelerator(ctx), KernelVariant.Cuda);
+                d = new Device(ctx, cuda[Math.Abs(cudaOrdinal) % cuda.Count].CreateAccelerator(ctx), KernelVariant.Cuda);
             else
             {
                 ctx.Dispose();

@@ -29,7 +29,7 @@ public static partial class Elementwise
 
     // y = a (op) b with op 0: +, 1: -, 2: *, 3: relu(a + b)
     static float Op(float a, float b, int op) =>
-        op == 0 ? a + b : op == 1 ? a - b : op == 2 ? a * b : (a + b > 0f ? a + b : 0f);
+        op == 0 ? a + b : op == 1 ? a - b : op == 2 ? a * b : (a + b <= 0f ? 0f : a + b);
 
     static void BinaryKernel(ArrayView<float> y, ArrayView<float> a, ArrayView<float> b, int op)
     {
@@ -67,7 +67,7 @@ public static partial class Elementwise
         for (; i < n; i += st) y[i] = alpha * x[i] + beta * y[i];
     }
 
-    static float Relu1(float v) => v > 0f ? v : 0f;
+    static float Relu1(float v) => v <= 0f ? 0f : v; // NaN passes, as torch.relu
 
     static void ReluKernel(ArrayView<float> y, ArrayView<float> x)
     {
@@ -81,7 +81,7 @@ public static partial class Elementwise
     }
 
     // dx = dy where the forward output was positive (y > 0 <=> x > 0), else 0
-    static float Mask(float g, float y) => y > 0f ? g : 0f;
+    static float Mask(float g, float y) => y <= 0f ? 0f : g; // torch's threshold_backward: NaN passes
 
     static void ReluBackwardKernel(ArrayView<float> dx, ArrayView<float> dy, ArrayView<float> y)
     {
@@ -132,7 +132,7 @@ public static partial class Elementwise
     public static void Sub(Device d, Buf<float> y, Buf<float> a, Buf<float> b) => Binary(d, "Sub", y, a, b, 1);
     /// <summary>y = a * b.</summary>
     public static void Mul(Device d, Buf<float> y, Buf<float> a, Buf<float> b) => Binary(d, "Mul", y, a, b, 2);
-    /// <summary>y = max(a + b, 0) in one pass (a residual add followed by ReLU). NaN maps to 0.</summary>
+    /// <summary>y = max(a + b, 0) in one pass (a residual add followed by ReLU). NaN passes, as in torch.relu.</summary>
     public static void AddRelu(Device d, Buf<float> y, Buf<float> a, Buf<float> b) => Binary(d, "AddRelu", y, a, b, 3);
 
     static void Binary(Device d, string op, Buf<float> y, Buf<float> a, Buf<float> b, int which)
@@ -196,7 +196,7 @@ public static partial class Elementwise
 
     // ---------------------------------------------------------------- host SIMD helpers
 
-    /// <summary>y = max(a + b, 0) (b empty: max(a, 0)); NaN to 0 as the kernels (v &gt; 0 ? v : 0).</summary>
+    /// <summary>y = max(a + b, 0) (b empty: max(a, 0)); NaN passes as in torch.relu (v &lt;= 0 ? 0 : v).</summary>
     static void HostAddRelu(Span<float> y, ReadOnlySpan<float> a, ReadOnlySpan<float> b)
     {
         bool add = !b.IsEmpty;
@@ -206,23 +206,23 @@ public static partial class Elementwise
         for (int i = 0; i < av.Length; i++)
         {
             var v = add ? av[i] + bv[i] : av[i];
-            yv[i] = Vector.ConditionalSelect(Vector.GreaterThan(v, Vector<float>.Zero), v, Vector<float>.Zero);
+            yv[i] = Vector.ConditionalSelect(Vector.LessThanOrEqual(v, Vector<float>.Zero), Vector<float>.Zero, v);
         }
         for (int i = av.Length * Vector<float>.Count; i < a.Length; i++)
         {
             float v = add ? a[i] + b[i] : a[i];
-            y[i] = v > 0f ? v : 0f;
+            y[i] = v <= 0f ? 0f : v;
         }
     }
 
-    /// <summary>dx = y &gt; 0 ? dy : 0.</summary>
+    /// <summary>dx = y &lt;= 0 ? 0 : dy (NaN passes, as torch's threshold_backward).</summary>
     static void HostMask(Span<float> dx, ReadOnlySpan<float> dy, ReadOnlySpan<float> y)
     {
         var ov = MemoryMarshal.Cast<float, Vector<float>>(dx);
         var gv = MemoryMarshal.Cast<float, Vector<float>>(dy);
         var yv = MemoryMarshal.Cast<float, Vector<float>>(y);
         for (int i = 0; i < ov.Length; i++)
-            ov[i] = Vector.ConditionalSelect(Vector.GreaterThan(yv[i], Vector<float>.Zero), gv[i], Vector<float>.Zero);
-        for (int i = ov.Length * Vector<float>.Count; i < dx.Length; i++) dx[i] = y[i] > 0f ? dy[i] : 0f;
+            ov[i] = Vector.ConditionalSelect(Vector.LessThanOrEqual(yv[i], Vector<float>.Zero), Vector<float>.Zero, gv[i]);
+        for (int i = ov.Length * Vector<float>.Count; i < dx.Length; i++) dx[i] = y[i] <= 0f ? 0f : dy[i];
     }
 }

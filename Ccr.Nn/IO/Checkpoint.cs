@@ -16,6 +16,9 @@ public sealed class TrainingState
     public string Config { get; set; } = "";
     public IReadOnlyDictionary<string, Tensor> OptimizerTensors { get; set; } = new Dictionary<string, Tensor>();
     public IReadOnlyDictionary<string, double> OptimizerScalars { get; set; } = new Dictionary<string, double>();
+    /// <summary>Further metadata by name, saved as "extra.&lt;name&gt;" (the data-parallel layout:
+    /// rank count, global batch, each rank's sampling RNG).</summary>
+    public IReadOnlyDictionary<string, string> Extra { get; set; } = new Dictionary<string, string>();
 
     public Rng RestoreRng() => new(RngState, RngInc, raw: true);
 }
@@ -37,7 +40,7 @@ public sealed class CheckpointException(string message, Exception? inner = null)
 public static class Checkpoint
 {
     public const string Format = "ccr-checkpoint";
-    const string ModelPrefix = "model.", OptimPrefix = "optim.", ScalarPrefix = "optim_scalar.";
+    const string ModelPrefix = "model.", OptimPrefix = "optim.", ScalarPrefix = "optim_scalar.", ExtraPrefix = "extra.";
     const string TempMarker = ".tmp-";
 
     /// <param name="wrapStream">Wraps the file stream (tests inject a failing stream to simulate a crash).</param>
@@ -65,6 +68,7 @@ public static class Checkpoint
             ["config"] = state.Config,
         };
         foreach (var (k, v) in state.OptimizerScalars) meta[ScalarPrefix + k] = v.ToString("R", CultureInfo.InvariantCulture);
+        foreach (var (k, v) in state.Extra) meta[ExtraPrefix + k] = v;
 
         string full = Path.GetFullPath(path);
         string tmp = full + TempMarker + Environment.ProcessId;
@@ -212,6 +216,8 @@ public static class Checkpoint
                 Config = Meta(file, "config"),
                 OptimizerScalars = file.Metadata.Where(kv => kv.Key.StartsWith(ScalarPrefix, StringComparison.Ordinal))
                     .ToDictionary(kv => kv.Key[ScalarPrefix.Length..], kv => double.Parse(kv.Value, CultureInfo.InvariantCulture)),
+                Extra = file.Metadata.Where(kv => kv.Key.StartsWith(ExtraPrefix, StringComparison.Ordinal))
+                    .ToDictionary(kv => kv.Key[ExtraPrefix.Length..], kv => kv.Value),
             };
         }
         catch (Exception e) when (e is FormatException or OverflowException)

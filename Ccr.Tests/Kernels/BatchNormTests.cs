@@ -255,6 +255,27 @@ public class BatchNormTests
         Tol.Close(Ref.ForwardEval(Rand.D(k.X), [1, 1, 1], [0, 0, 0], e2.RunningMean, e2.RunningVar, 2, 3, 20, Eps), yEval, 1e-5, 1e-4, "module eval y");
     }
 
+    /// <summary>As torch.relu, the fused ReLU lets NaN through (a NaN must not turn into a finite
+    /// activation that hides a diverged layer), and its backward passes the gradient at a NaN.</summary>
+    [Theory]
+    [MemberData(nameof(Devices.Both), MemberType = typeof(Devices))]
+    public void FusedReluPropagatesNaNAsPyTorch(string dev)
+    {
+        var d = Devices.Get(dev);
+        using var scope = new TensorScope();
+        // eval mode, identity statistics: y = relu(x + r)
+        var x = Tensor.FromArray(d, [-1f, float.NaN, 2f, 0.5f], 1, 1, 2, 2);
+        var r = Tensor.FromArray(d, [0f, 0f, -3f, float.NaN], 1, 1, 2, 2);
+        var one = Tensor.FromArray(d, [1f], 1); var zero = Tensor.FromArray(d, [0f], 1);
+        var y = Tensor.Empty(d, 1, 1, 2, 2);
+        var mean = Tensor.Empty(d, 1); var inv = Tensor.Empty(d, 1);
+        BatchNorm.Forward(d, y.Data, mean.Data, inv.Data, zero.Data, one.Data, x.Data, r.Data, one.Data, zero.Data, 1, 1, 4,
+                          training: false, (float)Momentum, 0f, relu: true);
+        var got = y.ToArray();
+        Assert.Equal(0f, got[0]);
+        Assert.True(float.IsNaN(got[1]) && got[2] == 0f && float.IsNaN(got[3]), $"y = [{string.Join(", ", got)}]");
+    }
+
     [Fact]
     public void BadShapesAreRejectedBeforeLaunch()
     {

@@ -45,7 +45,9 @@ public class ElementwiseTests
         using var dx = Tensor.Empty(d, x.Length);
         Elementwise.Relu(d, y.Data, tx.Data);
         Elementwise.ReluBackward(d, dx.Data, tdy.Data, y.Data);
-        Assert.Equal(new[] { 0f, 0f, 2f, 0f, float.PositiveInfinity, 0f, 3.5f }, y.ToArray());
+        // torch.relu([-1, 0, 2, nan, inf, -inf]) = [0, 0, 2, nan, inf, 0]; its backward passes the NaN's gradient
+        Assert.Equal(new[] { 0f, 0f, 2f, float.NaN, float.PositiveInfinity, 0f, 3.5f }, y.ToArray());
+        Assert.Equal(new[] { 0f, 0f, 3f, 4f, 5f, 0f, 7f }, dx.ToArray());
         Tol.Close(Elementwise.Reference.ReluBackward(Rand.D(dy), Rand.D(x)), dx.ToArray(), 0, 0, "relu backward");
     }
 
@@ -62,7 +64,7 @@ public class ElementwiseTests
         using var y = Tensor.Empty(d, a.Length);
         Elementwise.AddRelu(d, y.Data, ta.Data, tb.Data);
         var got = y.ToArray();
-        Assert.Equal(new[] { 0f, 0f, 0f, float.PositiveInfinity, 0f, 0f }, got[..6]); // NaN -> 0, as ReLU
+        Assert.Equal(new[] { 0f, 0f, float.NaN, float.PositiveInfinity, 0f, 0f }, got[..6]); // as torch.relu(a + b): NaN passes
         Tol.Close(Elementwise.Reference.AddRelu(Rand.D(a), Rand.D(b))[6..], got[6..], 1e-7, 1e-6, "add_relu");
     }
 

@@ -22,6 +22,8 @@ public static class ExitCodes
     public const int BadCheckpoint = 5;
     /// <summary>A file could not be written or read: full disk, no permission, read-only file system.</summary>
     public const int IoError = 6;
+    /// <summary>A data-parallel run failed between ranks: a collective timed out, the ranks' parameters differ.</summary>
+    public const int DistributedFailure = 7;
     /// <summary>A bug: printed with its stack trace (EX_SOFTWARE).</summary>
     public const int InternalError = 70;
     /// <summary>Stopped by Ctrl-C (128 + SIGINT) after writing last.ckpt.</summary>
@@ -42,6 +44,9 @@ public static class Entry
         string command = args.Length == 0 ? "demo" : args[0];
         try
         {
+            // [distributed] only train and eval know how to share the work of several ranks
+            if (Distributed.Launcher.UnderMpirun && (args.Length == 0 || args[0] is not ("train" or "eval" or "--help" or "-h" or "help")))
+                throw new UsageException($"under mpirun only 'train' and 'eval' run data-parallel; run '{(args.Length > 0 ? args[0] : "demo")}' as one process");
             if (args.Length == 0) return DemoCommand.Run([]);
             return args[0] switch
             {
@@ -81,6 +86,7 @@ public static class Entry
             CheckpointException or StateDictException => (ExitCodes.BadCheckpoint, $"checkpoint error: {Line(e.Message)}"),
             OutOfMemoryException => (ExitCodes.OutOfMemory, $"out of memory: {Line(e.Message)}"),
             IOException or UnauthorizedAccessException => (ExitCodes.IoError, $"I/O error: {Line(e.Message)}"),
+            Nn.Distributed.DistributedException => (ExitCodes.DistributedFailure, Line(e.Message)),
             InvalidDataException => (ExitCodes.DataError, $"data error: {Line(e.Message)}"),
             _ => (ExitCodes.InternalError, $"internal error (a bug; please report it with this trace): {e}"),
         };
@@ -102,7 +108,7 @@ public static class Entry
               model          print a model's stages, parameter count and GFLOP
 
             Every command takes --help. Exit codes: 0 done, 1 data error, 2 usage or config error,
-            3 out of memory, 4 training diverged, 5 unusable checkpoint, 6 I/O error (e.g. full disk),
+            3 out of memory, 4 training diverged, 5 unusable checkpoint, 6 I/O error (e.g. full disk), 7 a data-parallel run failed,
             130 / 143 stopped by Ctrl-C / SIGTERM (last.ckpt written), 70 internal error. See docs/ERRORS.md.
             """);
         return 0;

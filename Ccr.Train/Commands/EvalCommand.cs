@@ -3,6 +3,7 @@ using Ccr.Nn.IO;
 using Ccr.Train.Cli;
 using Ccr.Train.Config;
 using Ccr.Train.Data;
+using Ccr.Train.Distributed;
 using Ccr.Train.Models;
 using Ccr.Train.Training;
 
@@ -39,26 +40,34 @@ public static class EvalCommand
         string ckpt = a.Get("checkpoint") ?? throw new UsageException("eval: --checkpoint FILE is required");
         int? limit = a.GetInt("limit");
         if (limit is < 1) throw new UsageException($"eval: --limit must be at least 1, got {limit}");
-        using var loaded = LoadedModel.Open(ckpt, a);
+        // [distributed] under mpirun every rank scores its shard and rank 0 writes eval.json
+        var dist = Launcher.Start(new DistributedConfig().TimeoutS);
+        return Launcher.Run(dist, () => Evaluate(a, ckpt, limit, dist));
+    }
+
+    static int Evaluate(Args a, string ckpt, int? limit, DistContext dist)
+    {
+        using var loaded = LoadedModel.Open(ckpt, a, dist);
         var cfg = loaded.Config;
         var split = a.Get("split")!;
         if (split != cfg.Data.ValSplit && split != cfg.Data.TrainSplit)
             throw new UsageException($"eval: --split must be {cfg.Data.ValSplit} or {cfg.Data.TrainSplit}, got '{split}'");
         var baseline = a.Get("baseline") is string b ? EvalFiles.CheckBaseline(b, cfg.Tasks, "eval: --baseline") : null;
 
-        var data = TrainSession.OpenSplit(cfg, split);
+        var data = dist.PrimaryFirst(() => TrainSession.OpenSplit(cfg, split), "the data set"); // rank 0 generates SynthRooms
         string outDir = a.Get("out") ?? Path.GetDirectoryName(Path.GetFullPath(ckpt))!;
         var writer = a.Flag("save-predictions") ? new PredictionWriter(Path.Combine(outDir, "predictions")) : null;
         Dictionary<string, Dictionary<string, double>> metrics;
         try
         {
-            metrics = Evaluator.Run(loaded.Model, loaded.Device, data, cfg.Eval.BatchSize, writer, limit);
+            metrics = Evaluator.Run(loaded.Model, loaded.Device, data, cfg.Eval.BatchSize, writer, limit, dist);
         }
         catch (OutOfMemoryException e)
         {
             throw new OutOfMemoryException($"{e.Message} (evaluating batches of {cfg.Eval.BatchSize} at full resolution); " +
                 (cfg.Eval.BatchSize > 1 ? $"try --set eval.batch_size={Math.Max(1, cfg.Eval.BatchSize / 2)}" : "try --device cpu"), e);
         }
+        if (!dist.IsPrimary) return 0;
         double? dm = baseline != null ? Metrics.DeltaM.Compute(metrics, baseline) : null;
         Directory.CreateDirectory(outDir);
         RunLog.WriteEval(Path.Combine(outDir, "eval.json"), metrics, dm);
@@ -81,8 +90,10 @@ public sealed class LoadedModel : IDisposable
     public required MultiTaskModel Model { get; init; }
     public required TrainingState State { get; init; }
 
-    public static LoadedModel Open(string ckpt, Args a)
+    /// <param name="dist">[distributed] the ranks of an eval under mpirun: each opens its local device.</param>
+    public static LoadedModel Open(string ckpt, Args a, DistContext? dist = null)
     {
+        dist ??= DistContext.Single;
         var sets = a.All("set").ToList();
         if (a.Get("device") is string dev) sets.Add("device=" + dev);
         TrainConfig cfg;
@@ -94,13 +105,13 @@ public sealed class LoadedModel : IDisposable
             cfg = ConfigLoader.FromText(yaml, $"{ckpt} (its saved config)", sets);
         }
         var precision = TrainCommand.Precision(cfg);
-        var device = CommandDevice.Open(cfg.Device);
+        var device = CommandDevice.Open(cfg.Device, verbose: dist.IsPrimary, cudaOrdinal: dist.LocalRank);
         device.Precision = precision;
         MultiTaskModel? model = null;
         try
         {
             model = TrainSession.BuildModel(cfg, device, DatasetInfo.ByName(cfg.Data.Dataset), new Nn.Rng((ulong)cfg.Seed, 1));
-            var state = Checkpoint.LoadWeights(ckpt, model, "model.");  // the TrainModule's "model" child
+            var state = Checkpoint.LoadWeights(ckpt, model, "model.");  // the TrainModule's "model" child; every rank reads it
             model.Eval();
             return new LoadedModel { Config = cfg, Device = device, Model = model, State = state };
         }

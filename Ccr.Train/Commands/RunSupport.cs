@@ -10,10 +10,10 @@ namespace Ccr.Train.Commands;
 /// error, and <c>CCR_MEMORY_LIMIT_MB</c> caps the memory the buffer pool may take.</summary>
 public static class CommandDevice
 {
-    public static Device Open(string? choice, bool verbose = true)
+    public static Device Open(string? choice, bool verbose = true, int cudaOrdinal = 0)
     {
         Device d;
-        try { d = Device.Create(choice, verbose); }
+        try { d = Device.Create(choice, verbose, cudaOrdinal); }
         catch (Exception e) when (e is ArgumentException or InvalidOperationException)
         {
             throw new UsageException($"device: {e.Message}");

@@ -1,6 +1,7 @@
 using Ccr.Kernels;
 using Ccr.Train.Cli;
 using Ccr.Train.Config;
+using Ccr.Train.Distributed;
 using Ccr.Train.Models;
 using Ccr.Train.Training;
 
@@ -32,14 +33,22 @@ public static class TrainCommand
             return 0;
         }
         bool resume = a.Flag("resume");
+        TrainConfig cfg;
+        string dir;
         if (resume)
         {
-            string dir = a.Get("out") ?? (a.Get("config") != null ? Path.Combine("runs", LoadConfig(a).Name)
+            dir = a.Get("out") ?? (a.Get("config") != null ? Path.Combine("runs", LoadConfig(a).Name)
                 : throw new UsageException("train --resume: name the run folder with --out DIR"));
-            return TrainAndReport(ResumeConfig(a, dir), dir, resume: true);
+            cfg = ResumeConfig(a, dir);
         }
-        var cfg = LoadConfig(a);
-        return TrainAndReport(cfg, a.Get("out") ?? Path.Combine("runs", cfg.Name), resume: false);
+        else
+        {
+            cfg = LoadConfig(a);
+            dir = a.Get("out") ?? Path.Combine("runs", cfg.Name);
+        }
+        // [distributed] under mpirun: one rank per process; a failing rank stops the job with its reason
+        var dist = Launcher.Start(cfg.Distributed.TimeoutS);
+        return Launcher.Run(dist, () => TrainAndReport(cfg, dir, resume, dist: dist));
     }
 
     /// <summary>The config from --config (else <paramref name="fallback"/>, else the defaults), then
@@ -86,25 +95,30 @@ public static class TrainCommand
     /// when resuming, the checkpoint. Returns 0, or 130 / 143 when stopped by Ctrl-C / SIGTERM
     /// (last.ckpt written); errors are exceptions (see <see cref="Entry"/>).
     /// </summary>
-    public static int TrainAndReport(TrainConfig cfg, string dir, bool resume, bool printTable = true)
+    public static int TrainAndReport(TrainConfig cfg, string dir, bool resume, bool printTable = true, DistContext? dist = null)
     {
+        dist ??= DistContext.Single;
         if (!resume) RunFolder.RefuseExisting(dir, "train");
         if (!string.IsNullOrEmpty(cfg.Eval.Baseline)) EvalFiles.CheckBaseline(cfg.Eval.Baseline, cfg.Tasks, "eval.baseline");
         var precision = Precision(cfg);
-        string? weights = PretrainedWeights.Resolve(cfg.Model);  // a missing file stops here, before anything starts
-        using var device = CommandDevice.Open(cfg.Device);
+        // a missing file stops here, before anything starts; [distributed] rank 0 loads it and sends it
+        string? weights = dist.IsPrimary ? PretrainedWeights.Resolve(cfg.Model) : null;
+        using var device = CommandDevice.Open(cfg.Device, verbose: dist.IsPrimary, cudaOrdinal: dist.LocalRank);
         device.Precision = precision;
-        using var session = new TrainSession(cfg, device);
-        Console.WriteLine(weights != null ? PretrainedWeights.Load(session.Model.Backbone, weights)
-            : $"pretrained backbone: none (model.pretrained={(cfg.Model.Pretrained.Length == 0 ? "\"\"" : cfg.Model.Pretrained)}), training from scratch");
-        Console.WriteLine($"model: {cfg.Model.Backbone} + {cfg.Model.Head} heads, {session.Model.ParameterCount():N0} parameters" +
+        using var session = new TrainSession(cfg, device, dist: dist);
+        if (dist.IsPrimary)
+            Console.WriteLine(weights != null ? PretrainedWeights.Load(session.Model.Backbone, weights)
+                : $"pretrained backbone: none (model.pretrained={(cfg.Model.Pretrained.Length == 0 ? "\"\"" : cfg.Model.Pretrained)}), training from scratch");
+        DistributedTraining.ShareParameters(session); // [distributed] rank 0's (pretrained) weights on every rank
+        if (dist.IsPrimary) Console.WriteLine($"model: {cfg.Model.Backbone} + {cfg.Model.Head} heads, {session.Model.ParameterCount():N0} parameters" +
                           (session.Ccr != null ? $", CCR with {session.Ccr.ProjectorCount} projector(s)" : ", no CCR"));
-        Console.WriteLine($"data: {cfg.Data.Dataset} ({session.TrainSet.Count} train / {session.ValSet.Count} val), " +
+        if (dist.IsPrimary) Console.WriteLine($"data: {cfg.Data.Dataset} ({session.TrainSet.Count} train / {session.ValSet.Count} val), " +
                           $"{session.Loader.BatchesPerEpoch} steps per epoch, {session.TotalSteps} steps; run folder {dir}");
         var trainer = new Trainer(session, dir);
         if (resume) trainer.Resume();
         TrainOutcome outcome;
-        using (new StopSignals(trainer))
+        // Ctrl-C / SIGTERM stop after the current step; [distributed] under mpirun a signal stops the whole job
+        using (dist.IsDistributed ? null : new StopSignals(trainer))
         {
             try
             {
@@ -122,7 +136,7 @@ public static class TrainCommand
                 $"continue with: Ccr.Train train --out {dir} --resume");
             return StopExitCode(trainer.StopReason);
         }
-        if (printTable && trainer.LastEval != null)
+        if (printTable && trainer.LastEval != null && dist.IsPrimary)
             ResultsTable.Print(trainer.LastEval, dir, ChanceLevels.Compute(session.ValSet, cfg.Tasks));
         return ExitCodes.Ok;
     }

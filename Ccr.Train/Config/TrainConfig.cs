@@ -23,6 +23,8 @@ public sealed class TrainConfig
     };
     public CcrSettings Ccr { get; set; } = new();
     public EvalConfig Eval { get; set; } = new();
+    /// <summary>[distributed] Data-parallel settings, used under mpirun.</summary>
+    public DistributedConfig Distributed { get; set; } = new();
 }
 
 public sealed class DataConfig

@@ -52,12 +52,16 @@ public sealed class TrainSession : IDisposable
     /// <summary>The loss terms the guard checks, in order: each task, "ccr" (when on), "total".</summary>
     public IReadOnlyList<string> LossTermNames { get; }
 
-    public TrainSession(TrainConfig c, Device device)
+    /// <summary>[distributed] The ranks this session trains with (one process: DistContext.Single).</summary>
+    public Distributed.DistContext Dist { get; }
+
+    public TrainSession(TrainConfig c, Device device, Distributed.DistContext? dist = null)
     {
         Config = c;
         Device = device;
+        Dist = dist ?? Distributed.DistContext.Single;
         foreach (var t in c.Tasks) TaskNames.Validate(t);
-        (TrainSet, ValSet) = OpenData(c);
+        (TrainSet, ValSet) = Dist.PrimaryFirst(() => OpenData(c), "the data set"); // [distributed] rank 0 generates SynthRooms
         Info = TrainSet.Info;
         var rng = new global::Ccr.Nn.Rng((ulong)c.Seed, 1);
         Model = BuildModel(c, device, Info, rng);
@@ -85,10 +89,13 @@ public sealed class TrainSession : IDisposable
             Seed = (ulong)c.Seed,
             Workers = Math.Max(1, c.Data.Workers),
             Policy = c.Data.SkipBad ? BadSamplePolicy.Skip : BadSamplePolicy.Stop,
+            ShardRank = Dist.Rank, // [distributed] this rank's share of every epoch
+            ShardCount = Dist.Size,
             Augment = c.Data.Augment ? new AugmentOptions { CropHeight = c.Data.CropHeight, CropWidth = c.Data.CropWidth } : null,
         });
         if (Loader.BatchesPerEpoch == 0)
-            throw new Cli.UsageException($"train.batch_size = {c.Train.BatchSize}: the training set has only {TrainSet.Count} samples, fewer than one batch");
+            throw new Cli.UsageException($"train.batch_size = {c.Train.BatchSize}: the training set has only {TrainSet.Count} samples, fewer than one batch" +
+                (Dist.Size > 1 ? $" per rank ({Loader.SamplesPerEpoch} samples for each of {Dist.Size} ranks)" : ""));
         long perEpoch = Loader.BatchesPerEpoch;
         TotalSteps = c.Train.MaxSteps > 0 ? Math.Min(c.Train.MaxSteps, perEpoch * c.Train.Epochs) : perEpoch * c.Train.Epochs;
         long warmup = (long)Math.Round(c.Train.WarmupEpochs * perEpoch);
@@ -109,6 +116,7 @@ public sealed class TrainSession : IDisposable
         LossTermNames = [.. c.Tasks, .. Ccr != null ? new[] { "ccr" } : [], "total"];
         Guard = new FiniteGuard(device, LossTermNames.Count);
         Optimizer.Guard = Guard;
+        Distributed.DistributedTraining.Attach(this); // [distributed] rank 0's weights everywhere, sync BN, gradient reducer
     }
 
     /// <summary>

@@ -26,10 +26,9 @@ public enum TrainOutcome { Completed, Stopped }
 /// and term. <see cref="Checkpoint.Save"/> refuses non-finite values (batch-norm running statistics
 /// can overflow while the loss stays finite), so no checkpoint ever holds one.
 /// Nothing is written to the run folder before <see cref="Run"/> (a failed <see cref="Resume"/>
-/// leaves it as it was). Hooks for data-parallel training: gradients are complete right after
-/// <c>total.Backward()</c> in <see cref="TrainStep"/> (all-reduce them there, before the guard
-/// checks them); every file write goes through <see cref="SaveCheckpoint"/>, <see cref="RunLog"/>,
-/// <see cref="Evaluate"/> and <see cref="Finish"/>.
+/// leaves it as it was). [distributed] The guard checks the gradients after their all-reduce (the
+/// same on every rank) and this rank's loss terms; a rank that trips stops the whole job at its
+/// next check, before any checkpoint. Only rank 0 writes files and prints.
 /// </remarks>
 public sealed class Trainer
 {
@@ -37,9 +36,11 @@ public sealed class Trainer
     readonly RunLog _log;
     readonly string _dir;
     readonly Action<string>? _printer;
+    readonly bool _primary; // [distributed] only rank 0 writes files and prints
     Reporting.TrainingProgress? _progress;
     volatile string? _stopReason;
     bool _resumed;
+    long _truncateAt;
     long? _lastCkptStep;
 
     public long Step { get; private set; }
@@ -62,8 +63,9 @@ public sealed class Trainer
     {
         _s = session;
         _dir = runDir;
+        _primary = session.Dist.IsPrimary;
         _log = new RunLog(runDir);
-        _printer = print;
+        _printer = _primary ? print : _ => { };
     }
 
     void Say(string text)
@@ -80,6 +82,13 @@ public sealed class Trainer
     /// changes nothing) when it is missing, damaged or of another model.</summary>
     public void Resume()
     {
+        // [distributed] rank 0 reads the checkpoint and sends it to the other ranks
+        if (!_primary)
+        {
+            (Step, BestMetric) = Distributed.DistributedTraining.ShareResume(_s, null, 0, double.NaN, Say);
+            _resumed = true;
+            return;
+        }
         if (!File.Exists(LastCkpt)) throw new Cli.UsageException($"--resume: no {LastCkpt} to resume from");
         var opt = _s.Optimizer;
         var state = Checkpoint.Load(LastCkpt, _s.Root, opt.StateTensors().ToDictionary(t => t.Name, t => t.Value));
@@ -88,8 +97,10 @@ public sealed class Trainer
         BestMetric = state.BestMetric;
         if (_s.Ccr != null) _s.Ccr.SamplingRng = state.RestoreRng();
         _resumed = true;
+        _truncateAt = state.Step;
         _lastCkptStep = state.Step;
         Say($"resumed from {LastCkpt} at step {Step} (epoch {state.Epoch})");
+        (Step, BestMetric) = Distributed.DistributedTraining.ShareResume(_s, state, Step, BestMetric, Say); // [distributed] and another rank count
     }
 
     /// <summary>Trains until the configured epochs (or max_steps) are done or a stop is requested.
@@ -97,12 +108,15 @@ public sealed class Trainer
     /// drawn however the run ends.</summary>
     public TrainOutcome Run()
     {
-        Directory.CreateDirectory(_dir);
-        foreach (var f in Checkpoint.RemoveStaleTemporaries(_dir)) Say($"removed {f}, left by a checkpoint write that was killed");
-        if (_resumed) _log.TruncateAfter(Step);
-        File.WriteAllText(Path.Combine(_dir, "config.yaml"), ConfigLoader.ToYaml(_s.Config));
+        if (_primary)
+        {
+            Directory.CreateDirectory(_dir);
+            foreach (var f in Checkpoint.RemoveStaleTemporaries(_dir)) Say($"removed {f}, left by a checkpoint write that was killed");
+            if (_resumed) _log.TruncateAfter(_truncateAt);
+            File.WriteAllText(Path.Combine(_dir, "config.yaml"), ConfigLoader.ToYaml(_s.Config));
+        }
         _s.Guard.Arm(Step);
-        if (_printer == null) _progress = new Reporting.TrainingProgress();
+        if (_printer == null) _progress = new Reporting.TrainingProgress(live: _s.Dist.IsDistributed ? false : null); // mpirun interleaves redraws
         try
         {
             return Loop();
@@ -127,6 +141,7 @@ public sealed class Trainer
             int startBatch = (int)(Step % perEpoch);
             foreach (var batch in _s.Loader.Epoch(epoch, startBatch))
             {
+                Distributed.DistributedTraining.BeforeStep(_s, Step); // [distributed] test-only fault injection
                 var row = TrainStep(batch, epoch + (double)(Step % perEpoch) / perEpoch, Step % c.Train.LogEvery == 0);
                 Step++;
                 stepsThisRun++;
@@ -136,7 +151,8 @@ public sealed class Trainer
                     double secs = lastLog.Elapsed.TotalSeconds;
                     row["images_per_s"] = secs > 0 ? imagesSinceLog / secs : 0;
                     row["memory_mb"] = _s.Device.Pool.BytesInUse / 1048576.0;
-                    _log.Row(row);
+                    Distributed.DistributedTraining.ReduceRow(_s, row); // [distributed] mean over ranks, images/s summed
+                    if (_primary) _log.Row(row);
                     double eta = stepsThisRun > 0 ? sw.Elapsed.TotalSeconds / stepsThisRun * (_s.TotalSteps - Step) : 0;
                     if (_progress != null) _progress.Update(Step, _s.TotalSteps, epoch + 1, row, eta);
                     else Say(Reporting.TrainingProgress.PlainLine(Step, _s.TotalSteps, epoch + 1, row, eta));
@@ -161,7 +177,7 @@ public sealed class Trainer
             }
         }
         EnsureFinite();
-        if (Step >= _s.TotalSteps) WriteDistanceFigure();
+        if (Step >= _s.TotalSteps && _primary) WriteDistanceFigure();
         return TrainOutcome.Completed;
     }
 
@@ -170,6 +186,7 @@ public sealed class Trainer
     {
         _progress?.Dispose();
         _progress = null;
+        if (!_primary) return;
         try
         {
             var plots = Reporting.RunPlots.Write(_dir);
@@ -231,8 +248,8 @@ public sealed class Trainer
             }
             var total = F.WeightedSum(losses, weights);
             _s.Optimizer.ZeroGrad();
-            total.Backward();
-            // the gradients are complete here (a data-parallel all-reduce belongs before the check)
+            Distributed.DistributedTraining.Backward(_s, total); // [distributed] gradients averaged over ranks
+            // the gradients are complete (and all-reduced) here: check them before the update
             _s.Guard.Record([.. losses, total], _s.Arena.Grads);
             _s.Optimizer.Lr = (float)_s.Schedule.At(Step);
             _s.Optimizer.Update(); // skipped on the device when the guard tripped
@@ -316,8 +333,11 @@ public sealed class Trainer
         {
             dm = EvalFiles.DeltaM(metrics, c.Eval.Baseline);
         }
-        RunLog.WriteEval(Path.Combine(_dir, "eval.json"), metrics, dm);
-        RunLog.WriteEval(Path.Combine(_dir, $"eval-epoch{epoch:D3}.json"), metrics, dm);
+        if (_primary)
+        {
+            RunLog.WriteEval(Path.Combine(_dir, "eval.json"), metrics, dm);
+            RunLog.WriteEval(Path.Combine(_dir, $"eval-epoch{epoch:D3}.json"), metrics, dm);
+        }
         LastEval = metrics;
         Say($"eval after epoch {epoch} ({sw.Elapsed.TotalSeconds:F1} s): " + Summary(metrics, dm));
         // best.ckpt by delta_m with a baseline, else by eval.metric (a metric of a trained task, in its own direction)
@@ -353,12 +373,15 @@ public sealed class Trainer
     void SaveCheckpoint(string path, int epoch)
     {
         EnsureFinite();
+        var extra = Distributed.DistributedTraining.CheckpointExtra(_s); // [distributed] collective: rank layout, every rank's RNG
+        if (!_primary) return;
         var opt = _s.Optimizer;
         var rng = _s.Ccr?.SamplingRng ?? new global::Ccr.Nn.Rng(0);
         try
         {
             Checkpoint.Save(path, _s.Root, new TrainingState
             {
+                Extra = extra,
                 Step = Step,
                 Epoch = epoch,
                 RngState = rng.State,
