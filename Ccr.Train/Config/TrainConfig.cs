@@ -15,7 +15,8 @@ public sealed class TrainConfig
     public List<string> Tasks { get; set; } = new() { "semseg", "depth", "normals" };
     public ModelConfig Model { get; set; } = new();
     public OptimConfig Train { get; set; } = new();
-    /// <summary>Per-task loss weights (EVALUATION.md); tasks not listed weigh 1.</summary>
+    /// <summary>Per-task loss weights (EVALUATION.md). A config or --set that gives some of them
+    /// keeps these defaults for the others.</summary>
     public Dictionary<string, float> LossWeights { get; set; } = new()
     {
         ["semseg"] = 1f, ["human_parts"] = 2f, ["depth"] = 1f, ["normals"] = 10f, ["edge"] = 50f, ["sal"] = 5f,
@@ -107,8 +108,9 @@ public sealed class CcrSettings
 
 public sealed class EvalConfig
 {
-    /// <summary>Metric that picks best.ckpt when no baseline is given, as task.metric.</summary>
-    public string Metric { get; set; } = "semseg.mIoU";
+    /// <summary>Metric that picks best.ckpt when no baseline is given, as task.metric of a trained
+    /// task; empty: the first task's main metric (resolved when the config is loaded).</summary>
+    public string Metric { get; set; } = "";
     /// <summary>Single-task baseline eval.json for delta_m (and best.ckpt by delta_m).</summary>
     public string Baseline { get; set; } = "";
     public int BatchSize { get; set; } = 4;

@@ -121,13 +121,11 @@ public static class Launcher
         dist.Abort(code);
     }
 
-    /// <summary>The one-line reason and the exit code of a rank's failure (the codes of Program.cs).</summary>
-    public static (string Reason, int Code) Describe(Exception e) => e switch
+    /// <summary>The reason and the exit code of a rank's failure: the codes and messages of every
+    /// command (Commands/Entry.cs, docs/ERRORS.md); a bug's reason carries its trace after the first line.</summary>
+    public static (string Reason, int Code) Describe(Exception e)
     {
-        UsageException u => (u.Message, 2),
-        OutOfMemoryException o => ($"out of memory: {o.Message}", 3),
-        NonFiniteException n => ($"stopped: {n.Message}", 4),
-        DistributedException d => (d.Message, 5),
-        _ => ($"{e.GetType().Name}: {e.Message}\n{e.StackTrace}", 1),
-    };
+        var (code, message) = Commands.Entry.Describe(e, "train");
+        return (message, code);
+    }
 }

@@ -18,14 +18,22 @@ public static class Evaluator
     public static Dictionary<string, Dictionary<string, double>> Run(TrainSession s, IDataset data, int batchSize,
                                                                       PredictionWriter? writer = null, int? limit = null)
     {
-        var model = s.Model;
+        Distributed.DistributedTraining.ShareBuffers(s); // [distributed] rank 0's running statistics
+        return Run(s.Model, s.Device, data, batchSize, writer, limit, s.Dist);
+    }
+
+    /// <summary>Scores <paramref name="model"/> (eval and infer need only the network, not a training
+    /// session); [distributed] each of <paramref name="dist"/>'s ranks scores its share of the batches.</summary>
+    public static Dictionary<string, Dictionary<string, double>> Run(Models.MultiTaskModel model, Kernels.Device device, IDataset data,
+                                                                      int batchSize, PredictionWriter? writer = null, int? limit = null,
+                                                                      Distributed.DistContext? dist = null)
+    {
+        dist ??= Distributed.DistContext.Single;
         var tasks = model.Tasks.Select(t => t.Name).ToList();
         var metrics = new MetricSet(data.Info, tasks);
         bool wasTraining = model.Training;
         model.Eval();
         int count = Math.Min(data.Count, limit ?? int.MaxValue);
-        var dist = s.Dist;
-        Distributed.DistributedTraining.ShareBuffers(s); // [distributed] rank 0's running statistics
         try
         {
             for (int start = dist.Rank * batchSize; start < count; start += batchSize * dist.Size)
@@ -37,7 +45,7 @@ public static class Evaluator
                 using var scope = new TensorScope();
                 using var _ = new NoGrad();
                 var (img, ph, pw) = PadToStride(batch.Images, n, batch.Height, batch.Width);
-                var x = Tensor.FromArray(s.Device, img, n, 3, ph, pw);
+                var x = Tensor.FromArray(device, img, n, 3, ph, pw);
                 var outputs = model.Forward(x);
                 foreach (var t in tasks)
                 {
