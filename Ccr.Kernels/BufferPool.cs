@@ -93,7 +93,7 @@ public sealed class BufferPool : IDisposable
                     throw new InvalidOperationException($"the buffer pool would grow by {size} bytes during {who}");
                 slot = new Slot(_nextId++, size, AllocateOrRetry(size, bytes));
                 _slots[slot.Id] = slot;
-                _byBuffer[slot.Buffer] = slot;
+                _byBuffer[Native(slot.Buffer)] = slot;
                 Allocations++;
             }
             slot.Rented = true;
@@ -145,7 +145,12 @@ public sealed class BufferPool : IDisposable
         }
     }
 
-    /// <summary>The id of the pool block behind <paramref name="buffer"/>, or null when the pool did not make it.</summary>
+    /// <summary>The buffer that views of <paramref name="b"/> report (<see cref="IArrayView.Buffer"/>:
+    /// the accelerator's own buffer inside ILGPU's typed wrapper).</summary>
+    static MemoryBuffer Native(MemoryBuffer1D<byte, Stride1D.Dense> b) => ((IArrayView)b.View.BaseView).Buffer;
+
+    /// <summary>The id of the pool block behind <paramref name="buffer"/> (as a view reports it), or
+    /// null when the pool did not make it.</summary>
     public long? IdOf(MemoryBuffer buffer)
     {
         lock (_lock) return _byBuffer.TryGetValue(buffer, out var s) ? s.Id : null;
@@ -183,7 +188,7 @@ public sealed class BufferPool : IDisposable
                 foreach (var s in set)
                 {
                     _slots.Remove(s.Id);
-                    _byBuffer.Remove(s.Buffer);
+                    _byBuffer.Remove(Native(s.Buffer));
                     s.Buffer.Dispose();
                     any = true;
                 }
