@@ -41,15 +41,23 @@ public static class CudaGraph
     {
         if (d.Accelerator is not CudaAccelerator cuda) throw new NotSupportedException("CUDA graphs need a CUDA device");
         if (cuda.DefaultStream is CudaStream { StreamPtr: var p } && p != IntPtr.Zero) return p; // done before
-        // ILGPU sets DefaultStream in the constructor only (a protected setter): set it through reflection,
-        // so that every default-stream launch and copy goes to the new stream
-        var setter = typeof(Accelerator).GetProperty(nameof(Accelerator.DefaultStream))?.GetSetMethod(nonPublic: true)
-            ?? throw new NotSupportedException("this ILGPU has no settable Accelerator.DefaultStream");
         d.Synchronize();
         var stream = cuda.CreateStream(StreamFlags.CU_STREAM_DEFAULT);
-        try { setter.Invoke(cuda, [stream]); }
-        catch (TargetInvocationException e) { stream.Dispose(); throw new NotSupportedException($"cannot replace ILGPU's default stream: {e.InnerException?.Message}"); }
+        try { ReplaceDefaultStream(cuda, stream); }
+        catch (NotSupportedException) { stream.Dispose(); throw; }
         return stream.StreamPtr;
+    }
+
+    /// <summary>Makes <paramref name="stream"/> the default stream of <paramref name="accelerator"/>:
+    /// every later launch (<see cref="Launch"/>'s launchers read the default stream at each launch)
+    /// and every copy without an explicit stream goes to it. ILGPU sets DefaultStream in the
+    /// constructor only (a protected setter), so this goes through reflection.</summary>
+    public static void ReplaceDefaultStream(Accelerator accelerator, AcceleratorStream stream)
+    {
+        var setter = typeof(Accelerator).GetProperty(nameof(Accelerator.DefaultStream))?.GetSetMethod(nonPublic: true)
+            ?? throw new NotSupportedException("this ILGPU has no settable Accelerator.DefaultStream");
+        try { setter.Invoke(accelerator, [stream]); }
+        catch (TargetInvocationException e) { throw new NotSupportedException($"cannot replace ILGPU's default stream: {e.InnerException?.Message}"); }
     }
 
     /// <summary>Starts capturing <paramref name="stream"/>: launches on it are recorded, not run.</summary>

@@ -274,4 +274,26 @@ public class StepGraphTests
         Assert.Null(StepGraphs.Create(Devices.Cpu, _ => { }, emulate: true)); // its steps compute on the host
         Assert.Null(StepGraphs.Create(D, _ => { })); // no GPU: plain launches, nothing to say
     }
+
+    /// <summary>CUDA capture needs every launch on the created stream that replaces ILGPU's default
+    /// (the legacy null stream cannot be captured), including kernels loaded before the swap: the
+    /// launchers read the default stream at each launch. The CPU accelerator cannot show which
+    /// stream a launch went to; it checks what it can: this ILGPU's default stream can be replaced
+    /// (the reflection call UseCaptureStream makes), and a kernel loaded before the swap runs after it.</summary>
+    [Fact]
+    public void TheDefaultStreamCanBeReplacedUnderLoadedKernels()
+    {
+        using var d = Device.CreateCpu(KernelVariant.Cuda); // its ops launch kernels
+        using var block = d.Pool.Rent(1000 * sizeof(float));
+        var x = new Buf<float>(block, 0, 1000);
+        Elementwise.Fill(d, x, 2f); // loads the kernel on the original stream
+        var original = d.Accelerator.DefaultStream;
+        using var created = d.Accelerator.CreateStream();
+        CudaGraph.ReplaceDefaultStream(d.Accelerator, created);
+        Assert.Same(created, d.Accelerator.DefaultStream);
+        Elementwise.Fill(d, x, 3f);
+        d.Synchronize();
+        Assert.All(x.ToArray(), v => Assert.Equal(3f, v));
+        CudaGraph.ReplaceDefaultStream(d.Accelerator, original); // the accelerator disposes its own stream
+    }
 }
