@@ -30,7 +30,9 @@ public static class ConfigLoader
         var yaml = new SerializerBuilder().Build().Serialize(tree);
         try
         {
-            return new DeserializerBuilder().WithNamingConvention(Naming).Build().Deserialize<TrainConfig>(yaml) ?? new TrainConfig();
+            var cfg = new DeserializerBuilder().WithNamingConvention(Naming).Build().Deserialize<TrainConfig>(yaml) ?? new TrainConfig();
+            cfg.Data.Seed ??= cfg.Seed; // configs without data.seed generate their data from the run's seed, as before
+            return cfg;
         }
         catch (YamlDotNet.Core.YamlException e)
         {
@@ -84,7 +86,7 @@ public static class ConfigLoader
             if (!props.TryGetValue(key, out var prop))
                 throw new UsageException($"{source}: unknown key '{prefix}{key}'. Valid keys here: " +
                     string.Join(", ", props.Keys.Select(p => prefix + p)));
-            var t = prop.PropertyType;
+            var t = Nullable.GetUnderlyingType(prop.PropertyType) ?? prop.PropertyType;
             bool nested = t.IsClass && t != typeof(string) && !t.IsGenericType;
             if (nested)
             {

@@ -112,8 +112,8 @@ public sealed class TrainSession : IDisposable
         {
             case "synth":
             {
-                string dir = SynthRooms.EnsureCached(c.Data.Path, c.Data.Height, c.Data.Width, (ulong)c.Seed,
-                                                     c.Data.TrainSize, c.Data.ValSize);
+                string dir = SynthRooms.EnsureCached(c.Data.Path, c.Data.Height, c.Data.Width, (ulong)(c.Data.Seed ?? c.Seed),
+                                                     c.Data.TrainSize, c.Data.ValSize, c.Data.TestSize);
                 return (SynthRooms.Open(dir, c.Data.TrainSplit, c.Tasks, policy), SynthRooms.Open(dir, c.Data.ValSplit, c.Tasks, policy));
             }
             case "nyud" or "pascal":
@@ -132,6 +132,7 @@ public sealed class TrainSession : IDisposable
     {
         Margin = s.Margin,
         Gamma = s.Gamma,
+        MinAnchors = s.MinAnchors,
         TopK = s.TopK,
         NumNegatives = s.Negatives,
         Lambda = s.Lambda,

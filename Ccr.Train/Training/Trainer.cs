@@ -193,6 +193,7 @@ public sealed class Trainer
                 row["ccr_pos_dist"] = resolved.Pairs.Count > 0 ? resolved.Pairs.Average(p => p.MeanPosDist) : 0;
                 row["ccr_neg_dist"] = resolved.Pairs.Count > 0 ? resolved.Pairs.Average(p => p.MeanNegDist) : 0;
                 row["ccr_valid_anchors"] = resolved.Pairs.Count > 0 ? resolved.Pairs.Average(p => p.ValidAnchorFraction) : 0;
+                row["ccr_anchors_per_image"] = resolved.Pairs.Count > 0 ? resolved.Pairs.Average(p => (double)p.AnchorsSampled) / batch.N : 0;
             }
             return row;
         }
