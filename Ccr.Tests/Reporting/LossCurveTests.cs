@@ -26,6 +26,9 @@ public sealed class LossCurveTests : IDisposable
         Tol.Close((0.5 * 0.5 + 0.5 * 3) / (1 - 0.5 * 0.5), withNan[2], 1e-15, 1e-15, "after NaN"); // the NaN is skipped: k = 2
         Assert.Equal([7.0, 8.0], RunPlots.Ema([7, 8], 0));
         Assert.Throws<ArgumentOutOfRangeException>(() => RunPlots.Ema([1], 1));
+        Assert.Equal(0.6, RunPlots.SmoothingFor(8));     // short runs: TensorBoard's default
+        Assert.Equal(0.8, RunPlots.SmoothingFor(100), 12); // about a twentieth of the run
+        Assert.Equal(0.9, RunPlots.SmoothingFor(5000));
     }
 
     [Fact]

@@ -19,8 +19,14 @@ namespace Ccr.Train.Reporting;
 public static partial class RunPlots
 {
     public const int Width = 900, Height = 540;
-    /// <summary>Weight of the previous value in the moving average of a logged series (TensorBoard's slider).</summary>
+    /// <summary>Largest weight of the previous value in the moving average of a logged series
+    /// (TensorBoard's slider); see <see cref="SmoothingFor"/>.</summary>
     public const double Smoothing = 0.9;
+
+    /// <summary>The smoothing weight for a series of <paramref name="points"/> logged values: an
+    /// average over about a twentieth of the run (1 - 20 / points), between TensorBoard's default
+    /// 0.6 for short runs and <see cref="Smoothing"/>.</summary>
+    public static double SmoothingFor(int points) => Math.Clamp(1 - 20.0 / Math.Max(1, points), 0.6, Smoothing);
 
     /// <summary>
     /// False when SkiaSharp found no font at all (a bare container: no /usr/share/fonts); the plots
@@ -41,14 +47,15 @@ public static partial class RunPlots
             if (cols.TryGetValue("step", out var step))
             {
                 var losses = LossSeries(cols, step, LossWeights(runDir));
+                string ema = SmoothingFor(step.Length).ToString("0.##", CultureInfo.InvariantCulture);
                 if (losses.Count > 0)
                     written.Add(Lines(Path.Combine(outDir, "losses.png"), "Training loss: the total and its weighted parts", "step",
-                        $"loss (smoothed, EMA {Smoothing}; raw faint)", losses, smooth: true));
+                        $"loss (smoothed, EMA {ema}; raw faint)", losses, smooth: true));
                 var distCols = new[] { ("ccr_pos_dist", "positive (hardest)"), ("ccr_neg_dist", "negative (semi-hard)") }
                     .Where(c => cols.ContainsKey(c.Item1)).ToList();
                 if (distCols.Count > 0)
                     written.Add(Lines(Path.Combine(outDir, "ccr_distances.png"), "CCR: mean feature distance of the mined pairs", "step",
-                        $"distance (smoothed, EMA {Smoothing}; raw faint)", distCols.Select(c => (c.Item2, step, cols[c.Item1])).ToList(), smooth: true));
+                        $"distance (smoothed, EMA {ema}; raw faint)", distCols.Select(c => (c.Item2, step, cols[c.Item1])).ToList(), smooth: true));
             }
         }
         var evals = ReadEvalSeries(runDir);
@@ -195,7 +202,7 @@ public static partial class RunPlots
                 raw.Color = colour.WithAlpha(0.25);
                 raw.MarkerSize = 0;
                 raw.LineWidth = 1f;
-                ys = Ema(ys);
+                ys = Ema(ys, SmoothingFor(ys.Length));
             }
             var s = plt.Add.Scatter(xs, ys);
             s.Color = colour;

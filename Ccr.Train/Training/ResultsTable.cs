@@ -53,7 +53,7 @@ public static class ResultsTable
         {
             if (!cols.ContainsKey(col)) return;
             string F(double v) => format == "%" ? (100 * v).ToString("F0", ci) + "%" : v.ToString(format, ci);
-            sb.AppendLine(string.Create(ci, $"  {what,-28} {F(Start(col)),8} -> {F(End(col)),-8}{note}"));
+            sb.AppendLine(string.Create(ci, $"  {what,-26} {F(Start(col)),8} -> {F(End(col)),-8}{note}").TrimEnd());
         }
         Line("anchors per image", "ccr_anchors_per_image", "F1");
         Line("valid-anchor share", "ccr_valid_anchors", "%", "  (anchors with a positive and a semi-hard negative)");
