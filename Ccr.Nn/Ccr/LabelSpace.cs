@@ -39,7 +39,8 @@ public sealed record LabelSpace(string Task, CcrLabelMetric Metric, int Channels
 /// <summary>
 /// One task's labels for CCR: host values (N, L, H*W) at some resolution, the validity mask
 /// (N, H*W) computed on the host from them, and both uploaded. <see cref="Resized"/> makes (and
-/// caches) the nearest-neighbour downsampled copy for a projection map: src = floor(dst * in / out).
+/// caches) the nearest-neighbour downsampled copy for a projection map with PyTorch's
+/// interpolate(mode='nearest') rule, the one rule of the project (<see cref="Resize.NearestSrc"/>).
 /// Discrete labels are stored as floats (class ids are exact), binarised ones as 0 / 1.
 /// Owns its tensors: dispose it (or let the step's TensorScope do so).
 /// </summary>
@@ -96,21 +97,24 @@ public sealed class TaskLabels : IDisposable
 
     static Tensor Own(Tensor t) { TensorScope.Forget(t); return t; }
 
-    /// <summary>Nearest-neighbour downsampling to h x w (src = floor(dst * in / out)), cached.</summary>
+    /// <summary>Nearest-neighbour resize to h x w, cached: the source pixels of
+    /// <see cref="Resize.NearestSrc"/> (PyTorch's float arithmetic, as <c>F.ResizeNearestLabels</c>).</summary>
     public TaskLabels Resized(int h, int w)
     {
         if (h == H && w == W) return this;
         if (_resized.TryGetValue((h, w), out var r)) return r;
+        if (h < 1 || w < 1) throw new ArgumentException($"TaskLabels({Space.Task}).Resized: size {h}x{w} must be positive");
         int l = Space.Channels;
         var v = new float[N * l * h * w];
+        float sh = Resize.Scale(H, h), sw = Resize.Scale(W, w);
         for (int b = 0; b < N; b++)
             for (int c = 0; c < l; c++)
                 for (int y = 0; y < h; y++)
                 {
-                    int sy = (int)((long)y * H / h);
+                    int sy = Resize.NearestSrc(y, H, h, sh);
                     for (int x = 0; x < w; x++)
                     {
-                        int sx = (int)((long)x * W / w);
+                        int sx = Resize.NearestSrc(x, W, w, sw);
                         // ignored pixels keep their marker, so validity is recomputed identically
                         v[((b * l + c) * h + y) * w + x] = Valid[b * H * W + sy * W + sx] != 0
                             ? Values[(b * l + c) * H * W + sy * W + sx] : Invalid(c);

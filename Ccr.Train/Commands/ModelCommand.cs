@@ -13,7 +13,7 @@ public static class ModelCommand
         usage: Ccr.Train model --name NAME [--size HxW] [--decoder fpn|hrnet] [--tasks NAME:K,...]
           --name     backbone: hrnet_w18_small_v2 (timm's) or hrnet_tiny (the CPU demo's)
           --size     input height x width (default 224x224)
-          --decoder  add decoders: fpn (FPN + Semantic FPN per task, the paper's baseline) or
+          --decoder  add decoders: fpn (FPN 256 + Semantic FPN 128 per task, the paper's baseline) or
                      hrnet (MTI-Net's HRNet head per task); default: backbone only
           --tasks    tasks with output channels (default semseg:40,depth:1,normals:3,edge:1)
         Prints each stage's output shapes, the parameter count and the forward GMAC/GFLOP per image,

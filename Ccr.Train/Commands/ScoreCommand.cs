@@ -21,17 +21,29 @@ public static class ScoreCommand
           --data KIND:PATH     dataset: nyud:PATH, pascal:PATH or synth:PATH (a SynthRooms cache
                                folder, e.g. data/synthrooms-96x128-s0-2000-300)
           --predictions DIR    prediction folder: DIR/<task>/<id>.png (semseg, human_parts: class
-                               index; normals: RGB 255*(n+1)/2, or <id>.npy (H,W,3); sal, edge:
-                               255*probability) and DIR/depth/<id>.npy (metres), original size
+                               index, grayscale or palette PNG read as raw indices like PIL;
+                               normals: RGB 255*(n+1)/2, or <id>.npy (H,W,3); sal, edge:
+                               255*probability) and DIR/depth/<id>.npy or <id>.mat (variable
+                               'depth', as Multi-Task-Learning-PyTorch saves it), in metres.
+                               An image whose label of a task has no valid pixel (e.g. PASCAL
+                               human parts without persons) is not scored for it and needs no file
           --tasks LIST         comma-separated tasks to score (semseg, depth, normals, edge, sal,
                                human_parts); default: every task of the dataset with a folder in DIR
+          --resize             resize predictions of another size to the label's (nearest for
+                               class indices, bilinear for depth, normals, sal, edge); without it
+                               a prediction of another size is an error
           --baseline FILE      eval.json of single-task results; adds "delta_m" (percent) over the
-                               scored tasks present in it
+                               scored tasks present in it, and "delta_m_mtl" (saliency compared by
+                               mIoU_mtl, as Multi-Task-Learning-PyTorch) when sal is scored
           --split NAME         split to score (default: val)
           --out FILE           where to write eval.json (default: DIR/eval.json)
           --skip-bad           skip samples with missing or corrupt label files (counted) instead
                                of stopping at the first one
           --help               this text
+
+        Saliency is reported under both protocols: maxF (ATRC / InvPT, beta^2 = 0.3) and
+        maxF_mtl, mIoU_mtl (Multi-Task-Learning-PyTorch's eval_sal, beta = 1). docs/PROTOCOLS.md
+        says which protocol every number follows.
 
         Exit code 0 on success, 1 on a data error, 2 on a usage error.
         """;
@@ -46,7 +58,7 @@ public static class ScoreCommand
     {
         string? data = null, predictions = null, baseline = null, outFile = null, tasksArg = null;
         string split = "val";
-        bool skipBad = false;
+        bool skipBad = false, resize = false;
         try
         {
             for (int i = 0; i < args.Length; i++)
@@ -63,10 +75,12 @@ public static class ScoreCommand
                     case "--split": split = Next(); break;
                     case "--out": outFile = Next(); break;
                     case "--skip-bad": skipBad = true; break;
+                    case "--resize": resize = true; break;
                     default: throw new ArgumentException($"unknown option '{a}'");
                 }
             }
             if (data == null || predictions == null) throw new ArgumentException("--data and --predictions are required");
+            CheckDataSpec(data);
         }
         catch (ArgumentException e)
         {
@@ -77,7 +91,8 @@ public static class ScoreCommand
         {
             var tasks = tasksArg?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
                 .Select(TaskNames.Validate).ToList();
-            var result = Score(data, predictions, split, tasks, baseline, skipBad ? BadSamplePolicy.Skip : BadSamplePolicy.Stop, out int skipped);
+            var result = Score(data, predictions, split, tasks, baseline, skipBad ? BadSamplePolicy.Skip : BadSamplePolicy.Stop,
+                out int skipped, resize);
             string path = outFile ?? Path.Combine(predictions, "eval.json");
             Write(path, result);
             foreach (var (k, v) in result)
@@ -100,11 +115,11 @@ public static class ScoreCommand
     /// plus "delta_m" -&gt; double when a baseline is given.
     /// </summary>
     public static Dictionary<string, object> Score(string dataSpec, string predictions, string split,
-        IReadOnlyList<string>? tasks, string? baselineFile, BadSamplePolicy policy, out int skipped)
+        IReadOnlyList<string>? tasks, string? baselineFile, BadSamplePolicy policy, out int skipped, bool resize = false)
     {
+        CheckDataSpec(dataSpec);
         if (!Directory.Exists(predictions)) throw new DataFileException(predictions, "prediction folder not found");
-        string kind = dataSpec.Split(':')[0];
-        var info = DatasetInfo.ByName(kind);
+        var info = DatasetInfo.ByName(dataSpec[..dataSpec.IndexOf(':')]);
         var chosen = tasks ?? info.AvailableTasks.Where(t => Directory.Exists(Path.Combine(predictions, t))).ToList();
         if (chosen.Count == 0)
             throw new ArgumentException($"no task folder of {info.Name} ({string.Join(", ", info.AvailableTasks)}) in {predictions}");
@@ -117,14 +132,56 @@ public static class ScoreCommand
             try { s = dataset.Get(i); }
             catch (DataFileException) when (policy == BadSamplePolicy.Skip) { skipped++; continue; }
             foreach (string task in chosen)
-                metrics.Update(task, PredictionWriter.Read(predictions, task, s.Id, s.Height, s.Width), s);
+            {
+                // As MTL's save_model_predictions / eval_*: a label without valid pixels is not scored.
+                if (!HasValidPixel(s, task)) continue;
+                metrics.Update(task, PredictionWriter.Read(predictions, task, s.Id, s.Height, s.Width, resize), s);
+            }
         }
         var computed = metrics.Compute();
         var result = new Dictionary<string, object>();
         foreach (var (task, m) in computed) result[task] = m;
         if (baselineFile != null)
-            result["delta_m"] = DeltaM.Compute(computed, ReadResults(baselineFile), chosen);
+        {
+            var baseline = ReadResults(baselineFile);
+            result["delta_m"] = DeltaM.Compute(computed, baseline, chosen);
+            if (chosen.Contains(TaskNames.Saliency))
+                result["delta_m_mtl"] = DeltaM.Compute(computed, baseline, chosen, TaskInfo.MainMetricMtl);
+        }
         return result;
+    }
+
+    /// <summary>A KIND:PATH of a known kind and a non-empty path, else a usage error (exit code 2).</summary>
+    public static void CheckDataSpec(string spec)
+    {
+        int colon = spec.IndexOf(':');
+        string kind = colon > 0 ? spec[..colon] : "";
+        if (colon <= 0 || colon == spec.Length - 1 || kind is not ("nyud" or "pascal" or "synth"))
+            throw new ArgumentException($"--data '{spec}': expected nyud:PATH, pascal:PATH or synth:PATH");
+    }
+
+    /// <summary>Does the sample's label of the task have a pixel that a metric counts?</summary>
+    public static bool HasValidPixel(Sample s, string task)
+    {
+        switch (task)
+        {
+            case TaskNames.Depth: return s.Depth!.Any(v => v > 0 && v != Sample.Ignore);
+            case TaskNames.Normals:
+            {
+                var n = s.Normals!;
+                int p = s.Pixels;
+                for (int i = 0; i < p; i++)
+                {
+                    float x = n[i], y = n[p + i], z = n[2 * p + i];
+                    if ((x != 0 || y != 0 || z != 0) && x != Sample.Ignore && y != Sample.Ignore && z != Sample.Ignore) return true;
+                }
+                return false;
+            }
+            case TaskNames.Edge: return s.Edge!.Any(v => v != Sample.Ignore);
+            default:
+                var l = (int[])s.Label(task)!;
+                return l.Any(v => v != Sample.Ignore);
+        }
     }
 
     public static void Write(string path, Dictionary<string, object> result)

@@ -1,6 +1,7 @@
 using Ccr.Kernels;
 using Ccr.Train.Cli;
 using Ccr.Train.Config;
+using Ccr.Train.Models;
 using Ccr.Train.Training;
 
 namespace Ccr.Train.Commands;
@@ -50,9 +51,12 @@ public static class TrainCommand
 
     public static int TrainAndReport(TrainConfig cfg, string dir, bool resume, bool printTable = true)
     {
+        string? weights = PretrainedWeights.Resolve(cfg.Model);  // a missing file stops here, before anything starts
         using var device = Device.Create(cfg.Device);
         Directory.CreateDirectory(dir);
         using var session = new TrainSession(cfg, device);
+        Console.WriteLine(weights != null ? PretrainedWeights.Load(session.Model.Backbone, weights)
+            : $"pretrained backbone: none (model.pretrained={(cfg.Model.Pretrained.Length == 0 ? "\"\"" : cfg.Model.Pretrained)}), training from scratch");
         Console.WriteLine($"model: {cfg.Model.Backbone} + {cfg.Model.Head} heads, {session.Model.ParameterCount():N0} parameters" +
                           (session.Ccr != null ? $", CCR with {session.Ccr.ProjectorCount} projector(s)" : ", no CCR"));
         Console.WriteLine($"data: {cfg.Data.Dataset} ({session.TrainSet.Count} train / {session.ValSet.Count} val), " +

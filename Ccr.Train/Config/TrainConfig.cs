@@ -59,9 +59,13 @@ public sealed class ModelConfig
     public string Backbone { get; set; } = "hrnet_w18_small_v2";
     /// <summary>fpn (SemanticFPN per task, the paper's baseline) | hrnet (MTI-Net's head).</summary>
     public string Head { get; set; } = "fpn";
-    /// <summary>Decoder width.</summary>
-    public int HeadChannels { get; set; } = 64;
-    /// <summary>Optional safetensors file of backbone weights (timm names).</summary>
+    /// <summary>Width of the FPN neck (head: fpn); Semantic FPN as published (Kirillov et al. 2019,
+    /// mmsegmentation's config) uses 256.</summary>
+    public int FpnChannels { get; set; } = 256;
+    /// <summary>Width of each task's Semantic FPN decoder (its feature map, where CCR acts); 128 as published.</summary>
+    public int HeadChannels { get; set; } = 128;
+    /// <summary>Backbone weights: timm (timm's file in the Hugging Face cache), a safetensors path
+    /// (timm names), or none / empty for training from scratch (Models/PretrainedWeights.cs).</summary>
     public string Pretrained { get; set; } = "";
 }
 

@@ -32,6 +32,7 @@ public static class Augment
         int top = rng.NextInt(Math.Max(1, s.Height - o.CropHeight + 1));
         int left = rng.NextInt(Math.Max(1, s.Width - o.CropWidth + 1));
         s = Crop(s, top, left, o.CropHeight, o.CropWidth);
+        PascalLabels.IgnoreUnannotatedParts(s.Parts);  // a crop without part pixels: ATRC's AddIgnoreRegions
         if (o.Flip && rng.Chance(0.5)) s = FlipHorizontal(s);
         if (o.Photometric) Photometric(s.Image, s.Height, s.Width, ref rng);
         return s;

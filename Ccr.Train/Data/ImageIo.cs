@@ -36,20 +36,28 @@ public static class ImageIo
     }
 
     /// <summary>
-    /// Reads a label PNG as (H, W) integers. Grayscale PNGs give their values directly. Palette
-    /// PNGs (PASCAL VOC style) are decoded to colours and mapped back through the VOC colour map,
-    /// which is what those files use (index i has colour <see cref="VocColor"/>(i)); an unknown
-    /// colour is an error.
+    /// Reads a label PNG as (H, W) integers, as PIL's <c>np.array(Image.open(path))</c> does (what the
+    /// reference evaluations call): palette PNGs give their raw indices, whatever the palette
+    /// (PASCAL VOC's, or another framework's colours; <see cref="PngPalette"/>); grayscale images
+    /// give their values. A colour (RGB) image is an error.
     /// </summary>
     public static int[] LoadLabel(string path, out int height, out int width)
     {
-        using var img = Open<Rgb24>(path);
+        if (!File.Exists(path)) throw new DataFileException(path, "file not found");
+        byte[] bytes = File.ReadAllBytes(path);
+        if (PngPalette.IsPalettePng(bytes))
+        {
+            try { return PngPalette.ReadIndices(bytes, out height, out width, out _); }
+            catch (Exception e) when (e is InvalidDataException or OverflowException)
+            {
+                throw new DataFileException(path, $"corrupt palette PNG ({e.Message})", e);
+            }
+        }
+        using var img = Open<Rgb24>(path, bytes);
         height = img.Height;
         width = img.Width;
-        bool palette = img.Metadata.GetPngMetadata().ColorType == PngColorType.Palette;
         int h = height, w = width;
         var r = new int[h * w];
-        Dictionary<int, int>? inverse = palette ? VocInverse() : null;
         string? bad = null;
         img.ProcessPixelRows(acc =>
         {
@@ -59,13 +67,8 @@ public static class ImageIo
                 for (int x = 0; x < w; x++)
                 {
                     var p = row[x];
-                    if (inverse == null)
-                    {
-                        if (p.R != p.G || p.G != p.B) { bad ??= $"colour pixel ({x},{y}) in a grayscale label"; continue; }
-                        r[y * w + x] = p.R;
-                    }
-                    else if (inverse.TryGetValue((p.R << 16) | (p.G << 8) | p.B, out int c)) r[y * w + x] = c;
-                    else bad ??= $"pixel ({x},{y}) colour ({p.R},{p.G},{p.B}) is not in the VOC colour map";
+                    if (p.R != p.G || p.G != p.B) { bad ??= $"colour pixel ({x},{y}) in a grayscale label"; continue; }
+                    r[y * w + x] = p.R;
                 }
             }
         });
@@ -125,21 +128,10 @@ public static class ImageIo
         return ((byte)r, (byte)g, (byte)b);
     }
 
-    private static Dictionary<int, int> VocInverse()
+    private static Image<T> Open<T>(string path, byte[]? bytes = null) where T : unmanaged, IPixel<T>
     {
-        var d = new Dictionary<int, int>();
-        for (int i = 0; i < 256; i++)
-        {
-            var (r, g, b) = VocColor(i);
-            d.TryAdd((r << 16) | (g << 8) | b, i);
-        }
-        return d;
-    }
-
-    private static Image<T> Open<T>(string path) where T : unmanaged, IPixel<T>
-    {
-        if (!File.Exists(path)) throw new DataFileException(path, "file not found");
-        try { return Image.Load<T>(path); }
+        if (bytes == null && !File.Exists(path)) throw new DataFileException(path, "file not found");
+        try { return bytes != null ? Image.Load<T>(bytes) : Image.Load<T>(path); }
         catch (Exception e) when (e is UnknownImageFormatException or InvalidImageContentException or ImageFormatException or NotSupportedException)
         {
             throw new DataFileException(path, $"corrupt or unsupported image ({e.Message})", e);

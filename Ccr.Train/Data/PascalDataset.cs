@@ -5,10 +5,19 @@ namespace Ccr.Train.Data;
 /// ImageSets/Context/&lt;split&gt;.txt, semseg/pascal-context/&lt;id&gt;.png (21 classes, 255 ignore),
 /// human_parts/&lt;id&gt;.mat, normals_distill/&lt;id&gt;.png, sal_distill/&lt;id&gt;.png,
 /// pascal-context/trainval/&lt;id&gt;.mat (LabelMap, for edges).
-/// Human parts: persons (class_ind 15) with part masks are painted with the 6 part classes of
-/// MTI-Net's pascal_part.json (1 head, 2 torso, 3 upper arms, 4 lower arms and hands, 5 upper
-/// legs, 6 lower legs and feet); every other pixel is 0 (background). An image without a parts
-/// .mat file has no parts annotation: its label is all 255 (ignore), and the file is optional.
+/// Labels as the reference loaders read them (<see cref="PascalLabels"/>):
+/// <list type="bullet">
+/// <item>Human parts: persons (class_ind 15) with part masks are painted with the 6 part classes
+/// of MTI-Net's pascal_part.json (1 head, 2 torso, 3 upper arms, 4 lower arms and hands, 5 upper
+/// legs, 6 lower legs and feet), every other pixel 0 (background); an image with no part pixel
+/// (no person, or persons without parts) is not annotated: all 255, as the reference's
+/// AddIgnoreRegions makes it. A missing parts .mat file means the same (the file is optional).</item>
+/// <item>Normals: the PNG decoded as n = 2 v / 255 - 1 on every pixel, kept only where the
+/// LabelMap class is in <see cref="PascalLabels.NormalsValidClasses"/>, zero (invalid) elsewhere;
+/// so the normals task needs the LabelMap .mat too.</item>
+/// <item>Edges: thin(|Laplacian(LabelMap)| &gt; 0) exactly as scikit-image (<see cref="LabelOps"/>).</item>
+/// <item>Saliency: v / 255 &gt; 0.5.</item>
+/// </list>
 /// </summary>
 public sealed class PascalDataset : FolderDataset
 {
@@ -47,7 +56,7 @@ public sealed class PascalDataset : FolderDataset
             switch (t)
             {
                 case TaskNames.Semseg: yield return SemsegPath(id); break;
-                case TaskNames.Normals: yield return NormalsPath(id); break;
+                case TaskNames.Normals: yield return NormalsPath(id); yield return LabelMapPath(id); break;
                 case TaskNames.Saliency: yield return SalPath(id); break;
                 case TaskNames.Edge: yield return LabelMapPath(id); break;
             }
@@ -58,6 +67,8 @@ public sealed class PascalDataset : FolderDataset
     {
         var image = ImageIo.LoadRgb(ImagePath(id), out int h, out int w);
         var s = new Sample { Id = id, Height = h, Width = w, Image = image };
+        int[]? labelMap = null;  // read once for normals and edges
+        int[] LabelMap() => labelMap ??= ReadLabelMap(LabelMapPath(id), h, w);
         foreach (string task in Tasks)
         {
             switch (task)
@@ -71,33 +82,58 @@ public sealed class PascalDataset : FolderDataset
                     s.Semseg = l;
                     break;
                 }
-                case TaskNames.HumanParts: s.Parts = LoadParts(PartsPath(id), h, w); break;
-                case TaskNames.Normals: s.Normals = ReadNormals(NormalsPath(id), h, w); break;
+                case TaskNames.HumanParts:
+                    s.Parts = LoadParts(PartsPath(id), h, w);
+                    PascalLabels.IgnoreUnannotatedParts(s.Parts);
+                    break;
+                case TaskNames.Normals:
+                    s.Normals = ReadDistilledNormals(NormalsPath(id), h, w);
+                    PascalLabels.MaskNormals(s.Normals, LabelMap());
+                    break;
                 case TaskNames.Saliency:
                 {
                     var m = ReadMap(SalPath(id), h, w);
                     s.Saliency = m.Select(v => v > 0.5f ? 1 : 0).ToArray();
                     break;
                 }
-                case TaskNames.Edge:
-                {
-                    string path = LabelMapPath(id);
-                    var lm = MatFile.ReadVariable(path, "LabelMap") as MatNumeric
-                        ?? throw new DataFileException(path, "'LabelMap' is not a numeric array");
-                    int[] labels;
-                    try { labels = lm.ToRowMajorInt(out int mh, out int mw); CheckSize(path, mh, mw, h, w); }
-                    catch (InvalidOperationException e) { throw new DataFileException(path, e.Message, e); }
-                    s.Edge = LabelOps.EdgeFromLabelMap(labels, h, w);
-                    break;
-                }
+                case TaskNames.Edge: s.Edge = LabelOps.EdgeFromLabelMap(LabelMap(), h, w); break;
             }
         }
         return s;
     }
 
+    /// <summary>The (H, W) context classes of pascal-context/trainval/&lt;id&gt;.mat's LabelMap.</summary>
+    public static int[] ReadLabelMap(string path, int height, int width)
+    {
+        var lm = MatFile.ReadVariable(path, "LabelMap") as MatNumeric
+            ?? throw new DataFileException(path, "'LabelMap' is not a numeric array");
+        try
+        {
+            var labels = lm.ToRowMajorInt(out int mh, out int mw);
+            CheckSize(path, mh, mw, height, width);
+            return labels;
+        }
+        catch (InvalidOperationException e) { throw new DataFileException(path, e.Message, e); }
+    }
+
+    /// <summary>normals_distill PNG to (3, H, W) with n = 2 v / 255 - 1 on every pixel (float32, as
+    /// the reference computes it); a (0, 0, 0) pixel is (-1, -1, -1) there too.</summary>
+    public static float[] ReadDistilledNormals(string path, int height, int width)
+    {
+        var b = ImageIo.LoadRgbBytes(path, out int h, out int w);
+        CheckSize(path, h, w, height, width);
+        int n = h * w;
+        var r = new float[3 * n];
+        for (int i = 0; i < n; i++)
+            for (int c = 0; c < 3; c++) r[c * n + i] = 2f * b[3 * i + c] / 255f - 1f;
+        return r;
+    }
+
     /// <summary>
     /// Paints the part masks of every person of anno.objects(i).parts(j) into an (H, W) label:
-    /// 0 background, 1..6 parts; all 255 when the image has no parts file.
+    /// 0 background, 1..6 parts (later parts over earlier ones); all 255 when the image has no
+    /// parts file. <see cref="PascalLabels.IgnoreUnannotatedParts"/> then applies the reference's
+    /// ignore rule.
     /// </summary>
     public static int[] LoadParts(string path, int height, int width)
     {

@@ -43,9 +43,14 @@ public static class TaskInfo
         TaskNames.Depth => "rmse",
         TaskNames.Normals => "mean",
         TaskNames.Edge => "odsF",
-        TaskNames.Saliency => "maxF",
+        TaskNames.Saliency => "maxF",  // ATRC / InvPT, beta² = 0.3 (SaliencyMetric)
         _ => throw new ArgumentException($"unknown task '{task}'"),
     };
+
+    /// <summary>The main metric under Multi-Task-Learning-PyTorch's Δm: the same, except saliency,
+    /// compared by its eval_sal mIoU ("mIoU_mtl").</summary>
+    public static string MainMetricMtl(string task) =>
+        task == TaskNames.Saliency ? "mIoU_mtl" : MainMetric(task);
 
     /// <summary>l_i of Δm: true for depth RMSE and the normals' mean angle.</summary>
     public static bool LowerIsBetter(string task) =>

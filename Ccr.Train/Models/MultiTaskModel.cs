@@ -25,7 +25,9 @@ public sealed record TaskOutput(Tensor Prediction, Tensor Features);
 /// <summary>
 /// Backbone + (FPN neck) + per-task decoders. Parameter names: "backbone.*" (timm's HRNet names, so a
 /// pretrained backbone loads with <c>StateDict.Load(model.Backbone, path, strict: false)</c>),
-/// "fpn.*", "decoders.&lt;task&gt;.*". A single-task model is the same with one task.
+/// "fpn.*", "decoders.&lt;task&gt;.*". A single-task model is the same with one task. The default widths
+/// are Semantic FPN's published ones (Kirillov et al. 2019, as mmsegmentation configures it): FPN 256,
+/// decoder 128 (config keys model.fpn_channels and model.head_channels).
 /// </summary>
 public sealed class MultiTaskModel : Module
 {
@@ -36,7 +38,7 @@ public sealed class MultiTaskModel : Module
     public IReadOnlyDictionary<string, TaskDecoder> Decoders { get; }
 
     public MultiTaskModel(Device d, Rng rng, HrNetConfig backbone, DecoderKind kind, IReadOnlyList<TaskSpec> tasks,
-                          int fpnChannels = 128, int decoderChannels = 128)
+                          int fpnChannels = 256, int decoderChannels = 128)
     {
         if (tasks.Count == 0) throw new ArgumentException("MultiTaskModel: no tasks");
         if (tasks.Select(t => t.Name).Distinct().Count() != tasks.Count) throw new ArgumentException("MultiTaskModel: duplicate task names");

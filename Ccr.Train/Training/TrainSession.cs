@@ -61,12 +61,9 @@ public sealed class TrainSession : IDisposable
             _ => throw new Cli.UsageException($"model.head must be fpn or hrnet, got '{c.Model.Head}'"),
         };
         Model = new MultiTaskModel(device, rng, HrNetConfig.ByName(c.Model.Backbone), kind, specs,
-                                   c.Model.HeadChannels, c.Model.HeadChannels);
-        if (!string.IsNullOrEmpty(c.Model.Pretrained))
-        {
-            var report = global::Ccr.Nn.IO.StateDict.Load(Model.Backbone, c.Model.Pretrained, strict: false);
-            Console.WriteLine($"pretrained backbone: {report.Describe(5)}");
-        }
+                                   c.Model.FpnChannels, c.Model.HeadChannels);
+        // model.pretrained is applied by TrainCommand before training (PretrainedWeights); eval and
+        // infer take every weight from the checkpoint.
         if (c.Ccr.Enabled && c.Tasks.Count > 1)
         {
             var cc = ToCcrConfig(c.Ccr);
