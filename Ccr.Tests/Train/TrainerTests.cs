@@ -151,6 +151,12 @@ public class TrainerTests
             Assert.True(File.Exists(Path.Combine(root, "ablate", "figure_distances_semseg_depth.png")));
             Assert.True(File.Exists(Path.Combine(root, "ablate", "figure_distances_semseg_depth.csv")));
             Assert.True(File.Exists(Path.Combine(run0, "plots", "losses.png")));
+            // where CCR acts: every CCR run probed, the MT baseline not
+            Assert.Contains("Where CCR acts", md);
+            Assert.Contains("semseg ← depth", md);
+            Assert.True(File.Exists(Path.Combine(root, "ablate", "ccr_full", "seed1", "ccr_probe.json")));
+            Assert.False(File.Exists(Path.Combine(run0, "ccr_probe.json")));
+            Assert.Equal(2, json.RootElement.GetProperty("ccr_probe").GetProperty("share_both").GetArrayLength());
 
             // a second call finds every result and trains nothing
             var stamp = File.GetLastWriteTimeUtc(Path.Combine(run0, "eval-test.json"));

@@ -112,6 +112,12 @@ public static class AblateCommand
             json[table] = AblationTable.Json(built);
         }
         json["run_seconds"] = times;
+        var probes = ProbeCcrRuns(variants, seeds, outDir);
+        if (probes.Any(p => p.Probes.Count > 0))
+        {
+            md.Append(AblationTable.ProbeMarkdown(probes, "ccr_full"));
+            json["ccr_probe"] = probes.ToDictionary(p => p.Name, p => p.Probes);
+        }
         foreach (var fig in DistanceFigures(outDir, seeds[0])) md.AppendLine($"Figure: `{fig}`").AppendLine();
         File.WriteAllText(Path.Combine(outDir, "ablation.md"), md.ToString());
         File.WriteAllText(Path.Combine(outDir, "ablation.json"), JsonSerializer.Serialize(json, RunLog.Json));
@@ -119,6 +125,33 @@ public static class AblateCommand
         Console.Write(md.ToString());
         Console.WriteLine($"written: {Path.Combine(outDir, "ablation.md")}, {Path.Combine(outDir, "ablation.json")}");
         return 0;
+    }
+
+    /// <summary>Every finished CCR run's <see cref="CcrProbe"/> (ccr_probe.json in the run folder,
+    /// measured once on its last.ckpt and reused).</summary>
+    static List<(string Name, string Label, List<CcrProbe.Result> Probes)> ProbeCcrRuns(List<Variant> variants, List<int> seeds, string outDir)
+    {
+        var result = new List<(string, string, List<CcrProbe.Result>)>();
+        foreach (var v in variants.DistinctBy(v => v.Name).Where(v => v.Sets.Contains("ccr.enabled=true")))
+        {
+            var list = new List<CcrProbe.Result>();
+            foreach (int seed in seeds)
+            {
+                string dir = RunDir(outDir, v.Name, seed), path = Path.Combine(dir, "ccr_probe.json");
+                if (!File.Exists(path) && File.Exists(Path.Combine(dir, "last.ckpt")) && File.Exists(Path.Combine(dir, "config.yaml")))
+                {
+                    Console.WriteLine($"=== probing where CCR acts: {v.Label}, seed {seed}");
+                    var cfg = ConfigLoader.Load(Path.Combine(dir, "config.yaml"), []);
+                    using var device = Kernels.Device.Create(cfg.Device, verbose: false);
+                    using var session = new TrainSession(cfg, device);
+                    global::Ccr.Nn.IO.Checkpoint.Load(Path.Combine(dir, "last.ckpt"), session.Root);
+                    CcrProbe.Measure(session, batches: 4).Save(path);
+                }
+                if (File.Exists(path)) list.Add(CcrProbe.Result.Load(path));
+            }
+            result.Add((v.Name, v.Label, list));
+        }
+        return result;
     }
 
     public static string RunDir(string outDir, string name, int seed) =>

@@ -170,4 +170,49 @@ public static class AblationTable
         sd = s.N > 1 ? s.StdDev : (double?)null,
         level = s.Level,
     };
+
+    /// <summary>
+    /// Where CCR acts, from each CCR row's <see cref="CcrProbe"/> results (means over the seeds
+    /// probed): anchors, mining shares, the CCR loss beside the weighted task losses, and CCR's
+    /// gradient on the shared backbone beside the task losses' joint gradient; then the per-pair
+    /// mining of <paramref name="detailRow"/>.
+    /// </summary>
+    public static string ProbeMarkdown(IReadOnlyList<(string Name, string Label, List<CcrProbe.Result> Probes)> rows, string? detailRow = null)
+    {
+        var ci = CultureInfo.InvariantCulture;
+        var md = new StringBuilder();
+        md.AppendLine("## Where CCR acts (the final models, probed on training batches)").AppendLine();
+        md.AppendLine("| model | seeds | anchors / image | with a positive | with a triplet | active triplets | CCR loss | weighted task losses | ‖∇ backbone‖ tasks | ‖∇ backbone‖ CCR | cos(CCR, tasks) |");
+        md.AppendLine("|---|---|---|---|---|---|---|---|---|---|---|");
+        foreach (var (_, label, probes) in rows.Where(r => r.Probes.Count > 0))
+        {
+            double M(Func<CcrProbe.Result, double> f) => probes.Average(f);
+            double P(Func<CcrProbe.PairStats, double> f) => probes.Average(p => p.Pairs.Average(f));
+            double tasks = M(p => p.Losses.Where(kv => kv.Key != "ccr").Sum(kv => kv.Value));
+            md.AppendLine(string.Create(ci, $"| {label} | {probes.Count} | {P(x => x.AnchorsPerImage):F0} | {P(x => x.WithPositive) * 100:F0}% | " +
+                $"{P(x => x.WithTriplet) * 100:F0}% | {P(x => x.ActiveTriplets) * 100:F0}% | {M(p => p.Losses["ccr"]):F4} | {tasks:F3} | " +
+                $"{M(p => p.TasksBackboneNorm):F4} | {M(p => p.GradNorms["ccr"].GetValueOrDefault("backbone")):F4} | {M(p => p.BackboneCosine):F3} |"));
+        }
+        md.AppendLine();
+        md.AppendLine("Shares are of the sampled anchors, averaged over every ordered task pair; a triplet needs a positive and a " +
+                      "semi-hard negative (farther than the hardest positive); an active triplet has a positive hinge and passes gradient. " +
+                      "Losses and gradients are per term as the training step weighs them (tasks with their weights, CCR with lambda).");
+        md.AppendLine();
+        var detail = rows.FirstOrDefault(r => r.Name == detailRow && r.Probes.Count > 0);
+        if (detail.Probes != null)
+        {
+            md.AppendLine($"Per pair, {detail.Label}:").AppendLine();
+            md.AppendLine("| features ← labels | anchors / image | with a positive | with a triplet | active triplets | mean d(a, p) | mean d(a, n) | pair loss |");
+            md.AppendLine("|---|---|---|---|---|---|---|---|");
+            foreach (var key in detail.Probes[0].Pairs.Select(p => (p.Target, p.Source)))
+            {
+                var ps = detail.Probes.Select(r => r.Pairs.First(p => (p.Target, p.Source) == key)).ToList();
+                double A(Func<CcrProbe.PairStats, double> f) => ps.Average(f);
+                md.AppendLine(string.Create(ci, $"| {key.Target} ← {key.Source} | {A(x => x.AnchorsPerImage):F0} | {A(x => x.WithPositive) * 100:F0}% | " +
+                    $"{A(x => x.WithTriplet) * 100:F0}% | {A(x => x.ActiveTriplets) * 100:F0}% | {A(x => x.MeanPos):F3} | {A(x => x.MeanNeg):F3} | {A(x => x.Loss):F4} |"));
+            }
+            md.AppendLine();
+        }
+        return md.ToString();
+    }
 }
