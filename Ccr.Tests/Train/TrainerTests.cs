@@ -157,6 +157,8 @@ public class TrainerTests
             Assert.True(File.Exists(Path.Combine(root, "ablate", "ccr_full", "seed1", "ccr_probe.json")));
             Assert.False(File.Exists(Path.Combine(run0, "ccr_probe.json")));
             Assert.Equal(2, json.RootElement.GetProperty("ccr_probe").GetProperty("share_both").GetArrayLength());
+            var time = json.RootElement.GetProperty("run_seconds").GetProperty("ccr_full/seed1");
+            Assert.True(time.GetProperty("wall_s").GetDouble() > 0 && time.GetProperty("cpu_s").GetDouble() > 0);
 
             // a second call finds every result and trains nothing
             var stamp = File.GetLastWriteTimeUtc(Path.Combine(run0, "eval-test.json"));

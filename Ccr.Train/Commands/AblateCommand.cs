@@ -84,9 +84,10 @@ public static class AblateCommand
                 string dir = RunDir(outDir, v.Name, seed);
                 var cfg = ConfigLoader.Load(a.Get("config"), baseSets.Concat(v.Sets)
                     .Append($"name={v.Name}-seed{seed}").Append("seed=" + seed.ToString(CultureInfo.InvariantCulture)));
-                var (rc, time) = EnsureRun(cfg, dir, split, $"[{done}/{total}] {v.Table}: {v.Label}, seed {seed}");
+                int rc = EnsureRun(cfg, dir, split, $"[{done}/{total}] {v.Table}: {v.Label}, seed {seed}");
                 if (rc != 0) return rc;
-                if (time != null) times[$"{v.Name}/seed{seed}"] = time;
+                string timeFile = Path.Combine(dir, "run_time.json");
+                if (File.Exists(timeFile)) times[$"{v.Name}/seed{seed}"] = JsonDocument.Parse(File.ReadAllText(timeFile)).RootElement.Clone();
                 results[v.Name][seed] = EvalFiles.Read(EvalPath(dir, split, baseCfg));
             }
         }
@@ -179,15 +180,16 @@ public static class AblateCommand
     }
 
     /// <summary>Trains the run unless its results exist (resuming one cut short), then scores its
-    /// final model on <paramref name="split"/> when that is not the validation split. Returns the
-    /// exit code and, when anything ran, its wall and CPU seconds.</summary>
-    static (int Rc, object? Time) EnsureRun(TrainConfig cfg, string dir, string split, string title)
+    /// final model on <paramref name="split"/> when that is not the validation split. Adds the wall
+    /// and CPU seconds (this process's, all threads) of what it ran to the run's run_time.json.
+    /// Returns the exit code.</summary>
+    static int EnsureRun(TrainConfig cfg, string dir, string split, string title)
     {
         string evalPath = EvalPath(dir, split, cfg);
         if (File.Exists(evalPath))
         {
             Console.WriteLine($"=== {title}: reusing {evalPath}");
-            return (0, null);
+            return 0;
         }
         var wall = Stopwatch.StartNew();
         var cpu = Process.GetCurrentProcess().TotalProcessorTime;
@@ -199,16 +201,34 @@ public static class AblateCommand
             if (!resume && Directory.Exists(dir)) Directory.Delete(dir, recursive: true); // cut short with other settings: start over
             Console.WriteLine($"=== {title}{(resume ? " (resuming)" : "")}");
             int rc = TrainCommand.TrainAndReport(cfg, dir, resume, printTable: false);
-            if (rc != 0) return (rc, null);
-            if (!File.Exists(Path.Combine(dir, "eval.json"))) return (1, null); // stopped (Ctrl-C) before the end
+            AddRunTime(dir, wall.Elapsed.TotalSeconds, (Process.GetCurrentProcess().TotalProcessorTime - cpu).TotalSeconds);
+            if (rc != 0) return rc;
+            if (!File.Exists(Path.Combine(dir, "eval.json"))) return 1; // stopped (Ctrl-C) before the end
+            wall.Restart();
+            cpu = Process.GetCurrentProcess().TotalProcessorTime;
         }
         if (split != cfg.Data.ValSplit)
         {
             Console.WriteLine($"=== {title}: scoring the final model on {split}");
             EvaluateOn(cfg, dir, split, evalPath);
         }
-        var used = Process.GetCurrentProcess().TotalProcessorTime - cpu;
-        return (0, new { wall_s = Math.Round(wall.Elapsed.TotalSeconds, 1), cpu_s = Math.Round(used.TotalSeconds, 1) });
+        AddRunTime(dir, wall.Elapsed.TotalSeconds, (Process.GetCurrentProcess().TotalProcessorTime - cpu).TotalSeconds);
+        return 0;
+    }
+
+    /// <summary>Adds to run_time.json ({"wall_s", "cpu_s"}): a run resumed or scored later adds up.</summary>
+    static void AddRunTime(string dir, double wall, double cpu)
+    {
+        string path = Path.Combine(dir, "run_time.json");
+        if (File.Exists(path))
+            try
+            {
+                using var doc = JsonDocument.Parse(File.ReadAllText(path));
+                wall += doc.RootElement.GetProperty("wall_s").GetDouble();
+                cpu += doc.RootElement.GetProperty("cpu_s").GetDouble();
+            }
+            catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException) { }
+        File.WriteAllText(path, JsonSerializer.Serialize(new { wall_s = Math.Round(wall, 1), cpu_s = Math.Round(cpu, 1) }));
     }
 
     /// <summary>Loads the run's last.ckpt (its final model) and scores it on another split.</summary>
