@@ -162,8 +162,12 @@ public class TrainerTests
 
             // a second call finds every result and trains nothing
             var stamp = File.GetLastWriteTimeUtc(Path.Combine(run0, "eval-test.json"));
-            Assert.Equal(0, global::Ccr.Train.Commands.AblateCommand.Run(args.ToArray()));
+            Assert.Equal(0, global::Ccr.Train.Commands.AblateCommand.Run([.. args, "--rows", "ccr_full"]));
             Assert.Equal(stamp, File.GetLastWriteTimeUtc(Path.Combine(run0, "eval-test.json")));
+            // --rows keeps the baselines and the rows named
+            using var only = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(root, "ablate", "ablation.json")));
+            Assert.Equal(["st_baseline", "mt_baseline", "ccr_full"], only.RootElement.GetProperty("table1").EnumerateArray().Select(r => r.GetProperty("name").GetString()));
+            Assert.Throws<UsageException>(() => global::Ccr.Train.Commands.AblateCommand.Run([.. args, "--rows", "ccr_nope"]));
         }
         finally
         {

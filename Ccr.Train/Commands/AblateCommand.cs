@@ -30,6 +30,7 @@ public static class AblateCommand
         new("set", "override a key of the base config", Repeatable: true),
         new("out", "output folder for the runs and the tables", Default: "runs/ablate"),
         new("tables", "which to run: comma list of table1, table3, sweep", Default: "table1,table3"),
+        new("rows", "only these rows (comma list of run names, e.g. ccr_full); the ST and MT baselines are always kept"),
         new("seeds", "training seeds per row (seed, seed+1, ...; the data set stays fixed)", Default: "1"),
         new("split", "split the tables are scored on: val, or test (SynthRooms with data.test_size > 0)", Default: "val"),
         new("k", "top-k values of the sweep", Default: "16,32,64,128"),
@@ -71,6 +72,14 @@ public static class AblateCommand
         Directory.CreateDirectory(outDir);
 
         var variants = Variants(baseCfg, tables, a.Get("k")!, a.Get("gamma")!);
+        if (a.Get("rows") is string only)
+        {
+            var keep = only.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).ToHashSet();
+            var unknown = keep.Where(k => variants.All(v => v.Name != k)).ToList();
+            if (unknown.Count > 0)
+                throw new UsageException($"ablate: --rows names no row of these tables: {string.Join(", ", unknown)} (rows: {string.Join(", ", variants.Select(v => v.Name).Distinct())})");
+            variants = variants.Where(v => keep.Contains(v.Name) || v.Name == AblationTable.MtBaseline || v.Name.StartsWith(AblationTable.StPrefix)).ToList();
+        }
         var names = variants.Select(v => v.Name).Distinct().ToList();
         var results = new Dictionary<string, Dictionary<int, Dictionary<string, Dictionary<string, double>>>>();
         var times = new Dictionary<string, object>();
