@@ -21,6 +21,9 @@ public sealed class BufferPool : IDisposable
     public long BytesCached { get; private set; }
     /// <summary>Blocks handed out and not yet returned.</summary>
     public long BlocksInUse { get; private set; }
+    /// <summary>Most bytes the pool may hold (in use plus cached); null: what the device has. Set
+    /// from <c>CCR_MEMORY_LIMIT_MB</c> by the commands, to share a device or to test running out.</summary>
+    public long? LimitBytes { get; set; }
 
     internal BufferPool(Accelerator acc) => _acc = acc;
 
@@ -55,6 +58,14 @@ public sealed class BufferPool : IDisposable
 
     MemoryBuffer1D<byte, Stride1D.Dense> AllocateOrRetry(long size, long asked)
     {
+        if (LimitBytes is long limit && BytesInUse + BytesCached + size > limit)
+        {
+            ReleaseCached();
+            if (BytesInUse + size > limit)
+                throw new OutOfMemoryException(
+                    $"device memory limit of {Mib(limit)} reached on {_acc.Name}: asked for {Mib(asked)} ({asked} bytes), " +
+                    $"{Mib(BytesInUse)} in use in {BlocksInUse} blocks");
+        }
         try { return _acc.Allocate1D<byte>(size); }
         catch (Exception e) when (e is not ObjectDisposedException)
         {

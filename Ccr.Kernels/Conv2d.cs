@@ -50,198 +50,88 @@ public struct ConvGeom
 }
 
 /// <summary>
-/// 2-D convolution forward and backward as im2col + GEMM on both variants (the CPU variant's im2col,
-/// col2im and GEMM are host SIMD code; the CUDA variant's are ILGPU kernels and the tiled GEMM).
-/// 1x1 stride-1 convs skip im2col. The batch is processed in chunks so the column buffer stays
-/// under <see cref="ColsLimit"/> floats. Every function writes its output (=), activation and
-/// parameter gradients alike; Ccr.Nn's Autograd.Accumulate does the adding.
+/// 2-D convolution forward and backward. CUDA variant: implicit GEMMs that gather from NCHW directly
+/// (Conv2d.Implicit.cs; fp32 or TF32 per <see cref="Device.Precision"/>). CPU variant (host SIMD code):
+/// direct correlation for stride-1 convs with few channels, else im2col + the host GEMM; 1x1 stride-1
+/// convs skip im2col, and the batch is processed in chunks so the column buffer stays under
+/// <see cref="ColsLimit"/> floats. Every function writes its output (=), activation and parameter
+/// gradients alike; Ccr.Nn's Autograd.Accumulate does the adding. The optional <c>tile</c> of the CUDA
+/// variant's entry points overrides <see cref="GemmTiles.Choose"/> (tests, verify, benchmarks); the CPU
+/// variant ignores it.
 /// </summary>
 public static partial class Conv2d
 {
     /// <summary>Largest im2col scratch buffer, in floats (64 MiB); at least one image is always done.</summary>
     public const long ColsLimit = 1L << 24;
 
-    // ---------------------------------------------------------------- kernels (grid-stride)
-
-    // cols (nb, CKK, OHW) from images n0 .. n0+nb of x (N, Cin, H, W)
-    static void Im2colKernel(ArrayView<float> cols, ArrayView<float> x, ConvGeom g, int n0, int nb)
-    {
-        long total = (long)nb * g.CKK * g.OHW;
-        for (long idx = ILGPU.Grid.GlobalIndex.X; idx < total; idx += Launch.Stride)
-        {
-            int ow = (int)(idx % g.OW); long t = idx / g.OW;
-            int oh = (int)(t % g.OH); t /= g.OH;
-            int kw = (int)(t % g.K); t /= g.K;
-            int kh = (int)(t % g.K); t /= g.K;
-            int ci = (int)(t % g.Cin); long n = t / g.Cin + n0;
-            int h = oh * g.S - g.P + kh * g.D, w = ow * g.S - g.P + kw * g.D;
-            cols[idx] = h >= 0 && h < g.H && w >= 0 && w < g.W ? x[((n * g.Cin + ci) * g.H + h) * g.W + w] : 0f;
-        }
-    }
-
-    // dx (N, Cin, H, W) images n0 .. n0+nb = sum of the dcols (nb, CKK, OHW) entries that read them (gather: no atomics)
-    static void Col2imKernel(ArrayView<float> dx, ArrayView<float> dcols, ConvGeom g, int n0, int nb)
-    {
-        long total = (long)nb * g.Cin * g.HW;
-        for (long idx = ILGPU.Grid.GlobalIndex.X; idx < total; idx += Launch.Stride)
-        {
-            int w = (int)(idx % g.W); long t = idx / g.W;
-            int h = (int)(t % g.H); t /= g.H;
-            int ci = (int)(t % g.Cin); long n = t / g.Cin;
-            float s = 0f;
-            for (int kh = 0; kh < g.K; kh++)
-            {
-                int th = h + g.P - kh * g.D;
-                if (th < 0 || th % g.S != 0) continue;
-                int oh = th / g.S;
-                if (oh >= g.OH) continue;
-                for (int kw = 0; kw < g.K; kw++)
-                {
-                    int tw = w + g.P - kw * g.D;
-                    if (tw < 0 || tw % g.S != 0) continue;
-                    int ow = tw / g.S;
-                    if (ow >= g.OW) continue;
-                    s += dcols[((n * g.CKK) + (ci * g.K + kh) * g.K + kw) * g.OHW + oh * g.OW + ow];
-                }
-            }
-            dx[n0 * (long)g.Cin * g.HW + idx] = s;
-        }
-    }
-
-    static void BiasAddKernel(ArrayView<float> y, ArrayView<float> bias, ConvGeom g)
-    {
-        for (long i = ILGPU.Grid.GlobalIndex.X; i < y.Length; i += Launch.Stride)
-            y[i] += bias[(int)(i / g.OHW % g.Cout)];
-    }
-
-    // one group per output channel: db[co] = sum over n, oh, ow of dy
-    static void BiasGradKernel(ArrayView<float> db, ArrayView<float> dy, ConvGeom g)
-    {
-        var part = SharedMemory.Allocate<float>(256);
-        int co = ILGPU.Grid.IdxX, tid = Group.IdxX, gs = Group.DimX;
-        long total = (long)g.N * g.OHW;
-        float s = 0f;
-        for (long i = tid; i < total; i += gs)
-        {
-            long n = i / g.OHW, q = i % g.OHW;
-            s += dy[(n * g.Cout + co) * g.OHW + q];
-        }
-        part[tid] = s;
-        Group.Barrier();
-        int half = 1;
-        while (half * 2 < gs) half *= 2;
-        for (; half > 0; half /= 2)
-        {
-            if (tid < half && tid + half < gs) part[tid] += part[tid + half];
-            Group.Barrier();
-        }
-        if (tid == 0) db[co] = part[0];
-    }
-
-    sealed class Kernels
-    {
-        public readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ConvGeom, int, int> Im2col, Col2im;
-        public readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ConvGeom> BiasAdd, BiasGrad;
-
-        public Kernels(Device d)
-        {
-            var a = d.Accelerator;
-            Im2col = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ConvGeom, int, int>(Im2colKernel);
-            Col2im = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ConvGeom, int, int>(Col2imKernel);
-            BiasAdd = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ConvGeom>(BiasAddKernel);
-            BiasGrad = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ConvGeom>(BiasGradKernel);
-        }
-    }
-
-    static Kernels Ks(Device d) => d.Kernels(static d => new Kernels(d));
-
     // ---------------------------------------------------------------- launchers
 
     /// <summary>y (N, Cout, OH, OW) = conv(x (N, Cin, H, W), w (Cout, Cin, K, K)) + bias (Cout).</summary>
-    public static unsafe void Forward(Device d, Buf<float> y, Buf<float> x, Buf<float> w, Buf<float>? bias, ConvGeom g)
+    public static unsafe void Forward(Device d, Buf<float> y, Buf<float> x, Buf<float> w, Buf<float>? bias, ConvGeom g,
+                                      GemmTile? tile = null)
     {
         Check(g, y, "y", (long)g.N * g.Cout * g.OHW, x, "x", (long)g.N * g.Cin * g.HW, w, "w", (long)g.Cout * g.CKK);
         if (bias is { } bb) Launch.SameLength("conv2d", bb.Length, g.Cout, "bias and output channels");
+        if (!Gemm.Host(d)) { ImplicitForward(d, y, x, w, bias, g, tile); return; }
         PooledBlock? scratch = null;
-        if (Gemm.Host(d) && DirectForward(g)) Correlate(d, y.Ptr, g.Cout, g.OH, g.OW, x.Ptr, g.Cin, g.H, g.W, g.P, w.Ptr, g.N, g.K);
+        if (DirectForward(g)) Correlate(d, y.Ptr, g.Cout, g.OH, g.OW, x.Ptr, g.Cin, g.H, g.W, g.P, w.Ptr, g.N, g.K);
         else ForChunks(d, g, out scratch, (n0, nb, cols) =>
         {
-            var b = g.IsPointwise ? x.Slice(n0 * (long)g.Cin * g.HW, nb * (long)g.Cin * g.HW) : Im2col(d, cols, x, g, n0, nb);
+            var b = g.IsPointwise ? x.Slice(n0 * (long)g.Cin * g.HW, nb * (long)g.Cin * g.HW) : Im2col(cols, x, g, n0, nb);
             Gemm.Batched(d, y.Slice(n0 * (long)g.Cout * g.OHW, nb * (long)g.Cout * g.OHW), w, b, nb,
                 g.Cout, g.OHW, g.CKK, (long)g.Cout * g.OHW, 0, (long)g.CKK * g.OHW);
         });
         scratch?.Dispose();
         if (bias is not { } bias1) return;
-        if (Gemm.Host(d))
-        {
-            var ys = y.Span; var bs = bias1.Span;
-            for (int n = 0; n < g.N; n++)
-                for (int co = 0; co < g.Cout; co++)
-                {
-                    var plane = ys.Slice((n * g.Cout + co) * g.OHW, g.OHW);
-                    TensorPrimitives.Add(plane, bs[co], plane);
-                }
-            return;
-        }
-        Ks(d).BiasAdd(d.Grid(y.Length), y.View, bias1.View, g);
+        var ys = y.Span; var bs = bias1.Span;
+        for (int n = 0; n < g.N; n++)
+            for (int co = 0; co < g.Cout; co++)
+            {
+                var plane = ys.Slice((n * g.Cout + co) * g.OHW, g.OHW);
+                TensorPrimitives.Add(plane, bs[co], plane);
+            }
     }
 
     /// <summary>dx (N, Cin, H, W) = gradient of the conv with respect to x, given dy (N, Cout, OH, OW). Written (=).</summary>
-    public static void BackwardInput(Device d, Buf<float> dx, Buf<float> dy, Buf<float> w, ConvGeom g)
+    public static void BackwardInput(Device d, Buf<float> dx, Buf<float> dy, Buf<float> w, ConvGeom g, GemmTile? tile = null)
     {
         Check(g, dy, "dy", (long)g.N * g.Cout * g.OHW, dx, "dx", (long)g.N * g.Cin * g.HW, w, "w", (long)g.Cout * g.CKK);
-        if (Gemm.Host(d) && DirectBackwardInput(g)) { HostBackwardInputDirect(d, dx, dy, w, g); return; }
+        if (!Gemm.Host(d)) { ImplicitBackwardInput(d, dx, dy, w, g, tile); return; }
+        if (DirectBackwardInput(g)) { HostBackwardInputDirect(d, dx, dy, w, g); return; }
         ForChunks(d, g, out var scratch, (n0, nb, dcols) =>
         {
             var dyc = dy.Slice(n0 * (long)g.Cout * g.OHW, nb * (long)g.Cout * g.OHW);
             var target = g.IsPointwise ? dx.Slice(n0 * (long)g.Cin * g.HW, nb * (long)g.Cin * g.HW) : dcols;
             // dcols (CKK, OHW) = w^T (CKK, Cout) dy (Cout, OHW)
             Gemm.Batched(d, target, w, dyc, nb, g.CKK, g.OHW, g.Cout, (long)g.CKK * g.OHW, 0, (long)g.Cout * g.OHW, transA: true);
-            if (!g.IsPointwise) Col2im(d, dx, dcols, g, n0, nb);
+            if (!g.IsPointwise) HostCol2im(dx, dcols, g, n0, nb);
         });
         scratch?.Dispose();
     }
 
-    /// <summary>dw (Cout, Cin, K, K) = sum over the batch of dy (Cout, OHW) cols^T (OHW, CKK). Written (=).</summary>
-    public static void BackwardWeight(Device d, Buf<float> dw, Buf<float> dy, Buf<float> x, ConvGeom g)
+    /// <summary>dw (Cout, Cin, K, K) = sum over the batch of dy (Cout, OHW) cols^T (OHW, CKK). Written (=).
+    /// Deterministic on both variants: the CUDA variant's K split is summed in slice order (no atomics).</summary>
+    public static void BackwardWeight(Device d, Buf<float> dw, Buf<float> dy, Buf<float> x, ConvGeom g, GemmTile? tile = null)
     {
         Check(g, dy, "dy", (long)g.N * g.Cout * g.OHW, x, "x", (long)g.N * g.Cin * g.HW, dw, "dw", (long)g.Cout * g.CKK);
-        if (Gemm.Host(d) && DirectForward(g)) { HostWeightGradDirect(d, dw, dy, x, g); return; }
+        if (!Gemm.Host(d)) { ImplicitBackwardWeight(d, dw, dy, x, g, tile); return; }
+        if (DirectForward(g)) { HostWeightGradDirect(d, dw, dy, x, g); return; }
         ForChunks(d, g, out var scratch, (n0, nb, cols) =>
         {
-            var b = g.IsPointwise ? x.Slice(n0 * (long)g.Cin * g.HW, nb * (long)g.Cin * g.HW) : Im2col(d, cols, x, g, n0, nb);
-            if (Gemm.Host(d))
-            {
-                // one dot-form pass sums the chunk's images: no per-image GEMM, no transposing pack of cols
-                HostWeightGrad(dw, dy, b, g, n0, nb);
-                return;
-            }
-            for (int i = 0; i < nb; i++)
-                Gemm.Run(d, dw, dy.Slice((n0 + i) * (long)g.Cout * g.OHW, (long)g.Cout * g.OHW),
-                    b.Slice(i * (long)g.CKK * g.OHW, (long)g.CKK * g.OHW), g.Cout, g.CKK, g.OHW,
-                    transB: true, beta: n0 + i == 0 ? 0f : 1f);
+            var b = g.IsPointwise ? x.Slice(n0 * (long)g.Cin * g.HW, nb * (long)g.Cin * g.HW) : Im2col(cols, x, g, n0, nb);
+            // one dot-form pass sums the chunk's images: no per-image GEMM, no transposing pack of cols
+            HostWeightGrad(dw, dy, b, g, n0, nb);
         });
         scratch?.Dispose();
     }
 
-    /// <summary>db (Cout) = sum of dy (N, Cout, OH, OW) over N, OH, OW. Written (=).</summary>
+    /// <summary>db (Cout) = sum of dy (N, Cout, OH, OW) over N, OH, OW. Written (=). The shared
+    /// per-channel reduction (ordered, many groups per channel on a GPU; Reductions.cs).</summary>
     public static void BackwardBias(Device d, Buf<float> db, Buf<float> dy, ConvGeom g)
     {
         Launch.SameLength("conv2d backward bias", db.Length, g.Cout, "db and output channels");
         Launch.SameLength("conv2d backward bias", dy.Length, (long)g.N * g.Cout * g.OHW, $"dy and output {g}");
-        if (Gemm.Host(d))
-        {
-            var dys = dy.Span; var dbs = db.Span;
-            for (int co = 0; co < g.Cout; co++)
-            {
-                double s = 0;
-                for (int n = 0; n < g.N; n++) s += TensorPrimitives.Sum(dys.Slice((n * g.Cout + co) * g.OHW, g.OHW));
-                dbs[co] = (float)s;
-            }
-            return;
-        }
-        if (d.GroupSize > 256) throw new NotSupportedException($"conv2d bias grad: group size {d.GroupSize} > 256");
-        Ks(d).BiasGrad(new KernelConfig(g.Cout, d.GroupSize), db.View, dy.View, g);
+        Reductions.SumPerChannel(d, db, dy, g.N, g.Cout, g.OHW);
     }
 
     // ---------------------------------------------------------------- helpers
@@ -268,17 +158,10 @@ public static partial class Conv2d
         }
     }
 
-    static Buf<float> Im2col(Device d, Buf<float> cols, Buf<float> x, ConvGeom g, int n0, int nb)
+    static Buf<float> Im2col(Buf<float> cols, Buf<float> x, ConvGeom g, int n0, int nb)
     {
-        if (Gemm.Host(d)) { HostIm2col(cols, x, g, n0, nb); return cols; }
-        Ks(d).Im2col(d.Grid(cols.Length), cols.View, x.View, g, n0, nb);
+        HostIm2col(cols, x, g, n0, nb);
         return cols;
-    }
-
-    static void Col2im(Device d, Buf<float> dx, Buf<float> dcols, ConvGeom g, int n0, int nb)
-    {
-        if (Gemm.Host(d)) { HostCol2im(dx, dcols, g, n0, nb); return; }
-        Ks(d).Col2im(d.Grid((long)nb * g.Cin * g.HW), dx.View, dcols.View, g, n0, nb);
     }
 
     // ---------------------------------------------------------------- CPU variant (host code)

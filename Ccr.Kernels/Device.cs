@@ -22,6 +22,9 @@ public sealed class Device : IDisposable
     public Accelerator Accelerator { get; }
     public KernelVariant Variant { get; }
     public BufferPool Pool { get; }
+    /// <summary>Arithmetic of the CUDA variant's GEMMs and convolutions (the train command's
+    /// <c>--precision</c>); the CPU variant ignores it and computes in fp32.</summary>
+    public MathPrecision Precision { get; set; } = MathPrecision.Fp32;
     public bool IsCuda => Accelerator.AcceleratorType == AcceleratorType.Cuda;
     /// <summary>True when buffers are host memory (CPU accelerator), so CPU variants may use pointers.</summary>
     public bool IsHostMemory => Accelerator.AcceleratorType == AcceleratorType.CPU;
@@ -49,8 +52,10 @@ public sealed class Device : IDisposable
     }
 
     /// <summary>The device chosen by <c>CCR_DEVICE</c> (or <paramref name="choice"/>): "cuda", "cpu",
-    /// or automatic. Prints which device it uses when <paramref name="verbose"/>.</summary>
-    public static Device Create(string? choice = null, bool verbose = true)
+    /// or automatic. Prints which device it uses when <paramref name="verbose"/>. With several
+    /// CUDA devices, <paramref name="cudaOrdinal"/> (modulo their count) picks one: a data-parallel
+    /// rank passes its local rank, so each process of a machine gets its own GPU.</summary>
+    public static Device Create(string? choice = null, bool verbose = true, int cudaOrdinal = 0)
     {
         choice ??= Environment.GetEnvironmentVariable("CCR_DEVICE");
         choice = string.IsNullOrWhiteSpace(choice) ? "auto" : choice.Trim().ToLowerInvariant();
@@ -62,7 +67,7 @@ public sealed class Device : IDisposable
             var ctx = Context.Create(b => b.Cuda().EnableAlgorithms().Optimize(OptimizationLevel.O2));
             var cuda = ctx.GetCudaDevices();
             if (cuda.Count > 0)
-                d = new Device(ctx, cuda[0].CreateAccelerator(ctx), KernelVariant.Cuda);
+                d = new Device(ctx, cuda[Math.Abs(cudaOrdinal) % cuda.Count].CreateAccelerator(ctx), KernelVariant.Cuda);
             else
             {
                 ctx.Dispose();
@@ -82,11 +87,16 @@ public sealed class Device : IDisposable
     /// <see cref="KernelVariant.Cuda"/>: 256 threads per group, so the GPU kernels' barriers and
     /// shared memory can be tested (slow; tiny shapes only).
     /// </summary>
-    public static Device CreateCpu(KernelVariant variant = KernelVariant.Cpu)
+    public static Device CreateCpu(KernelVariant variant = KernelVariant.Cpu) =>
+        variant == KernelVariant.Cpu
+            ? CreateCpu(2, 1, Math.Max(1, Environment.ProcessorCount), variant)
+            : CreateCpu(32, 8, 1, variant);
+
+    /// <summary>A CPU-accelerator device of <paramref name="warpsPerGroup"/> warps of
+    /// <paramref name="threadsPerWarp"/> lanes (tests of warp-level code on several shapes).</summary>
+    public static Device CreateCpu(int threadsPerWarp, int warpsPerGroup, int multiprocessors, KernelVariant variant)
     {
-        var cpu = variant == KernelVariant.Cpu
-            ? new CPUDevice(2, 1, Math.Max(1, Environment.ProcessorCount))
-            : new CPUDevice(32, 8, 1);
+        var cpu = new CPUDevice(threadsPerWarp, warpsPerGroup, multiprocessors);
         var ctx = Context.Create(b => b.CPU(cpu).EnableAlgorithms().Optimize(OptimizationLevel.O2));
         return new Device(ctx, cpu.CreateAccelerator(ctx), variant);
     }

@@ -10,8 +10,10 @@ public static partial class Elementwise
         public static double[] Mul(double[] a, double[] b) => Zip(a, b, (x, y) => x * y);
         public static double[] Axpby(double[] y, double[] x, double alpha, double beta) =>
             Zip(x, y, (xi, yi) => beta == 0 ? alpha * xi : alpha * xi + beta * yi);
-        public static double[] Relu(double[] x) => x.Select(v => v > 0 ? v : 0).ToArray();
-        public static double[] ReluBackward(double[] dy, double[] x) => Zip(dy, x, (g, v) => v > 0 ? g : 0);
+        public static double[] Relu(double[] x) => x.Select(v => v <= 0 ? 0 : v).ToArray();
+        public static double[] ReluBackward(double[] dy, double[] x) => Zip(dy, x, (g, v) => v <= 0 ? 0 : g);
+        /// <summary>max(a + b, 0); its gradient with respect to either input is ReluBackward(dy, y).</summary>
+        public static double[] AddRelu(double[] a, double[] b) => Relu(Add(a, b));
 
         static double[] Zip(double[] a, double[] b, Func<double, double, double> f)
         {

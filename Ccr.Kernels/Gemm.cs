@@ -9,12 +9,13 @@ namespace Ccr.Kernels;
 /// op(A) is (M, K) and op(B) is (K, N); op transposes when asked (A stored (K, M), B stored (N, K)).
 /// beta = 0 ignores C's old contents (NaN too). Batched entry: the same product for each of
 /// <c>batch</c> matrices at element strides strideA / strideB / strideC (stride 0 shares a matrix).
-/// CUDA variant: a 64x64 shared-memory tile, 256 threads, 4x4 outputs per thread (DESIGN.md: 13
-/// TFLOP/s on an H200). CPU variant: host SIMD with packed B panels, cache blocking, Parallel.For.
+/// CUDA variant: <see cref="ImplicitGemm"/> (padded, double-buffered shared tiles; fp32 with 4x4 outputs per
+/// thread or TF32 on the tensor cores, per <see cref="Device.Precision"/>; tile and K split from
+/// <see cref="GemmTiles.Choose"/>). CPU variant: host SIMD with packed B panels, cache blocking, Parallel.For.
 /// </summary>
 public static partial class Gemm
 {
-    // ---------------------------------------------------------------- CUDA kernel
+    // ---------------------------------------------------------------- CUDA variant: the implicit-GEMM kernels
 
     /// <summary>Sizes and element strides of one (batched) product. A(i, p) = a[offA + i*SAi + p*SAp],
     /// B(p, j) = b[offB + p*SBp + j*SBj]: one kernel serves all four transpose combinations.</summary>
@@ -26,74 +27,28 @@ public static partial class Gemm
         public float Alpha, Beta;
     }
 
-    const int Tile = 64, BK = 16, Threads = 16; // 16x16 threads, each 4x4 outputs
-
-    static void TiledKernel(ArrayView<float> c, ArrayView<float> a, ArrayView<float> b, Args g)
+    /// <summary>A dense matrix operand at element strides: element (mn, k) of product z is
+    /// src[z Stride + mn SMN + k SK] (A: SMN = SAi, SK = SAp; B read transposed: SMN = SBj, SK = SBp).</summary>
+    public struct StridedOperand : IGemmOperand
     {
-        var As = SharedMemory.Allocate<float>(BK * Tile); // [p][i]
-        var Bs = SharedMemory.Allocate<float>(BK * Tile); // [p][j]
-        int tx = Group.IdxX, ty = Group.IdxY, tid = ty * Threads + tx;
-        int row0 = ILGPU.Grid.IdxY * Tile, col0 = ILGPU.Grid.IdxX * Tile;
-        long z = ILGPU.Grid.IdxZ;
-        long offA = z * g.StrideA, offB = z * g.StrideB, offC = z * g.StrideC;
-        float c00 = 0, c01 = 0, c02 = 0, c03 = 0, c10 = 0, c11 = 0, c12 = 0, c13 = 0;
-        float c20 = 0, c21 = 0, c22 = 0, c23 = 0, c30 = 0, c31 = 0, c32 = 0, c33 = 0;
-        bool aRowFast = g.SAp == 1, bColFast = g.SBj == 1;
-        for (int k0 = 0; k0 < g.K; k0 += BK)
+        public long Stride;
+        public int SMN, SK;
+        public readonly float Load(ArrayView<float> src, int z, int mn, int k) => src[z * Stride + (long)mn * SMN + (long)k * SK];
+    }
+
+    /// <summary>C (M, N) of product z, row-major at element stride Stride: alpha v + beta C (beta = 0 ignores C).</summary>
+    public struct ScaledOutput : IGemmOutput
+    {
+        public int N;
+        public long Stride;
+        public float Alpha, Beta;
+        public readonly void Store(ArrayView<float> dst, ArrayView<float> bias, int z, int i, int j, float v)
         {
-            for (int l = 0; l < BK * Tile / (Threads * Threads); l++)
-            {
-                int e = tid + l * Threads * Threads;
-                // consecutive threads read consecutive addresses (coalesced) in either layout
-                int p = aRowFast ? e % BK : e / Tile, i = aRowFast ? e / BK : e % Tile;
-                int gi = row0 + i, gp = k0 + p;
-                As[p * Tile + i] = gi < g.M && gp < g.K ? a[offA + (long)gi * g.SAi + (long)gp * g.SAp] : 0f;
-                int pb = bColFast ? e / Tile : e % BK, j = bColFast ? e % Tile : e / BK;
-                int gj = col0 + j, gpb = k0 + pb;
-                Bs[pb * Tile + j] = gj < g.N && gpb < g.K ? b[offB + (long)gpb * g.SBp + (long)gj * g.SBj] : 0f;
-            }
-            Group.Barrier();
-            for (int p = 0; p < BK; p++)
-            {
-                float a0 = As[p * Tile + ty], a1 = As[p * Tile + ty + 16], a2 = As[p * Tile + ty + 32], a3 = As[p * Tile + ty + 48];
-                float b0 = Bs[p * Tile + tx], b1 = Bs[p * Tile + tx + 16], b2 = Bs[p * Tile + tx + 32], b3 = Bs[p * Tile + tx + 48];
-                c00 += a0 * b0; c01 += a0 * b1; c02 += a0 * b2; c03 += a0 * b3;
-                c10 += a1 * b0; c11 += a1 * b1; c12 += a1 * b2; c13 += a1 * b3;
-                c20 += a2 * b0; c21 += a2 * b1; c22 += a2 * b2; c23 += a2 * b3;
-                c30 += a3 * b0; c31 += a3 * b1; c32 += a3 * b2; c33 += a3 * b3;
-            }
-            Group.Barrier();
+            long at = z * Stride + (long)i * N + j;
+            dst[at] = Beta == 0f ? Alpha * v : Alpha * v + Beta * dst[at];
         }
-        Store(c, g, offC, row0 + ty, col0 + tx, c00, c01, c02, c03);
-        Store(c, g, offC, row0 + ty + 16, col0 + tx, c10, c11, c12, c13);
-        Store(c, g, offC, row0 + ty + 32, col0 + tx, c20, c21, c22, c23);
-        Store(c, g, offC, row0 + ty + 48, col0 + tx, c30, c31, c32, c33);
     }
 
-    static void Store(ArrayView<float> c, Args g, long offC, int i, int j, float v0, float v1, float v2, float v3)
-    {
-        if (i >= g.M) return;
-        long r = offC + (long)i * g.N;
-        Store1(c, g, r, j, v0);
-        Store1(c, g, r, j + 16, v1);
-        Store1(c, g, r, j + 32, v2);
-        Store1(c, g, r, j + 48, v3);
-    }
-
-    static void Store1(ArrayView<float> c, Args g, long r, int j, float v)
-    {
-        if (j >= g.N) return;
-        c[r + j] = g.Beta == 0f ? g.Alpha * v : g.Alpha * v + g.Beta * c[r + j];
-    }
-
-    sealed class Kernels
-    {
-        public readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, Args> Tiled;
-        public Kernels(Device d) =>
-            Tiled = d.Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, Args>(TiledKernel);
-    }
-
-    static Kernels K(Device d) => d.Kernels(static d => new Kernels(d));
     internal static bool Host(Device d) => d.Variant == KernelVariant.Cpu && d.IsHostMemory;
 
     // ---------------------------------------------------------------- entry points
@@ -101,14 +56,15 @@ public static partial class Gemm
     /// <summary>C (M, N) = alpha * op(A) op(B) + beta * C. A is (M, K), or (K, M) with transA;
     /// B is (K, N), or (N, K) with transB.</summary>
     public static void Run(Device d, Buf<float> c, Buf<float> a, Buf<float> b, int m, int n, int k,
-                           bool transA = false, bool transB = false, float alpha = 1f, float beta = 0f) =>
-        Batched(d, c, a, b, 1, m, n, k, 0, 0, 0, transA, transB, alpha, beta);
+                           bool transA = false, bool transB = false, float alpha = 1f, float beta = 0f, GemmTile? tile = null) =>
+        Batched(d, c, a, b, 1, m, n, k, 0, 0, 0, transA, transB, alpha, beta, tile);
 
     /// <summary>For z in [0, batch): C_z = alpha * op(A_z) op(B_z) + beta * C_z, with A_z starting at
     /// element z * strideA of <paramref name="a"/> (likewise B, C). A stride of 0 shares one matrix.</summary>
     public static void Batched(Device d, Buf<float> c, Buf<float> a, Buf<float> b, int batch, int m, int n, int k,
                                long strideC, long strideA, long strideB,
-                               bool transA = false, bool transB = false, float alpha = 1f, float beta = 0f)
+                               bool transA = false, bool transB = false, float alpha = 1f, float beta = 0f,
+                               GemmTile? tile = null)
     {
         if (m < 0 || n < 0 || k < 0 || batch < 0)
             throw new ArgumentException($"gemm: negative size (batch {batch}, M {m}, N {n}, K {k})");
@@ -129,12 +85,10 @@ public static partial class Gemm
             StrideA = strideA, StrideB = strideB, StrideC = strideC, Alpha = alpha, Beta = beta,
         };
         if (Host(d)) { HostBatched(c, a, b, batch, g, transA, transB); return; }
-        int maxThreads = d.Accelerator.MaxNumThreadsPerGroup;
-        if (maxThreads < Threads * Threads)
-            throw new NotSupportedException($"gemm: the tiled CUDA kernel needs {Threads * Threads} threads per group; " +
-                $"{d.Accelerator.Name} allows {maxThreads}");
-        var grid = new Index3D((n + Tile - 1) / Tile, (m + Tile - 1) / Tile, batch);
-        K(d).Tiled(new KernelConfig(grid, new Index3D(Threads, Threads, 1)), c.View, a.View, b.View, g);
+        var la = new StridedOperand { Stride = strideA, SMN = g.SAi, SK = g.SAp };
+        var lb = new StridedOperand { Stride = strideB, SMN = g.SBj, SK = g.SBp };
+        var sc = new ScaledOutput { N = n, Stride = strideC, Alpha = alpha, Beta = beta };
+        ImplicitGemm.Run(d, c, a, b, null, la, lb, sc, batch, m, n, k, kFastA: g.SAp == 1, kFastB: g.SBp == 1, tile);
     }
 
     static void Need(string what, long have, long stride, int batch, long one, int rows, int cols)

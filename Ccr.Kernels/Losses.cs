@@ -9,8 +9,8 @@ namespace Ccr.Kernels;
 /// masked L1, balanced BCE with logits. Each forward writes <c>stats = [loss, denominator]</c>
 /// (2 floats on the device), so that the backward reads the denominator on the device and never
 /// synchronises with the host. Gradients are written (=), never accumulated.
-/// CUDA variant: a grid-stride kernel over pixels that reduces (numerator, denominator) per group in
-/// shared memory into partials, then one group that reduces the partials (two-stage reduction).
+/// CUDA variant: a grid-stride kernel over pixels that reduces (numerator, denominator) per group
+/// (BlockReduce) into partials, then one group that reduces the partials (two-stage reduction).
 /// CPU variant: host code, Parallel.For over pixel chunks with float64 partial sums.
 /// Empty reductions (every pixel ignored) give loss 0 and gradient 0 — PyTorch gives NaN there; a
 /// batch whose crops are all void should not poison a training run.
@@ -18,35 +18,14 @@ namespace Ccr.Kernels;
 /// </summary>
 public static partial class Losses
 {
-    /// <summary>Largest group the shared-memory reductions are written for.</summary>
-    const int MaxGroup = 256;
-
-    // ---------------------------------------------------------------- group reduction
-
-    // Sums (a, b) over the group into thread 0's registers (valid only in thread 0).
-    static void GroupSum2(ref float a, ref float b)
-    {
-        var sa = SharedMemory.Allocate<float>(MaxGroup);
-        var sb = SharedMemory.Allocate<float>(MaxGroup);
-        int t = Group.IdxX;
-        sa[t] = a; sb[t] = b;
-        Group.Barrier();
-        for (int s = Group.DimX / 2; s > 0; s >>= 1)
-        {
-            if (t < s) { sa[t] += sa[t + s]; sb[t] += sb[t + s]; }
-            Group.Barrier();
-        }
-        a = sa[0]; b = sb[0];
-    }
-
     // Stage 2: one group reduces the per-group partials (numerator in [0, G), denominator in
     // [G, 2G)) into stats = [num / den (0 when den == 0), den].
     static void FinishKernel(ArrayView<float> stats, ArrayView<float> partials, int groups)
     {
         float a = 0f, b = 0f;
         for (int i = Group.IdxX; i < groups; i += Group.DimX) { a += partials[i]; b += partials[groups + i]; }
-        GroupSum2(ref a, ref b);
-        if (Group.IdxX == 0) { stats[0] = b > 0f ? a / b : 0f; stats[1] = b; }
+        var r = BlockReduce.Sum2(a, b);
+        if (Group.IdxX == 0) { stats[0] = r.Y > 0f ? r.X / r.Y : 0f; stats[1] = r.Y; }
     }
 
     static float Softplus(float x) => XMath.Max(x, 0f) + XMath.Log(1f + XMath.Exp(-XMath.Abs(x)));
@@ -80,8 +59,8 @@ public static partial class Losses
             num += w * (m + XMath.Log(s) - logits[b + (long)y * HW]);
             den += w;
         }
-        GroupSum2(ref num, ref den);
-        if (Group.IdxX == 0) { partials[ILGPU.Grid.IdxX] = num; partials[ILGPU.Grid.DimX + ILGPU.Grid.IdxX] = den; }
+        var r = BlockReduce.Sum2(num, den);
+        if (Group.IdxX == 0) { partials[ILGPU.Grid.IdxX] = r.X; partials[ILGPU.Grid.DimX + ILGPU.Grid.IdxX] = r.Y; }
     }
 
     // dlogits = dloss * w_y / den * (softmax - onehot(y)); 0 on ignored pixels or when den == 0.
@@ -130,8 +109,8 @@ public static partial class Losses
             for (int c = 0; c < C; c++) num += XMath.Abs(pred[b + (long)c * HW] - target[b + (long)c * HW]);
             den += 1f;
         }
-        GroupSum2(ref num, ref den);
-        if (Group.IdxX == 0) { partials[ILGPU.Grid.IdxX] = num; partials[ILGPU.Grid.DimX + ILGPU.Grid.IdxX] = den; }
+        var r = BlockReduce.Sum2(num, den);
+        if (Group.IdxX == 0) { partials[ILGPU.Grid.IdxX] = r.X; partials[ILGPU.Grid.DimX + ILGPU.Grid.IdxX] = r.Y; }
     }
 
     static bool PixelValid(ArrayView<float> target, long b, float ignore, int C, int HW)
@@ -182,8 +161,8 @@ public static partial class Losses
             num += w * y * Softplus(-x) + (1f - w) * (1f - y) * Softplus(x);
             den += 1f;
         }
-        GroupSum2(ref num, ref den);
-        if (Group.IdxX == 0) { partials[ILGPU.Grid.IdxX] = num; partials[ILGPU.Grid.DimX + ILGPU.Grid.IdxX] = den; }
+        var r = BlockReduce.Sum2(num, den);
+        if (Group.IdxX == 0) { partials[ILGPU.Grid.IdxX] = r.X; partials[ILGPU.Grid.DimX + ILGPU.Grid.IdxX] = r.Y; }
     }
 
     // dl/dx = -w * y * (1 - sigmoid(x)) + (1 - w) * (1 - y) * sigmoid(x), times dloss / den.
@@ -232,14 +211,15 @@ public static partial class Losses
     // Runs a stage-1 kernel that writes 2 * groups partials, then the finish kernel into stats.
     static void Reduce(Device d, Buf<float> stats, long work, Action<KernelConfig, ArrayView<float>> stage1)
     {
-        if (d.GroupSize > MaxGroup || (d.GroupSize & (d.GroupSize - 1)) != 0)
-            throw new InvalidOperationException($"loss reductions need a power-of-two group of at most {MaxGroup} threads, the device has {d.GroupSize}");
         var cfg = d.Grid(Math.Max(1, work));
+        BlockReduce.CheckGroup(d, d.GroupSize, "loss reduction");
         int groups = cfg.GridDim.X;
         using var block = d.Pool.Rent(2L * groups * sizeof(float));
         var partials = new Buf<float>(block, 0, 2L * groups);
         stage1(cfg, partials.View);
-        K(d).Finish(new KernelConfig(1, d.GroupSize), stats.View, partials.View, groups);
+        int g2 = BlockReduce.GroupFor(d, groups);
+        BlockReduce.CheckGroup(d, g2, "loss reduction");
+        K(d).Finish(new KernelConfig(1, g2), stats.View, partials.View, groups);
     }
 
     static void CheckStats(string op, Buf<float> stats)

@@ -5,100 +5,62 @@ using ILGPU.Runtime;
 namespace Ccr.Kernels;
 
 /// <summary>
-/// Sums: all elements to one value (two-stage on the CUDA variant, double accumulation on the CPU
-/// variant), and per channel over (N, H, W) for bias gradients. Outputs are written (=).
-/// CUDA variant: one group per channel / per partial, shared-memory tree reduction
-/// (<see cref="GroupSum"/>, also used by batch norm). CPU variant: host code on spans.
+/// Sums: all elements to one value, and per channel over (N, H, W) (bias gradients). Outputs are
+/// written (=). CUDA variant: two-level ordered reductions built on <see cref="BlockReduce"/>
+/// (per-group partial sums, then one pass over the partials in a fixed order: deterministic, no
+/// atomics); per channel, many groups share a channel (<see cref="ChannelSplit"/>), so an
+/// 18-channel layer still fills the GPU. CPU variant: host code on spans, sums in double.
 /// </summary>
 public static partial class Reductions
 {
-    /// <summary>Shared-memory tree size: groups are at most 256 threads (Device.GroupSize).</summary>
-    public const int MaxGroup = 256;
-
-    /// <summary>Sum of <paramref name="v"/> over the threads of a group, returned to every thread.
-    /// <paramref name="sh"/> is a shared array of at least Group.DimX floats; it may be reused
-    /// right after the call (the closing barrier protects it). Works for any group size.
-    /// Three barriers instead of a log2(group) tree: barriers dominate on the CPU accelerator
-    /// (tens of ms each at 256 threads), and on a GPU 8 + 32 shared loads per thread are cheap.</summary>
-    public static float GroupSum(ArrayView<float> sh, float v)
-    {
-        int t = Group.IdxX, n = Group.DimX;
-        sh[t] = v;
-        Group.Barrier();
-        // Lanes t < 32 fold the entries congruent to t mod 32 into sh[t] (disjoint sets: no race).
-        if (t < 32)
-        {
-            float a = 0f;
-            for (int k = t; k < n; k += 32) a += sh[k];
-            sh[t] = a;
-        }
-        Group.Barrier();
-        float r = 0f;
-        int m = n < 32 ? n : 32;
-        for (int k = 0; k < m; k++) r += sh[k];
-        Group.Barrier();
-        return r;
-    }
-
-    /// <summary>Two floats, returned by <see cref="GroupSum2"/> inside kernels.</summary>
-    public struct Float2 { public float X, Y; }
-
-    /// <summary>Two sums at once (same three barriers): <paramref name="sh"/> and
-    /// <paramref name="sh2"/> are shared arrays of at least Group.DimX floats each.</summary>
-    public static Float2 GroupSum2(ArrayView<float> sh, ArrayView<float> sh2, float v, float w)
-    {
-        int t = Group.IdxX, n = Group.DimX;
-        sh[t] = v; sh2[t] = w;
-        Group.Barrier();
-        if (t < 32)
-        {
-            float a = 0f, b = 0f;
-            for (int k = t; k < n; k += 32) { a += sh[k]; b += sh2[k]; }
-            sh[t] = a; sh2[t] = b;
-        }
-        Group.Barrier();
-        var r = new Float2();
-        int m = n < 32 ? n : 32;
-        for (int k = 0; k < m; k++) { r.X += sh[k]; r.Y += sh2[k]; }
-        Group.Barrier();
-        return r;
-    }
-
-    /// <summary>Threads per group for a reduction over <paramref name="work"/> elements per group:
-    /// <see cref="Device.GroupSize"/>, but no more warps than the work fills (a 35-element channel
-    /// needs 64 threads, not 256; barriers on the CPU accelerator cost per thread).</summary>
-    public static int ReduceGroup(Device d, long work)
-    {
-        int warp = Math.Max(1, d.Accelerator.WarpSize);
-        long g = (Math.Max(1, work) + warp - 1) / warp * warp;
-        return (int)Math.Min(d.GroupSize, g);
-    }
-
     // ---------------------------------------------------------------- kernels
 
     // Stage 1 (and stage 2 with one group): each group sums a grid-stride share of x into partial[group].
     static void SumStageKernel(ArrayView<float> partial, ArrayView<float> x, float scale)
     {
-        var sh = SharedMemory.Allocate<float>(MaxGroup);
         float acc = 0f;
-        for (int i = ILGPU.Grid.GlobalIndex.X; i < x.IntLength; i += Launch.Stride) acc += x[i];
-        float s = GroupSum(sh, acc);
+        int n = x.IntLength, st = Launch.Stride, i = ILGPU.Grid.GlobalIndex.X;
+        for (; i + 3 * st < n; i += 4 * st)
+        {
+            float x0 = x[i], x1 = x[i + st], x2 = x[i + 2 * st], x3 = x[i + 3 * st];
+            acc += (x0 + x1) + (x2 + x3);
+        }
+        for (; i < n; i += st) acc += x[i];
+        float s = BlockReduce.Sum(acc);
         if (Group.IdxX == 0) partial[ILGPU.Grid.IdxX] = s * scale;
     }
 
-    // One group per channel: dst[c] = sum over n, i of x[n, c, i].   x (N, C, HW)
-    static void SumPerChannelKernel(ArrayView<float> dst, ArrayView<float> x, int n, int c, int hw)
+    // Stage 1 of the per-channel sum: group g = (channel, part) sums its range of the channel into
+    // partial[g] (or dst[channel] when there is one part).   x (N, C, HW)
+    static void SumPerChannelPartialKernel(ArrayView<float> partial, ArrayView<float> x, ChannelSplit s)
     {
-        var sh = SharedMemory.Allocate<float>(MaxGroup);
-        int ch = ILGPU.Grid.IdxX;
+        int g = ILGPU.Grid.IdxX, c = g / s.Parts;
+        long lo = s.Lo(g - c * s.Parts), hi = s.Lo(g - c * s.Parts + 1);
         float acc = 0f;
-        for (int j = Group.IdxX; j < n * hw; j += Group.DimX)
+        for (int n = s.FirstImage(lo); n < s.N && (long)n * s.Hw < hi; n++)
         {
-            int b = j / hw, i = j - b * hw;
-            acc += x[(b * c + ch) * hw + i];
+            var seg = s.Segment(n, c, lo, hi);
+            int i = seg.A + Group.IdxX, step = Group.DimX;
+            // four independent loads per iteration keep enough bytes in flight for GPU bandwidth
+            for (; i + 3 * step < seg.B; i += 4 * step)
+            {
+                float x0 = x[seg.Base + i], x1 = x[seg.Base + i + step], x2 = x[seg.Base + i + 2 * step], x3 = x[seg.Base + i + 3 * step];
+                acc += (x0 + x1) + (x2 + x3);
+            }
+            for (; i < seg.B; i += step) acc += x[seg.Base + i];
         }
-        float s = GroupSum(sh, acc);
-        if (Group.IdxX == 0) dst[ch] = s;
+        float r = BlockReduce.Sum(acc);
+        if (Group.IdxX == 0) partial[g] = r;
+    }
+
+    // Stage 2: group c sums partial[c*parts .. (c+1)*parts) in a fixed order into dst[c].
+    static void SumPartsKernel(ArrayView<float> dst, ArrayView<float> partial, int parts)
+    {
+        int c = ILGPU.Grid.IdxX;
+        float acc = 0f;
+        for (int p = Group.IdxX; p < parts; p += Group.DimX) acc += partial[c * parts + p];
+        float r = BlockReduce.Sum(acc);
+        if (Group.IdxX == 0) dst[c] = r;
     }
 
     // y[i] = scale * s[0]: the backward of a sum to a scalar, without reading s back to the host.
@@ -113,14 +75,16 @@ public static partial class Reductions
     sealed class Kernels
     {
         public readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, float> SumStage;
-        public readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, int, int, int> SumPerChannel;
+        public readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ChannelSplit> SumPerChannelPartial;
+        public readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, int> SumParts;
         public readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, float> Broadcast;
 
         public Kernels(Device d)
         {
             var a = d.Accelerator;
             SumStage = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, float>(SumStageKernel);
-            SumPerChannel = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int, int, int>(SumPerChannelKernel);
+            SumPerChannelPartial = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ChannelSplit>(SumPerChannelPartialKernel);
+            SumParts = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int>(SumPartsKernel);
             Broadcast = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, float>(BroadcastKernel);
         }
     }
@@ -148,12 +112,6 @@ public static partial class Reductions
         });
     }
 
-    internal static void CheckGroup(Device d, string op)
-    {
-        if (d.GroupSize > MaxGroup)
-            throw new InvalidOperationException($"{op}: group size {d.GroupSize} exceeds the shared tree of {MaxGroup}");
-    }
-
     /// <summary>dst[0] = scale * sum(x). An empty x gives 0.</summary>
     public static void Sum(Device d, Buf<float> dst, Buf<float> x, float scale = 1f)
     {
@@ -163,16 +121,17 @@ public static partial class Reductions
             dst.Span[0] = (float)(HostSum(x.Span) * scale);
             return;
         }
-        CheckGroup(d, "Sum");
         // Stage 1: G partials; stage 2: one group sums them (and applies the scale).
         var cfg = d.Grid(Math.Max(1, x.Length));
-        if (x.Length < d.GroupSize) cfg = new KernelConfig(1, ReduceGroup(d, x.Length));
+        if (x.Length < d.GroupSize) cfg = new KernelConfig(1, BlockReduce.GroupFor(d, x.Length));
         int groups = cfg.GridDim.X;
+        BlockReduce.CheckGroup(d, cfg.GroupDim.X, "Sum");
+        var k = K(d);
+        if (groups == 1) { k.SumStage(cfg, dst.View, x.View, scale); return; }
         using var block = d.Pool.Rent(groups * 4L);
         var partial = new Buf<float>(block, 0, groups);
-        var k = K(d);
         k.SumStage(cfg, partial.View, x.View, 1f);
-        k.SumStage(new KernelConfig(1, ReduceGroup(d, groups)), dst.View, partial.View, scale);
+        k.SumStage(new KernelConfig(1, BlockReduce.GroupFor(d, groups)), dst.View, partial.View, scale);
     }
 
     /// <summary>y[i] = scale * s[0] for every i (gradient of a sum or mean).   s (1)</summary>
@@ -193,10 +152,12 @@ public static partial class Reductions
         return s;
     }
 
-    /// <summary>dst[c] = sum over n, h, w of x[n, c, h, w].   dst (C), x (N, C, H, W)</summary>
-    public static void SumPerChannel(Device d, Buf<float> dst, Buf<float> x, int n, int c, int hw)
+    /// <summary>dst[c] = sum over n, h, w of x[n, c, h, w].   dst (C), x (N, C, H, W).
+    /// <paramref name="parts"/> (groups per channel on the CUDA variant) is chosen from the device
+    /// when 0; tests force it to check the split.</summary>
+    public static void SumPerChannel(Device d, Buf<float> dst, Buf<float> x, int n, int c, int hw, int parts = 0)
     {
-        if (dst.Length != c || x.Length != (long)n * c * hw)
+        if (n < 0 || c < 0 || hw < 0 || dst.Length != c || x.Length != (long)n * c * hw)
             throw new ArgumentException($"SumPerChannel: dst of {dst.Length} and x of {x.Length} elements do not fit (N={n}, C={c}, HW={hw})");
         if (c == 0) return;
         if (Host(d))
@@ -211,8 +172,18 @@ public static partial class Reductions
             });
             return;
         }
-        CheckGroup(d, "SumPerChannel");
-        K(d).SumPerChannel(new KernelConfig(c, ReduceGroup(d, (long)n * hw)), dst.View, x.View, n, c, hw);
+        if ((long)n * hw == 0) { Elementwise.Fill(d, dst, 0f); return; }
+        var split = ChannelSplit.For(d, n, c, hw, parts);
+        int group = split.GroupSize(d);
+        BlockReduce.CheckGroup(d, group, "SumPerChannel");
+        var k = K(d);
+        if (split.Parts == 1) { k.SumPerChannelPartial(new KernelConfig(c, group), dst.View, x.View, split); return; }
+        using var block = d.Pool.Rent(split.Groups * 4L);
+        var partial = new Buf<float>(block, 0, split.Groups);
+        k.SumPerChannelPartial(new KernelConfig(split.Groups, group), partial.View, x.View, split);
+        int g2 = BlockReduce.GroupFor(d, split.Parts);
+        BlockReduce.CheckGroup(d, g2, "SumPerChannel");
+        k.SumParts(new KernelConfig(c, g2), dst.View, partial.View, split.Parts);
     }
 
     /// <summary>float64 host references of the reductions.</summary>
@@ -229,4 +200,69 @@ public static partial class Reductions
             return r;
         }
     }
+}
+
+/// <summary>
+/// How a two-level per-channel reduction splits x (N, C, HW) on the CUDA variant: each channel's
+/// M = N*HW elements, taken plane by plane, are cut into <see cref="Parts"/> contiguous ranges, and
+/// group g of a launch of C*Parts groups works on channel g / Parts, range g % Parts. Partial
+/// results are stored per group and reduced per channel in part order, so the result never depends
+/// on scheduling (no atomics). Within its range a group walks the few image planes it touches,
+/// each a contiguous run of memory: loads are coalesced, with no division per element. Many parts
+/// per channel are what let an 18-channel layer fill a GPU (one group per channel gives 18 groups).
+/// </summary>
+public struct ChannelSplit
+{
+    public int N, C, Hw, Parts;
+
+    /// <summary>Upper bound on parts per channel.</summary>
+    public const int MaxParts = 1024;
+
+    public readonly long M => (long)N * Hw;
+    public readonly int Groups => C * Parts;
+
+    /// <summary>First flattened (n, i) index of part <paramref name="part"/>; Lo(Parts) == M.</summary>
+    public readonly long Lo(int part) => M * part / Parts;
+
+    /// <summary>The image whose plane holds flattened index <paramref name="lo"/>.</summary>
+    public readonly int FirstImage(long lo) => (int)(lo / Hw);
+
+    /// <summary>The part of the range [lo, hi) that lies in image n's plane of channel c:
+    /// x[Base + A .. Base + B).</summary>
+    public readonly PlaneSegment Segment(int n, int c, long lo, long hi)
+    {
+        long p0 = (long)n * Hw;
+        var s = new PlaneSegment();
+        s.Base = ((long)n * C + c) * Hw;
+        s.A = lo > p0 ? (int)(lo - p0) : 0;
+        s.B = hi < p0 + Hw ? (int)(hi - p0) : Hw;
+        return s;
+    }
+
+    /// <summary>The split for x (N, C, HW) on <paramref name="d"/>: about two waves of groups over all
+    /// channels, but at least ~4 elements per thread; <paramref name="parts"/> &gt; 0 forces it (tests).</summary>
+    public static ChannelSplit For(Device d, int n, int c, int hw, int parts = 0)
+    {
+        long m = (long)n * hw;
+        if (parts <= 0)
+        {
+            long want = (2L * d.GridGroups + c - 1) / Math.Max(1, c);
+            long byWork = m / (4L * d.GroupSize);
+            parts = (int)Math.Clamp(Math.Min(want, byWork), 1, MaxParts);
+        }
+        if (parts > MaxParts) throw new ArgumentException($"ChannelSplit: {parts} parts per channel, at most {MaxParts}");
+        parts = (int)Math.Min(parts, Math.Max(1, m));
+        if ((long)c * parts > int.MaxValue) throw new ArgumentException($"ChannelSplit: {c} channels x {parts} parts overflow the grid");
+        return new ChannelSplit { N = n, C = c, Hw = hw, Parts = parts };
+    }
+
+    /// <summary>Threads per group: no more warps than a part's elements fill.</summary>
+    public readonly int GroupSize(Device d) => BlockReduce.GroupFor(d, (M + Parts - 1) / Parts);
+}
+
+/// <summary>One plane's share of a <see cref="ChannelSplit"/> range: x[Base + A .. Base + B).</summary>
+public struct PlaneSegment
+{
+    public long Base;
+    public int A, B;
 }

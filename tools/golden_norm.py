@@ -57,6 +57,31 @@ def batch_norm():
     })
 
 
+def batch_norm_add_relu():
+    """relu(batch_norm(x) + residual) (HRNet's block tail) at batch 1 with odd H, W, training and
+    eval, with dx, dweight, dbias, dresidual and the running statistics after one step."""
+    g = torch.Generator().manual_seed(7)
+    n, c, h, w = 1, 4, 5, 3
+    x = torch.randn(n, c, h, w, generator=g) * 1.5 - 0.3
+    r = torch.randn(n, c, h, w, generator=g)
+    weight = torch.rand(c, generator=g) + 0.5
+    bias = torch.randn(c, generator=g) * 0.5
+    rm0 = torch.randn(c, generator=g) * 0.1
+    rv0 = torch.rand(c, generator=g) + 0.5
+    dy = torch.randn(n, c, h, w, generator=g)
+    out = {"x": x, "residual": r, "weight": weight, "bias": bias, "running_mean0": rm0, "running_var0": rv0, "dy": dy}
+    for tag, training in (("train", True), ("eval", False)):
+        xg, rg = x.clone().requires_grad_(True), r.clone().requires_grad_(True)
+        wg, bg = weight.clone().requires_grad_(True), bias.clone().requires_grad_(True)
+        rm, rv = rm0.clone(), rv0.clone()
+        y = F.relu(F.batch_norm(xg, rm, rv, wg, bg, training=training, momentum=0.1, eps=1e-5) + rg)
+        y.backward(dy)
+        out.update({f"y_{tag}": y, f"dx_{tag}": xg.grad, f"dresidual_{tag}": rg.grad,
+                    f"dweight_{tag}": wg.grad, f"dbias_{tag}": bg.grad,
+                    f"running_mean_{tag}": rm, f"running_var_{tag}": rv})
+    save("batchnorm_add_relu.json", out)
+
+
 def resize(name, mode, shape, out_hw, seed):
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(*shape, generator=g).requires_grad_(True)
@@ -70,6 +95,7 @@ def resize(name, mode, shape, out_hw, seed):
 if __name__ == "__main__":
     torch.set_default_dtype(torch.float32)
     batch_norm()
+    batch_norm_add_relu()
     resize("bilinear_up.json", "bilinear", (1, 2, 5, 7), (9, 12), 2)
     resize("bilinear_down.json", "bilinear", (2, 1, 11, 13), (4, 5), 3)
     resize("nearest_up.json", "nearest", (1, 2, 5, 7), (9, 12), 4)

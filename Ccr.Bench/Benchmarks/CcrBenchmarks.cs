@@ -7,31 +7,31 @@ namespace Ccr.Bench.Benchmarks;
 
 /// <summary>
 /// One CCR evaluation of one task pair at the paper's scale: batch 4, 128-channel L2-normalised
-/// projection maps of 120x160, gamma 0.01 (192 anchors per image), k 128, 16 semi-hard negatives:
-/// distance matrices, mining, triplet loss and its reduction (Forward), and the same plus the
-/// backward scatter (ForwardBackward), for each label kind. Anchors are sampled on the host from the
-/// validity mask as in training. For reference, PyTorch eager on an H200 spends 1.2-1.5 ms per task
-/// pair on the forward of this.
+/// projection maps of 120x160, gamma 0.01 (192 anchors per image), k 128, 16 semi-hard negatives,
+/// for each label kind. Each iteration runs what a training step runs for the pair, all on the
+/// device: the source labels (on the device at 480x640, as the batch has them) prepared at 120x160
+/// (nearest, validity), anchors drawn by the counter-based sampler, distance matrices, mining,
+/// triplet loss and its reduction, the counter's advance (Forward); the same plus the
+/// deterministic backward (ForwardBackward). Compare with <c>tools/torch_ccr_baseline.py</c> on
+/// the same machine (its forward: cdist, masks, topk; PyTorch eager on an H200: 1.2-1.5 ms per pair).
 /// </summary>
 public class CcrBenchmarks
 {
     [Params("semseg", "depth", "normals")]
     public string Source { get; set; } = "semseg";
 
-    const int N = 4, D = 128, H = 120, W = 160;
+    const int N = 4, D = 128, H = 120, W = 160, LabelScale = 4;
     Device _d = null!;
-    Tensor _proj = null!;
-    TaskLabels _labels = null!;
+    Tensor _proj = null!, _rawLabels = null!, _counter = null!;
     readonly CcrConfig _cfg = new();
-    Rng _rng = null!;
 
     [GlobalSetup]
     public void Setup()
     {
         _d = Device.Create(verbose: true);
-        _rng = new Rng(1);
+        var rng = new Rng(1);
         var p = new float[N * D * H * W];
-        for (int i = 0; i < p.Length; i++) p[i] = (float)_rng.NextGaussian();
+        for (int i = 0; i < p.Length; i++) p[i] = (float)rng.NextGaussian();
         for (int b = 0; b < N; b++) // unit norm per pixel, as the projector outputs
             for (int i = 0; i < H * W; i++)
             {
@@ -42,46 +42,89 @@ public class CcrBenchmarks
             }
         _proj = Tensor.FromArray(_d, p, N, D, H, W);
         _proj.RequiresGrad = true;
-        int l = Source == "normals" ? 3 : 1;
-        var lab = new float[N * l * H * W];
-        for (int i = 0; i < lab.Length; i++)
-            lab[i] = Source switch
-            {
-                "semseg" => _rng.NextFloat() < 0.1f ? 255f : _rng.NextInt(40),
-                "depth" => _rng.NextFloat() < 0.1f ? 0f : _rng.Uniform(0.5f, 10f),
-                _ => (float)_rng.NextGaussian(),
-            };
-        _labels = TaskLabels.Create(_d, Source, lab, N, H, W);
-        _ = _labels.DeviceValues; _ = _labels.DeviceValid; // uploaded once, as a step's labels are
+        int l = Source == "normals" ? 3 : 1, lh = H * LabelScale, lw = W * LabelScale;
+        if (Source == "semseg")
+        {
+            var lab = new int[N * lh * lw];
+            for (int i = 0; i < lab.Length; i++) lab[i] = rng.NextFloat() < 0.1f ? 255 : rng.NextInt(40);
+            _rawLabels = Tensor.FromArray(_d, lab, N, lh, lw);
+        }
+        else
+        {
+            var lab = new float[N * l * lh * lw];
+            for (int i = 0; i < lab.Length; i++)
+                lab[i] = Source == "depth" ? (rng.NextFloat() < 0.1f ? 0f : rng.Uniform(0.5f, 10f)) : (float)rng.NextGaussian();
+            _rawLabels = Tensor.FromArray(_d, lab, N, l, lh, lw);
+        }
+        _counter = Tensor.FromArray(_d, new int[1], 1);
         Forward(); ForwardBackward(); // load kernels
     }
 
-    [Benchmark]
-    public float Forward()
+    float Pair(bool backward)
     {
         using var scope = new TensorScope();
-        var anchors = CcrOps.SampleAnchors(_rng, _labels, _cfg.AnchorsPerImage(H, W));
-        using (new NoGrad()) CcrOps.PairLoss(_proj, _labels, anchors, _cfg, _rng.NextUInt(), out _);
+        using var labels = TaskLabels.FromDevice(Source, _rawLabels);
+        var lab = labels.Resized(H, W);
+        var anchors = CcrOps.SampleAnchors(lab, _cfg.AnchorsPerImage(H, W), _counter, 7);
+        Tensor loss;
+        using (backward ? null : new NoGrad())
+            loss = CcrOps.PairLoss(_proj, lab, anchors, _cfg, _counter, 7, out _);
+        CcrAnchors.Advance(_d, _counter.IntData);
+        if (backward)
+        {
+            loss.Backward();
+            _proj.ZeroGrad();
+        }
         _d.Synchronize();
         return 0;
     }
 
     [Benchmark]
-    public float ForwardBackward()
+    public float Forward() => Pair(backward: false);
+
+    [Benchmark]
+    public float ForwardBackward() => Pair(backward: true);
+
+    /// <summary><c>Ccr.Bench ccr-time [reps]</c>: per label kind, the median over <paramref name="reps"/>
+    /// runs of the wall time and of the process's CPU time (all threads) of Forward and
+    /// ForwardBackward, beside <c>tools/torch_ccr_baseline.py</c>, which prints both too.</summary>
+    public static int TimeAll(int reps)
     {
-        using var scope = new TensorScope();
-        var anchors = CcrOps.SampleAnchors(_rng, _labels, _cfg.AnchorsPerImage(H, W));
-        var loss = CcrOps.PairLoss(_proj, _labels, anchors, _cfg, _rng.NextUInt(), out _);
-        loss.Backward();
-        _proj.ZeroGrad();
-        _d.Synchronize();
+        Console.WriteLine($"{"labels",-8} {"pass",-16} {"wall ms",9} {"cpu ms",9}");
+        foreach (var source in new[] { "semseg", "depth", "normals" })
+        {
+            var b = new CcrBenchmarks { Source = source };
+            b.Setup();
+            foreach (var (name, run) in new (string, Func<float>)[] { ("forward", b.Forward), ("forward+backward", b.ForwardBackward) })
+            {
+                for (int w = 0; w < 3; w++) run(); // warm-up: tiered JIT promotes the loops of this label kind's code
+                var wall = new List<double>(); var cpu = new List<double>();
+                var proc = System.Diagnostics.Process.GetCurrentProcess();
+                for (int r = 0; r < reps; r++)
+                {
+                    GC.Collect(); // the setup's arrays are not collected inside a timed run
+                    GC.WaitForPendingFinalizers();
+                    proc.Refresh();
+                    var c0 = proc.TotalProcessorTime;
+                    var sw = System.Diagnostics.Stopwatch.StartNew();
+                    run();
+                    wall.Add(sw.Elapsed.TotalMilliseconds);
+                    proc.Refresh();
+                    cpu.Add((proc.TotalProcessorTime - c0).TotalMilliseconds);
+                }
+                wall.Sort(); cpu.Sort();
+                Console.WriteLine($"{source,-8} {name,-16} {wall[reps / 2],9:F1} {cpu[reps / 2],9:F1}");
+            }
+            b.Cleanup();
+        }
         return 0;
     }
 
     [GlobalCleanup]
     public void Cleanup()
     {
-        _labels.Dispose();
+        _rawLabels.Dispose();
+        _counter.Dispose();
         _proj.Dispose();
         _d.Dispose();
     }

@@ -1,11 +1,13 @@
 using BenchmarkDotNet.Attributes;
 using Ccr.Kernels;
+using ILGPU.Runtime.Cuda;
 
 namespace Ccr.Bench.Benchmarks;
 
 /// <summary>GEMM and conv2d forward / backward on the current device (CCR_DEVICE picks it). GFLOP/s
 /// per benchmark = Flops / mean time; the flop counts are printed in [GlobalCleanup] so the table's
-/// mean converts directly (conv backward = dx + dw + db: twice the forward's flops).</summary>
+/// mean converts directly (conv backward = dx + dw + db: twice the forward's flops). On a CUDA device
+/// every case runs in fp32 and in TF32 (<see cref="ConvBenchBase.Precision"/>).</summary>
 public class ConvBenchmarks : ConvBenchBase
 {
     /// <summary>Conv: N,Cin,H,W / Cout,k / stride,padding.</summary>
@@ -45,9 +47,70 @@ public class ConvGemmBenchmarks : ConvBenchBase
     }
 }
 
+/// <summary>
+/// Conv2d forward, input gradient and weight gradient timed separately at the shapes of the paper's model
+/// (HRNet-W18-small-v2 + FPN 256 + Semantic FPN 128, batch 4, 480x640 input: the stem works at 240x320,
+/// stage 1 at 120x160), for timing beside <c>tools/torch_conv_baseline.py</c> (same shapes, same order) on the
+/// same card. Each layer is "N,Cin,H,W/Cout,k/stride,padding" with the input's H, W. The flops of each pass
+/// are 2 N Cout OH OW Cin k k, printed at cleanup with the tiles the CUDA variant chose.
+/// </summary>
+public class ConvPassBenchmarks : ConvBenchBase
+{
+    /// <summary>The layers, by name (BenchmarkDotNet cuts long parameter strings in its table).</summary>
+    public static readonly IReadOnlyDictionary<string, string> Layers = new Dictionary<string, string>
+    {
+        ["stem1"] = "4,3,480,640/64,3/2,1",       // stem conv1: 480x640 -> 240x320
+        ["stem2"] = "4,64,240,320/64,3/2,1",      // stem conv2: -> 120x160
+        ["branch18"] = "4,18,120,160/18,3/1,1",   // stage-2..4 branch at 1/4
+        ["branch36"] = "4,36,60,80/36,3/1,1",     // branch at 1/8
+        ["branch144"] = "4,144,15,20/144,3/1,1",  // branch at 1/32
+        ["fuse18to36"] = "4,18,120,160/36,3/2,1", // fuse: 1/4 -> 1/8
+        ["fpn256"] = "4,256,120,160/256,3/1,1",   // FPN output conv at 1/4
+        ["sfpn128"] = "4,128,60,80/128,3/1,1",    // Semantic FPN head conv at 1/8
+    };
+
+    [Params("stem1", "stem2", "branch18", "branch36", "branch144", "fuse18to36", "fpn256", "sfpn128")]
+    public string Layer { get; set; } = "branch18";
+    protected override string Shape => Layers[Layer];
+
+    [Benchmark]
+    public void Forward()
+    {
+        Conv2d.Forward(_d, _y, _x, _w, _bias, _g);
+        _d.Synchronize();
+    }
+
+    [Benchmark]
+    public void InputGrad()
+    {
+        Conv2d.BackwardInput(_d, _dx, _y, _w, _g);
+        _d.Synchronize();
+    }
+
+    [Benchmark]
+    public void WeightGrad()
+    {
+        Conv2d.BackwardWeight(_d, _dw, _y, _x, _g);
+        _d.Synchronize();
+    }
+}
+
 /// <summary>Buffers for either benchmark: the shape string is a GEMM "MxNxK" or a conv "N,Cin,H,W/Cout,k/s,p".</summary>
 public abstract class ConvBenchBase
 {
+    /// <summary>fp32, and tf32 where a CUDA device runs the benchmarks (the CPU variant is fp32 only).</summary>
+    [ParamsSource(nameof(Precisions))]
+    public string Precision { get; set; } = "fp32";
+
+    public static IEnumerable<string> Precisions => CudaPresent() ? ["fp32", "tf32"] : ["fp32"];
+
+    static bool CudaPresent()
+    {
+        if (string.Equals(Environment.GetEnvironmentVariable("CCR_DEVICE")?.Trim(), "cpu", StringComparison.OrdinalIgnoreCase)) return false;
+        using var ctx = ILGPU.Context.Create(b => b.Cuda());
+        return ctx.GetCudaDevices().Count > 0;
+    }
+
     protected Device _d = null!;
     readonly List<PooledBlock> _blocks = [];
     protected Buf<float> _a, _b, _c, _x, _w, _bias, _y, _dx, _dw, _db;
@@ -60,6 +123,7 @@ public abstract class ConvBenchBase
     public void Setup()
     {
         _d = Device.Create(verbose: false);
+        _d.Precision = Precision == "tf32" ? MathPrecision.Tf32 : MathPrecision.Fp32;
         var r = new Ccr.Nn.Rng(1);
         _isGemm = Shape.Contains('x');
         if (_isGemm)
@@ -94,7 +158,9 @@ public abstract class ConvBenchBase
     {
         Console.WriteLine(_isGemm
             ? $"// flops: gemm {Shape} = {2.0 * _m * _n * _k / 1e9:F3} GFLOP (GFLOP/s = GFLOP / mean seconds)"
-            : $"// flops: conv {_g} forward = {2.0 * _g.Macs / 1e9:F3} GFLOP, backward = {4.0 * _g.Macs / 1e9:F3} GFLOP (GFLOP/s = GFLOP / mean seconds)");
+            : $"// flops: conv {_g} forward = dx = dw = {2.0 * _g.Macs / 1e9:F3} GFLOP, backward = {4.0 * _g.Macs / 1e9:F3} GFLOP (GFLOP/s = GFLOP / mean seconds)");
+        if (!_isGemm && _d.Variant == KernelVariant.Cuda)
+            Console.WriteLine($"// {Precision} tiles: forward {Conv2d.Plan(_d, _g, Conv2d.Pass.Forward)}, dx {Conv2d.Plan(_d, _g, Conv2d.Pass.InputGrad)}, dw {Conv2d.Plan(_d, _g, Conv2d.Pass.WeightGrad)}");
         foreach (var b in _blocks) b.Dispose();
         _blocks.Clear();
         _d.Dispose();

@@ -4,8 +4,11 @@ using Ccr.Nn;
 namespace Ccr.Bench.Verify;
 
 /// <summary>Every CCR kernel against its float64 reference: distance matrices (three label
-/// metrics), the mining stages (index outputs compared exactly, on the kernels' own distance
-/// matrices), the triplet loss, its statistics and its backward.</summary>
+/// metrics), the fused mining launch (index outputs compared exactly, on the kernels' own distance
+/// matrices; the Basic variant's seed derived on the device from a counter), the triplet loss, its
+/// statistics and its backward; the backward's determinism (three runs, bit for bit) and, for the
+/// CUDA variant, its entry-order summation contract (bit for bit against the host replay).
+/// The sampler, label preparation and radix select have their own rows in CcrDeviceVerify.</summary>
 public sealed class CcrVerify : IVerifySuite
 {
     public string Family => "ccr";
@@ -32,13 +35,23 @@ public sealed class CcrVerify : IVerifySuite
                 yield return new VerifyCase("ccr.mine_hard", tag, 0, 0, d => Run(d, s, metric, CcrSampling.Hard).Mine);
                 yield return new VerifyCase("ccr.triplet_fwd", tag, 1e-6, 1e-4, d => Run(d, s, metric, CcrSampling.Hard).Loss);
                 yield return new VerifyCase("ccr.triplet_bwd", tag, 1e-6, 1e-3, d => Run(d, s, metric, CcrSampling.Hard).Grad);
+                yield return new VerifyCase("ccr.backward.deterministic", tag, 0, 0, d => Run(d, s, metric, CcrSampling.Hard).Repeat);
+                // the CUDA variant's gather against its host replay, bit for bit: on the CPU accelerator
+                // and on a GPU too (the gather divides with div.rn and has no product feeding a sum
+                // that ptxas could contract into an fma; Contrastive/CcrPtxTests checks its PTX)
+                if (device.Variant == KernelVariant.Cuda)
+                    yield return new VerifyCase("ccr.backward.entry_order", tag, 0, 0, d => Run(d, s, metric, CcrSampling.Hard).EntryOrder);
                 if (metric != CcrLabelMetric.Angle)
+                {
                     yield return new VerifyCase("ccr.mine_basic", tag, 0, 0, d => Run(d, s, metric, CcrSampling.Basic).Mine);
+                    yield return new VerifyCase("ccr.mine_from_labels", tag, 0, 0, d => Run(d, s, metric, CcrSampling.Hard).MineFromLabels);
+                }
             }
     }
 
     sealed record Result((double[], float[]) Fd, (double[], float[]) Ld, (double[], float[]) Mine,
-                         (double[], float[]) Loss, (double[], float[]) Grad);
+                         (double[], float[]) Loss, (double[], float[]) Grad, (double[], float[]) Repeat,
+                         (double[], float[]) EntryOrder, (double[], float[]) MineFromLabels);
 
     // The cases of one (shape, metric, mode) share one run: the float64 references at the paper's
     // scale take seconds. Only the latest run is kept (its matrices are ~100 MB there).
@@ -86,12 +99,17 @@ public sealed class CcrVerify : IVerifySuite
         var neg = Tensor.Empty(d, DType.I32, rows, s.C);
         using var block = d.Pool.Rent(16L * rows);
         var bounds = new Buf<ulong>(block, 0, 2L * rows);
-        uint seed = 17;
+        const uint seed = 17; const int counter = 5;
+        var tc = Tensor.FromArray(d, new[] { counter }, 1);
         CcrDistances.FeatureDistances(d, fd.Data, tp.Data, ta.IntData, s.N, s.Dim, hw, s.A);
         CcrDistances.LabelDistances(d, ld.Data, tl.Data, tv.IntData, ta.IntData, s.N, l, hw, s.A, metric);
-        if (metric != CcrLabelMetric.Discrete) CcrSelect.LabelTopKBounds(d, bounds, ld.Data, ta.IntData, rows, hw, s.K);
-        CcrSelect.HardestPositive(d, pos.IntData, dpos.Data, fd.Data, ld.Data, bounds, ta.IntData, rows, hw, metric, mode, seed);
-        CcrSelect.SemiHardNegatives(d, neg.IntData, pos.IntData, dpos.Data, fd.Data, ld.Data, bounds, ta.IntData, rows, hw, s.C, metric, mode, seed);
+        CcrSelect.Mine(d, bounds, pos.IntData, dpos.Data, neg.IntData, fd.Data, ld.Data, ta.IntData, rows, hw, s.K, s.C, metric, mode,
+                       seed, tc.IntData);
+        // the same mining with label distances recomputed from the labels (L1 and classes; what the loss runs on a GPU)
+        var posL = Tensor.Empty(d, DType.I32, rows); var negL = Tensor.Empty(d, DType.I32, rows, s.C); var dposL = Tensor.Empty(d, rows);
+        if (metric != CcrLabelMetric.Angle)
+            CcrSelect.MineFromLabels(d, bounds, posL.IntData, dposL.Data, negL.IntData, fd.Data, tl.Data, tv.IntData, ta.IntData, s.N, s.A,
+                                     hw, s.K, s.C, metric, mode, seed, tc.IntData);
         var loss = Tensor.Empty(d, rows, s.C); var dap = Tensor.Empty(d, rows); var dan = Tensor.Empty(d, rows, s.C);
         var scalar = Tensor.Empty(d, 1); var stats = Tensor.Empty(d, CcrTriplet.StatCount);
         var dloss = Tensor.FromArray(d, new[] { 1.3f }, 1); var dproj = Tensor.Empty(d, s.N, s.Dim, hw);
@@ -99,12 +117,21 @@ public sealed class CcrVerify : IVerifySuite
         CcrTriplet.Reduce(d, scalar.Data, stats.Data, loss.Data, dap.Data, dan.Data, ta.IntData, pos.IntData, neg.IntData, rows, s.C);
         CcrTriplet.Backward(d, dproj.Data, dloss.Data, stats.Data, tp.Data, ta.IntData, pos.IntData, neg.IntData, loss.Data, dap.Data,
                             dan.Data, s.N, s.Dim, hw, s.A, s.C);
+        var again = new List<float>();
+        for (int rep = 0; rep < 2; rep++)
+        {
+            using var g2 = Tensor.Empty(d, s.N, s.Dim, hw);
+            CcrTriplet.Backward(d, g2.Data, dloss.Data, stats.Data, tp.Data, ta.IntData, pos.IntData, neg.IntData, loss.Data, dap.Data,
+                                dan.Data, s.N, s.Dim, hw, s.A, s.C);
+            again.AddRange(g2.ToArray());
+        }
 
         var fdK = fd.ToArray(); var ldK = ld.ToArray(); var posK = pos.ToIntArray(); var negK = neg.ToIntArray();
         var pd = VerifyData.D(proj);
         var fdR = CcrDistances.Reference.FeatureDistances(pd, anchors, s.N, s.Dim, hw, s.A);
         var ldR = CcrDistances.Reference.LabelDistances(VerifyData.D(labels), valid, anchors, s.N, l, hw, s.A, metric);
-        var (posR, negR) = CcrSelect.Reference.Mine(VerifyData.D(fdK), VerifyData.D(ldK), anchors, rows, hw, s.K, s.C, metric, mode, seed);
+        var (posR, negR) = CcrSelect.Reference.Mine(VerifyData.D(fdK), VerifyData.D(ldK), anchors, rows, hw, s.K, s.C, metric, mode,
+                                                    CcrAnchors.MiningSeed(seed, counter));
         // the triplet kernels are checked on the kernels' own mining (selection is checked above)
         var (lossR, _) = CcrTriplet.Reference.Forward(pd, anchors, posK, negK, s.Dim, hw, s.A, s.C, 0.2);
         var gradR = CcrTriplet.Reference.Backward(1.3, pd, anchors, posK, negK, s.Dim, hw, s.A, s.C, 0.2);
@@ -113,7 +140,15 @@ public sealed class CcrVerify : IVerifySuite
         // ignored pixels are NaN in both; the runner's comparison treats NaN as a mismatch, so mark them -1
         static double[] Nd(double[] a) => Array.ConvertAll(a, v => double.IsNaN(v) ? -1 : v);
         static float[] Nf(float[] a) => Array.ConvertAll(a, v => float.IsNaN(v) ? -1f : v);
+        var dprojK = dproj.ToArray();
+        var replay = d.Variant == KernelVariant.Cuda
+            ? CcrTriplet.Reference.BackwardEntryOrder(1.3f, stats.ToArray()[1], proj, anchors, posK, negK, loss.ToArray(), dap.ToArray(),
+                                                      dan.ToArray(), s.N, s.Dim, hw, s.A, s.C)
+            : dprojK;
         return new Result((Nd(fdR), Nf(fdK)), (Nd(ldR), Nf(ldK)), (Dd(posR).Concat(Dd(negR)).ToArray(), F(posK).Concat(F(negK)).ToArray()),
-                          ([lossR], scalar.ToArray()), (gradR, dproj.ToArray()));
+                          ([lossR], scalar.ToArray()), (gradR, dprojK),
+                          (VerifyData.D(dprojK).Concat(VerifyData.D(dprojK)).ToArray(), again.ToArray()),
+                          (VerifyData.D(replay), dprojK),
+                          (Dd(posR).Concat(Dd(negR)).ToArray(), F(posL.ToIntArray()).Concat(F(negL.ToIntArray())).ToArray()));
     }
 }

@@ -15,6 +15,7 @@ public sealed class ElementwiseVerify : IVerifySuite
             yield return new VerifyCase("mul", $"[{n}]", 1e-6, 1e-6, d => Binary(d, n, 2));
             yield return new VerifyCase("axpby", $"[{n}]", 1e-6, 1e-5, d => Axpby(d, n));
             yield return new VerifyCase("relu+backward", $"[{n}]", 0, 0, d => Relu(d, n));
+            yield return new VerifyCase("add_relu+backward", $"[{n}]", 1e-6, 1e-6, d => AddRelu(d, n));
         }
     }
 
@@ -50,6 +51,20 @@ public sealed class ElementwiseVerify : IVerifySuite
         Elementwise.ReluBackward(d, dx.Data, tdy.Data, y.Data);
         var e = Elementwise.Reference.Relu(VerifyData.D(x)).Concat(Elementwise.Reference.ReluBackward(VerifyData.D(dy), VerifyData.D(x))).ToArray();
         return (e, y.ToArray().Concat(dx.ToArray()).ToArray());
+    }
+
+    static (double[], float[]) AddRelu(Device d, int n)
+    {
+        var r = new Rng((ulong)n + 3);
+        var a = VerifyData.Floats(r, n); var b = VerifyData.Floats(r, n); var dy = VerifyData.Floats(r, n);
+        using var scope = new TensorScope();
+        var ta = Tensor.FromArray(d, a, n); var tb = Tensor.FromArray(d, b, n); var tdy = Tensor.FromArray(d, dy, n);
+        var y = Tensor.Empty(d, n); var dz = Tensor.Empty(d, n);
+        Elementwise.AddRelu(d, y.Data, ta.Data, tb.Data);
+        Elementwise.ReluBackward(d, dz.Data, tdy.Data, y.Data);
+        var ey = Elementwise.Reference.AddRelu(VerifyData.D(a), VerifyData.D(b));
+        var edz = Elementwise.Reference.ReluBackward(VerifyData.D(dy), Elementwise.Reference.Add(VerifyData.D(a), VerifyData.D(b)));
+        return (ey.Concat(edz).ToArray(), y.ToArray().Concat(dz.ToArray()).ToArray());
     }
 }
 

@@ -8,12 +8,15 @@ namespace Ccr.Bench.Verify;
 /// reference. On a GPU the CUDA variant runs at realistic and awkward shapes; on a machine without
 /// one both the CPU variant and the CUDA variant (on the CPU accelerator, tiny shapes) run.
 /// Prints one row per case and a closing line "N passed, M failed"; returns 1 on any failure.
+/// <c>--small</c> runs only the tiny shapes on the current accelerator (every kernel once, quickly:
+/// what compute-sanitizer's memcheck and racecheck can afford on a GPU).
 /// </summary>
 public static class VerifyRunner
 {
     public static int Run(string[] args)
     {
         string? filter = args.SkipWhile(a => a != "--filter").Skip(1).FirstOrDefault();
+        bool smallOnly = args.Contains("--small");
         var suites = typeof(VerifyRunner).Assembly.GetTypes()
             .Where(t => typeof(IVerifySuite).IsAssignableFrom(t) && !t.IsAbstract && !t.IsInterface)
             .Select(t => (IVerifySuite)Activator.CreateInstance(t)!)
@@ -21,7 +24,7 @@ public static class VerifyRunner
 
         var devices = new List<(Device Dev, bool Small)>();
         var main = Device.Create(verbose: true);
-        devices.Add((main, false));
+        devices.Add((main, smallOnly));
         if (!main.IsCuda) devices.Add((Device.CreateCpu(KernelVariant.Cuda), true));
 
         int passed = 0, failed = 0;

@@ -15,7 +15,7 @@ public enum CcrSampling { Hard = 0, Basic = 1 }
 /// composite key is (32-bit order-preserving image of a float, pixel index): ties go to the lower
 /// pixel index, keys are distinct, and the k-th smallest key (the row's <i>bound</i>) describes the
 /// whole selected set: eligible and key &lt;= bound. A bound of <see cref="None"/> means fewer than k
-/// pixels were eligible, and all of them are taken. Three stages, one launcher each:
+/// pixels were eligible, and all of them are taken. Three stages:
 /// <list type="number">
 /// <item><see cref="LabelTopKBounds"/> (continuous labels only): positives are the k nearest valid
 /// pixels in label space (the anchor excluded), negatives the k farthest of the remaining ones, so
@@ -27,10 +27,13 @@ public enum CcrSampling { Hard = 0, Basic = 1 }
 /// still exceeds the positive's (Hard) or C_neg random negatives (Basic), in pixel order, padded
 /// with -1. Discrete labels: negatives are valid pixels of other classes. A row without a positive
 /// gets no negatives.</item></list>
+/// <see cref="Mine"/> runs all three in one launch (what the loss uses: a row's data stays in cache
+/// between stages); the per-stage launchers exist for tests.
 /// Random choices are the smallest keys of a hash of (seed, row, pixel): a uniform choice without
-/// replacement that both variants make identically. CUDA variant: one group per row, an MSB-first
-/// radix select with 8-bit digits and shared-memory histograms (5-8 barriers per selection). CPU variant:
-/// Parallel.For over rows with a bounded max-heap. Index outputs have no backward.
+/// replacement that both variants make identically; the seed may be derived on the device from the
+/// regulariser's step counter (<see cref="CcrAnchors.MiningSeed"/>), so a replayed CUDA graph draws
+/// anew. CUDA variant: one group per row, a radix select guided by the keys' range (below).
+/// CPU variant: Parallel.For over rows with a bounded max-heap. Index outputs have no backward.
 /// </summary>
 public static partial class CcrSelect
 {
@@ -39,11 +42,15 @@ public static partial class CcrSelect
     public const int MaxNegatives = 64;
 
     const int PosTopK = 0, NegTopK = 1, PosHard = 2, PosBasic = 3, NegSemiHard = 4, NegBasic = 5;
+    const int StageBounds = 0, StagePositive = 1, StageNegatives = 2, StageAll = 3;
 
-    /// <summary>Scalar arguments of the selection kernel (one struct keeps the signature short).</summary>
+    /// <summary>Scalar arguments of the selection kernel (one struct keeps the signature short).
+    /// TopK: k of the label top-k; NumNeg: C_neg; UseCounter: derive the Basic seed from counter[0];
+    /// LabelMode: 1 when label distances are recomputed from the labels (<see cref="RowSource"/>),
+    /// NumAnchors: anchors per image (mode 1 only).</summary>
     public struct Args
     {
-        public int Stage, Metric, Mode, Hw, Rows, K, IdxBits;
+        public int Stage, Metric, Mode, Hw, Rows, TopK, NumNeg, UseCounter, LabelMode, NumAnchors;
         public uint Seed;
     }
 
@@ -96,129 +103,152 @@ public static partial class CcrSelect
         return IsNegative(metric, i, anc, ld, posB, negB) ? Compose(Hash(seed, row, i), i) : None;
     }
 
-    public static int IndexBits(int hw) => hw <= 1 ? 1 : 32 - System.Numerics.BitOperations.LeadingZeroCount((uint)(hw - 1));
+    /// <summary>
+    /// Where one anchor row's distances come from: the feature-distance matrix F (rows, HW), and
+    /// either the label-distance matrix L (rows, HW) (LabelMode 0) or, for L1 and class labels
+    /// (LabelMode 1), the labels L (N, 1, HW) and validity (N, HW) themselves, from which a label
+    /// distance is recomputed exactly as <see cref="CcrDistances.LabelDistances"/> computes it (one
+    /// subtraction and abs, or one comparison: bit-identical on any hardware). Mode 1 spares the
+    /// (rows, HW) label matrix: written once and read by every pass of every select otherwise,
+    /// while the labels of an image stay in cache.
+    /// </summary>
+    internal struct RowSource
+    {
+        public ArrayView<float> F, L;
+        public ArrayView<int> Valid;
+        public int Metric, Row, Anc, Rb, LabelMode, Ib, AncOk;
+        public float La;
+
+        public float Ld(int i)
+        {
+            if (LabelMode == 0) return L[Rb + i];
+            if (AncOk == 0 || Valid[Ib + i] == 0) return float.NaN;
+            float v = L[Ib + i];
+            return Metric == 1 ? XMath.Abs(La - v) : La == v ? 0f : 1f;
+        }
+    }
+
+    static RowSource Source(ArrayView<float> fdist, ArrayView<float> l, ArrayView<int> valid, int labelMode, int metric,
+                            int row, int hw, int anc, int numAnchors)
+    {
+        var s = new RowSource { F = fdist, L = l, Valid = valid, Metric = metric, Row = row, Anc = anc, Rb = row * hw, LabelMode = labelMode };
+        if (labelMode != 0)
+        {
+            s.Ib = row / numAnchors * hw;
+            bool ok = anc >= 0 && anc < hw && valid[s.Ib + anc] != 0;
+            s.AncOk = ok ? 1 : 0;
+            s.La = ok ? l[s.Ib + anc] : 0f;
+        }
+        return s;
+    }
+
+    /// <summary>The mining keys of one anchor row, as a key source for <see cref="GroupSelect{TKeys}"/>.
+    /// The feature distance is read only by the stages that use it (a pass reads one matrix, not two).</summary>
+    internal struct MiningKeys : IRowKeys
+    {
+        public RowSource S;
+        public int What;
+        public ulong PosB, NegB;
+        public float Dpos;
+        public uint Seed;
+
+        public ulong Key(int i)
+        {
+            float fd = What == PosHard || What == NegSemiHard ? S.F[S.Rb + i] : 0f;
+            return KeyOf(What, S.Metric, S.Row, i, S.Anc, S.Ld(i), fd, PosB, NegB, Dpos, Seed);
+        }
+    }
+
+    static MiningKeys Keys(RowSource src, int what, ulong posB, ulong negB, float dpos, uint seed) =>
+        new() { S = src, What = what, PosB = posB, NegB = negB, Dpos = dpos, Seed = seed };
 
     // ---------------------------------------------------------------- CUDA variant: one group per row
 
-    // The k-th smallest eligible key of the row (None when fewer than k are eligible), by an MSB-first
-    // radix select with 8-bit digits over the bits keys can use (4 digits of the float key, then
-    // ceil(idxBits / 8) of the pixel index): each pass histograms the keys that match the digits
-    // chosen so far, and every thread scans the histogram to pick the digit holding the k-th key.
-    // hist: 3 shared histograms used round-robin, so a pass needs one barrier (the one zeroed in
-    // pass p was last scanned before pass p's barrier). Barriers are what the CPU accelerator
-    // punishes, so fewer passes matter more than the 256-bin scans.
-    static ulong GroupSelect(ArrayView<int> hist, ArrayView<float> fdist, ArrayView<float> ldist, int what, int metric,
-                             int row, int hw, int anc, ulong posB, ulong negB, float dpos, uint seed, int k, int idxBits)
+    // The three stages of one row. Every thread of the group calls them with the same arguments and
+    // gets the same results (the selects are uniform), so only thread 0 writes the outputs.
+
+    static void RowBounds(SelectShared sh, RowSource src, int hw, int k, out ulong posB, out ulong negB)
     {
-        int t = Group.IdxX, g = Group.DimX;
-        int rb = row * hw;
-        Group.Barrier();
-        for (int j = t; j < 3 * Bins; j += g) hist[j] = 0;
-        Group.Barrier();
-        ulong prefix = 0, mask = 0;
-        int kRem = k;
-        for (int step = 0; ; step++)
-        {
-            int shift, width;
-            if (step < 4) { shift = 56 - 8 * step; width = 8; }
-            else
-            {
-                int rem = idxBits - 8 * (step - 4);
-                if (rem <= 0) break;
-                width = XMath.Min(8, rem); shift = rem - width;
-            }
-            ulong digitMask = (1UL << width) - 1;
-            int h = (step % 3) * Bins;
-            for (int i = t; i < hw; i += g)
-            {
-                ulong key = KeyOf(what, metric, row, i, anc, ldist[rb + i], fdist[rb + i], posB, negB, dpos, seed);
-                if (key != None && (key & mask) == prefix) Atomic.Add(ref hist[h + (int)((key >> shift) & digitMask)], 1);
-            }
-            Group.Barrier();
-            int z = ((step + 2) % 3) * Bins;
-            int total = 0, digit = -1, below = 0;
-            for (int b = 0; b < Bins; b++)
-            {
-                int c = hist[h + b];
-                if (digit < 0 && total + c >= kRem) { digit = b; below = total; }
-                total += c;
-            }
-            for (int j = t; j < Bins; j += g) hist[z + j] = 0;
-            if (digit < 0) return None; // only possible in the first pass: fewer than k eligible
-            kRem -= below;
-            prefix |= (ulong)digit << shift;
-            mask |= digitMask << shift;
-        }
-        return prefix;
+        posB = GroupSelect(sh, Keys(src, PosTopK, None, None, 0f, 0), hw, k);
+        negB = GroupSelect(sh, Keys(src, NegTopK, posB, None, 0f, 0), hw, k);
     }
 
-    const int Bins = 256;
-
-    static void SelectKernel(ArrayView<ulong> bounds, ArrayView<int> posIdx, ArrayView<float> dposOut, ArrayView<int> negIdx,
-                             ArrayView<float> fdist, ArrayView<float> ldist, ArrayView<int> anchors, Args a)
+    static int RowPositive(SelectShared sh, RowSource src, int mode, int hw, ulong posB, ulong negB, uint seed)
     {
-        var cnt = SharedMemory.Allocate<int>(3 * Bins);
+        ulong b = GroupSelect(sh, Keys(src, mode == 0 ? PosHard : PosBasic, posB, negB, 0f, seed), hw, 1);
+        return b == None ? -1 : (int)(uint)b;
+    }
+
+    static void RowNegatives(SelectShared sh, ArrayView<int> sel, ArrayView<int> nsel, ArrayView<int> negIdx, RowSource src,
+                             int mode, int hw, ulong posB, ulong negB, int pi, float dp, uint seed, int numNeg)
+    {
+        int t = Group.IdxX, g = Group.DimX, row = src.Row;
+        if (pi < 0)
+        {
+            for (int j = t; j < numNeg; j += g) negIdx[row * numNeg + j] = -1;
+            return;
+        }
+        var keys = Keys(src, mode == 0 ? NegSemiHard : NegBasic, posB, negB, dp, seed);
+        ulong b = GroupSelect(sh, keys, hw, numNeg);
+        if (t == 0) nsel[0] = 0;
+        Group.Barrier();
+        for (int i = t; i < hw; i += g)
+        {
+            ulong key = keys.Key(i);
+            if (key != None && key <= b)
+            {
+                int s = Atomic.Add(ref nsel[0], 1);
+                if (s < MaxNegatives) sel[s] = i;
+            }
+        }
+        Group.Barrier();
+        if (t == 0)
+        {
+            int m = XMath.Min(nsel[0], numNeg);
+            for (int x = 1; x < m; x++) // insertion sort: the output is in pixel order
+            {
+                int v = sel[x], y = x - 1;
+                while (y >= 0 && sel[y] > v) { sel[y + 1] = sel[y]; y--; }
+                sel[y + 1] = v;
+            }
+            for (int j = 0; j < numNeg; j++) negIdx[row * numNeg + j] = j < m ? sel[j] : -1;
+        }
+    }
+
+    // l: the label-distance matrix, or (LabelMode 1) the labels, with valid their mask (else unused).
+    static void SelectKernel(ArrayView<ulong> bounds, ArrayView<int> posIdx, ArrayView<float> dposOut, ArrayView<int> negIdx,
+                             ArrayView<float> fdist, ArrayView<float> l, ArrayView<int> valid, ArrayView<int> anchors,
+                             ArrayView<int> counter, Args a)
+    {
+        var sh = SelectShared.Allocate();
         var sel = SharedMemory.Allocate<int>(MaxNegatives);
         var nsel = SharedMemory.Allocate<int>(1);
-        int t = Group.IdxX, g = Group.DimX;
+        int t = Group.IdxX, hw = a.Hw;
+        uint seed = a.UseCounter != 0 ? CcrAnchors.MiningSeed(a.Seed, counter[0]) : a.Seed;
         for (int row = ILGPU.Grid.IdxX; row < a.Rows; row += ILGPU.Grid.DimX)
         {
-            int anc = anchors[row];
-            ulong posB = a.Metric == 0 || a.Stage == 0 ? None : bounds[2 * row];
-            ulong negB = a.Metric == 0 || a.Stage == 0 ? None : bounds[2 * row + 1];
-            if (a.Stage == 0)
+            var src = Source(fdist, l, valid, a.LabelMode, a.Metric, row, hw, anchors[row], a.NumAnchors);
+            ulong posB = None, negB = None;
+            if (a.Metric != 0)
             {
-                ulong pb = GroupSelect(cnt, fdist, ldist, PosTopK, a.Metric, row, a.Hw, anc, None, None, 0f, a.Seed, a.K, a.IdxBits);
-                ulong nb = GroupSelect(cnt, fdist, ldist, NegTopK, a.Metric, row, a.Hw, anc, pb, None, 0f, a.Seed, a.K, a.IdxBits);
-                if (t == 0) { bounds[2 * row] = pb; bounds[2 * row + 1] = nb; }
+                if (a.Stage == StageBounds || a.Stage == StageAll)
+                {
+                    RowBounds(sh, src, hw, a.TopK, out posB, out negB);
+                    if (t == 0) { bounds[2 * row] = posB; bounds[2 * row + 1] = negB; }
+                }
+                else { posB = bounds[2 * row]; negB = bounds[2 * row + 1]; }
             }
-            else if (a.Stage == 1)
+            if (a.Stage == StageBounds) continue;
+            int pi; float dp;
+            if (a.Stage == StagePositive || a.Stage == StageAll)
             {
-                ulong b = GroupSelect(cnt, fdist, ldist, a.Mode == 0 ? PosHard : PosBasic, a.Metric, row, a.Hw, anc,
-                                      posB, negB, 0f, a.Seed, 1, a.IdxBits);
-                if (t == 0)
-                {
-                    int pi = b == None ? -1 : (int)(uint)b;
-                    posIdx[row] = pi;
-                    dposOut[row] = pi < 0 ? 0f : fdist[row * a.Hw + pi];
-                }
+                pi = RowPositive(sh, src, a.Mode, hw, posB, negB, seed);
+                dp = pi < 0 ? 0f : fdist[row * hw + pi];
+                if (t == 0) { posIdx[row] = pi; dposOut[row] = dp; }
             }
-            else
-            {
-                int pi = posIdx[row];
-                if (pi < 0)
-                {
-                    for (int j = t; j < a.K; j += g) negIdx[row * a.K + j] = -1;
-                    continue;
-                }
-                float dp = dposOut[row];
-                int what = a.Mode == 0 ? NegSemiHard : NegBasic;
-                ulong b = GroupSelect(cnt, fdist, ldist, what, a.Metric, row, a.Hw, anc, posB, negB, dp, a.Seed, a.K, a.IdxBits);
-                if (t == 0) nsel[0] = 0;
-                Group.Barrier();
-                int rb = row * a.Hw;
-                for (int i = t; i < a.Hw; i += g)
-                {
-                    ulong key = KeyOf(what, a.Metric, row, i, anc, ldist[rb + i], fdist[rb + i], posB, negB, dp, a.Seed);
-                    if (key != None && key <= b)
-                    {
-                        int s = Atomic.Add(ref nsel[0], 1);
-                        if (s < MaxNegatives) sel[s] = i;
-                    }
-                }
-                Group.Barrier();
-                if (t == 0)
-                {
-                    int m = XMath.Min(nsel[0], a.K);
-                    for (int x = 1; x < m; x++) // insertion sort: the output is in pixel order
-                    {
-                        int v = sel[x], y = x - 1;
-                        while (y >= 0 && sel[y] > v) { sel[y + 1] = sel[y]; y--; }
-                        sel[y + 1] = v;
-                    }
-                    for (int j = 0; j < a.K; j++) negIdx[row * a.K + j] = j < m ? sel[j] : -1;
-                }
-            }
+            else { pi = posIdx[row]; dp = dposOut[row]; }
+            if (a.Stage == StagePositive) continue;
+            RowNegatives(sh, sel, nsel, negIdx, src, a.Mode, hw, posB, negB, pi, dp, seed, a.NumNeg);
         }
     }
 
@@ -227,11 +257,11 @@ public static partial class CcrSelect
     sealed class Kernels
     {
         public readonly Action<KernelConfig, ArrayView<ulong>, ArrayView<int>, ArrayView<float>, ArrayView<int>,
-                               ArrayView<float>, ArrayView<float>, ArrayView<int>, Args> Select;
+                               ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, ArrayView<int>, Args> Select;
 
         public Kernels(Device d) =>
             Select = d.Accelerator.LoadStreamKernel<ArrayView<ulong>, ArrayView<int>, ArrayView<float>, ArrayView<int>,
-                ArrayView<float>, ArrayView<float>, ArrayView<int>, Args>(SelectKernel);
+                ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, ArrayView<int>, Args>(SelectKernel);
     }
 
     static Kernels K(Device d) => d.Kernels(static d => new Kernels(d));
@@ -243,7 +273,11 @@ public static partial class CcrSelect
         Launch.SameLength(op, anchors, rows, "anchors and rows");
     }
 
-    static KernelConfig RowGrid(Device d, int rows) => new(Math.Clamp(rows, 1, 65535), d.GroupSize);
+    internal static KernelConfig RowGrid(Device d, int rows) => new(Math.Clamp(rows, 1, 65535), d.GroupSize);
+
+    // Discrete labels have no bounds: the kernel never touches them, any ulong view will do.
+    static ArrayView<ulong> BoundsView(Buf<ulong> bounds, Buf<float> fdist, int metric) =>
+        metric == 0 ? fdist.View.SubView(0, fdist.Length / 2 * 2).Cast<ulong>() : bounds.View;
 
     /// <summary>Continuous labels: bounds (rows, 2) of the k nearest (positives) and k farthest
     /// (negatives) label distances of each row of ldist (rows, HW).</summary>
@@ -253,9 +287,10 @@ public static partial class CcrSelect
         Launch.SameLength("LabelTopKBounds", bounds.Length, 2L * rows, "bounds and (rows, 2)");
         if (k <= 0) throw new ArgumentException($"LabelTopKBounds: k = {k}");
         if (rows == 0) return;
-        var a = new Args { Stage = 0, Metric = 1, Hw = hw, Rows = rows, K = k, IdxBits = IndexBits(hw) };
+        var a = new Args { Stage = StageBounds, Metric = 1, Hw = hw, Rows = rows, TopK = k };
         if (CcrDistances.Host(d)) { SelectHost(a, bounds, default, default, default, ldist, ldist, anchors); return; }
-        K(d).Select(RowGrid(d, rows), bounds.View, anchors.View, ldist.View, anchors.View, ldist.View, ldist.View, anchors.View, a);
+        K(d).Select(RowGrid(d, rows), bounds.View, anchors.View, ldist.View, anchors.View, ldist.View, ldist.View, anchors.View,
+                    anchors.View, anchors.View, a);
     }
 
     /// <summary>posIdx (rows) and its feature distance dpos (rows): the hardest (or a random)
@@ -270,10 +305,10 @@ public static partial class CcrSelect
         Launch.SameLength("HardestPositive", dpos.Length, rows, "dpos and rows");
         if (metric != CcrLabelMetric.Discrete) Launch.SameLength("HardestPositive", bounds.Length, 2L * rows, "bounds and (rows, 2)");
         if (rows == 0) return;
-        var a = new Args { Stage = 1, Metric = (int)metric, Mode = (int)mode, Hw = hw, Rows = rows, K = 1, IdxBits = IndexBits(hw), Seed = seed };
+        var a = new Args { Stage = StagePositive, Metric = (int)metric, Mode = (int)mode, Hw = hw, Rows = rows, Seed = seed };
         if (CcrDistances.Host(d)) { SelectHost(a, bounds, posIdx, dpos, default, fdist, ldist, anchors); return; }
-        var bv = metric == CcrLabelMetric.Discrete ? fdist.View.SubView(0, fdist.Length / 2 * 2).Cast<ulong>() : bounds.View; // discrete: never read
-        K(d).Select(RowGrid(d, rows), bv, posIdx.View, dpos.View, posIdx.View, fdist.View, ldist.View, anchors.View, a);
+        K(d).Select(RowGrid(d, rows), BoundsView(bounds, fdist, a.Metric), posIdx.View, dpos.View, posIdx.View, fdist.View,
+                    ldist.View, anchors.View, anchors.View, anchors.View, a);
     }
 
     /// <summary>negIdx (rows, numNeg): semi-hard (or random) negatives of each row in pixel order,
@@ -282,96 +317,86 @@ public static partial class CcrSelect
                                          Buf<float> ldist, Buf<ulong> bounds, Buf<int> anchors, int rows, int hw, int numNeg,
                                          CcrLabelMetric metric, CcrSampling mode, uint seed)
     {
-        Check("SemiHardNegatives", fdist.Length, anchors.Length, rows, hw);
-        Launch.SameLength("SemiHardNegatives", ldist.Length, fdist.Length, "ldist and fdist");
-        Launch.SameLength("SemiHardNegatives", negIdx.Length, (long)rows * numNeg, "negIdx and (rows, numNeg)");
-        Launch.SameLength("SemiHardNegatives", posIdx.Length, rows, "posIdx and rows");
-        Launch.SameLength("SemiHardNegatives", dpos.Length, rows, "dpos and rows");
-        if (metric != CcrLabelMetric.Discrete) Launch.SameLength("SemiHardNegatives", bounds.Length, 2L * rows, "bounds and (rows, 2)");
-        if (numNeg <= 0 || numNeg > MaxNegatives) throw new ArgumentException($"SemiHardNegatives: numNeg {numNeg} outside [1, {MaxNegatives}]");
+        CheckNegatives("SemiHardNegatives", negIdx, posIdx, dpos, fdist, ldist, bounds, anchors, rows, hw, numNeg, metric);
         if (rows == 0) return;
-        var a = new Args { Stage = 2, Metric = (int)metric, Mode = (int)mode, Hw = hw, Rows = rows, K = numNeg, IdxBits = IndexBits(hw), Seed = seed };
+        var a = new Args { Stage = StageNegatives, Metric = (int)metric, Mode = (int)mode, Hw = hw, Rows = rows, NumNeg = numNeg, Seed = seed };
         if (CcrDistances.Host(d)) { SelectHost(a, bounds, posIdx, dpos, negIdx, fdist, ldist, anchors); return; }
-        var bv = metric == CcrLabelMetric.Discrete ? fdist.View.SubView(0, fdist.Length / 2 * 2).Cast<ulong>() : bounds.View; // discrete: never read
-        K(d).Select(RowGrid(d, rows), bv, posIdx.View, dpos.View, negIdx.View, fdist.View, ldist.View, anchors.View, a);
+        K(d).Select(RowGrid(d, rows), BoundsView(bounds, fdist, a.Metric), posIdx.View, dpos.View, negIdx.View, fdist.View,
+                    ldist.View, anchors.View, anchors.View, anchors.View, a);
     }
 
-    // ---------------------------------------------------------------- CPU variant (host code)
-
-    static unsafe void SelectHost(Args a, Buf<ulong> bounds, Buf<int> posIdx, Buf<float> dpos, Buf<int> negIdx,
-                                  Buf<float> fdist, Buf<float> ldist, Buf<int> anchors)
+    /// <summary>
+    /// All three stages in one launch: bounds (rows, 2; continuous labels only, else untouched),
+    /// posIdx and dpos (rows), negIdx (rows, numNeg). The random stream of the Basic variant is
+    /// <paramref name="seed"/>, or, with <paramref name="counter"/> (one int on the device),
+    /// <see cref="CcrAnchors.MiningSeed"/>(seed, counter[0]) read by the kernel.
+    /// </summary>
+    public static void Mine(Device d, Buf<ulong> bounds, Buf<int> posIdx, Buf<float> dpos, Buf<int> negIdx,
+                            Buf<float> fdist, Buf<float> ldist, Buf<int> anchors, int rows, int hw, int topK, int numNeg,
+                            CcrLabelMetric metric, CcrSampling mode, uint seed, Buf<int>? counter = null)
     {
-        float* fd = fdist.Ptr, ld = ldist.Ptr; int* an = anchors.Ptr;
-        ulong* bo = a.Metric != 0 || a.Stage == 0 ? bounds.Ptr : null;
-        int* pos = a.Stage >= 1 ? posIdx.Ptr : null; float* dp = a.Stage >= 1 ? dpos.Ptr : null;
-        int* neg = a.Stage == 2 ? negIdx.Ptr : null;
-        Parallel.For(0, a.Rows, row =>
+        CheckNegatives("CcrSelect.Mine", negIdx, posIdx, dpos, fdist, ldist, bounds, anchors, rows, hw, numNeg, metric);
+        if (topK <= 0) throw new ArgumentException($"CcrSelect.Mine: k = {topK}");
+        if (counter is { } cb) Launch.SameLength("CcrSelect.Mine", cb.Length, 1, "counter and a scalar");
+        if (rows == 0) return;
+        var a = new Args
         {
-            int anc = an[row], hw = a.Hw;
-            float* f = fd + (long)row * hw, l = ld + (long)row * hw;
-            ulong posB = bo != null && a.Stage > 0 ? bo[2 * row] : None, negB = bo != null && a.Stage > 0 ? bo[2 * row + 1] : None;
-            if (a.Stage == 0)
-            {
-                ulong pb = HostSelect(PosTopK, a, row, anc, f, l, None, None, 0f, a.K);
-                bo[2 * row] = pb;
-                bo[2 * row + 1] = HostSelect(NegTopK, a, row, anc, f, l, pb, None, 0f, a.K);
-            }
-            else if (a.Stage == 1)
-            {
-                ulong b = HostSelect(a.Mode == 0 ? PosHard : PosBasic, a, row, anc, f, l, posB, negB, 0f, 1);
-                int pi = b == None ? -1 : (int)(uint)b;
-                pos[row] = pi;
-                dp[row] = pi < 0 ? 0f : f[pi];
-            }
-            else
-            {
-                int* o = neg + (long)row * a.K;
-                int m = 0;
-                if (pos[row] >= 0)
-                {
-                    int what = a.Mode == 0 ? NegSemiHard : NegBasic;
-                    ulong b = HostSelect(what, a, row, anc, f, l, posB, negB, dp[row], a.K);
-                    for (int i = 0; i < hw && m < a.K; i++)
-                    {
-                        ulong key = KeyOf(what, a.Metric, row, i, anc, l[i], f[i], posB, negB, dp[row], a.Seed);
-                        if (key != None && key <= b) o[m++] = i;
-                    }
-                }
-                for (int j = m; j < a.K; j++) o[j] = -1;
-            }
-        });
+            Stage = StageAll, Metric = (int)metric, Mode = (int)mode, Hw = hw, Rows = rows, TopK = topK, NumNeg = numNeg,
+            Seed = seed, UseCounter = counter.HasValue ? 1 : 0,
+        };
+        if (CcrDistances.Host(d)) { SelectHost(a, bounds, posIdx, dpos, negIdx, fdist, ldist, anchors, counter); return; }
+        K(d).Select(RowGrid(d, rows), BoundsView(bounds, fdist, a.Metric), posIdx.View, dpos.View, negIdx.View, fdist.View,
+                    ldist.View, anchors.View, anchors.View, (counter ?? anchors).View, a);
     }
 
-    // The k-th smallest eligible key of a row through a bounded max-heap of the k smallest seen.
-    static unsafe ulong HostSelect(int what, Args a, int row, int anc, float* f, float* l, ulong posB, ulong negB, float dpos, int k)
+    /// <summary>
+    /// <see cref="Mine"/> for L1 and class labels without the label-distance matrix: labels
+    /// (N, 1, HW) and valid (N, HW) as given to <see cref="CcrDistances.LabelDistances"/>, anchors
+    /// (N, numAnchors). The CUDA variant recomputes each label distance where a pass needs it (see
+    /// RowSource; the results equal Mine's on LabelDistances' matrix bit for bit). The CPU variant
+    /// builds the matrix in a pooled buffer and mines from it (its passes run in cache anyway).
+    /// </summary>
+    public static void MineFromLabels(Device d, Buf<ulong> bounds, Buf<int> posIdx, Buf<float> dpos, Buf<int> negIdx,
+                                      Buf<float> fdist, Buf<float> labels, Buf<int> valid, Buf<int> anchors, int n, int numAnchors,
+                                      int hw, int topK, int numNeg, CcrLabelMetric metric, CcrSampling mode, uint seed,
+                                      Buf<int>? counter = null)
     {
-        Span<ulong> heap = k <= 512 ? stackalloc ulong[k] : new ulong[k];
-        int size = 0;
-        for (int i = 0; i < a.Hw; i++)
+        const string op = "CcrSelect.MineFromLabels";
+        if (metric == CcrLabelMetric.Angle) throw new ArgumentException($"{op}: angles are mined from the label-distance matrix (Mine)");
+        CcrDistances.CheckSizes(op, n, hw, numAnchors);
+        int rows = n * numAnchors;
+        Launch.SameLength(op, labels.Length, (long)n * hw, "labels and (N, 1, HW)");
+        Launch.SameLength(op, valid.Length, (long)n * hw, "valid and (N, HW)");
+        if (CcrDistances.Host(d))
         {
-            ulong key = KeyOf(what, a.Metric, row, i, anc, l[i], f[i], posB, negB, dpos, a.Seed);
-            if (key == None) continue;
-            if (size < k)
-            {
-                int c = size++;
-                heap[c] = key;
-                while (c > 0 && heap[(c - 1) / 2] < heap[c]) { (heap[c], heap[(c - 1) / 2]) = (heap[(c - 1) / 2], heap[c]); c = (c - 1) / 2; }
-            }
-            else if (key < heap[0])
-            {
-                heap[0] = key;
-                int c = 0;
-                while (true)
-                {
-                    int lft = 2 * c + 1, r = lft + 1, m = c;
-                    if (lft < k && heap[lft] > heap[m]) m = lft;
-                    if (r < k && heap[r] > heap[m]) m = r;
-                    if (m == c) break;
-                    (heap[c], heap[m]) = (heap[m], heap[c]);
-                    c = m;
-                }
-            }
+            using var block = d.Pool.Rent(4L * rows * hw);
+            var ldist = new Buf<float>(block, 0, (long)rows * hw);
+            CcrDistances.LabelDistances(d, ldist, labels, valid, anchors, n, 1, hw, numAnchors, metric);
+            Mine(d, bounds, posIdx, dpos, negIdx, fdist, ldist, anchors, rows, hw, topK, numNeg, metric, mode, seed, counter);
+            return;
         }
-        return size < k ? None : heap[0];
+        CheckNegatives(op, negIdx, posIdx, dpos, fdist, fdist, bounds, anchors, rows, hw, numNeg, metric);
+        if (topK <= 0) throw new ArgumentException($"{op}: k = {topK}");
+        if (counter is { } cb) Launch.SameLength(op, cb.Length, 1, "counter and a scalar");
+        if (rows == 0) return;
+        var a = new Args
+        {
+            Stage = StageAll, Metric = (int)metric, Mode = (int)mode, Hw = hw, Rows = rows, TopK = topK, NumNeg = numNeg,
+            Seed = seed, UseCounter = counter.HasValue ? 1 : 0, LabelMode = 1, NumAnchors = numAnchors,
+        };
+        K(d).Select(RowGrid(d, rows), BoundsView(bounds, fdist, a.Metric), posIdx.View, dpos.View, negIdx.View, fdist.View,
+                    labels.View, valid.View, anchors.View, (counter ?? anchors).View, a);
+    }
+
+    static void CheckNegatives(string op, Buf<int> negIdx, Buf<int> posIdx, Buf<float> dpos, Buf<float> fdist, Buf<float> ldist,
+                               Buf<ulong> bounds, Buf<int> anchors, int rows, int hw, int numNeg, CcrLabelMetric metric)
+    {
+        Check(op, fdist.Length, anchors.Length, rows, hw);
+        Launch.SameLength(op, ldist.Length, fdist.Length, "ldist and fdist");
+        Launch.SameLength(op, negIdx.Length, (long)rows * numNeg, "negIdx and (rows, numNeg)");
+        Launch.SameLength(op, posIdx.Length, rows, "posIdx and rows");
+        Launch.SameLength(op, dpos.Length, rows, "dpos and rows");
+        if (metric != CcrLabelMetric.Discrete) Launch.SameLength(op, bounds.Length, 2L * rows, "bounds and (rows, 2)");
+        if (numNeg <= 0 || numNeg > MaxNegatives) throw new ArgumentException($"{op}: numNeg {numNeg} outside [1, {MaxNegatives}]");
     }
 }

@@ -12,9 +12,10 @@ namespace Ccr.Kernels;
 /// masks its triplets out instead of biasing the mean.
 /// <see cref="Forward"/> writes per-triplet losses and distances; <see cref="Reduce"/> writes the
 /// scalar loss and the statistics <see cref="Stat"/> (all on the device, no host round trip);
-/// <see cref="Backward"/> writes (=) dproj, scattering gradients into the anchor, positive and
-/// negative pixels (CUDA: atomics; CPU: one image per task, serial within it). The gradient of a
-/// distance that is exactly 0 is 0 (as ATen's cdist), and a hinge at exactly 0 passes no gradient.
+/// <see cref="Backward"/> writes (=) dproj, the gradients of the anchor, positive and negative
+/// pixels, deterministically on every variant: CUDA, a gather in which each pixel sums its
+/// contributions in a fixed order (no atomics; see LinkKernel); CPU, one image per task, serial
+/// within it. The gradient of a distance that is exactly 0 is 0 (as ATen's cdist), and a hinge at exactly 0 passes no gradient.
 /// </summary>
 public static partial class CcrTriplet
 {
@@ -53,14 +54,11 @@ public static partial class CcrTriplet
         }
     }
 
-    const int MaxGroup = 256;
-
-    // One group: per-thread partial sums, then thread 0 adds them in a fixed order (deterministic).
+    // One group: per-thread partial sums, then two BlockReduce.Sum4 calls (fixed order: deterministic).
     static void ReduceKernel(ArrayView<float> lossOut, ArrayView<float> stats, ArrayView<float> loss, ArrayView<float> dap,
                              ArrayView<float> dan, ArrayView<int> anchors, ArrayView<int> posIdx, ArrayView<int> negIdx,
                              int rows, int numNeg)
     {
-        var sh = SharedMemory.Allocate<float>(7 * MaxGroup);
         int t = Group.IdxX, g = Group.DimX;
         float s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0;
         for (int r = t; r < rows; r += g)
@@ -78,45 +76,134 @@ public static partial class CcrTriplet
             s1 += cnt;
             if (cnt > 0) { s3 += dap[r]; s4 += 1f; }
         }
-        sh[t] = s1; sh[MaxGroup + t] = s2; sh[2 * MaxGroup + t] = s3; sh[3 * MaxGroup + t] = s4;
-        sh[4 * MaxGroup + t] = s5; sh[5 * MaxGroup + t] = s6; sh[6 * MaxGroup + t] = s7;
-        Group.Barrier();
+        var a = BlockReduce.Sum4(new Float4(s1, s2, s3, s4));
+        var b = BlockReduce.Sum4(new Float4(s5, s6, s7, 0f));
         if (t == 0)
         {
-            for (int k = 0; k < 7; k++)
-            {
-                float s = 0f;
-                for (int x = 0; x < g; x++) s += sh[k * MaxGroup + x];
-                stats[k + 1] = s;
-            }
-            float m = stats[1] > 0f ? stats[2] / stats[1] : 0f;
+            stats[1] = a.X; stats[2] = a.Y; stats[3] = a.Z; stats[4] = a.W;
+            stats[5] = b.X; stats[6] = b.Y; stats[7] = b.Z;
+            float m = a.X > 0f ? a.Y / a.X : 0f;
             stats[0] = m;
             lossOut[0] = m;
         }
     }
 
-    static void BackwardKernel(ArrayView<float> dproj, ArrayView<float> dloss, ArrayView<float> stats, ArrayView<float> proj,
-                               ArrayView<int> anchors, ArrayView<int> posIdx, ArrayView<int> negIdx, ArrayView<float> loss,
-                               ArrayView<float> dap, ArrayView<float> dan, Sizes z)
+    // ---------------------------------------------------------------- backward, CUDA variant (gather, no atomics)
+    //
+    // The gradient of one image is a sum of per-entry contributions, one entry per (row, slot):
+    // slot 0 is the anchor (its terms of all active triplets of the row), slot 1 the positive, slot
+    // 2 + j negative j. An entry is live when the row has an active triplet (slots 0, 1) or its
+    // triplet is active (slot 2 + j); its target is that pixel. Entries are numbered row-major
+    // within an image, e = (row - image * A) * (C + 2) + slot, E = A * (C + 2) per image.
+    // Float atomics would add an image's contributions to a pixel in whatever order the hardware
+    // runs them, so a resumed run would not repeat itself bit for bit. Instead, LinkKernel chains the
+    // live entries of each pixel in increasing entry order (next[e]: the next entry with the same
+    // target, head[e]: e is the first), and GatherKernel lets each chain's head walk its chain and
+    // write the pixel's gradient (=), so every pixel's sum runs in entry order on any hardware.
+
+    static int Target(ArrayView<int> anchors, ArrayView<int> posIdx, ArrayView<int> negIdx, ArrayView<float> loss,
+                      int image, int e, int numAnchors, int numNeg)
     {
-        int dim = z.Dim, hw = z.Hw, numAnchors = z.NumAnchors, numNeg = z.NumNeg, total = z.Total;
-        for (int e = ILGPU.Grid.GlobalIndex.X; e < total; e += Launch.Stride)
+        int per = numNeg + 2, r = image * numAnchors + e / per, slot = e % per;
+        if (anchors[r] < 0 || posIdx[r] < 0) return -1;
+        if (slot >= 2) return loss[r * numNeg + slot - 2] > 0f ? negIdx[r * numNeg + slot - 2] : -1;
+        for (int j = 0; j < numNeg; j++)
+            if (loss[r * numNeg + j] > 0f) return slot == 0 ? anchors[r] : posIdx[r];
+        return -1;
+    }
+
+    const int MaxLinkGroup = 1024;
+
+    // links (3, N, E): target, next, head. Groups over (image, chunk of entries); each thread links
+    // one entry by comparing its target with every entry of its image, staged tile by tile in
+    // shared memory: E comparisons per thread, E^2 per image (3,456 entries at the paper's gamma
+    // 0.01: 12 M; the ablation's gamma 0.02: 48 M). Quadratic in the anchors: at gamma 0.1 and
+    // above a counting sort of the entries by pixel would be the better link.
+    static void LinkKernel(ArrayView<int> links, ArrayView<int> anchors, ArrayView<int> posIdx, ArrayView<int> negIdx,
+                           ArrayView<float> loss, Sizes z)
+    {
+        var tile = SharedMemory.Allocate<int>(MaxLinkGroup);
+        int t = Group.IdxX, g = Group.DimX, numNeg = z.NumNeg, e1 = z.NumAnchors * (numNeg + 2), n = z.Total;
+        int chunks = (e1 + g - 1) / g;
+        for (int task = ILGPU.Grid.IdxX; task < n * chunks; task += ILGPU.Grid.DimX)
         {
-            int c = e % dim, tj = e / dim, r = tj / numNeg;
-            if (!(loss[tj] > 0f)) continue;
-            float s = dloss[0] / XMath.Max(stats[1], 1f);
-            int b = r / numAnchors * dim * hw + c * hw;
-            int a = anchors[r], p = posIdx[r], q = negIdx[tj];
-            float va = proj[b + a];
-            float gp = dap[r] > 0f ? s * (va - proj[b + p]) / dap[r] : 0f;
-            float gn = dan[tj] > 0f ? s * (va - proj[b + q]) / dan[tj] : 0f;
-            Atomic.Add(ref dproj[b + a], gp - gn);
-            Atomic.Add(ref dproj[b + p], -gp);
-            Atomic.Add(ref dproj[b + q], gn);
+            int image = task / chunks, e = task % chunks * g + t;
+            int x = e < e1 ? Target(anchors, posIdx, negIdx, loss, image, e, z.NumAnchors, numNeg) : -1;
+            int next = -1;
+            bool head = x >= 0;
+            for (int b0 = 0; b0 < e1; b0 += g)
+            {
+                Group.Barrier();
+                int j = b0 + t;
+                tile[t] = j < e1 ? Target(anchors, posIdx, negIdx, loss, image, j, z.NumAnchors, numNeg) : -1;
+                Group.Barrier();
+                if (x < 0) continue;
+                int m = XMath.Min(g, e1 - b0);
+                for (int q = 0; q < m; q++)
+                {
+                    if (tile[q] != x) continue;
+                    int e2 = b0 + q;
+                    if (e2 < e) head = false;
+                    else if (e2 > e && next < 0) next = e2;
+                }
+            }
+            if (e < e1)
+            {
+                int o = image * e1 + e, plane = n * e1;
+                links[o] = x;
+                links[plane + o] = next;
+                links[2 * plane + o] = head ? 1 : 0;
+            }
         }
     }
 
-    /// <summary>Sizes of the backward launch (one struct keeps the kernel signature short).</summary>
+    // The contribution of entry e (image, slot) to channel c of its target pixel; s = dloss / triplets.
+    static float Contribution(ArrayView<float> proj, ArrayView<int> anchors, ArrayView<int> posIdx, ArrayView<int> negIdx,
+                              ArrayView<float> loss, ArrayView<float> dap, ArrayView<float> dan, int image, int e, int c, float s, Sizes z)
+    {
+        int numNeg = z.NumNeg, per = numNeg + 2, r = image * z.NumAnchors + e / per, slot = e % per;
+        int b = image * z.Dim * z.Hw + c * z.Hw;
+        float va = proj[b + anchors[r]];
+        if (slot >= 2)
+        {
+            int tj = r * numNeg + slot - 2;
+            return dan[tj] > 0f ? s * (va - proj[b + negIdx[tj]]) / dan[tj] : 0f;
+        }
+        float gp = dap[r] > 0f ? s * (va - proj[b + posIdx[r]]) / dap[r] : 0f;
+        float acc = 0f;
+        for (int j = 0; j < numNeg; j++)
+        {
+            int tj = r * numNeg + j;
+            if (!(loss[tj] > 0f)) continue;
+            if (slot == 1) { acc -= gp; continue; }
+            float gn = dan[tj] > 0f ? s * (va - proj[b + negIdx[tj]]) / dan[tj] : 0f;
+            acc += gp - gn;
+        }
+        return acc;
+    }
+
+    // dproj must be zeroed; each chain head writes its pixel (=). Threads over (N, E, D), D fastest,
+    // so a warp walks one chain.
+    static void GatherKernel(ArrayView<float> dproj, ArrayView<float> dloss, ArrayView<float> stats, ArrayView<float> proj,
+                             ArrayView<int> anchors, ArrayView<int> posIdx, ArrayView<int> negIdx, ArrayView<float> loss,
+                             ArrayView<float> dap, ArrayView<float> dan, ArrayView<int> links, Sizes z)
+    {
+        int dim = z.Dim, e1 = z.NumAnchors * (z.NumNeg + 2), plane = z.Total * e1, total = plane * dim;
+        float s = dloss[0] / XMath.Max(stats[1], 1f);
+        for (int idx = ILGPU.Grid.GlobalIndex.X; idx < total; idx += Launch.Stride)
+        {
+            int c = idx % dim, o = idx / dim;
+            if (links[2 * plane + o] == 0) continue;
+            int image = o / e1, x = links[o];
+            float sum = 0f;
+            for (int e = o - image * e1; e >= 0; e = links[plane + image * e1 + e])
+                sum += Contribution(proj, anchors, posIdx, negIdx, loss, dap, dan, image, e, c, s, z);
+            dproj[image * dim * z.Hw + c * z.Hw + x] = sum;
+        }
+    }
+
+    /// <summary>Sizes of the backward launches (one struct keeps the kernel signatures short); Total
+    /// is the number of images N.</summary>
     public struct Sizes { public int Dim, Hw, NumAnchors, NumNeg, Total; }
 
     // ---------------------------------------------------------------- launchers
@@ -127,8 +214,9 @@ public static partial class CcrTriplet
             ArrayView<int>, ArrayView<int>, ArrayView<int>, int, int, int, int, float> Forward;
         public readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
             ArrayView<float>, ArrayView<int>, ArrayView<int>, ArrayView<int>, int, int> Reduce;
+        public readonly Action<KernelConfig, ArrayView<int>, ArrayView<int>, ArrayView<int>, ArrayView<int>, ArrayView<float>, Sizes> Link;
         public readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
-            ArrayView<int>, ArrayView<int>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, Sizes> Backward;
+            ArrayView<int>, ArrayView<int>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, Sizes> Gather;
 
         public Kernels(Device d)
         {
@@ -137,8 +225,9 @@ public static partial class CcrTriplet
                 ArrayView<int>, ArrayView<int>, ArrayView<int>, int, int, int, int, float>(ForwardKernel);
             Reduce = acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
                 ArrayView<float>, ArrayView<int>, ArrayView<int>, ArrayView<int>, int, int>(ReduceKernel);
-            Backward = acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
-                ArrayView<int>, ArrayView<int>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, Sizes>(BackwardKernel);
+            Link = acc.LoadStreamKernel<ArrayView<int>, ArrayView<int>, ArrayView<int>, ArrayView<int>, ArrayView<float>, Sizes>(LinkKernel);
+            Gather = acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
+                ArrayView<int>, ArrayView<int>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, Sizes>(GatherKernel);
         }
     }
 
@@ -177,8 +266,8 @@ public static partial class CcrTriplet
         Launch.SameLength("CcrTriplet.Reduce", stats.Length, StatCount, "stats and StatCount");
         Launch.SameLength("CcrTriplet.Reduce", loss.Length, (long)rows * numNeg, "loss and (rows, numNeg)");
         Launch.SameLength("CcrTriplet.Reduce", anchors.Length, rows, "anchors and rows");
-        if (d.GroupSize > MaxGroup) throw new InvalidOperationException($"CcrTriplet.Reduce: group size {d.GroupSize} > {MaxGroup}");
         if (CcrDistances.Host(d)) { ReduceHost(lossOut, stats, loss, dap, dan, anchors, posIdx, negIdx, rows, numNeg); return; }
+        BlockReduce.CheckGroup(d, d.GroupSize, "CcrTriplet.Reduce");
         K(d).Reduce(new KernelConfig(1, d.GroupSize), lossOut.View, stats.View, loss.View, dap.View, dan.View, anchors.View,
                     posIdx.View, negIdx.View, rows, numNeg);
     }
@@ -195,9 +284,17 @@ public static partial class CcrTriplet
         Elementwise.Fill(d, dproj, 0f);
         if (loss.Length == 0) return;
         if (CcrDistances.Host(d)) { BackwardHost(dproj, dloss, stats, proj, anchors, posIdx, negIdx, loss, dap, dan, n, dim, hw, numAnchors, numNeg); return; }
-        int total = checked((int)(loss.Length * dim));
-        K(d).Backward(d.Grid(total), dproj.View, dloss.View, stats.View, proj.View, anchors.View, posIdx.View, negIdx.View,
-                      loss.View, dap.View, dan.View, new Sizes { Dim = dim, Hw = hw, NumAnchors = numAnchors, NumNeg = numNeg, Total = total });
+        if (d.GroupSize > MaxLinkGroup) throw new InvalidOperationException($"CcrTriplet.Backward: group size {d.GroupSize} > {MaxLinkGroup}");
+        long entries = (long)n * numAnchors * (numNeg + 2);
+        if (entries * Math.Max(dim, 3) > int.MaxValue) throw new ArgumentException($"CcrTriplet.Backward: {entries} entries x D={dim} too many");
+        var z = new Sizes { Dim = dim, Hw = hw, NumAnchors = numAnchors, NumNeg = numNeg, Total = n };
+        using var block = d.Pool.Rent(3 * entries * sizeof(int)); // stream-ordered: reused only by later launches
+        var links = new Buf<int>(block, 0, 3 * entries);
+        int chunks = (int)((numAnchors * (long)(numNeg + 2) + d.GroupSize - 1) / d.GroupSize);
+        K(d).Link(new KernelConfig(Math.Clamp(n * chunks, 1, 65535), d.GroupSize), links.View, anchors.View, posIdx.View,
+                  negIdx.View, loss.View, z);
+        K(d).Gather(d.Grid(entries * dim), dproj.View, dloss.View, stats.View, proj.View, anchors.View, posIdx.View, negIdx.View,
+                    loss.View, dap.View, dan.View, links.View, z);
     }
 
     // ---------------------------------------------------------------- CPU variant (host code)

@@ -23,6 +23,15 @@ public sealed class NoGrad : IDisposable
     public void Dispose() => _depth--;
 }
 
+/// <summary>Watches a backward pass: <see cref="Begin"/> gets the inputs of every node in the order
+/// the nodes will run; <see cref="NodeDone"/>(k) follows the k-th node (also when it had no
+/// gradient to propagate), after which it adds nothing more to any gradient.</summary>
+public interface IBackwardObserver
+{
+    void Begin(IReadOnlyList<Tensor[]> nodeInputs);
+    void NodeDone(int position);
+}
+
 /// <summary>
 /// The reverse-mode core (micrograd's engine, for tensors). Ops call <see cref="Record"/>;
 /// <see cref="Tensor.Backward"/> walks the graph in reverse topological order. Gradients are
@@ -61,9 +70,21 @@ public static class Autograd
         g.Dispose();
     }
 
+    /// <summary>[distributed] Told the node order before a backward pass on this thread and each
+    /// node's completion during it (the gradient reducer starts a bucket's all-reduce as soon as
+    /// every node that feeds its parameters has run). Null: no observer.</summary>
+    [ThreadStatic] public static IBackwardObserver? Observer;
+
     internal static void Run(Tensor root, Tensor seed)
     {
         var order = TopoOrder(root);
+        var observer = Observer;
+        if (observer != null)
+        {
+            var inputs = new Tensor[order.Count][];
+            for (int k = 0; k < order.Count; k++) inputs[k] = order[order.Count - 1 - k].Creator!.Inputs;
+            observer.Begin(inputs);
+        }
         Accumulate(root, seed);
         for (int i = order.Count - 1; i >= 0; i--)
         {
@@ -71,10 +92,13 @@ public static class Autograd
             var node = t.Creator!;
             var g = t.Grad;
             t.Creator = null;
-            if (g == null) continue; // no path from the root reached this tensor's gradient
-            node.Backward(g);
-            g.Dispose();
-            t.Grad = null;
+            if (g != null) // else no path from the root reached this tensor's gradient
+            {
+                node.Backward(g);
+                g.Dispose();
+                t.Grad = null;
+            }
+            observer?.NodeDone(order.Count - 1 - i);
         }
     }
 

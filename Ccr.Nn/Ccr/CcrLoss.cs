@@ -9,7 +9,11 @@ namespace Ccr.Nn.Ccr;
 /// projects each target's final feature map, mines triplets against the source's labels on the
 /// device and returns lambda(epoch) * sum over pairs of the mean triplet loss. The loss exists only
 /// in training: inference runs the plain multi-task network.
-/// Randomness (pairs, anchors, the Basic variant's choices) comes from one seeded <see cref="Rng"/>.
+/// Randomness: the task pairs come from a host <see cref="Rng"/> (they decide which kernels run);
+/// anchors and the Basic variant's choices come from a counter-based hash whose counter lives on
+/// the device (the buffer "rng_counter", advanced by a kernel after every pair, saved with the
+/// model's state), so a step reads nothing random from the host and a replayed CUDA graph or a
+/// resumed run draws exactly as an uninterrupted one.
 /// </summary>
 public sealed class CcrLoss : Module
 {
@@ -17,10 +21,21 @@ public sealed class CcrLoss : Module
     public IReadOnlyList<string> Tasks { get; }
     public TaskPairSampler Sampler { get; }
     readonly Dictionary<string, Projector> _projectors = new();
+    readonly Tensor _counter;
+    readonly ulong _seed;
     Rng _rng;
 
-    /// <summary>The generator of pair selection and anchor sampling; checkpoints save and restore it
-    /// so that a resumed run samples exactly as an uninterrupted one.</summary>
+    /// <summary>The device counter of the anchor / mining streams (int32, one element), a module
+    /// buffer: checkpoints save and restore it with the parameters.</summary>
+    public Tensor Counter => _counter;
+
+    /// <summary>The seed of the device streams: the constructor's seed and the pair generator's
+    /// stream id (<see cref="Rng.Inc"/>, fixed for the generator's life), so that data-parallel
+    /// ranks, whose pair generators differ by stream, draw different anchors from the same counter.</summary>
+    ulong StreamSeed => CcrAnchors.Mix(_seed ^ _rng.Inc);
+
+    /// <summary>The generator of the task-pair choice; checkpoints save and restore it so that a
+    /// resumed run picks the same pairs as an uninterrupted one.</summary>
     public Rng SamplingRng { get => _rng; set => _rng = value ?? throw new ArgumentNullException(nameof(value)); }
 
     /// <param name="featureChannels">Channels of each task's final feature map (task order matters: it fixes the pairs' order).</param>
@@ -32,6 +47,8 @@ public sealed class CcrLoss : Module
         foreach (var t in Tasks) LabelSpace.For(t); // unknown tasks fail here, not mid-training
         Sampler = new TaskPairSampler(Tasks, config.Pairs);
         _rng = new Rng(seed, 77);
+        _seed = CcrAnchors.Mix(seed ^ 0x5CC25CC2UL);
+        _counter = Buffer("rng_counter", Tensor.FromArray(d, new int[1], 1));
         var channels = featureChannels.ToDictionary(f => f.Task, f => f.Channels);
         foreach (var t in Tasks)
             foreach (var s in Tasks.Where(s => s != t && config.Sharing != ProjectorSharing.None))
@@ -61,7 +78,8 @@ public sealed class CcrLoss : Module
 
     /// <summary>
     /// The regulariser for one step. features: each task's final feature map (N, C, H, W);
-    /// labels: each source task's labels at any resolution (downsampled by nearest to each map);
+    /// labels: each source task's labels at any resolution (downsampled by nearest to each map, on
+    /// the device);
     /// epoch: fractional epoch for the lambda ramp. Returns the scalar loss (a one-element tensor;
     /// 0 without gradient when no pair has labels) and the step's diagnostics.
     /// </summary>
@@ -79,8 +97,9 @@ public sealed class CcrLoss : Module
             device = f.Device;
             var proj = Config.Sharing == ProjectorSharing.None ? Functional.F.L2Normalize(f) : ProjectorFor(t, s).Forward(f);
             var lab = labels[s].Resized(proj.Dim(2), proj.Dim(3));
-            var anchors = CcrOps.SampleAnchors(_rng, lab, Config.AnchorsPerImage(proj.Dim(2), proj.Dim(3)));
-            var loss = CcrOps.PairLoss(proj, lab, anchors, Config, _rng.NextUInt(), out var r, Config.CollectSamples);
+            var anchors = CcrOps.SampleAnchors(lab, Config.AnchorsPerImage(proj.Dim(2), proj.Dim(3)), _counter, StreamSeed);
+            var loss = CcrOps.PairLoss(proj, lab, anchors, Config, _counter, (uint)StreamSeed, out var r, Config.CollectSamples);
+            CcrAnchors.Advance(device, _counter.IntData); // the next pair (or step) draws a new stream
             diag.Add(t, s, r);
             losses.Add(loss);
         }

@@ -10,7 +10,7 @@ namespace Ccr.Nn.Ccr;
 /// </summary>
 public sealed record LabelSpace(string Task, CcrLabelMetric Metric, int Channels, bool Binarise)
 {
-    public const float IgnoreIndex = 255f;
+    public const float IgnoreIndex = CcrLabels.IgnoreIndex;
 
     public static LabelSpace For(string task) => task switch
     {
@@ -22,119 +22,112 @@ public sealed record LabelSpace(string Task, CcrLabelMetric Metric, int Channels
     };
 
     public bool IsDiscrete => Metric == CcrLabelMetric.Discrete;
-
-    /// <summary>Is the pixel whose channel values are v usable (never an anchor, positive or negative otherwise)?</summary>
-    public bool IsValid(ReadOnlySpan<float> v)
-    {
-        foreach (var x in v) if (!float.IsFinite(x)) return false;
-        return Metric switch
-        {
-            CcrLabelMetric.Discrete => v[0] != IgnoreIndex,
-            CcrLabelMetric.L1 => v[0] > 0f,
-            _ => v[0] != 0f || v[1] != 0f || v[2] != 0f,
-        };
-    }
+    // Which pixels are valid is decided on the device: CcrLabels.IsValid.
 }
 
 /// <summary>
-/// One task's labels for CCR: host values (N, L, H*W) at some resolution, the validity mask
-/// (N, H*W) computed on the host from them, and both uploaded. <see cref="Resized"/> makes (and
-/// caches) the nearest-neighbour downsampled copy for a projection map with PyTorch's
-/// interpolate(mode='nearest') rule, the one rule of the project (<see cref="Resize.NearestSrc"/>).
-/// Discrete labels are stored as floats (class ids are exact), binarised ones as 0 / 1.
-/// Owns its tensors: dispose it (or let the step's TensorScope do so).
+/// One task's labels for CCR, on the device. Holds the source labels as the batch has them — float
+/// (N, L, H, W), or int32 class ids (N, H, W) for discrete tasks — and prepares, by one kernel
+/// (<see cref="CcrLabels.Prepare(Device, Buf{float}, Buf{int}, Buf{float}, int, int, int, int, int, int, CcrLabelMetric, bool)"/>),
+/// the values (N, L, h*w) and validity (N, h*w) at any resolution: nearest downsampling by
+/// PyTorch's rule, validity, binarising. Nothing travels from the host once the batch is uploaded.
+/// <see cref="Resized"/> caches one prepared copy per resolution. Owns the prepared tensors (and the
+/// source when it made it): dispose it (the trainer does so at the end of each step).
 /// </summary>
 public sealed class TaskLabels : IDisposable
 {
     public LabelSpace Space { get; }
     public int N { get; }
+    /// <summary>Resolution of <see cref="DeviceValues"/> / <see cref="DeviceValid"/>.</summary>
     public int H { get; }
     public int W { get; }
-    /// <summary>(N, L, H*W) host values after binarising.</summary>
-    public float[] Values { get; }
-    /// <summary>(N, H*W) host validity, 1 or 0.</summary>
-    public int[] Valid { get; }
 
-    readonly Device _device;
+    readonly Tensor _source;
+    readonly int _srcH, _srcW;
+    readonly bool _ownsSource;
+    readonly TaskLabels? _root;
     Tensor? _values, _valid;
     readonly Dictionary<(int, int), TaskLabels> _resized = new();
 
-    TaskLabels(Device d, LabelSpace space, float[] values, int n, int h, int w)
+    TaskLabels(LabelSpace space, Tensor source, int n, int srcH, int srcW, int h, int w, bool ownsSource, TaskLabels? root)
     {
-        _device = d; Space = space; N = n; H = h; W = w;
-        int hw = h * w, l = space.Channels;
-        Values = new float[values.Length];
-        Valid = new int[n * hw];
-        Span<float> px = stackalloc float[l];
-        for (int b = 0; b < n; b++)
-            for (int i = 0; i < hw; i++)
-            {
-                for (int c = 0; c < l; c++) px[c] = values[(b * l + c) * hw + i];
-                bool ok = space.IsValid(px);
-                Valid[b * hw + i] = ok ? 1 : 0;
-                for (int c = 0; c < l; c++)
-                    Values[(b * l + c) * hw + i] = ok && space.Binarise ? (px[c] > 0.5f ? 1f : 0f) : px[c];
-            }
+        Space = space; _source = source; N = n; _srcH = srcH; _srcW = srcW; H = h; W = w;
+        _ownsSource = ownsSource; _root = root;
     }
 
-    /// <summary>Labels (N, L, H, W) of <paramref name="task"/> as floats (class ids for discrete tasks).</summary>
+    /// <summary>Labels (N, L, H, W) of <paramref name="task"/> from host floats (class ids for
+    /// discrete tasks), uploaded once (tests, benchmarks).</summary>
     public static TaskLabels Create(Device d, string task, float[] values, int n, int h, int w)
     {
         var space = LabelSpace.For(task);
         if (n < 1 || h < 1 || w < 1 || values.Length != (long)n * space.Channels * h * w)
             throw new ArgumentException($"TaskLabels({task}): {values.Length} values for (N={n}, L={space.Channels}, H={h}, W={w})");
-        return new TaskLabels(d, space, values, n, h, w);
+        var t = Tensor.FromArray(d, values, n, space.Channels, h, w);
+        TensorScope.Forget(t);
+        return new TaskLabels(space, t, n, h, w, h, w, ownsSource: true, root: null);
     }
 
-    /// <summary>Integer class labels (N, H, W) of a discrete task.</summary>
+    /// <summary>Integer class labels (N, H, W) of a discrete task, uploaded once.</summary>
     public static TaskLabels Create(Device d, string task, int[] classes, int n, int h, int w) =>
         Create(d, task, Array.ConvertAll(classes, v => (float)v), n, h, w);
 
-    /// <summary>Values on the device (N, L, H*W).</summary>
-    public Tensor DeviceValues => _values ??= Own(Tensor.FromArray(_device, Values, N, Space.Channels, H * W));
-    /// <summary>Validity on the device (N, H*W), int32.</summary>
-    public Tensor DeviceValid => _valid ??= Own(Tensor.FromArray(_device, Valid, N, H * W));
+    /// <summary>Labels already on the device: float (N, L, H, W), or int32 (N, H, W) class ids of a
+    /// discrete task (the batch's own label tensors; not copied, not owned).</summary>
+    public static TaskLabels FromDevice(string task, Tensor labels)
+    {
+        var space = LabelSpace.For(task);
+        bool ints = labels.DType == DType.I32;
+        if (ints ? labels.Rank != 3 || !space.IsDiscrete : labels.Rank != 4 || labels.Dim(1) != space.Channels)
+            throw new ArgumentException($"TaskLabels({task}): labels {labels.Describe()} {labels.DType}; expected " +
+                (space.IsDiscrete ? "int32 (N, H, W) or " : "") + $"float (N, {space.Channels}, H, W)");
+        int h = labels.Dim(-2), w = labels.Dim(-1);
+        return new TaskLabels(space, labels, labels.Dim(0), h, w, h, w, ownsSource: false, root: null);
+    }
+
+    /// <summary>Prepared values on the device (N, L, H*W).</summary>
+    public Tensor DeviceValues { get { Prepare(); return _values!; } }
+    /// <summary>Validity on the device (N, H*W), int32 1 or 0.</summary>
+    public Tensor DeviceValid { get { Prepare(); return _valid!; } }
+
+    /// <summary>Host copy of <see cref="DeviceValues"/> (synchronises: tests and diagnostics only).</summary>
+    public float[] Values => DeviceValues.ToArray();
+    /// <summary>Host copy of <see cref="DeviceValid"/> (synchronises: tests and diagnostics only).</summary>
+    public int[] Valid => DeviceValid.ToIntArray();
+
+    void Prepare()
+    {
+        if (_values != null) return;
+        var d = _source.Device;
+        int l = Space.Channels;
+        var values = Own(Tensor.Empty(d, N, l, H * W));
+        var valid = Own(Tensor.Empty(d, DType.I32, N, H * W));
+        if (_source.DType == DType.I32)
+            CcrLabels.Prepare(d, values.Data, valid.IntData, _source.IntData, N, _srcH, _srcW, H, W, Space.Metric, Space.Binarise);
+        else
+            CcrLabels.Prepare(d, values.Data, valid.IntData, _source.Data, N, l, _srcH, _srcW, H, W, Space.Metric, Space.Binarise);
+        _values = values; _valid = valid;
+    }
 
     static Tensor Own(Tensor t) { TensorScope.Forget(t); return t; }
 
-    /// <summary>Nearest-neighbour resize to h x w, cached: the source pixels of
-    /// <see cref="Resize.NearestSrc"/> (PyTorch's float arithmetic, as <c>F.ResizeNearestLabels</c>).</summary>
+    /// <summary>The labels at h x w, prepared from the source by nearest (PyTorch's rule), cached.</summary>
     public TaskLabels Resized(int h, int w)
     {
         if (h == H && w == W) return this;
-        if (_resized.TryGetValue((h, w), out var r)) return r;
-        if (h < 1 || w < 1) throw new ArgumentException($"TaskLabels({Space.Task}).Resized: size {h}x{w} must be positive");
-        int l = Space.Channels;
-        var v = new float[N * l * h * w];
-        float sh = Resize.Scale(H, h), sw = Resize.Scale(W, w);
-        for (int b = 0; b < N; b++)
-            for (int c = 0; c < l; c++)
-                for (int y = 0; y < h; y++)
-                {
-                    int sy = Resize.NearestSrc(y, H, h, sh);
-                    for (int x = 0; x < w; x++)
-                    {
-                        int sx = Resize.NearestSrc(x, W, w, sw);
-                        // ignored pixels keep their marker, so validity is recomputed identically
-                        v[((b * l + c) * h + y) * w + x] = Valid[b * H * W + sy * W + sx] != 0
-                            ? Values[(b * l + c) * H * W + sy * W + sx] : Invalid(c);
-                    }
-                }
-        r = new TaskLabels(_device, Space with { Binarise = false }, v, N, h, w);
-        _resized[(h, w)] = r;
+        var root = _root ?? this;
+        if (root.H == h && root.W == w) return root;
+        if (root._resized.TryGetValue((h, w), out var r)) return r;
+        r = new TaskLabels(Space, _source, N, _srcH, _srcW, h, w, ownsSource: false, root);
+        root._resized[(h, w)] = r;
         return r;
     }
-
-    float Invalid(int c) => Space.Metric switch
-    {
-        CcrLabelMetric.Discrete => LabelSpace.IgnoreIndex,
-        _ => 0f,
-    };
 
     public void Dispose()
     {
         _values?.Dispose(); _valid?.Dispose();
+        _values = null; _valid = null;
         foreach (var r in _resized.Values) r.Dispose();
         _resized.Clear();
+        if (_ownsSource) _source.Dispose();
     }
 }

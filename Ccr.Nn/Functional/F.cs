@@ -105,6 +105,23 @@ public static partial class F
         });
     }
 
+    /// <summary>relu(a + b) in one pass (HRNet's fuse sums): the same result as Relu(Add(a, b)).</summary>
+    public static Tensor AddRelu(Tensor a, Tensor b)
+    {
+        SameShape("add_relu", a, b);
+        Float("add_relu", a);
+        var y = Tensor.Empty(a.Device, a.Shape);
+        Elementwise.AddRelu(a.Device, y.Data, a.Data, b.Data);
+        return Autograd.Record(y, "add_relu", [a, b], g =>
+        {
+            var gz = Tensor.Empty(a.Device, a.Shape);
+            Elementwise.ReluBackward(a.Device, gz.Data, g.Data, y.Data);
+            if (b.RequiresGrad) Autograd.Accumulate(b, a.RequiresGrad ? Copy(gz) : gz);
+            if (a.RequiresGrad) Autograd.Accumulate(a, gz);
+            else if (!b.RequiresGrad) gz.Dispose();
+        });
+    }
+
     /// <summary>Same elements, another shape: a view that shares the data.</summary>
     public static Tensor Reshape(Tensor x, params int[] shape)
     {

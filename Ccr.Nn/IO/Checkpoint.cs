@@ -16,23 +16,36 @@ public sealed class TrainingState
     public string Config { get; set; } = "";
     public IReadOnlyDictionary<string, Tensor> OptimizerTensors { get; set; } = new Dictionary<string, Tensor>();
     public IReadOnlyDictionary<string, double> OptimizerScalars { get; set; } = new Dictionary<string, double>();
+    /// <summary>Further metadata by name, saved as "extra.&lt;name&gt;" (the data-parallel layout:
+    /// rank count, global batch, each rank's sampling RNG).</summary>
+    public IReadOnlyDictionary<string, string> Extra { get; set; } = new Dictionary<string, string>();
 
     public Rng RestoreRng() => new(RngState, RngInc, raw: true);
 }
 
+/// <summary>A checkpoint that cannot be used: missing, unreadable or truncated, not a Ccr checkpoint,
+/// or holding non-finite values. The message is one line that names the file.</summary>
+public sealed class CheckpointException(string message, Exception? inner = null) : Exception(message, inner);
+
 /// <summary>
 /// Checkpoints as one safetensors file: "model.&lt;name&gt;" (parameters, buffers,
 /// num_batches_tracked), "optim.&lt;name&gt;" (optimiser tensors), and the scalars in the metadata.
-/// Written atomically: a temporary file beside the target, flushed to disk (fsync), then renamed
-/// over it, so a crash mid-write leaves the previous checkpoint whole. Loading refuses a checkpoint
-/// whose model or optimiser tensors do not match, listing what differs, and changes nothing then.
+/// Written atomically: a temporary file beside the target ("NAME.tmp-PID"), flushed to disk (fsync),
+/// then renamed over it, so a crash mid-write leaves the previous checkpoint whole; temporaries of
+/// processes that died mid-write are removed by <see cref="RemoveStaleTemporaries"/>. A checkpoint
+/// never holds a non-finite value: <see cref="Save"/> refuses (NonFiniteException, nothing written)
+/// and the loaders refuse such a file. Loading refuses a checkpoint whose model or optimiser tensors
+/// do not match, listing what differs, and changes nothing then.
 /// </summary>
 public static class Checkpoint
 {
     public const string Format = "ccr-checkpoint";
-    const string ModelPrefix = "model.", OptimPrefix = "optim.", ScalarPrefix = "optim_scalar.";
+    const string ModelPrefix = "model.", OptimPrefix = "optim.", ScalarPrefix = "optim_scalar.", ExtraPrefix = "extra.";
+    const string TempMarker = ".tmp-";
 
     /// <param name="wrapStream">Wraps the file stream (tests inject a failing stream to simulate a crash).</param>
+    /// <exception cref="NonFiniteException">a tensor holds NaN or infinity; nothing is written.</exception>
+    /// <exception cref="IOException">the write failed (full disk, ...); the previous file is unchanged.</exception>
     public static void Save(string path, Module model, TrainingState state, Func<Stream, Stream>? wrapStream = null)
     {
         var tensors = StateDict.ToHost(model, ModelPrefix);
@@ -40,6 +53,9 @@ public static class Checkpoint
             tensors.Add((OptimPrefix + name, t.DType == DType.F32
                 ? HostTensor.FromFloats(t.ToArray(), t.Shape.Select(s => (long)s).ToArray())
                 : HostTensor.FromInts(t.ToIntArray(), t.Shape.Select(s => (long)s).ToArray())));
+        var bad = NonFinite(tensors);
+        if (bad.Count > 0)
+            throw new NonFiniteException($"refusing to write {path}: {DescribeNonFinite(bad)}", bad[0].Name);
         var meta = new Dictionary<string, string>
         {
             ["format"] = Format,
@@ -52,9 +68,10 @@ public static class Checkpoint
             ["config"] = state.Config,
         };
         foreach (var (k, v) in state.OptimizerScalars) meta[ScalarPrefix + k] = v.ToString("R", CultureInfo.InvariantCulture);
+        foreach (var (k, v) in state.Extra) meta[ExtraPrefix + k] = v;
 
         string full = Path.GetFullPath(path);
-        string tmp = full + $".tmp-{Environment.ProcessId}";
+        string tmp = full + TempMarker + Environment.ProcessId;
         try
         {
             using (var fs = new FileStream(tmp, FileMode.Create, FileAccess.Write, FileShare.None))
@@ -66,11 +83,43 @@ public static class Checkpoint
             }
             File.Move(tmp, full, overwrite: true);  // rename(2): atomic on one file system
         }
-        catch
+        catch (Exception e)
         {
-            try { File.Delete(tmp); } catch (IOException) { }
-            throw;
+            try { File.Delete(tmp); } catch (Exception) { /* the write error matters, not this one */ }
+            if (e is not (IOException or UnauthorizedAccessException)) throw;
+            string before = File.Exists(full) ? "the previous checkpoint is unchanged" : "no checkpoint was there before";
+            throw new IOException($"{path}: could not write the checkpoint ({e.Message.TrimEnd('.')}); {before}", e);
         }
+    }
+
+    /// <summary>
+    /// Removes "NAME.tmp-PID" files in <paramref name="dir"/> left by a process that died while
+    /// writing a checkpoint (its PID is no longer running). Returns the files removed.
+    /// </summary>
+    public static List<string> RemoveStaleTemporaries(string dir)
+    {
+        var removed = new List<string>();
+        if (!Directory.Exists(dir)) return removed;
+        foreach (var f in Directory.EnumerateFiles(dir, "*" + TempMarker + "*"))
+        {
+            string name = Path.GetFileName(f);
+            int at = name.LastIndexOf(TempMarker, StringComparison.Ordinal);
+            if (!int.TryParse(name.AsSpan(at + TempMarker.Length), NumberStyles.None, CultureInfo.InvariantCulture, out int pid)) continue;
+            if (IsRunning(pid)) continue;
+            try { File.Delete(f); removed.Add(f); } catch (IOException) { }
+        }
+        return removed;
+    }
+
+    static bool IsRunning(int pid)
+    {
+        try
+        {
+            using var p = System.Diagnostics.Process.GetProcessById(pid);
+            return !p.HasExited;
+        }
+        catch (ArgumentException) { return false; }       // no such process
+        catch (InvalidOperationException) { return false; }
     }
 
     /// <summary>
@@ -78,11 +127,12 @@ public static class Checkpoint
     /// <paramref name="optimizerTensors"/> (same names and shapes as saved), and returns the rest.
     /// Everything is checked before anything is copied.
     /// </summary>
+    /// <exception cref="CheckpointException">missing, unreadable, not a checkpoint, non-finite values.</exception>
+    /// <exception cref="StateDictException">the tensors do not fit this model / optimiser.</exception>
     public static TrainingState Load(string path, Module model, IReadOnlyDictionary<string, Tensor>? optimizerTensors = null)
     {
-        var file = SafeTensors.Read(path);
-        if (!file.Metadata.TryGetValue("format", out var fmt) || fmt != Format)
-            throw new InvalidDataException($"{path}: not a Ccr checkpoint (metadata format '{fmt ?? "none"}')");
+        var file = Open(path);
+        RefuseNonFinite(file, "");
 
         // the optimiser section, checked first; StateDict.Load below checks the model and copies it
         var problems = new List<string>();
@@ -103,30 +153,120 @@ public static class Checkpoint
                 if (k.StartsWith(OptimPrefix, StringComparison.Ordinal) && !wanted.ContainsKey(k[OptimPrefix.Length..]))
                     problems.Add($"unexpected {k}");
 
-        var state = new TrainingState
-        {
-            Step = Long(file, "step"),
-            Epoch = (int)Long(file, "epoch"),
-            RngState = ulong.Parse(Meta(file, "rng_state"), CultureInfo.InvariantCulture),
-            RngInc = ulong.Parse(Meta(file, "rng_inc"), CultureInfo.InvariantCulture),
-            BestMetric = double.Parse(Meta(file, "best_metric"), CultureInfo.InvariantCulture),
-            Config = Meta(file, "config"),
-            OptimizerTensors = wanted,
-            OptimizerScalars = file.Metadata.Where(kv => kv.Key.StartsWith(ScalarPrefix, StringComparison.Ordinal))
-                .ToDictionary(kv => kv.Key[ScalarPrefix.Length..], kv => double.Parse(kv.Value, CultureInfo.InvariantCulture)),
-        };
+        var state = ReadState(file);
+        state.OptimizerTensors = wanted;
 
         var (report, ok, apply) = StateDict.Plan(model, file.Tensors, path, strict: true, keyPrefix: ModelPrefix);
         if (!ok || problems.Count > 0)
-            throw new StateDictException($"{path}: checkpoint does not match this model/optimiser; nothing was loaded.\n" +
-                (problems.Count > 0 ? "  optimiser: " + string.Join("; ", problems) + "\n" : "") + "  model: " + report.Describe(), report);
+            throw new StateDictException($"{path}: checkpoint does not match this model/optimiser; nothing was loaded. " +
+                (problems.Count > 0 ? "optimiser: " + string.Join("; ", problems) + ". " : "") + "model: " + OneLine(report), report);
         apply();
         foreach (var a in optCopies) a();
         return state;
     }
 
+    /// <summary>
+    /// Loads only the weights under "model.<paramref name="prefix"/>" into <paramref name="module"/>
+    /// (inference: the network without the regulariser or the optimiser), strictly within that
+    /// prefix, and returns the saved state (step, config, ...). Nothing changes on failure.
+    /// </summary>
+    public static TrainingState LoadWeights(string path, Module module, string prefix)
+    {
+        var file = Open(path);
+        string keyPrefix = ModelPrefix + prefix;
+        RefuseNonFinite(file, keyPrefix);
+        var (report, ok, apply) = StateDict.Plan(module, file.Tensors, path, strict: true, keyPrefix: keyPrefix);
+        if (!ok)
+            throw new StateDictException($"{path}: checkpoint does not match this model; nothing was loaded. {OneLine(report)}", report);
+        var state = ReadState(file);
+        apply();
+        return state;
+    }
+
+    /// <summary>The resolved config text saved in a checkpoint ("" when it holds none).</summary>
+    public static string ReadConfig(string path) => Open(path).Metadata.GetValueOrDefault("config", "");
+
+    /// <summary>Reads and parses a checkpoint file; every problem is a <see cref="CheckpointException"/>.</summary>
+    static SafeTensorsFile Open(string path)
+    {
+        if (!File.Exists(path)) throw new CheckpointException($"{path}: checkpoint not found");
+        SafeTensorsFile file;
+        try { file = SafeTensors.Read(path); }
+        catch (InvalidDataException e)
+        {
+            string why = e.Message.StartsWith(path + ": ", StringComparison.Ordinal) ? e.Message[(path.Length + 2)..] : e.Message;
+            throw new CheckpointException($"{path}: not a readable checkpoint ({why})", e);
+        }
+        if (!file.Metadata.TryGetValue("format", out var fmt) || fmt != Format)
+            throw new CheckpointException($"{path}: not a Ccr checkpoint (metadata format '{fmt ?? "none"}')");
+        return file;
+    }
+
+    static TrainingState ReadState(SafeTensorsFile file)
+    {
+        try
+        {
+            return new TrainingState
+            {
+                Step = Long(file, "step"),
+                Epoch = (int)Long(file, "epoch"),
+                RngState = ulong.Parse(Meta(file, "rng_state"), CultureInfo.InvariantCulture),
+                RngInc = ulong.Parse(Meta(file, "rng_inc"), CultureInfo.InvariantCulture),
+                BestMetric = double.Parse(Meta(file, "best_metric"), CultureInfo.InvariantCulture),
+                Config = Meta(file, "config"),
+                OptimizerScalars = file.Metadata.Where(kv => kv.Key.StartsWith(ScalarPrefix, StringComparison.Ordinal))
+                    .ToDictionary(kv => kv.Key[ScalarPrefix.Length..], kv => double.Parse(kv.Value, CultureInfo.InvariantCulture)),
+                Extra = file.Metadata.Where(kv => kv.Key.StartsWith(ExtraPrefix, StringComparison.Ordinal))
+                    .ToDictionary(kv => kv.Key[ExtraPrefix.Length..], kv => kv.Value),
+            };
+        }
+        catch (Exception e) when (e is FormatException or OverflowException)
+        {
+            throw new CheckpointException($"{file.Path}: damaged checkpoint metadata ({e.Message})", e);
+        }
+    }
+
+    static void RefuseNonFinite(SafeTensorsFile file, string keyPrefix)
+    {
+        var bad = NonFinite(file.Tensors.Where(kv => kv.Key.StartsWith(keyPrefix, StringComparison.Ordinal))
+                                        .Select(kv => (kv.Key, kv.Value)));
+        if (bad.Count > 0)
+            throw new CheckpointException($"{file.Path}: unusable checkpoint, {DescribeNonFinite(bad)}");
+    }
+
+    /// <summary>Float tensors holding NaN or infinity: name, count, first index and value.</summary>
+    static List<(string Name, long Count, long First, float Value)> NonFinite(IEnumerable<(string Name, HostTensor Tensor)> tensors)
+    {
+        var bad = new List<(string, long, long, float)>();
+        foreach (var (name, h) in tensors)
+        {
+            if (!h.IsFloat) continue;
+            var v = h.ToFloats();
+            long count = 0, first = -1;
+            for (long i = 0; i < v.Length; i++)
+                if (!float.IsFinite(v[i])) { count++; if (first < 0) first = i; }
+            if (count > 0) bad.Add((name, count, first, v[first]));
+        }
+        return bad;
+    }
+
+    static string DescribeNonFinite(List<(string Name, long Count, long First, float Value)> bad)
+    {
+        long total = bad.Sum(b => b.Count);
+        string list = string.Join(", ", bad.Take(3).Select(b => $"{b.Name} ({b.Count}, first {b.Value} at {b.First})"));
+        return $"{total} non-finite values in {bad.Count} tensor(s): {list}{(bad.Count > 3 ? ", ..." : "")}";
+    }
+
+    /// <summary>A load report on one line: counts and the first few names of each kind.</summary>
+    static string OneLine(LoadReport r)
+    {
+        string L(string title, List<string> xs) => xs.Count == 0 ? "" :
+            $"; {title} ({xs.Count}): " + string.Join(", ", xs.Take(4)) + (xs.Count > 4 ? ", ..." : "");
+        return $"{r.Loaded.Count} tensors fit" + L("missing", r.Missing) + L("unexpected", r.Unexpected) + L("shape/dtype mismatch", r.Mismatched);
+    }
+
     static string Meta(SafeTensorsFile f, string key) =>
-        f.Metadata.TryGetValue(key, out var v) ? v : throw new InvalidDataException($"{f.Path}: checkpoint metadata lacks '{key}'");
+        f.Metadata.TryGetValue(key, out var v) ? v : throw new CheckpointException($"{f.Path}: checkpoint metadata lacks '{key}'");
 
     static long Long(SafeTensorsFile f, string key) => long.Parse(Meta(f, key), CultureInfo.InvariantCulture);
 }

@@ -119,8 +119,8 @@ public sealed class HrNet : Module
     {
         F.Rank("hrnet", x, 4, "(N, 3, H, W)");
         if (x.Dim(1) != 3) throw new ArgumentException($"hrnet: expected 3 input channels, got {x.Describe()}");
-        var y = F.Relu(Bn1.Forward(Conv1.Forward(x)));
-        y = F.Relu(Bn2.Forward(Conv2.Forward(y)));
+        var y = Bn1.ForwardRelu(Conv1.Forward(x));
+        y = Bn2.ForwardRelu(Conv2.Forward(y));
         y = Layer1.Forward(y);
 
         Tensor[] xl = Transitions[0].Items.Select(t => t.Forward(y)).ToArray();

@@ -74,9 +74,8 @@ public sealed class BasicBlock : ResidualBlock
 
     public override Tensor Forward(Tensor x)
     {
-        var y = F.Relu(Bn1.Forward(Conv1.Forward(x)));
-        y = Bn2.Forward(Conv2.Forward(y));
-        return F.Relu(F.Add(y, Shortcut(x)));
+        var y = Bn1.ForwardRelu(Conv1.Forward(x));
+        return Bn2.ForwardRelu(Conv2.Forward(y), Shortcut(x)); // relu(bn2(conv2(y)) + shortcut), fused
     }
 
     public override Chw OutShape(Chw x, MacCounter macs)
@@ -113,10 +112,9 @@ public sealed class Bottleneck : ResidualBlock
 
     public override Tensor Forward(Tensor x)
     {
-        var y = F.Relu(Bn1.Forward(Conv1.Forward(x)));
-        y = F.Relu(Bn2.Forward(Conv2.Forward(y)));
-        y = Bn3.Forward(Conv3.Forward(y));
-        return F.Relu(F.Add(y, Shortcut(x)));
+        var y = Bn1.ForwardRelu(Conv1.Forward(x));
+        y = Bn2.ForwardRelu(Conv2.Forward(y));
+        return Bn3.ForwardRelu(Conv3.Forward(y), Shortcut(x)); // relu(bn3(conv3(y)) + shortcut), fused
     }
 
     public override Chw OutShape(Chw x, MacCounter macs)
@@ -240,9 +238,10 @@ public sealed class HrModule : Module
                     Layer l => l.Forward(b[j]),
                     var m => throw new InvalidOperationException($"HrModule: unexpected fuse module {m.GetType().Name}"),
                 };
-                y = y == null ? f : F.Add(y, f);
+                // the last term's add and the ReLU run as one pass
+                y = y == null ? f : j == NumBranches - 1 ? F.AddRelu(y, f) : F.Add(y, f);
             }
-            outs[i] = F.Relu(y!);
+            outs[i] = y!;
         }
         return outs;
     }

@@ -105,7 +105,12 @@ public sealed class Sequential : Layer
 
     public override Tensor Forward(Tensor x)
     {
-        foreach (var l in _layers) x = l.Forward(x);
+        for (int i = 0; i < _layers.Count; i++)
+        {
+            // batch norm directly followed by ReLU runs as one fused op (same result, fewer passes)
+            if (_layers[i] is BatchNorm2d bn && i + 1 < _layers.Count && _layers[i + 1] is ReLU) { x = bn.ForwardRelu(x); i++; }
+            else x = _layers[i].Forward(x);
+        }
         return x;
     }
 }

@@ -32,7 +32,7 @@ public class Adam : Optimizer
 
     protected override void Apply(long step) =>
         Optimizers.Adam(Device, Arena.Values.Data, _expAvg.Data, _expAvgSq.Data, Arena.Grads.Data,
-                        step, Lr, Beta1, Beta2, Eps, WeightDecay, Decoupled);
+                        step, Lr, Beta1, Beta2, Eps, WeightDecay, Decoupled, SkipFlag);
 
     public override IReadOnlyList<(string Name, Tensor Value)> StateTensors() =>
         [("exp_avg", _expAvg), ("exp_avg_sq", _expAvgSq)];

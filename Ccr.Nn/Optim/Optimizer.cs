@@ -17,6 +17,12 @@ public abstract class Optimizer : IDisposable
     public float Lr { get; set; }
     /// <summary>Steps taken so far (PyTorch's state['step']); the next step is Step + 1.</summary>
     public long Step { get; protected set; }
+    /// <summary>When set, every update is skipped on the device while the guard's flag is up (a
+    /// non-finite loss or gradient was seen), leaving parameters and state as they were.</summary>
+    public FiniteGuard? Guard { get; set; }
+
+    /// <summary>The skip flag for the kernels: the guard's, or none.</summary>
+    protected Buf<int> SkipFlag => Guard?.Flag ?? default;
 
     protected Optimizer(ParameterArena arena, float lr)
     {

@@ -28,7 +28,7 @@ public sealed class Sgd : Optimizer
 
     protected override void Apply(long step) =>
         Optimizers.Sgd(Device, Arena.Values.Data, _buf?.Data ?? Arena.Grads.Data.Slice(0, 0), Arena.Grads.Data,
-                       Lr, Momentum, Dampening, WeightDecay, Nesterov, firstStep: step == 1);
+                       Lr, Momentum, Dampening, WeightDecay, Nesterov, firstStep: step == 1, SkipFlag);
 
     public override IReadOnlyList<(string Name, Tensor Value)> StateTensors() =>
         _buf == null ? [] : [("momentum_buffer", _buf)];

@@ -33,6 +33,20 @@ public class CcrKernelTests
     }
 
     [Theory]
+    [InlineData("cpu")]
+    [InlineData("cuda-on-cpu")]
+    public void FeatureDistancesAcrossTilesAndChunks(string dev)
+    {
+        // 37 anchors (a full tile of 32 and a partial one; the last row without anchor), 11 channels
+        // (a full chunk of 8 and a partial one), 17x18 = 306 pixels (two full tiles of 128 and a partial one)
+        var d = Devices.Get(dev);
+        var x = CcrTestData.Make(19, CcrLabelMetric.L1, 2, 11, 306, 37, quantised: false);
+        var m = CcrTestData.Mine(d, x, 5, 4, CcrSampling.Hard, 1, distancesOnly: true);
+        Tol.Close(CcrDistances.Reference.FeatureDistances(CcrTestData.D(x.Proj), x.Anchors, 2, 11, 306, 37), m.Fd, 1e-5, 1e-4,
+                  $"{dev} feature distances, 37 anchors, 11 channels, 306 pixels");
+    }
+
+    [Theory]
     [MemberData(nameof(Devices.Both), MemberType = typeof(Devices))]
     public void FeatureDistancesAcrossAnchorBlocks(string dev)
     {
@@ -116,6 +130,73 @@ public class CcrKernelTests
         var gref = CcrTriplet.Reference.Backward(-1.7, px, x.Anchors, m.Pos, m.Neg, Dim, Hw, A, c, margin);
         Tol.Close(gref, dproj.ToArray(), 1e-6, 1e-4, $"{dev} dproj");
         Assert.Contains(gref, v => v != 0);
+    }
+
+    [Fact]
+    public void CudaBackwardSumsEveryPixelInEntryOrderWithoutAtomics()
+    {
+        // 7 anchors per image on 42 pixels with 5 negatives each: pixels recur across rows and roles,
+        // so chains of several entries are summed; the result must equal the host replay of the
+        // entry-order contract bit for bit, and repeat itself
+        var d = Devices.CudaOnCpu;
+        const int a = 7, c = 5, dim = 6; const float margin = 1.5f;
+        var x = CcrTestData.Make(23, CcrLabelMetric.Discrete, N, dim, Hw, a, quantised: false);
+        var m = CcrTestData.Mine(Devices.Cpu, x, 6, c, CcrSampling.Basic, 8);
+        using var scope = new TensorScope();
+        int rows = N * a;
+        var proj = Tensor.FromArray(d, x.Proj, N, dim, Hw);
+        var anc = Tensor.FromArray(d, x.Anchors, rows);
+        var pos = Tensor.FromArray(d, m.Pos, rows);
+        var neg = Tensor.FromArray(d, m.Neg, rows, c);
+        var loss = Tensor.Empty(d, rows, c); var dap = Tensor.Empty(d, rows); var dan = Tensor.Empty(d, rows, c);
+        var scalar = Tensor.Empty(d, 1); var stats = Tensor.Empty(d, CcrTriplet.StatCount);
+        var dloss = Tensor.FromArray(d, new[] { 0.37f }, 1);
+        CcrTriplet.Forward(d, loss.Data, dap.Data, dan.Data, proj.Data, anc.IntData, pos.IntData, neg.IntData, N, dim, Hw, a, c, margin);
+        CcrTriplet.Reduce(d, scalar.Data, stats.Data, loss.Data, dap.Data, dan.Data, anc.IntData, pos.IntData, neg.IntData, rows, c);
+        float[] Run()
+        {
+            var g = Tensor.Empty(d, N, dim, Hw);
+            CcrTriplet.Backward(d, g.Data, dloss.Data, stats.Data, proj.Data, anc.IntData, pos.IntData, neg.IntData,
+                                loss.Data, dap.Data, dan.Data, N, dim, Hw, a, c);
+            return g.ToArray();
+        }
+        var got = Run();
+        var lossH = loss.ToArray();
+        var replay = CcrTriplet.Reference.BackwardEntryOrder(0.37f, stats.ToArray()[1], x.Proj, x.Anchors, m.Pos, m.Neg, lossH,
+                                                             dap.ToArray(), dan.ToArray(), N, dim, Hw, a, c);
+        Assert.Equal(replay, got);
+        Assert.Equal(got, Run());
+        Tol.Close(CcrTriplet.Reference.Backward(0.37, CcrTestData.D(x.Proj), x.Anchors, m.Pos, m.Neg, dim, Hw, a, c, margin),
+                  got, 1e-6, 1e-4, "entry-order gather vs float64 reference");
+        // not vacuous: some pixel is the target of several live entries (one per live row for its
+        // anchor and positive, one per active triplet for a negative)
+        var entries = new List<(int, int)>();
+        for (int r = 0; r < rows; r++)
+        {
+            var live = Enumerable.Range(0, c).Where(j => lossH[r * c + j] > 0f).ToList();
+            if (live.Count == 0) continue;
+            entries.Add((r / a, x.Anchors[r])); entries.Add((r / a, m.Pos[r]));
+            foreach (int j in live) entries.Add((r / a, m.Neg[r * c + j]));
+        }
+        Assert.Contains(entries.GroupBy(t => t).Select(g => g.Count()), k => k >= 3);
+    }
+
+    [Fact]
+    public void HostArctangentIsAccurateOverEveryOctant()
+    {
+        // c >= 0 (a norm), d of either sign, ratios from 0 to huge, exact octant borders; 1003 values: a scalar tail too
+        var r = Rand.New(12);
+        var c = new float[1003]; var d = new float[1003];
+        for (int i = 0; i < c.Length; i++)
+        {
+            c[i] = i % 5 == 0 ? 0f : MathF.Pow(10, r.Uniform(-6, 6)) * r.NextFloat();
+            d[i] = i % 7 == 0 ? 0f : i % 11 == 0 ? c[i] : i % 13 == 0 ? -c[i] : (r.NextFloat() - 0.5f) * MathF.Pow(10, r.Uniform(-6, 6));
+        }
+        c[0] = 0; d[0] = 0;
+        var o = new float[c.Length];
+        CcrDistances.AtanHost(c, d, o);
+        var want = c.Select((v, i) => Math.Atan2(v, d[i] == 0 ? 0.0 : d[i])).ToArray(); // atan2(0, -0) = 0 here: zero vectors are invalid pixels
+        Tol.Close(want, o, 4e-7, 4e-7, "vectorised atan2 against Math.Atan2");
     }
 
     [Fact]

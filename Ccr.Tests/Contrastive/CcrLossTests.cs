@@ -22,6 +22,9 @@ public class CcrLossTests
     [InlineData("semseg", "semseg", "cpu")]
     [InlineData("depth", "depth", "cpu")]
     [InlineData("normals", "normals", "cpu")]
+    [InlineData("semseg", "semseg", "cuda-on-cpu")] // the GPU path: labels mined without a distance matrix, gather backward
+    [InlineData("depth", "depth", "cuda-on-cpu")]
+    [InlineData("normals", "normals", "cuda-on-cpu")]
     public void PairLossAndGradientMatchPyTorch(string fixture, string task, string dev)
     {
         var d = Devices.Get(dev);
@@ -103,8 +106,9 @@ public class CcrLossTests
         using var labels = TaskLabels.Create(d, "semseg", lab, 1, h, w);
         var proj = Tensor.FromArray(d, Rand.Floats(Rand.New(1), 4 * h * w), 1, 4, h, w);
         proj.RequiresGrad = true;
-        var anchors = CcrOps.SampleAnchors(new Rng(3), labels, 4);
-        var loss = CcrOps.PairLoss(proj, labels, anchors, new CcrConfig(), 9, out var r, collect: true);
+        var counter = Tensor.FromArray(d, new int[1], 1);
+        var anchors = CcrOps.SampleAnchors(labels, 4, counter, 3);
+        var loss = CcrOps.PairLoss(proj, labels, anchors, new CcrConfig(), counter, 9, out var r, collect: true);
         Assert.Equal(0f, loss.Item());
         Assert.All(r.PosIdx!, p => Assert.True(p >= 0));
         Assert.All(r.NegIdx!, q => Assert.Equal(-1, q));
@@ -152,10 +156,12 @@ public class CcrLossTests
     {
         var d = Devices.Cpu;
         var lab = Enumerable.Range(0, 2 * 40).Select(i => i < 40 ? (i % 3 == 0 ? 255f : 1f) : (i == 45 ? 0f : 255f)).ToArray();
+        using var scope = new TensorScope();
         using var labels = TaskLabels.Create(d, "semseg", lab, 2, 5, 8);
-        var a1 = CcrOps.SampleAnchors(new Rng(5), labels, 6);
-        var a2 = CcrOps.SampleAnchors(new Rng(5), labels, 6);
-        Assert.Equal(a1, a2);
+        var counter = Tensor.FromArray(d, new[] { 4 }, 1);
+        var a1 = CcrOps.SampleAnchors(labels, 6, counter, 5).ToIntArray();
+        var a2 = CcrOps.SampleAnchors(labels, 6, counter, 5).ToIntArray();
+        Assert.Equal(a1, a2); // the same counter draws the same anchors
         var first = a1.Take(6).ToArray();
         Assert.Equal(6, first.Distinct().Count());
         Assert.All(first, i => Assert.Equal(1, labels.Valid[i]));

@@ -72,5 +72,34 @@ public static class CcrTestData
         return new Mined(fd.ToArray(), ld.ToArray(), pos.ToIntArray(), dpos.ToArray(), neg.ToIntArray());
     }
 
+    /// <summary>The same through the fused <see cref="CcrSelect.Mine"/> launch, the Basic seed derived
+    /// on the device from a counter holding <paramref name="counter"/>.</summary>
+    public static Mined MineFused(Device d, Inputs x, int k, int numNeg, CcrSampling mode, uint seed, int counter, bool fromLabels = false)
+    {
+        using var scope = new TensorScope();
+        int rows = x.N * x.A;
+        var proj = Tensor.FromArray(d, x.Proj, x.N, x.Dim, x.Hw);
+        var labels = Tensor.FromArray(d, x.Labels, x.N, x.L, x.Hw);
+        var valid = Tensor.FromArray(d, x.Valid, x.N, x.Hw);
+        var anc = Tensor.FromArray(d, x.Anchors, x.N, x.A);
+        var cnt = Tensor.FromArray(d, new[] { counter }, 1);
+        var fd = Tensor.Empty(d, rows, x.Hw);
+        var ld = Tensor.Empty(d, rows, x.Hw);
+        var pos = Tensor.Empty(d, DType.I32, rows);
+        var dpos = Tensor.Empty(d, rows);
+        var neg = Tensor.Empty(d, DType.I32, rows, numNeg);
+        using var block = d.Pool.Rent(16L * rows);
+        var bounds = new Buf<ulong>(block, 0, 2L * rows);
+        CcrDistances.FeatureDistances(d, fd.Data, proj.Data, anc.IntData, x.N, x.Dim, x.Hw, x.A);
+        CcrDistances.LabelDistances(d, ld.Data, labels.Data, valid.IntData, anc.IntData, x.N, x.L, x.Hw, x.A, x.Metric);
+        if (fromLabels) // label distances recomputed inside the mining (L1 and classes)
+            CcrSelect.MineFromLabels(d, bounds, pos.IntData, dpos.Data, neg.IntData, fd.Data, labels.Data, valid.IntData, anc.IntData,
+                                     x.N, x.A, x.Hw, k, numNeg, x.Metric, mode, seed, cnt.IntData);
+        else
+            CcrSelect.Mine(d, bounds, pos.IntData, dpos.Data, neg.IntData, fd.Data, ld.Data, anc.IntData, rows, x.Hw, k, numNeg,
+                           x.Metric, mode, seed, cnt.IntData);
+        return new Mined(fd.ToArray(), ld.ToArray(), pos.ToIntArray(), dpos.ToArray(), neg.ToIntArray());
+    }
+
     public static double[] D(float[] a) => Array.ConvertAll(a, v => (double)v);
 }

@@ -136,9 +136,51 @@ public class CheckpointTests : IDisposable
             for (int i = 0; i < before.Count; i++) Assert.Equal(before[i], after[i]);
             // a plain safetensors file is not a checkpoint
             StateDict.Save(Path.Combine(_dir, "w.safetensors"), a);
-            var ex = Assert.Throws<InvalidDataException>(() => Checkpoint.Load(Path.Combine(_dir, "w.safetensors"), a));
+            var ex = Assert.Throws<CheckpointException>(() => Checkpoint.Load(Path.Combine(_dir, "w.safetensors"), a));
             Assert.Contains("not a Ccr checkpoint", ex.Message);
         }
         finally { a.DisposeTensors(); other.DisposeTensors(); }
+    }
+
+    [Fact]
+    public void SaveRefusesNonFiniteBatchNormStatisticsAndLeavesThePreviousFile()
+    {
+        var d = Devices.Cpu;
+        var a = Small(20);
+        using var scope = new TensorScope();
+        var m = Tensor.FromArray(d, Rand.Floats(Rand.New(21), 10), 2, 5);
+        var v = Tensor.FromArray(d, Rand.Floats(Rand.New(22), 7), 7);
+        try
+        {
+            string path = Path.Combine(_dir, "last.ckpt");
+            Checkpoint.Save(path, a, State(m, v, 1));
+            var before = File.ReadAllBytes(path);
+            // an overflowed running variance (the loss can stay finite while it does)
+            var (name, rv) = a.NamedBuffers().First(b => b.Name.EndsWith("running_var"));
+            var vals = rv.ToArray(); vals[1] = float.PositiveInfinity; vals[2] = float.NaN;
+            rv.Data.CopyFrom(vals);
+            var e = Assert.Throws<NonFiniteException>(() => Checkpoint.Save(path, a, State(m, v, 2)));
+            Assert.Contains("refusing to write", e.Message);
+            Assert.Contains(name + " (2,", e.Message);
+            Assert.Equal(before, File.ReadAllBytes(path));
+            Assert.Empty(Directory.GetFiles(_dir, "*.tmp-*"));
+            // optimiser state is checked too
+            vals[1] = 1f; vals[2] = 1f; rv.Data.CopyFrom(vals);
+            var badM = Tensor.FromArray(d, Enumerable.Repeat(float.NaN, 10).ToArray(), 2, 5);
+            var e2 = Assert.Throws<NonFiniteException>(() => Checkpoint.Save(path, a, State(badM, v, 2)));
+            Assert.Contains("optim.adam.m (10,", e2.Message);
+        }
+        finally { a.DisposeTensors(); }
+    }
+
+    [Fact]
+    public void StaleTemporariesOfDeadWritersAreRemovedAndLiveOnesKept()
+    {
+        string dead = Path.Combine(_dir, "last.ckpt.tmp-2147483001"), live = Path.Combine(_dir, "best.ckpt.tmp-1");
+        string other = Path.Combine(_dir, "notes.tmp-x");
+        foreach (var f in new[] { dead, live, other }) File.WriteAllText(f, "x");
+        Assert.Equal([dead], Checkpoint.RemoveStaleTemporaries(_dir));
+        Assert.True(File.Exists(live));
+        Assert.True(File.Exists(other));
     }
 }

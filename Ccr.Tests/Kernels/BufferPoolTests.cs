@@ -44,4 +44,19 @@ public class BufferPoolTests
         Assert.Contains("in use", e.Message);
         Assert.Equal(before, pool.BytesInUse); // nothing was taken
     }
+
+    [Fact]
+    public void ALimitMakesAnAllocationPastItFailLikeAFullDevice()
+    {
+        using var d = Device.CreateCpu();
+        var pool = d.Pool;
+        pool.LimitBytes = 1 << 20;
+        var a = pool.Rent(600_000);
+        a.Dispose();                        // cached: released to make room, not counted against the next
+        var b = pool.Rent(700_000);
+        var e = Assert.Throws<OutOfMemoryException>(() => pool.Rent(600_000));
+        Assert.Contains("limit of 1.0 MiB", e.Message);
+        b.Dispose();
+        pool.Rent(600_000).Dispose();
+    }
 }

@@ -34,6 +34,8 @@ public class ResizeTests
             t.Add(dev, 1, 1, 1, 1, 3, 2);    // a single pixel
             t.Add(dev, 1, 1, 5, 13, 8, 6);   // up in H, down in W
             t.Add(dev, 2, 1, 4, 3, 4, 3);    // identity
+            t.Add(dev, 1, 1, 2, 3, 16, 24);  // 8x up (the HRNet head's coarsest level)
+            t.Add(dev, 1, 1, 37, 9, 3, 1);   // down by 12x and to a single column
         }
         return t;
     }
@@ -115,5 +117,58 @@ public class ResizeTests
         var e = Assert.Throws<ArgumentException>(() => Resize.Bilinear(d, y.Data, x.Data, 1, 2, 5, 3, 4));
         Assert.Contains("2x5 -> 3x4", e.Message);
         Assert.Throws<ArgumentException>(() => F.ResizeBilinear(Tensor.Zeros(d, 1, 1, 2, 2), 0, 3));
+    }
+
+    [Fact]
+    public void GatherRangesHoldEveryTap()
+    {
+        // Every (input, output) size pair up to 40 and a few of the model's and odd large ones: for
+        // each output index, the inputs its taps touch must see it inside their conservative range.
+        var pairs = new List<(int In, int Out)>();
+        for (int i = 1; i <= 40; i++) for (int o = 1; o <= 40; o++) pairs.Add((i, o));
+        pairs.AddRange([(15, 120), (30, 240), (120, 480), (160, 640), (7, 1000), (1000, 7), (481, 640), (640, 481), (3, 4097)]);
+        foreach (var (inS, outS) in pairs)
+        {
+            float scale = Resize.Scale(inS, outS);
+            for (int o = 0; o < outS; o++)
+            {
+                float f = Resize.BilinearSrc(o, scale);
+                int i0 = (int)f, i1 = i0 < inS - 1 ? i0 + 1 : i0;
+                foreach (int i in new[] { i0, i1 })
+                    Assert.True(Resize.BilinearFirst(i, inS, outS) <= o && o < Resize.BilinearEnd(i, inS, outS),
+                                $"bilinear {inS}->{outS}: output {o} taps input {i} outside [{Resize.BilinearFirst(i, inS, outS)}, {Resize.BilinearEnd(i, inS, outS)})");
+                int s = Resize.NearestSrc(o, inS, outS, scale);
+                Assert.True(Resize.NearestFirst(s, inS, outS) <= o && o < Resize.NearestEnd(s, inS, outS),
+                            $"nearest {inS}->{outS}: output {o} reads input {s} outside [{Resize.NearestFirst(s, inS, outS)}, {Resize.NearestEnd(s, inS, outS)})");
+            }
+        }
+    }
+
+    [Theory]
+    [InlineData(3, 2, 5, 7, 9, 12)]  // 6 planes: a full chunk of 4 and a partial one
+    [InlineData(2, 1, 11, 13, 4, 5)]
+    [InlineData(1, 9, 3, 4, 24, 7)]  // 9 planes: two full chunks and one plane
+    public void GatherBackwardIsDeterministicAndMatchesTheHostScatterBitForBit(int n, int c, int ih, int iw, int oh, int ow)
+    {
+        // The CUDA variant gathers (no atomics) in the host scatter's order of additions, so on the
+        // CPU accelerator (no fused multiply-add) the two give the same bits, run after run.
+        var r = Rand.New(ih * 31 + ow);
+        int p = n * c;
+        var dy = Rand.Floats(r, p * oh * ow);
+        foreach (bool bilinear in new[] { true, false })
+        {
+            float[] Run(Device d)
+            {
+                using var scope = new TensorScope();
+                var tdy = Tensor.FromArray(d, dy, dy.Length);
+                var dx = Tensor.Empty(d, p * ih * iw);
+                if (bilinear) Resize.BilinearBackward(d, dx.Data, tdy.Data, p, ih, iw, oh, ow);
+                else Resize.NearestBackward(d, dx.Data, tdy.Data, p, ih, iw, oh, ow);
+                return dx.ToArray();
+            }
+            var gather = Run(Devices.CudaOnCpu);
+            Assert.Equal(gather, Run(Devices.CudaOnCpu));
+            Assert.Equal(Run(Devices.Cpu), gather);
+        }
     }
 }

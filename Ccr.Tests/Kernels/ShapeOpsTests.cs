@@ -102,17 +102,20 @@ public class ShapeOpsTests
     }
 
     [Theory]
-    [InlineData("cpu", 3, 4, 37)]
-    [InlineData("cpu", 1, 1, 1)]
-    [InlineData("cuda-on-cpu", 2, 3, 7)]
-    public void SumPerChannelMatchesReference(string dev, int n, int c, int hw)
+    [InlineData("cpu", 3, 4, 37, 0)]
+    [InlineData("cpu", 1, 1, 1, 0)]
+    [InlineData("cuda-on-cpu", 2, 3, 7, 0)]
+    [InlineData("cuda-on-cpu", 2, 3, 7, 4)]   // parts that cut across image planes
+    [InlineData("cuda-on-cpu", 3, 1, 5, 15)]  // one element per part
+    [InlineData("cuda-on-cpu", 1, 2, 700, 3)] // parts of several unrolled iterations
+    public void SumPerChannelMatchesReference(string dev, int n, int c, int hw, int parts)
     {
         var d = Devices.Get(dev);
-        var r = Rand.New(hw);
+        var r = Rand.New(hw + parts);
         var x = Rand.Floats(r, n * c * hw);
         using var scope = new TensorScope();
         var tx = Tensor.FromArray(d, x, n * c * hw); var y = Tensor.Empty(d, c);
-        Reductions.SumPerChannel(d, y.Data, tx.Data, n, c, hw);
+        Reductions.SumPerChannel(d, y.Data, tx.Data, n, c, hw, parts);
         Tol.Close(Reductions.Reference.SumPerChannel(Rand.D(x), n, c, hw), y.ToArray(), 1e-5, 1e-5, "sum per channel");
     }
 

@@ -29,7 +29,9 @@ public class CcrProbeTests
             using var s = new TrainSession(cfg, Devices.Cpu);
             var batch = s.Loader.MakeBatch(0, 0);
             var rng = s.Ccr!.SamplingRng;
-            Rng Fresh() => new(rng.State, rng.Inc, raw: true);
+            var counter = s.Ccr.Counter.ToIntArray();
+            // the same pairs (host generator) and anchors (device counter) for every forward pass
+            Rng Fresh() { s.Ccr.Counter.IntData.CopyFrom(counter); return new(rng.State, rng.Inc, raw: true); }
 
             // the training loss as the trainer builds it, lambda fully ramped up
             float[] whole;

@@ -1,7 +1,5 @@
-using Ccr.Kernels;
 using Ccr.Train.Cli;
 using Ccr.Train.Config;
-using Ccr.Train.Training;
 
 namespace Ccr.Train.Commands;
 
@@ -13,7 +11,7 @@ public static class DemoCommand
 {
     public static readonly Args.Option[] Options =
     [
-        new("out", "run folder (default: runs/<preset>)"),
+        new("out", "run folder (default: runs/<preset>, or runs/<preset>-2, -3, ... when that holds a run)"),
         new("device", "cuda, cpu or auto"),
         new("set", "override a config key of the preset", Repeatable: true),
     ];
@@ -31,12 +29,13 @@ public static class DemoCommand
         }
         string choice = a.Get("device") ?? Environment.GetEnvironmentVariable("CCR_DEVICE") ?? "auto";
         bool gpu;
-        using (var probe = Device.Create(choice, verbose: false)) gpu = probe.IsCuda;
+        using (var probe = CommandDevice.Open(choice, verbose: false)) gpu = probe.IsCuda;
         string preset = gpu ? "synth-gpu" : "synth-cpu";
         var sets = a.All("set").ToList();
         if (a.Get("device") is string dev) sets.Add("device=" + dev);
         var cfg = ConfigLoader.Load(preset, sets);
         Console.WriteLine($"Ccr demo: preset {preset} ({(gpu ? "GPU" : "CPU")}), tasks {string.Join(", ", cfg.Tasks)}, CCR {(cfg.Ccr.Enabled ? "on" : "off")}");
-        return TrainCommand.TrainAndReport(cfg, a.Get("out") ?? Path.Combine("runs", cfg.Name), resume: false);
+        // running the demo again starts a fresh numbered folder rather than touching the last run
+        return TrainCommand.TrainAndReport(cfg, a.Get("out") ?? RunFolder.Fresh(Path.Combine("runs", cfg.Name)), resume: false);
     }
 }

@@ -3,6 +3,8 @@ using Ccr.Nn.IO;
 using Ccr.Train.Cli;
 using Ccr.Train.Config;
 using Ccr.Train.Data;
+using Ccr.Train.Distributed;
+using Ccr.Train.Models;
 using Ccr.Train.Training;
 
 namespace Ccr.Train.Commands;
@@ -20,7 +22,7 @@ public static class EvalCommand
         new("save-predictions", "also write prediction files (the formats that 'score' reads)", IsFlag: true),
         new("baseline", "single-task eval.json for delta_m"),
         new("device", "cuda, cpu or auto"),
-        new("limit", "evaluate only the first N samples"),
+        new("limit", "evaluate only the first N samples (N >= 1)"),
     ];
 
     public static int Run(string[] argv)
@@ -30,50 +32,100 @@ public static class EvalCommand
         {
             Console.Write(Args.Usage("Ccr.Train eval --checkpoint FILE [options]",
                 "Runs the plain multi-task network on a dataset split at full resolution and writes eval.json\n" +
-                "(the metrics of the reference protocol, and delta_m with --baseline).", Options));
+                "(the metrics of the reference protocol, and delta_m with --baseline). Needs only the checkpoint\n" +
+                "and the split's data: no training set, no optimiser.", Options));
             return 0;
         }
+        // everything the command line says is checked before the checkpoint is read or data is touched
         string ckpt = a.Get("checkpoint") ?? throw new UsageException("eval: --checkpoint FILE is required");
-        var (session, device) = LoadFromCheckpoint(ckpt, a);
-        using var _d = device;
-        using var _s = session;
-        string outDir = a.Get("out") ?? Path.GetDirectoryName(Path.GetFullPath(ckpt))!;
-        Directory.CreateDirectory(outDir);
+        int? limit = a.GetInt("limit");
+        if (limit is < 1) throw new UsageException($"eval: --limit must be at least 1, got {limit}");
+        // [distributed] under mpirun every rank scores its shard and rank 0 writes eval.json
+        var dist = Launcher.Start(new DistributedConfig().TimeoutS);
+        return Launcher.Run(dist, () => Evaluate(a, ckpt, limit, dist));
+    }
+
+    static int Evaluate(Args a, string ckpt, int? limit, DistContext dist)
+    {
+        using var loaded = LoadedModel.Open(ckpt, a, dist);
+        var cfg = loaded.Config;
         var split = a.Get("split")!;
-        var data = split == session.Config.Data.ValSplit ? session.ValSet
-                 : split == session.Config.Data.TrainSplit ? session.TrainSet
-                 : throw new UsageException($"eval: --split must be {session.Config.Data.ValSplit} or {session.Config.Data.TrainSplit}");
+        if (split != cfg.Data.ValSplit && split != cfg.Data.TrainSplit)
+            throw new UsageException($"eval: --split must be {cfg.Data.ValSplit} or {cfg.Data.TrainSplit}, got '{split}'");
+        var baseline = a.Get("baseline") is string b ? EvalFiles.CheckBaseline(b, cfg.Tasks, "eval: --baseline") : null;
+
+        var data = dist.PrimaryFirst(() => TrainSession.OpenSplit(cfg, split), "the data set"); // rank 0 generates SynthRooms
+        string outDir = a.Get("out") ?? Path.GetDirectoryName(Path.GetFullPath(ckpt))!;
         var writer = a.Flag("save-predictions") ? new PredictionWriter(Path.Combine(outDir, "predictions")) : null;
-        var metrics = Evaluator.Run(session, data, session.Config.Eval.BatchSize, writer, a.GetInt("limit"));
-        double? dm = null;
-        if (a.Get("baseline") is string b) dm = EvalFiles.DeltaM(metrics, b);
+        Dictionary<string, Dictionary<string, double>> metrics;
+        try
+        {
+            metrics = Evaluator.Run(loaded.Model, loaded.Device, data, cfg.Eval.BatchSize, writer, limit, dist);
+        }
+        catch (OutOfMemoryException e)
+        {
+            throw new OutOfMemoryException($"{e.Message} (evaluating batches of {cfg.Eval.BatchSize} at full resolution); " +
+                (cfg.Eval.BatchSize > 1 ? $"try --set eval.batch_size={Math.Max(1, cfg.Eval.BatchSize / 2)}" : "try --device cpu"), e);
+        }
+        if (!dist.IsPrimary) return 0;
+        double? dm = baseline != null ? Metrics.DeltaM.Compute(metrics, baseline) : null;
+        Directory.CreateDirectory(outDir);
         RunLog.WriteEval(Path.Combine(outDir, "eval.json"), metrics, dm);
         ResultsTable.Print(metrics, outDir);
         if (dm is double v) Console.WriteLine($"delta_m {v:F2}%");
         if (writer != null) Console.WriteLine($"predictions: {writer.Root}");
         return 0;
     }
+}
 
-    /// <summary>Builds the session a checkpoint was trained with and loads its weights.</summary>
-    public static (TrainSession, Device) LoadFromCheckpoint(string ckpt, Args a)
+/// <summary>
+/// The network of a checkpoint, for eval and infer: its config (the one saved in the checkpoint,
+/// or --config, then --set and --device), the device, and the multi-task model with the weights
+/// loaded. Nothing else is built: no datasets, no regulariser, no optimiser state.
+/// </summary>
+public sealed class LoadedModel : IDisposable
+{
+    public required TrainConfig Config { get; init; }
+    public required Device Device { get; init; }
+    public required MultiTaskModel Model { get; init; }
+    public required TrainingState State { get; init; }
+
+    /// <param name="dist">[distributed] the ranks of an eval under mpirun: each opens its local device.</param>
+    public static LoadedModel Open(string ckpt, Args a, DistContext? dist = null)
     {
-        if (!File.Exists(ckpt)) throw new UsageException($"checkpoint '{ckpt}' does not exist");
-        TrainConfig cfg;
+        dist ??= DistContext.Single;
         var sets = a.All("set").ToList();
         if (a.Get("device") is string dev) sets.Add("device=" + dev);
+        TrainConfig cfg;
         if (a.Get("config") is string c) cfg = ConfigLoader.Load(c, sets);
         else
         {
-            var meta = SafeTensors.Read(ckpt).Metadata;
-            if (!meta.TryGetValue("config", out var yaml) || yaml.Length == 0)
-                throw new UsageException($"{ckpt}: the checkpoint holds no config; pass --config");
-            string tmp = Path.GetTempFileName();
-            File.WriteAllText(tmp, yaml);
-            try { cfg = ConfigLoader.Load(tmp, sets); } finally { File.Delete(tmp); }
+            string yaml = Checkpoint.ReadConfig(ckpt);
+            if (yaml.Trim().Length == 0) throw new UsageException($"{ckpt}: the checkpoint holds no config; pass --config");
+            cfg = ConfigLoader.FromText(yaml, $"{ckpt} (its saved config)", sets);
         }
-        var device = Device.Create(cfg.Device);
-        var session = new TrainSession(cfg, device);
-        Checkpoint.Load(ckpt, session.Root);
-        return (session, device);
+        var precision = TrainCommand.Precision(cfg);
+        var device = CommandDevice.Open(cfg.Device, verbose: dist.IsPrimary, cudaOrdinal: dist.LocalRank);
+        device.Precision = precision;
+        MultiTaskModel? model = null;
+        try
+        {
+            model = TrainSession.BuildModel(cfg, device, DatasetInfo.ByName(cfg.Data.Dataset), new Nn.Rng((ulong)cfg.Seed, 1));
+            var state = Checkpoint.LoadWeights(ckpt, model, "model.");  // the TrainModule's "model" child; every rank reads it
+            model.Eval();
+            return new LoadedModel { Config = cfg, Device = device, Model = model, State = state };
+        }
+        catch
+        {
+            model?.DisposeTensors();
+            device.Dispose();
+            throw;
+        }
+    }
+
+    public void Dispose()
+    {
+        Model.DisposeTensors();
+        Device.Dispose();
     }
 }

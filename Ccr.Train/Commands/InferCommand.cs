@@ -1,6 +1,8 @@
+using Ccr.Kernels;
 using Ccr.Nn;
 using Ccr.Train.Cli;
 using Ccr.Train.Data;
+using Ccr.Train.Models;
 using Ccr.Train.Training;
 
 namespace Ccr.Train.Commands;
@@ -27,49 +29,67 @@ public static class InferCommand
             Console.Write(Args.Usage("Ccr.Train infer --checkpoint FILE --images DIR [--out DIR]",
                 "Runs the multi-task network on every image of a folder and writes, per image, one PNG with\n" +
                 "the input and each task's prediction side by side (class palette, depth colour map, normals\n" +
-                "as RGB, edge and saliency as grey levels).", Options));
+                "as RGB, edge and saliency as grey levels). Images that cannot be read are skipped and listed;\n" +
+                "the exit code is then 1, with every readable image written.", Options));
             return 0;
         }
         string ckpt = a.Get("checkpoint") ?? throw new UsageException("infer: --checkpoint FILE is required");
         string dir = a.Get("images") ?? throw new UsageException("infer: --images DIR is required");
         if (!Directory.Exists(dir)) throw new UsageException($"infer: image folder '{dir}' does not exist");
-        if (!float.TryParse(a.Get("depth-max"), System.Globalization.CultureInfo.InvariantCulture, out float depthMax) || depthMax <= 0)
+        if (!float.TryParse(a.Get("depth-max"), System.Globalization.CultureInfo.InvariantCulture, out float depthMax) || !(depthMax > 0) || !float.IsFinite(depthMax))
             throw new UsageException("infer: --depth-max must be a positive number");
         var files = Directory.EnumerateFiles(dir).Where(f => f.EndsWith(".jpg", StringComparison.OrdinalIgnoreCase)
             || f.EndsWith(".jpeg", StringComparison.OrdinalIgnoreCase) || f.EndsWith(".png", StringComparison.OrdinalIgnoreCase)).Order().ToList();
         if (files.Count == 0) throw new UsageException($"infer: no .jpg or .png images in '{dir}'");
-        var (session, device) = EvalCommand.LoadFromCheckpoint(ckpt, a);
-        using var _d = device;
-        using var _s = session;
+        using var loaded = LoadedModel.Open(ckpt, a);
         string outDir = a.Get("out")!;
-        Directory.CreateDirectory(outDir);
-        session.Model.Eval();
+        var bad = new List<string>();
+        int written = 0;
         foreach (var f in files)
         {
-            var img = ImageIo.LoadRgb(f, out int h, out int w);
-            var preds = Predict(session, img, h, w);
+            float[] img;
+            int h, w;
+            try { img = ImageIo.LoadRgb(f, out h, out w); }
+            catch (DataFileException e)
+            {
+                bad.Add(e.Message);
+                Console.Error.WriteLine($"skipped {e.Message}");
+                continue;
+            }
+            List<(string Task, object Prediction)> preds;
+            try { preds = Predict(loaded.Model, loaded.Device, img, h, w); }
+            catch (OutOfMemoryException e)
+            {
+                throw new OutOfMemoryException($"{e.Message} (image {f}, {h}x{w}); try smaller images" +
+                    (loaded.Device.IsCuda ? " or --device cpu" : ""), e);
+            }
             var tiles = new List<byte[]> { Visualize.Image(img, h, w) };
             foreach (var (task, p) in preds) tiles.Add(Visualize.Colour(task, p, h, w, depthMax));
             var pic = Visualize.SideBySide(tiles, h, w, out int width);
+            Directory.CreateDirectory(outDir);
             string dst = Path.Combine(outDir, Path.GetFileNameWithoutExtension(f) + ".png");
             ImageIo.SaveRgb(dst, pic, h, width);
+            written++;
             Console.WriteLine($"{dst}: input, {string.Join(", ", preds.Select(p => p.Task))}");
         }
-        return 0;
+        if (bad.Count == 0) return ExitCodes.Ok;
+        Console.Error.WriteLine($"infer: {bad.Count} of {files.Count} images could not be read and were skipped " +
+            $"({written} written to {outDir}); first: {bad[0]}");
+        return ExitCodes.DataError;
     }
 
     /// <summary>Predictions of every task for one image (3, H, W) in [0, 1]; the input is padded to
     /// a multiple of 32 (the backbone's stride) and the outputs cropped back.</summary>
-    public static List<(string Task, object Prediction)> Predict(TrainSession s, float[] img, int h, int w)
+    public static List<(string Task, object Prediction)> Predict(MultiTaskModel model, Device device, float[] img, int h, int w)
     {
         var norm = new float[3 * h * w];
         Augment.Normalize(img, norm, h * w);
         var (x, ph, pw) = Evaluator.PadToStride(norm, 1, h, w);
         using var scope = new TensorScope();
         using var _ = new NoGrad();
-        var outputs = s.Model.Forward(Tensor.FromArray(s.Device, x, 1, 3, ph, pw));
+        var outputs = model.Forward(Tensor.FromArray(device, x, 1, 3, ph, pw));
         var r = new List<(string, object)>();
-        foreach (var t in s.Model.Tasks)
+        foreach (var t in model.Tasks)
         {
             var o = outputs[t.Name].Prediction;
             r.Add((t.Name, Predictions.From(t.Name, o.ToArray(), 1, o.Dim(1), o.Dim(2), o.Dim(3), 0, h, w)));

@@ -1,6 +1,7 @@
 using Ccr.Kernels;
 using Ccr.Train.Cli;
 using Ccr.Train.Config;
+using Ccr.Train.Distributed;
 using Ccr.Train.Models;
 using Ccr.Train.Training;
 
@@ -16,6 +17,7 @@ public static class TrainCommand
         new("out", "run folder (default: runs/<config name>)"),
         new("device", "cuda, cpu or auto (overrides the config and CCR_DEVICE)"),
         new("seed", "random seed (overrides the config)"),
+        new("precision", "fp32 or tf32: GPU convolution / GEMM arithmetic (overrides train.precision)"),
         new("resume", "continue the run in --out from its last.ckpt, bit for bit", IsFlag: true),
     ];
 
@@ -30,63 +32,120 @@ public static class TrainCommand
                 "last.ckpt and best.ckpt into the run folder.", Options));
             return 0;
         }
-        var cfg = LoadConfig(a);
-        string dir = a.Get("out") ?? Path.Combine("runs", cfg.Name);
-        return TrainAndReport(cfg, dir, a.Flag("resume"));
+        bool resume = a.Flag("resume");
+        TrainConfig cfg;
+        string dir;
+        if (resume)
+        {
+            dir = a.Get("out") ?? (a.Get("config") != null ? Path.Combine("runs", LoadConfig(a).Name)
+                : throw new UsageException("train --resume: name the run folder with --out DIR"));
+            cfg = ResumeConfig(a, dir);
+        }
+        else
+        {
+            cfg = LoadConfig(a);
+            dir = a.Get("out") ?? Path.Combine("runs", cfg.Name);
+        }
+        // [distributed] under mpirun: one rank per process; a failing rank stops the job with its reason
+        var dist = Launcher.Start(cfg.Distributed.TimeoutS);
+        return Launcher.Run(dist, () => TrainAndReport(cfg, dir, resume, dist: dist));
     }
 
-    /// <summary>The config from --config (or the run folder's config.yaml when resuming), then --set,
-    /// --seed and --device.</summary>
-    public static TrainConfig LoadConfig(Args a, string? fallback = null)
+    /// <summary>The config from --config (else <paramref name="fallback"/>, else the defaults), then
+    /// --set, --seed, --device and --precision.</summary>
+    public static TrainConfig LoadConfig(Args a, string? fallback = null) => ConfigLoader.Load(a.Get("config") ?? fallback, Overrides(a));
+
+    static List<string> Overrides(Args a)
     {
-        string? path = a.Get("config");
-        if (path == null && a.Flag("resume") && a.Get("out") is string o && File.Exists(Path.Combine(o, "config.yaml")))
-            path = Path.Combine(o, "config.yaml");
-        path ??= fallback;
         var sets = a.All("set").ToList();
         if (a.Get("seed") is string seed) sets.Add("seed=" + seed);
         if (a.Get("device") is string dev) sets.Add("device=" + dev);
-        return ConfigLoader.Load(path, sets);
+        if (a.Get("precision") is string precision) sets.Add("train.precision=" + precision);
+        return sets;
     }
 
-    public static int TrainAndReport(TrainConfig cfg, string dir, bool resume, bool printTable = true)
+    /// <summary>The exit code of a run stopped by a signal: 143 for SIGTERM, 130 for Ctrl-C.</summary>
+    public static int StopExitCode(string? reason) => reason == "SIGTERM" ? ExitCodes.Terminated : ExitCodes.Interrupted;
+
+    /// <summary>
+    /// The config of a resumed run: --config if given, else the run folder's config.yaml, else (when
+    /// that is missing or empty) the config saved in last.ckpt, never the built-in defaults; then
+    /// --set, --seed and --device. Reads only: the folder is changed once the checkpoint has loaded.
+    /// </summary>
+    public static TrainConfig ResumeConfig(Args a, string dir)
     {
-        string? weights = PretrainedWeights.Resolve(cfg.Model);  // a missing file stops here, before anything starts
-        using var device = Device.Create(cfg.Device);
-        Directory.CreateDirectory(dir);
-        using var session = new TrainSession(cfg, device);
-        Console.WriteLine(weights != null ? PretrainedWeights.Load(session.Model.Backbone, weights)
-            : $"pretrained backbone: none (model.pretrained={(cfg.Model.Pretrained.Length == 0 ? "\"\"" : cfg.Model.Pretrained)}), training from scratch");
-        Console.WriteLine($"model: {cfg.Model.Backbone} + {cfg.Model.Head} heads, {session.Model.ParameterCount():N0} parameters" +
+        string last = Path.Combine(dir, "last.ckpt");
+        if (!Directory.Exists(dir)) throw new UsageException($"train --resume: run folder '{dir}' does not exist");
+        if (!File.Exists(last))
+            throw new UsageException($"train --resume: '{dir}' holds no last.ckpt to resume from (train without --resume to start a run there)");
+        if (a.Get("config") is string c) return ConfigLoader.Load(c, Overrides(a));
+        string yaml = Path.Combine(dir, "config.yaml");
+        if (File.Exists(yaml) && File.ReadAllText(yaml).Trim().Length > 0) return ConfigLoader.Load(yaml, Overrides(a));
+        string saved = Nn.IO.Checkpoint.ReadConfig(last);
+        if (saved.Trim().Length == 0)
+            throw new UsageException($"train --resume: {yaml} is missing or empty and {last} holds no config; pass --config FILE");
+        Console.WriteLine($"{yaml} is missing or empty: using the config saved in {last}");
+        return ConfigLoader.FromText(saved, $"{last} (its saved config)", Overrides(a));
+    }
+
+    /// <summary>
+    /// Trains <paramref name="cfg"/> into <paramref name="dir"/> and prints the results. Everything
+    /// that can be checked is checked before the folder is touched: the config (by its loader), a
+    /// folder that already holds a run (without <paramref name="resume"/>), the data, the model and,
+    /// when resuming, the checkpoint. Returns 0, or 130 / 143 when stopped by Ctrl-C / SIGTERM
+    /// (last.ckpt written); errors are exceptions (see <see cref="Entry"/>).
+    /// </summary>
+    public static int TrainAndReport(TrainConfig cfg, string dir, bool resume, bool printTable = true, DistContext? dist = null)
+    {
+        dist ??= DistContext.Single;
+        if (!resume) RunFolder.RefuseExisting(dir, "train");
+        if (!string.IsNullOrEmpty(cfg.Eval.Baseline)) EvalFiles.CheckBaseline(cfg.Eval.Baseline, cfg.Tasks, "eval.baseline");
+        var precision = Precision(cfg);
+        // a missing file stops here, before anything starts; [distributed] rank 0 loads it and sends it
+        string? weights = dist.IsPrimary ? PretrainedWeights.Resolve(cfg.Model) : null;
+        using var device = CommandDevice.Open(cfg.Device, verbose: dist.IsPrimary, cudaOrdinal: dist.LocalRank);
+        device.Precision = precision;
+        using var session = new TrainSession(cfg, device, dist: dist);
+        if (dist.IsPrimary)
+            Console.WriteLine(weights != null ? PretrainedWeights.Load(session.Model.Backbone, weights)
+                : $"pretrained backbone: none (model.pretrained={(cfg.Model.Pretrained.Length == 0 ? "\"\"" : cfg.Model.Pretrained)}), training from scratch");
+        DistributedTraining.ShareParameters(session); // [distributed] rank 0's (pretrained) weights on every rank
+        if (dist.IsPrimary) Console.WriteLine($"model: {cfg.Model.Backbone} + {cfg.Model.Head} heads, {session.Model.ParameterCount():N0} parameters" +
                           (session.Ccr != null ? $", CCR with {session.Ccr.ProjectorCount} projector(s)" : ", no CCR"));
-        Console.WriteLine($"data: {cfg.Data.Dataset} ({session.TrainSet.Count} train / {session.ValSet.Count} val), " +
+        if (dist.IsPrimary) Console.WriteLine($"data: {cfg.Data.Dataset} ({session.TrainSet.Count} train / {session.ValSet.Count} val), " +
                           $"{session.Loader.BatchesPerEpoch} steps per epoch, {session.TotalSteps} steps; run folder {dir}");
         var trainer = new Trainer(session, dir);
         if (resume) trainer.Resume();
-        ConsoleCancelEventHandler onCancel = (_, e) =>
+        TrainOutcome outcome;
+        // Ctrl-C / SIGTERM stop after the current step; [distributed] under mpirun a signal stops the whole job
+        using (dist.IsDistributed ? null : new StopSignals(trainer))
         {
-            e.Cancel = true;
-            Console.WriteLine("Ctrl-C: finishing the current step and writing last.ckpt ...");
-            trainer.RequestStop();
-        };
-        Console.CancelKeyPress += onCancel;
-        try
-        {
-            trainer.Run();
+            try
+            {
+                outcome = trainer.Run();
+            }
+            catch (OutOfMemoryException e)
+            {
+                throw new OutOfMemoryException($"{e.Message} (batch size {cfg.Train.BatchSize}, crops of {cfg.Data.CropHeight}x{cfg.Data.CropWidth}); " +
+                    $"try --set train.batch_size={Math.Max(1, cfg.Train.BatchSize / 2)} or smaller data.crop_height / data.crop_width", e);
+            }
         }
-        catch (OutOfMemoryException e)
+        if (outcome == TrainOutcome.Stopped)
         {
-            Console.Error.WriteLine($"out of device memory with batch size {cfg.Train.BatchSize} and crops of " +
-                $"{cfg.Data.CropHeight}x{cfg.Data.CropWidth}: {e.Message}\nTry --set train.batch_size={Math.Max(1, cfg.Train.BatchSize / 2)} " +
-                "or smaller data.crop_height / data.crop_width.");
-            return 3;
+            Console.Error.WriteLine($"stopped by {trainer.StopReason} after {trainer.Step} of {session.TotalSteps} steps: wrote {trainer.LastCkpt}; " +
+                $"continue with: Ccr.Train train --out {dir} --resume");
+            return StopExitCode(trainer.StopReason);
         }
-        finally
-        {
-            Console.CancelKeyPress -= onCancel;
-        }
-        if (printTable && trainer.LastEval != null)
+        if (printTable && trainer.LastEval != null && dist.IsPrimary)
             ResultsTable.Print(trainer.LastEval, dir, ChanceLevels.Compute(session.ValSet, cfg.Tasks));
-        return 0;
+        return ExitCodes.Ok;
     }
+
+    /// <summary>train.precision as the kernels' setting; anything but fp32 / tf32 is a usage error.</summary>
+    public static MathPrecision Precision(TrainConfig cfg) => cfg.Train.Precision.Trim().ToLowerInvariant() switch
+    {
+        "fp32" => MathPrecision.Fp32,
+        "tf32" => MathPrecision.Tf32,
+        _ => throw new UsageException($"train.precision must be fp32 or tf32, got '{cfg.Train.Precision}'"),
+    };
 }

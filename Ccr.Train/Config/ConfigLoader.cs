@@ -15,28 +15,146 @@ public static class ConfigLoader
 {
     static readonly INamingConvention Naming = UnderscoredNamingConvention.Instance;
 
+    /// <summary>
+    /// The config from <paramref name="path"/> (a YAML file or a built-in preset name; null: the
+    /// defaults) with <paramref name="overrides"/> applied, typed and checked. Every problem is a
+    /// <see cref="UsageException"/> whose one line names the file (with line and column for YAML
+    /// syntax) or the key.
+    /// </summary>
     public static TrainConfig Load(string? path, IEnumerable<string> overrides)
     {
-        Dictionary<object, object?> tree = new();
-        if (path != null)
+        if (path == null) return FromText(null, "--set", overrides);
+        string text;
+        if (File.Exists(path))
         {
-            string text = File.Exists(path) ? File.ReadAllText(path)
-                : Preset(path) ?? throw new UsageException($"config file '{path}' does not exist (built-in presets: {string.Join(", ", Presets)})");
-            var raw = new DeserializerBuilder().Build().Deserialize<object>(text);
-            tree = raw as Dictionary<object, object?> ?? (raw == null ? new() : throw new UsageException($"config '{path}': top level must be a mapping"));
+            try { text = File.ReadAllText(path); }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                throw new UsageException($"config file '{path}' cannot be read: {e.Message}");
+            }
+        }
+        else text = Preset(path) ?? throw new UsageException($"config file '{path}' does not exist (built-in presets: {string.Join(", ", Presets)})");
+        return FromText(text, path, overrides);
+    }
+
+    /// <summary>Like <see cref="Load"/> for config text already in hand (a checkpoint's saved config);
+    /// <paramref name="source"/> names it in errors.</summary>
+    public static TrainConfig FromText(string? text, string source, IEnumerable<string> overrides)
+    {
+        Dictionary<object, object?> tree = new();
+        if (text != null)
+        {
+            CheckSyntax(text, source);
+            object? raw;
+            try { raw = new DeserializerBuilder().Build().Deserialize<object>(text); }
+            catch (YamlDotNet.Core.YamlException e)
+            {
+                throw new UsageException($"{source}:{e.Start.Line}:{e.Start.Column}: YAML syntax error: {YamlMessage(e)}");
+            }
+            tree = raw as Dictionary<object, object?> ?? (raw == null ? new() : throw new UsageException($"config '{source}': top level must be a mapping of keys"));
         }
         foreach (var o in overrides) ApplyOverride(tree, o);
-        Validate(tree, typeof(TrainConfig), "", path ?? "--set");
+        Validate(tree, typeof(TrainConfig), "", text == null ? "--set" : source);
+        MergeDefaults(tree);
         var yaml = new SerializerBuilder().Build().Serialize(tree);
+        TrainConfig c;
         try
         {
-            var cfg = new DeserializerBuilder().WithNamingConvention(Naming).Build().Deserialize<TrainConfig>(yaml) ?? new TrainConfig();
-            cfg.Data.Seed ??= cfg.Seed; // configs without data.seed generate their data from the run's seed, as before
-            return cfg;
+            c = new DeserializerBuilder().WithNamingConvention(Naming).Build().Deserialize<TrainConfig>(yaml) ?? new TrainConfig();
         }
         catch (YamlDotNet.Core.YamlException e)
         {
-            throw new UsageException($"config {path ?? ""}: {e.InnerException?.Message ?? e.Message}");
+            throw new UsageException($"config {source}: {e.InnerException?.Message ?? YamlMessage(e)}");
+        }
+        c.Tasks ??= new();
+        c.LossWeights ??= new();
+        c.Data.Seed ??= c.Seed; // configs without data.seed generate their data from the run's seed, as before
+        if (string.IsNullOrEmpty(c.Eval.Metric) && c.Tasks.Count > 0 && c.Tasks.All(Data.TaskNames.All.Contains))
+            c.Eval.Metric = EvalMetrics.Default(c.Tasks);
+        ConfigChecks.Validate(c, text == null ? "config" : source);
+        return c;
+    }
+
+    /// <summary>
+    /// Syntax errors and duplicate keys (which YamlDotNet would silently resolve to the last one) as
+    /// "FILE:LINE:COLUMN: ...". Tabs in the indentation are named on their own line, as YamlDotNet
+    /// reports them at the start of the enclosing mapping.
+    /// </summary>
+    static void CheckSyntax(string text, string source)
+    {
+        var lines = text.Split('\n');
+        for (int i = 0; i < lines.Length; i++)
+        {
+            string indent = lines[i][..(lines[i].Length - lines[i].TrimStart(' ', '\t').Length)];
+            int tab = indent.IndexOf('\t');
+            if (tab >= 0) throw new UsageException($"{source}:{i + 1}:{tab + 1}: YAML syntax error: a tab in the indentation (YAML indents with spaces)");
+        }
+        var parser = new YamlDotNet.Core.Parser(new StringReader(text));
+        var stack = new Stack<MappingFrame?>();  // null: a sequence
+        YamlDotNet.Core.Mark last = YamlDotNet.Core.Mark.Empty;
+        try
+        {
+            while (parser.MoveNext())
+            {
+                last = parser.Current!.Start;
+                var top = stack.Count > 0 ? stack.Peek() : null;
+                switch (parser.Current)
+                {
+                    case YamlDotNet.Core.Events.MappingStart:
+                        if (top != null) top.ExpectKey = true;
+                        stack.Push(new MappingFrame());
+                        break;
+                    case YamlDotNet.Core.Events.SequenceStart:
+                        if (top != null) top.ExpectKey = true;
+                        stack.Push(null);
+                        break;
+                    case YamlDotNet.Core.Events.MappingEnd or YamlDotNet.Core.Events.SequenceEnd:
+                        stack.Pop();
+                        break;
+                    case YamlDotNet.Core.Events.Scalar sc when top != null:
+                        if (top.ExpectKey && !top.Keys.Add(sc.Value))
+                            throw new UsageException($"{source}:{sc.Start.Line}:{sc.Start.Column}: duplicate key '{sc.Value}'");
+                        top.ExpectKey = !top.ExpectKey;
+                        break;
+                    case YamlDotNet.Core.Events.AnchorAlias when top != null:
+                        top.ExpectKey = !top.ExpectKey;
+                        break;
+                }
+            }
+        }
+        catch (YamlDotNet.Core.YamlException e)
+        {
+            throw new UsageException($"{source}:{e.Start.Line}:{e.Start.Column}: YAML syntax error: {YamlMessage(e)}");
+        }
+        catch (InvalidOperationException)  // YamlDotNet's scanner at the end of an unclosed flow collection
+        {
+            throw new UsageException($"{source}:{last.Line}:{last.Column}: YAML syntax error: cannot parse past here (an unclosed '[' or '{{'?)");
+        }
+    }
+
+    sealed class MappingFrame
+    {
+        public readonly HashSet<string> Keys = new();
+        public bool ExpectKey = true;
+    }
+
+    /// <summary>YamlDotNet's message without its "(Line: .., Col: .., Idx: ..) - (...): " prefix.</summary>
+    static string YamlMessage(YamlDotNet.Core.YamlException e) =>
+        System.Text.RegularExpressions.Regex.Replace(e.Message, @"^\(Line: [^)]*\) - \(Line: [^)]*\): ", "");
+
+    /// <summary>Map-valued keys (loss_weights) keep the defaults of the keys not given, so
+    /// <c>--set loss_weights.semseg=2</c> changes one weight and leaves the others as they were.</summary>
+    static void MergeDefaults(Dictionary<object, object?> tree)
+    {
+        var defaults = new TrainConfig();
+        foreach (var prop in typeof(TrainConfig).GetProperties(BindingFlags.Public | BindingFlags.Instance))
+        {
+            if (prop.GetValue(defaults) is not System.Collections.IDictionary dict) continue;
+            string key = Naming.Apply(prop.Name);
+            if (!tree.TryGetValue(key, out var v) || v is not Dictionary<object, object?> given) continue;
+            foreach (System.Collections.DictionaryEntry kv in dict)
+                if (!given.ContainsKey(kv.Key))
+                    given[kv.Key] = Convert.ToString(kv.Value, CultureInfo.InvariantCulture);
         }
     }
 
@@ -93,12 +211,21 @@ public static class ConfigLoader
                 if (v is Dictionary<object, object?> sub) Validate(sub, t, prefix + key + ".", source);
                 else throw new UsageException($"{source}: '{prefix}{key}' is a section; give its keys (e.g. {prefix}{key}.{Naming.Apply(t.GetProperties()[0].Name)}=...)");
             }
+            else if (t == typeof(Dictionary<string, float>))
+            {
+                if (v is not Dictionary<object, object?> map)
+                    throw new UsageException($"{source}: '{prefix}{key}' is a map of task: weight (e.g. {prefix}{key}.semseg=2)");
+                foreach (var (mk, mv) in map)
+                    if (mv is not string ms || !float.TryParse(ms, NumberStyles.Float, CultureInfo.InvariantCulture, out float w) || !float.IsFinite(w))
+                        throw new UsageException($"{source}: '{prefix}{key}.{mk}' expects a number, got '{mv}'");
+            }
             else if (v is string s && (t == typeof(int) || t == typeof(float) || t == typeof(bool)))
             {
                 bool ok = t == typeof(int) ? int.TryParse(s, NumberStyles.Integer, CultureInfo.InvariantCulture, out _)
-                        : t == typeof(float) ? float.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out _)
+                        : t == typeof(float) ? float.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out float f) && float.IsFinite(f)
                         : bool.TryParse(s, out _);
-                if (!ok) throw new UsageException($"{source}: '{prefix}{key}' expects {t.Name.ToLowerInvariant()}, got '{s}'");
+                string kind = t == typeof(int) ? "an integer" : t == typeof(float) ? "a finite number" : "true or false";
+                if (!ok) throw new UsageException($"{source}: '{prefix}{key}' expects {kind}, got '{s}'");
             }
         }
     }

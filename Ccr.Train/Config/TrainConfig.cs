@@ -17,13 +17,16 @@ public sealed class TrainConfig
     public List<string> Tasks { get; set; } = new() { "semseg", "depth", "normals" };
     public ModelConfig Model { get; set; } = new();
     public OptimConfig Train { get; set; } = new();
-    /// <summary>Per-task loss weights (EVALUATION.md); tasks not listed weigh 1.</summary>
+    /// <summary>Per-task loss weights (EVALUATION.md). A config or --set that gives some of them
+    /// keeps these defaults for the others.</summary>
     public Dictionary<string, float> LossWeights { get; set; } = new()
     {
         ["semseg"] = 1f, ["human_parts"] = 2f, ["depth"] = 1f, ["normals"] = 10f, ["edge"] = 50f, ["sal"] = 5f,
     };
     public CcrSettings Ccr { get; set; } = new();
     public EvalConfig Eval { get; set; } = new();
+    /// <summary>[distributed] Data-parallel settings, used under mpirun.</summary>
+    public DistributedConfig Distributed { get; set; } = new();
 }
 
 public sealed class DataConfig
@@ -87,6 +90,9 @@ public sealed class OptimConfig
     /// <summary>Evaluate every this many epochs (0: only at the end).</summary>
     public int EvalEvery { get; set; } = 1;
     public int CheckpointEvery { get; set; } = 1;
+    /// <summary>fp32 | tf32: arithmetic of the GPU's convolutions and GEMMs (tf32: tensor cores, 10-bit
+    /// mantissa operands, fp32 sums). The CPU always computes in fp32.</summary>
+    public string Precision { get; set; } = "fp32";
 }
 
 public sealed class CcrSettings
@@ -111,8 +117,9 @@ public sealed class CcrSettings
 
 public sealed class EvalConfig
 {
-    /// <summary>Metric that picks best.ckpt when no baseline is given, as task.metric.</summary>
-    public string Metric { get; set; } = "semseg.mIoU";
+    /// <summary>Metric that picks best.ckpt when no baseline is given, as task.metric of a trained
+    /// task; empty: the first task's main metric (resolved when the config is loaded).</summary>
+    public string Metric { get; set; } = "";
     /// <summary>Single-task baseline eval.json for delta_m (and best.ckpt by delta_m).</summary>
     public string Baseline { get; set; } = "";
     public int BatchSize { get; set; } = 4;

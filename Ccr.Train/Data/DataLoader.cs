@@ -15,6 +15,10 @@ public sealed record DataLoaderOptions
     public int Prefetch { get; init; } = 4;
     /// <summary>What to do with a sample whose files turn out corrupt when loaded.</summary>
     public BadSamplePolicy Policy { get; init; } = BadSamplePolicy.Stop;
+    /// <summary>[distributed] This process's rank and the rank count: each epoch's order is cut as
+    /// PyTorch's DistributedSampler cuts it (Distributed/DistributedSampler.cs).</summary>
+    public int ShardRank { get; init; } = 0;
+    public int ShardCount { get; init; } = 1;
 }
 
 /// <summary>
@@ -46,16 +50,19 @@ public sealed class DataLoader
         Options = options;
     }
 
-    public int BatchesPerEpoch => Options.DropLast
-        ? Dataset.Count / Options.BatchSize
-        : (Dataset.Count + Options.BatchSize - 1) / Options.BatchSize;
+    /// <summary>Samples this process reads per epoch (all of them, or its rank's share).</summary>
+    public int SamplesPerEpoch => Distributed.DistributedSampler.ShareLength(Dataset.Count, Options.ShardCount);
 
-    /// <summary>The epoch's sample order.</summary>
+    public int BatchesPerEpoch => Options.DropLast
+        ? SamplesPerEpoch / Options.BatchSize
+        : (SamplesPerEpoch + Options.BatchSize - 1) / Options.BatchSize;
+
+    /// <summary>The epoch's sample order (this rank's share of it).</summary>
     public int[] Order(int epoch)
     {
-        if (!Options.Shuffle) return Enumerable.Range(0, Dataset.Count).ToArray();
-        var rng = KeyedRng.From(Options.Seed, (ulong)epoch, OrderStream);
-        return rng.Permutation(Dataset.Count);
+        var order = Options.Shuffle ? KeyedRng.From(Options.Seed, (ulong)epoch, OrderStream).Permutation(Dataset.Count)
+                                    : Enumerable.Range(0, Dataset.Count).ToArray();
+        return Distributed.DistributedSampler.Shard(order, Options.ShardRank, Options.ShardCount);
     }
 
     /// <summary>Builds one batch synchronously: the same result as the background path.</summary>

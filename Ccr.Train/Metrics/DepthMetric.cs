@@ -43,6 +43,15 @@ public sealed class DepthMetric : ITaskMetric
     public void Update(object prediction, Sample label) =>
         Update(MetricChecks.Prediction<float>(prediction, Task), MetricChecks.Label(label.Depth, label, Task));
 
+    public MetricState ExportState() => new() { Counts = [_n, _d1, _d2, _d3], Sums = [_sq, _logSq, _absRel] };
+
+    public void LoadState(MetricState s)
+    {
+        if (s.Counts.Length != 4 || s.Sums.Length != 3) throw new ArgumentException("depth: not a depth metric state");
+        (_n, _d1, _d2, _d3) = (s.Counts[0], s.Counts[1], s.Counts[2], s.Counts[3]);
+        (_sq, _logSq, _absRel) = (s.Sums[0], s.Sums[1], s.Sums[2]);
+    }
+
     public Dictionary<string, double> Compute()
     {
         double n = _n == 0 ? double.NaN : _n;

@@ -85,6 +85,18 @@ public sealed class EdgeOdsMetric : ITaskMetric
         return r;
     }
 
+    public MetricState ExportState() => new() { Counts = [.. _cntP, .. _sumP, .. _cntR, .. _sumR] };
+
+    public void LoadState(MetricState s)
+    {
+        const int t = ThresholdCount;
+        if (s.Counts.Length != 4 * t) throw new ArgumentException("edge: not an edge metric state");
+        Array.Copy(s.Counts, 0, _cntP, 0, t);
+        Array.Copy(s.Counts, t, _sumP, 0, t);
+        Array.Copy(s.Counts, 2 * t, _cntR, 0, t);
+        Array.Copy(s.Counts, 3 * t, _sumR, 0, t);
+    }
+
     public Dictionary<string, double> Compute()
     {
         var c = Curve();

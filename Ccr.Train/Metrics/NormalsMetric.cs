@@ -57,6 +57,21 @@ public sealed class NormalsMetric : ITaskMetric
     public void Update(object prediction, Sample label) =>
         Update(MetricChecks.Prediction<float>(prediction, Task), MetricChecks.Label(label.Normals, label, Task));
 
+    /// <summary>Counts: n, the three shares, then the histogram; sums: angle, angle²; min; max.</summary>
+    public MetricState ExportState() => new()
+    {
+        Counts = [_n, _t11, _t22, _t30, .. _hist], Sums = [_sum, _sumSq], Mins = [_min], Maxs = [_max],
+    };
+
+    public void LoadState(MetricState s)
+    {
+        if (s.Counts.Length != 4 + _hist.Length || s.Sums.Length != 2 || s.Mins.Length != 1 || s.Maxs.Length != 1)
+            throw new ArgumentException("normals: not a normals metric state");
+        (_n, _t11, _t22, _t30) = (s.Counts[0], s.Counts[1], s.Counts[2], s.Counts[3]);
+        Array.Copy(s.Counts, 4, _hist, 0, _hist.Length);
+        (_sum, _sumSq, _min, _max) = (s.Sums[0], s.Sums[1], s.Mins[0], s.Maxs[0]);
+    }
+
     public Dictionary<string, double> Compute()
     {
         double n = _n == 0 ? double.NaN : _n;

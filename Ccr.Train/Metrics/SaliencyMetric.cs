@@ -93,6 +93,26 @@ public sealed class SaliencyMetric : ITaskMetric
         return f;
     }
 
+    /// <summary>Counts: TP and predicted positives per threshold, actual positives, scored images;
+    /// sums: the MTL per-threshold sums of IoU, precision and recall.</summary>
+    public MetricState ExportState() => new()
+    {
+        Counts = [.. _tp, .. _pp, _ap, _images], Sums = [.. _iouSum, .. _precSum, .. _recSum],
+    };
+
+    public void LoadState(MetricState s)
+    {
+        int t = Thresholds.Length, m = MtlThresholds.Length;
+        if (s.Counts.Length != 2 * t + 2 || s.Sums.Length != 3 * m) throw new ArgumentException("sal: not a saliency metric state");
+        Array.Copy(s.Counts, 0, _tp, 0, t);
+        Array.Copy(s.Counts, t, _pp, 0, t);
+        _ap = s.Counts[2 * t];
+        _images = s.Counts[2 * t + 1];
+        Array.Copy(s.Sums, 0, _iouSum, 0, m);
+        Array.Copy(s.Sums, m, _precSum, 0, m);
+        Array.Copy(s.Sums, 2 * m, _recSum, 0, m);
+    }
+
     /// <summary>MTL's F (beta = 1, of the image-mean precision and recall) and mean IoU at every
     /// threshold of <see cref="MtlThresholds"/>; NaN when no image was scored.</summary>
     public (double[] F, double[] MeanIoU) MtlCurves()

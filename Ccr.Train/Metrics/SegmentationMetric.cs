@@ -58,6 +58,19 @@ public sealed class SegmentationMetric : ITaskMetric
         return r;
     }
 
+    /// <summary>Counts: TP, FP, FN per class, then valid and correct pixels.</summary>
+    public MetricState ExportState() => new() { Counts = [.. _tp, .. _fp, .. _fn, _valid, _correct] };
+
+    public void LoadState(MetricState s)
+    {
+        if (s.Counts.Length != 3 * Classes + 2) throw new ArgumentException($"{Task}: state of {s.Counts.Length} counts, expected {3 * Classes + 2}");
+        Array.Copy(s.Counts, 0, _tp, 0, Classes);
+        Array.Copy(s.Counts, Classes, _fp, 0, Classes);
+        Array.Copy(s.Counts, 2 * Classes, _fn, 0, Classes);
+        _valid = s.Counts[3 * Classes];
+        _correct = s.Counts[3 * Classes + 1];
+    }
+
     public Dictionary<string, double> Compute() => new()
     {
         ["mIoU"] = ClassIoU().Average(),

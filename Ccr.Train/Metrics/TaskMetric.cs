@@ -15,6 +15,10 @@ public interface ITaskMetric
     string Task { get; }
     void Update(object prediction, Sample label);
     Dictionary<string, double> Compute();
+    /// <summary>A copy of the accumulators (to combine shards of a data set).</summary>
+    MetricState ExportState();
+    /// <summary>Replaces the accumulators with <paramref name="state"/> (same metric).</summary>
+    void LoadState(MetricState state);
 }
 
 /// <summary>The metrics of several tasks, by task name, producing eval.json's nested shape.</summary>
@@ -43,7 +47,21 @@ public sealed class MetricSet
 
     public Dictionary<string, Dictionary<string, double>> Compute() =>
         _metrics.ToDictionary(kv => kv.Key, kv => kv.Value.Compute());
+
+    /// <summary>[distributed] Combines every task's accumulators over the ranks (collective), so
+    /// that <see cref="Compute"/> gives the metrics of every rank's shard together.</summary>
+    public void AllReduce(Ccr.Nn.Distributed.ICommunicator comm)
+    {
+        if (comm.Size == 1) return;
+        foreach (var (task, m) in _metrics.OrderBy(kv => kv.Key, StringComparer.Ordinal))
+        {
+            var s = m.ExportState();
+            s.AllReduce(comm, $"{task} metric");
+            m.LoadState(s);
+        }
+    }
 }
+
 
 internal static class MetricChecks
 {

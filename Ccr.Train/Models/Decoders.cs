@@ -100,7 +100,7 @@ public sealed class SemanticFpnDecoder : TaskDecoder
             int steps = s.Count / 3;
             for (int k = 0; k < steps; k++)
             {
-                for (int l = 0; l < 3; l++) y = s[3 * k + l].Forward(y);
+                y = ((BatchNorm2d)s[3 * k + 1]).ForwardRelu(s[3 * k].Forward(y)); // conv, then BN + ReLU fused
                 if (i > 0)  // up one level: 2x, to that level's exact size
                 {
                     var target = levels[i - k - 1];
@@ -148,7 +148,7 @@ public sealed class HrNetHead : TaskDecoder
     {
         int h = levels[0].Dim(2), w = levels[0].Dim(3);
         var up = levels.Select((t, i) => i == 0 ? t : F.ResizeBilinear(t, h, w)).ToArray();
-        return F.Relu(Bn.Forward(Conv.Forward(F.Concat(up))));
+        return Bn.ForwardRelu(Conv.Forward(F.Concat(up)));
     }
 
     public override Chw FeatureShape(IReadOnlyList<Chw> levels, MacCounter macs) =>

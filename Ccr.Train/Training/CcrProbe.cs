@@ -58,17 +58,21 @@ public static class CcrProbe
         double cosine = 0, tasksNorm = 0;
         int n = Math.Min(batches, s.Loader.BatchesPerEpoch);
         var savedRng = ccr.SamplingRng;
+        var savedCounter = ccr.Counter.ToIntArray();
         try
         {
             for (int b = 0; b < n; b++)
             {
                 var batch = s.Loader.MakeBatch(epoch, b);
                 var rngState = new Rng(ccr.SamplingRng.State, ccr.SamplingRng.Inc, raw: true);
-                PairsOf(s, batch, pairAcc);
+                var counter = ccr.Counter.ToIntArray();
+                PairsOf(s, batch, b, pairAcc);
                 float[]? tasksBackbone = null, ccrBackbone = null;
                 foreach (var term in terms)
                 {
-                    ccr.SamplingRng = new Rng(rngState.State, rngState.Inc, raw: true); // the same pairs and anchors for every term
+                    // the same pairs (host generator) and anchors (device counter) for every term
+                    ccr.SamplingRng = new Rng(rngState.State, rngState.Inc, raw: true);
+                    ccr.Counter.IntData.CopyFrom(counter);
                     var g = Gradient(s, batch, term, out double value);
                     losses[term] += value / n;
                     var groupSq = new Dictionary<string, double>();
@@ -93,6 +97,7 @@ public static class CcrProbe
         finally
         {
             ccr.SamplingRng = savedRng;
+            ccr.Counter.IntData.CopyFrom(savedCounter);
             s.Arena.ZeroGrad();
         }
         var pairs = pairAcc.Select(kv => new PairStats(kv.Key.Item1, kv.Key.Item2, kv.Value[0] / n, kv.Value[1] / n,
@@ -125,12 +130,13 @@ public static class CcrProbe
     }
 
     /// <summary>Mining statistics of every ordered pair on one batch (no gradient).</summary>
-    static void PairsOf(TrainSession s, Data.Batch batch, Dictionary<(string, string), double[]> acc)
+    static void PairsOf(TrainSession s, Data.Batch batch, int batchIndex, Dictionary<(string, string), double[]> acc)
     {
         var ccr = s.Ccr!;
         var cfg = ccr.Config;
-        var rng = new Rng(ccr.SamplingRng.State ^ 0x9E3779B97F4A7C15UL, 3);
+        const ulong probeSeed = 0x9E3779B9UL; // the probe's own anchor stream, apart from training's
         using var scope = new TensorScope();
+        var counter = Tensor.FromArray(s.Device, [batchIndex * 64], 1);
         using var _ = new NoGrad();
         var db = DeviceBatch.Create(s.Device, batch, s.Config.Tasks, s.Info, forCcr: true);
         try
@@ -142,8 +148,10 @@ public static class CcrProbe
                     var f = outputs[t].Features;
                     var proj = cfg.Sharing == ProjectorSharing.None ? F.L2Normalize(f) : ccr.ProjectorFor(t, src).Forward(f);
                     var lab = db.CcrLabels[src].Resized(proj.Dim(2), proj.Dim(3));
-                    var anchors = CcrOps.SampleAnchors(rng, lab, cfg.AnchorsPerImage(proj.Dim(2), proj.Dim(3)));
-                    var loss = CcrOps.PairLoss(proj, lab, anchors, cfg, rng.NextUInt(), out var r, collect: true);
+                    var anchorTensor = CcrOps.SampleAnchors(lab, cfg.AnchorsPerImage(proj.Dim(2), proj.Dim(3)), counter, probeSeed);
+                    var loss = CcrOps.PairLoss(proj, lab, anchorTensor, cfg, counter, (uint)probeSeed, out var r, collect: true);
+                    Kernels.CcrAnchors.Advance(s.Device, counter.IntData);
+                    var anchors = anchorTensor.ToIntArray();
                     int nb = proj.Dim(0), perRow = r.NegIdx!.Length / r.PosIdx!.Length;
                     int sampled = anchors.Count(a => a >= 0), withPos = 0, withTriplet = 0;
                     for (int row = 0; row < anchors.Length; row++)

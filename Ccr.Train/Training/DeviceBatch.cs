@@ -7,8 +7,10 @@ namespace Ccr.Train.Training;
 
 /// <summary>
 /// A loader batch on the device: the normalised images (N, 3, H, W), each task's labels — int32
-/// (N, H, W) for class tasks, float (N, C, H, W) for the others — and the labels in the form the
-/// contrastive regulariser samples from. Every tensor belongs to the step's TensorScope.
+/// (N, H, W) for class tasks, float (N, C, H, W) for the others — and, for the contrastive
+/// regulariser, views of those same label tensors (<see cref="TaskLabels.FromDevice"/>: it prepares
+/// validity and downsampled copies on the device; the labels are uploaded once, with the batch).
+/// Every tensor belongs to the step's TensorScope.
 /// </summary>
 public sealed class DeviceBatch
 {
@@ -41,7 +43,7 @@ public sealed class DeviceBatch
                         foreach (var v in lab) { if (v == 255) continue; valid++; if (v == 0) neg++; }
                         db.SaliencyNegativeShare = valid > 0 ? (double)neg / valid : 0.5;
                     }
-                    if (forCcr) db.CcrLabels[task] = Own(TaskLabels.Create(d, task, lab, n, h, w));
+                    if (forCcr) db.CcrLabels[task] = TaskLabels.FromDevice(task, db.IntLabels[task]);
                     break;
                 }
                 default:
@@ -52,7 +54,7 @@ public sealed class DeviceBatch
                     var t = Tensor.FromArray(d, lab, n, c, h, w);
                     t.Name = task + " labels";
                     db.FloatLabels[task] = t;
-                    if (forCcr) db.CcrLabels[task] = Own(TaskLabels.Create(d, task, lab, n, h, w));
+                    if (forCcr) db.CcrLabels[task] = TaskLabels.FromDevice(task, t);
                     break;
                 }
             }
@@ -60,14 +62,12 @@ public sealed class DeviceBatch
         return db;
     }
 
-    /// <summary>Disposes the regulariser's label copies (the tensors go with the scope).</summary>
+    /// <summary>Disposes the regulariser's prepared labels (the batch's tensors go with the scope).</summary>
     public void DisposeCcrLabels()
     {
         foreach (var l in CcrLabels.Values) l.Dispose();
         CcrLabels.Clear();
     }
-
-    static TaskLabels Own(TaskLabels l) => l;
 
     static Exception Missing(string task) =>
         new InvalidOperationException($"the batch has no '{task}' labels, but the run trains that task");

@@ -1,4 +1,6 @@
+using Ccr.Train.Cli;
 using Ccr.Train.Commands;
+using Ccr.Train.Data;
 
 namespace Ccr.Train.Training;
 
@@ -11,4 +13,27 @@ public static class EvalFiles
     /// <summary>Δm (percent) of <paramref name="metrics"/> against the baseline eval.json at <paramref name="baselinePath"/>.</summary>
     public static double DeltaM(Dictionary<string, Dictionary<string, double>> metrics, string baselinePath) =>
         Metrics.DeltaM.Compute(metrics, Read(baselinePath));
+
+    /// <summary>
+    /// Checks a single-task baseline before any work is done: the file exists, is an eval.json, and
+    /// holds a usable main metric (finite, non-zero) for each of <paramref name="tasks"/> it covers,
+    /// covering at least one. <paramref name="what"/> names the option in the error ("--baseline").
+    /// </summary>
+    public static Dictionary<string, Dictionary<string, double>> CheckBaseline(string path, IReadOnlyList<string> tasks, string what)
+    {
+        if (!File.Exists(path)) throw new UsageException($"{what} {path}: file not found");
+        Dictionary<string, Dictionary<string, double>> b;
+        try { b = Read(path); }
+        catch (DataFileException e) { throw new UsageException($"{what} {e.Message}"); }
+        var covered = tasks.Where(b.ContainsKey).ToList();
+        if (covered.Count == 0)
+            throw new UsageException($"{what} {path}: holds none of the tasks evaluated here ({string.Join(", ", tasks)}); it has {string.Join(", ", b.Keys)}");
+        foreach (var t in covered)
+        {
+            string key = TaskInfo.MainMetric(t);
+            if (!b[t].TryGetValue(key, out double v)) throw new UsageException($"{what} {path}: {t} has no '{key}'");
+            if (v == 0 || !double.IsFinite(v)) throw new UsageException($"{what} {path}: {t}.{key} = {v} cannot be a baseline");
+        }
+        return b;
+    }
 }

@@ -8,13 +8,27 @@ namespace Ccr.Train.Training;
 /// Runs the plain multi-task network (no regulariser) over a dataset at full resolution and scores
 /// it with the reference metrics. Samples of different sizes are padded into a batch and the
 /// predictions cropped back to each sample's size.
+/// [distributed] With several ranks each scores the batches r, r + N, r + 2N, ... (the very batches
+/// one process would form, so the predictions are the same) with rank 0's running statistics, and
+/// the metric accumulators are summed over the ranks: every rank returns the metrics of the whole
+/// set, equal to one process's (counts exactly, double sums up to the order of addition).
 /// </summary>
 public static class Evaluator
 {
     public static Dictionary<string, Dictionary<string, double>> Run(TrainSession s, IDataset data, int batchSize,
                                                                       PredictionWriter? writer = null, int? limit = null)
     {
-        var model = s.Model;
+        Distributed.DistributedTraining.ShareBuffers(s); // [distributed] rank 0's running statistics
+        return Run(s.Model, s.Device, data, batchSize, writer, limit, s.Dist);
+    }
+
+    /// <summary>Scores <paramref name="model"/> (eval and infer need only the network, not a training
+    /// session); [distributed] each of <paramref name="dist"/>'s ranks scores its share of the batches.</summary>
+    public static Dictionary<string, Dictionary<string, double>> Run(Models.MultiTaskModel model, Kernels.Device device, IDataset data,
+                                                                      int batchSize, PredictionWriter? writer = null, int? limit = null,
+                                                                      Distributed.DistContext? dist = null)
+    {
+        dist ??= Distributed.DistContext.Single;
         var tasks = model.Tasks.Select(t => t.Name).ToList();
         var metrics = new MetricSet(data.Info, tasks);
         bool wasTraining = model.Training;
@@ -22,7 +36,7 @@ public static class Evaluator
         int count = Math.Min(data.Count, limit ?? int.MaxValue);
         try
         {
-            for (int start = 0; start < count; start += batchSize)
+            for (int start = dist.Rank * batchSize; start < count; start += batchSize * dist.Size)
             {
                 int n = Math.Min(batchSize, count - start);
                 var samples = new Sample[n];
@@ -31,7 +45,7 @@ public static class Evaluator
                 using var scope = new TensorScope();
                 using var _ = new NoGrad();
                 var (img, ph, pw) = PadToStride(batch.Images, n, batch.Height, batch.Width);
-                var x = Tensor.FromArray(s.Device, img, n, 3, ph, pw);
+                var x = Tensor.FromArray(device, img, n, 3, ph, pw);
                 var outputs = model.Forward(x);
                 foreach (var t in tasks)
                 {
@@ -50,6 +64,7 @@ public static class Evaluator
         {
             model.Train(wasTraining);
         }
+        metrics.AllReduce(dist.Comm); // [distributed] sums over every rank's shard
         return metrics.Compute();
     }
 

@@ -6,7 +6,8 @@ namespace Ccr.Train.Training;
 
 /// <summary>
 /// The run folder's machine-readable logs: metrics.csv (one row per logged step, columns fixed at
-/// the first row) and eval.json files. Appends, so a resumed run continues the same CSV.
+/// the first row) and eval.json files. Appends, so a resumed run continues the same CSV. Creating a
+/// RunLog writes nothing (the folder is made by the first row).
 /// </summary>
 public sealed class RunLog
 {
@@ -17,7 +18,6 @@ public sealed class RunLog
     public RunLog(string dir)
     {
         Dir = dir;
-        Directory.CreateDirectory(dir);
         if (File.Exists(MetricsCsv))
         {
             var header = File.ReadLines(MetricsCsv).FirstOrDefault();
@@ -37,11 +37,13 @@ public sealed class RunLog
         foreach (var k in values.Keys)
             if (Array.IndexOf(_columns, k) < 0) throw new InvalidOperationException($"metrics.csv: column '{k}' not in the header");
         sb.AppendLine(string.Join(",", _columns.Select(c => values.TryGetValue(c, out var v) ? v.ToString("G7", CultureInfo.InvariantCulture) : "")));
+        Directory.CreateDirectory(Dir);
         File.AppendAllText(MetricsCsv, sb.ToString());
     }
 
-    /// <summary>Rows already logged up to (and including) <paramref name="step"/> are kept; later ones
-    /// (written after the checkpoint a resumed run starts from) are dropped.</summary>
+    /// <summary>Keeps the rows of the steps before <paramref name="step"/> (the next step a resumed
+    /// run takes: its checkpoint holds steps 0 .. step - 1) and drops the rest, which the resumed run
+    /// logs again.</summary>
     public void TruncateAfter(long step)
     {
         if (!File.Exists(MetricsCsv)) return;
@@ -51,7 +53,7 @@ public sealed class RunLog
         foreach (var l in lines.Skip(1))
         {
             var first = l.Split(',')[0];
-            if (double.TryParse(first, NumberStyles.Float, CultureInfo.InvariantCulture, out var s) && s <= step) keep.Add(l);
+            if (double.TryParse(first, NumberStyles.Float, CultureInfo.InvariantCulture, out var s) && s < step) keep.Add(l);
         }
         File.WriteAllLines(MetricsCsv, keep);
     }

@@ -26,7 +26,10 @@ public sealed class TrainModule : Module
 
 /// <summary>
 /// Everything a run is built from its config: the device, the datasets, the model, the
-/// regulariser, the parameter arena, the optimiser and the learning-rate schedule.
+/// regulariser, the parameter arena, the optimiser (guarded by a device-side finite check) and the
+/// learning-rate schedule. The config is assumed checked (<see cref="Config.ConfigLoader"/>); what
+/// only shows when building (a dataset folder's files, a projector sharing that needs equal
+/// channels, pretrained weights that do not fit) is reported as a one-line error here.
 /// </summary>
 public sealed class TrainSession : IDisposable
 {
@@ -43,32 +46,39 @@ public sealed class TrainSession : IDisposable
     public DataLoader Loader { get; }
     public LrSchedule Schedule { get; }
     public long TotalSteps { get; }
+    /// <summary>Divergence check of every step: the loss terms of <see cref="LossTermNames"/> and the
+    /// gradient arena; the optimiser skips its update while it is tripped.</summary>
+    public FiniteGuard Guard { get; }
+    /// <summary>The loss terms the guard checks, in order: each task, "ccr" (when on), "total".</summary>
+    public IReadOnlyList<string> LossTermNames { get; }
 
-    public TrainSession(TrainConfig c, Device device, bool buildTraining = true)
+    /// <summary>[distributed] The ranks this session trains with (one process: DistContext.Single).</summary>
+    public Distributed.DistContext Dist { get; }
+
+    public TrainSession(TrainConfig c, Device device, Distributed.DistContext? dist = null)
     {
         Config = c;
         Device = device;
+        Dist = dist ?? Distributed.DistContext.Single;
         foreach (var t in c.Tasks) TaskNames.Validate(t);
-        (TrainSet, ValSet) = OpenData(c);
+        (TrainSet, ValSet) = Dist.PrimaryFirst(() => OpenData(c), "the data set"); // [distributed] rank 0 generates SynthRooms
         Info = TrainSet.Info;
         var rng = new global::Ccr.Nn.Rng((ulong)c.Seed, 1);
-        var specs = c.Tasks.Select(t => new TaskSpec(t, TaskHeads.OutChannels(t,
-            TaskInfo.IsClassification(t) ? Info.Classes(t) : 0))).ToList();
-        var kind = c.Model.Head switch
-        {
-            "fpn" => DecoderKind.SemanticFpn,
-            "hrnet" => DecoderKind.HrNetHead,
-            _ => throw new Cli.UsageException($"model.head must be fpn or hrnet, got '{c.Model.Head}'"),
-        };
-        Model = new MultiTaskModel(device, rng, HrNetConfig.ByName(c.Model.Backbone), kind, specs,
-                                   c.Model.FpnChannels, c.Model.HeadChannels);
+        Model = BuildModel(c, device, Info, rng);
         // model.pretrained is applied by TrainCommand before training (PretrainedWeights); eval and
         // infer take every weight from the checkpoint.
         if (c.Ccr.Enabled && c.Tasks.Count > 1)
         {
             var cc = ToCcrConfig(c.Ccr);
-            Ccr = new CcrLoss(device, rng, cc, c.Tasks.Select(t => (t, Model.Decoders[t].FeatureChannels)).ToList(),
-                              seed: (ulong)c.Seed + 1000);
+            try
+            {
+                Ccr = new CcrLoss(device, rng, cc, c.Tasks.Select(t => (t, Model.Decoders[t].FeatureChannels)).ToList(),
+                                  seed: (ulong)c.Seed + 1000);
+            }
+            catch (ArgumentException e)
+            {
+                throw new Cli.UsageException($"ccr.sharing = {c.Ccr.Sharing}: {e.Message}");
+            }
         }
         Root = new TrainModule(Model, Ccr);
         Loader = new DataLoader(TrainSet, new DataLoaderOptions
@@ -79,10 +89,13 @@ public sealed class TrainSession : IDisposable
             Seed = (ulong)c.Seed,
             Workers = Math.Max(1, c.Data.Workers),
             Policy = c.Data.SkipBad ? BadSamplePolicy.Skip : BadSamplePolicy.Stop,
+            ShardRank = Dist.Rank, // [distributed] this rank's share of every epoch
+            ShardCount = Dist.Size,
             Augment = c.Data.Augment ? new AugmentOptions { CropHeight = c.Data.CropHeight, CropWidth = c.Data.CropWidth } : null,
         });
         if (Loader.BatchesPerEpoch == 0)
-            throw new Cli.UsageException($"the training set has {TrainSet.Count} samples, fewer than one batch of {c.Train.BatchSize}");
+            throw new Cli.UsageException($"train.batch_size = {c.Train.BatchSize}: the training set has only {TrainSet.Count} samples, fewer than one batch" +
+                (Dist.Size > 1 ? $" per rank ({Loader.SamplesPerEpoch} samples for each of {Dist.Size} ranks)" : ""));
         long perEpoch = Loader.BatchesPerEpoch;
         TotalSteps = c.Train.MaxSteps > 0 ? Math.Min(c.Train.MaxSteps, perEpoch * c.Train.Epochs) : perEpoch * c.Train.Epochs;
         long warmup = (long)Math.Round(c.Train.WarmupEpochs * perEpoch);
@@ -100,9 +113,36 @@ public sealed class TrainSession : IDisposable
             "sgd" => new Sgd(Arena, c.Train.Lr, c.Train.Momentum, weightDecay: c.Train.WeightDecay),
             _ => throw new Cli.UsageException($"train.optimizer must be adam, adamw or sgd, got '{c.Train.Optimizer}'"),
         };
+        LossTermNames = [.. c.Tasks, .. Ccr != null ? new[] { "ccr" } : [], "total"];
+        Guard = new FiniteGuard(device, LossTermNames.Count);
+        Optimizer.Guard = Guard;
+        Distributed.DistributedTraining.Attach(this); // [distributed] rank 0's weights everywhere, sync BN, gradient reducer
     }
 
-    public static (IDataset Train, IDataset Val) OpenData(TrainConfig c)
+    /// <summary>
+    /// The multi-task network of a config (no regulariser): backbone, heads and one output per task
+    /// with the class counts of <paramref name="info"/>. Training draws its initial weights from
+    /// <paramref name="rng"/>; eval and infer build it the same way and load a checkpoint over it.
+    /// </summary>
+    public static MultiTaskModel BuildModel(TrainConfig c, Device device, DatasetInfo info, global::Ccr.Nn.Rng rng)
+    {
+        var specs = c.Tasks.Select(t => new TaskSpec(t, TaskHeads.OutChannels(t,
+            TaskInfo.IsClassification(t) ? info.Classes(t) : 0))).ToList();
+        var kind = c.Model.Head switch
+        {
+            "fpn" => DecoderKind.SemanticFpn,
+            "hrnet" => DecoderKind.HrNetHead,
+            _ => throw new Cli.UsageException($"model.head must be fpn or hrnet, got '{c.Model.Head}'"),
+        };
+        return new MultiTaskModel(device, rng, HrNetConfig.ByName(c.Model.Backbone), kind, specs,
+                                  c.Model.FpnChannels, c.Model.HeadChannels);
+    }
+
+    public static (IDataset Train, IDataset Val) OpenData(TrainConfig c) =>
+        (OpenSplit(c, c.Data.TrainSplit), OpenSplit(c, c.Data.ValSplit));
+
+    /// <summary>One split of the config's dataset (SynthRooms is generated on first use).</summary>
+    public static IDataset OpenSplit(TrainConfig c, string split)
     {
         var policy = c.Data.SkipBad ? BadSamplePolicy.Skip : BadSamplePolicy.Stop;
         switch (c.Data.Dataset)
@@ -111,14 +151,13 @@ public sealed class TrainSession : IDisposable
             {
                 string dir = SynthRooms.EnsureCached(c.Data.Path, c.Data.Height, c.Data.Width, (ulong)(c.Data.Seed ?? c.Seed),
                                                      c.Data.TrainSize, c.Data.ValSize, c.Data.TestSize);
-                return (SynthRooms.Open(dir, c.Data.TrainSplit, c.Tasks, policy), SynthRooms.Open(dir, c.Data.ValSplit, c.Tasks, policy));
+                return SynthRooms.Open(dir, split, c.Tasks, policy);
             }
             case "nyud" or "pascal":
             {
                 if (!Directory.Exists(c.Data.Path))
-                    throw new Cli.UsageException($"data.path '{c.Data.Path}' does not exist (dataset {c.Data.Dataset}); see data/README.md");
-                string spec = c.Data.Dataset + ":" + c.Data.Path;
-                return (DatasetSpec.Open(spec, c.Data.TrainSplit, c.Tasks, policy), DatasetSpec.Open(spec, c.Data.ValSplit, c.Tasks, policy));
+                    throw new Cli.UsageException($"data.path = {c.Data.Path}: folder does not exist (dataset {c.Data.Dataset}; see data/README.md)");
+                return DatasetSpec.Open(c.Data.Dataset + ":" + c.Data.Path, split, c.Tasks, policy);
             }
             default:
                 throw new Cli.UsageException($"data.dataset must be synth, nyud or pascal, got '{c.Data.Dataset}'");
@@ -161,6 +200,7 @@ public sealed class TrainSession : IDisposable
     public void Dispose()
     {
         Optimizer.Dispose();
+        Guard.Dispose();
         Arena.Dispose();
         Root.DisposeTensors();
     }

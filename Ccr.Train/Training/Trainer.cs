@@ -8,50 +8,87 @@ using Ccr.Train.Metrics;
 
 namespace Ccr.Train.Training;
 
+/// <summary>How <see cref="Trainer.Run"/> ended (errors are exceptions).</summary>
+public enum TrainOutcome { Completed, Stopped }
+
 /// <summary>
 /// The training loop: one TensorScope per step (forward, task losses, the regulariser, backward,
-/// one fused optimiser launch), metrics.csv every log_every steps, evaluation and checkpoints at
-/// epoch ends. Resumable bit for bit: the data order and augmentation are pure functions of
-/// (seed, epoch, index), and the checkpoint holds the parameters, buffers, optimiser state and the
-/// regulariser's sampling RNG.
+/// the device-side finite check, one fused optimiser launch), metrics.csv every log_every steps,
+/// evaluation and checkpoints at epoch ends. Resumable bit for bit: the data order and augmentation
+/// are pure functions of (seed, epoch, index), and the checkpoint holds the parameters, buffers,
+/// optimiser state and the regulariser's sampling RNG.
 /// </summary>
+/// <remarks>
+/// No step waits for the device: the loss values are read at log steps only, and divergence is
+/// caught by the session's <see cref="Nn.Optim.FiniteGuard"/> (a non-finite loss term or gradient
+/// makes the optimiser skip its update on the device), which the host reads at log steps and
+/// before every evaluation and checkpoint; a tripped guard stops the run with the first bad step
+/// and term. <see cref="Checkpoint.Save"/> refuses non-finite values (batch-norm running statistics
+/// can overflow while the loss stays finite), so no checkpoint ever holds one.
+/// Nothing is written to the run folder before <see cref="Run"/> (a failed <see cref="Resume"/>
+/// leaves it as it was). [distributed] The guard checks the gradients after their all-reduce (the
+/// same on every rank) and this rank's loss terms; a rank that trips stops the whole job at its
+/// next check, before any checkpoint. Only rank 0 writes files and prints.
+/// </remarks>
 public sealed class Trainer
 {
     readonly TrainSession _s;
     readonly RunLog _log;
     readonly string _dir;
-    readonly Action<string> _print;
-    readonly Reporting.TrainingProgress? _progress;
-    volatile bool _stopRequested;
+    readonly Action<string>? _printer;
+    readonly bool _primary; // [distributed] only rank 0 writes files and prints
+    Reporting.TrainingProgress? _progress;
+    volatile string? _stopReason;
+    bool _resumed;
+    long _truncateAt;
+    long? _lastCkptStep;
 
     public long Step { get; private set; }
     public double BestMetric { get; private set; } = double.NaN;
-    /// <summary>Total loss of every step run by this trainer (for tests of resumption).</summary>
+    /// <summary>When true, the total loss of every step is read back into <see cref="StepLosses"/>:
+    /// a host synchronisation per step, for tests of resumption only.</summary>
+    public bool RecordStepLosses { get; init; }
     public List<float> StepLosses { get; } = new();
     public Dictionary<string, Dictionary<string, double>>? LastEval { get; private set; }
+    /// <summary>Wraps each checkpoint's file stream (tests simulate a full disk with it).</summary>
+    public Func<Stream, Stream>? CheckpointStream { get; init; }
+    /// <summary>Why the run was asked to stop ("Ctrl-C", "SIGTERM"), or null.</summary>
+    public string? StopReason => _stopReason;
 
     public string LastCkpt => Path.Combine(_dir, "last.ckpt");
     public string BestCkpt => Path.Combine(_dir, "best.ckpt");
 
+    /// <param name="print">Where messages go (tests); null: the terminal, with a live display while running.</param>
     public Trainer(TrainSession session, string runDir, Action<string>? print = null)
     {
         _s = session;
         _dir = runDir;
+        _primary = session.Dist.IsPrimary;
         _log = new RunLog(runDir);
-        if (print == null)
-        {
-            _progress = new Reporting.TrainingProgress();
-            _print = _progress.Message;
-        }
-        else _print = print;
-        File.WriteAllText(Path.Combine(runDir, "config.yaml"), ConfigLoader.ToYaml(session.Config));
+        _printer = _primary ? print : _ => { };
     }
 
-    /// <summary>Stops after the current step, writing last.ckpt (Ctrl-C).</summary>
-    public void RequestStop() => _stopRequested = true;
+    void Say(string text)
+    {
+        if (_printer != null) _printer(text);
+        else if (_progress != null) _progress.Message(text);
+        else Console.WriteLine(text);
+    }
 
+    /// <summary>Stops after the current step, writing last.ckpt (Ctrl-C, SIGTERM).</summary>
+    public void RequestStop(string reason = "Ctrl-C") => _stopReason ??= reason;
+
+    /// <summary>Loads last.ckpt of the run folder: weights, optimiser state, step, RNG. Throws (and
+    /// changes nothing) when it is missing, damaged or of another model.</summary>
     public void Resume()
     {
+        // [distributed] rank 0 reads the checkpoint and sends it to the other ranks
+        if (!_primary)
+        {
+            (Step, BestMetric) = Distributed.DistributedTraining.ShareResume(_s, null, 0, double.NaN, Say);
+            _resumed = true;
+            return;
+        }
         if (!File.Exists(LastCkpt)) throw new Cli.UsageException($"--resume: no {LastCkpt} to resume from");
         var opt = _s.Optimizer;
         var state = Checkpoint.Load(LastCkpt, _s.Root, opt.StateTensors().ToDictionary(t => t.Name, t => t.Value));
@@ -59,12 +96,38 @@ public sealed class Trainer
         Step = state.Step;
         BestMetric = state.BestMetric;
         if (_s.Ccr != null) _s.Ccr.SamplingRng = state.RestoreRng();
-        _log.TruncateAfter(Step);
-        _print($"resumed from {LastCkpt} at step {Step} (epoch {state.Epoch})");
+        _resumed = true;
+        _truncateAt = state.Step;
+        _lastCkptStep = state.Step;
+        Say($"resumed from {LastCkpt} at step {Step} (epoch {state.Epoch})");
+        (Step, BestMetric) = Distributed.DistributedTraining.ShareResume(_s, state, Step, BestMetric, Say); // [distributed] and another rank count
     }
 
-    /// <summary>Trains until the configured epochs (or max_steps) are done or a stop is requested.</summary>
-    public void Run()
+    /// <summary>Trains until the configured epochs (or max_steps) are done or a stop is requested.
+    /// Divergence throws <see cref="NonFiniteException"/>; the live display is closed and the plots
+    /// drawn however the run ends.</summary>
+    public TrainOutcome Run()
+    {
+        if (_primary)
+        {
+            Directory.CreateDirectory(_dir);
+            foreach (var f in Checkpoint.RemoveStaleTemporaries(_dir)) Say($"removed {f}, left by a checkpoint write that was killed");
+            if (_resumed) _log.TruncateAfter(_truncateAt);
+            File.WriteAllText(Path.Combine(_dir, "config.yaml"), ConfigLoader.ToYaml(_s.Config));
+        }
+        _s.Guard.Arm(Step);
+        if (_printer == null) _progress = new Reporting.TrainingProgress(live: _s.Dist.IsDistributed ? false : null); // mpirun interleaves redraws
+        try
+        {
+            return Loop();
+        }
+        finally
+        {
+            Finish();
+        }
+    }
+
+    TrainOutcome Loop()
     {
         var c = _s.Config;
         int perEpoch = _s.Loader.BatchesPerEpoch;
@@ -72,12 +135,13 @@ public sealed class Trainer
         long stepsThisRun = 0;
         var lastLog = Stopwatch.StartNew();
         long imagesSinceLog = 0;
-        while (Step < _s.TotalSteps && !_stopRequested)
+        while (Step < _s.TotalSteps && _stopReason == null)
         {
             int epoch = (int)(Step / perEpoch);
             int startBatch = (int)(Step % perEpoch);
             foreach (var batch in _s.Loader.Epoch(epoch, startBatch))
             {
+                Distributed.DistributedTraining.BeforeStep(_s, Step); // [distributed] test-only fault injection
                 var row = TrainStep(batch, epoch + (double)(Step % perEpoch) / perEpoch, Step % c.Train.LogEvery == 0);
                 Step++;
                 stepsThisRun++;
@@ -87,18 +151,24 @@ public sealed class Trainer
                     double secs = lastLog.Elapsed.TotalSeconds;
                     row["images_per_s"] = secs > 0 ? imagesSinceLog / secs : 0;
                     row["memory_mb"] = _s.Device.Pool.BytesInUse / 1048576.0;
-                    _log.Row(row);
+                    Distributed.DistributedTraining.ReduceRow(_s, row); // [distributed] mean over ranks, images/s summed
+                    if (_primary) _log.Row(row);
                     double eta = stepsThisRun > 0 ? sw.Elapsed.TotalSeconds / stepsThisRun * (_s.TotalSteps - Step) : 0;
                     if (_progress != null) _progress.Update(Step, _s.TotalSteps, epoch + 1, row, eta);
-                    else _print(Reporting.TrainingProgress.PlainLine(Step, _s.TotalSteps, epoch + 1, row, eta));
+                    else Say(Reporting.TrainingProgress.PlainLine(Step, _s.TotalSteps, epoch + 1, row, eta));
                     lastLog.Restart();
                     imagesSinceLog = 0;
                 }
-                if (Step >= _s.TotalSteps || _stopRequested) break;
+                if (Step >= _s.TotalSteps || _stopReason != null) break;
             }
             bool epochDone = Step % perEpoch == 0 || Step >= _s.TotalSteps;
             int done = (int)((Step + perEpoch - 1) / perEpoch);
-            if (_stopRequested) { SaveCheckpoint(LastCkpt, done); _print($"stopped: wrote {LastCkpt}"); Finish(); return; }
+            if (_stopReason != null)
+            {
+                SaveCheckpoint(LastCkpt, done);
+                Say($"stopped ({_stopReason}) after step {Step - 1}: wrote {LastCkpt}");
+                return TrainOutcome.Stopped;
+            }
             if (epochDone)
             {
                 bool last = Step >= _s.TotalSteps;
@@ -106,23 +176,26 @@ public sealed class Trainer
                 if (last || c.Train.CheckpointEvery > 0 && done % c.Train.CheckpointEvery == 0) SaveCheckpoint(LastCkpt, done);
             }
         }
-        if (Step >= _s.TotalSteps) WriteDistanceFigure();
-        Finish();
+        EnsureFinite();
+        if (Step >= _s.TotalSteps && _primary) WriteDistanceFigure();
+        return TrainOutcome.Completed;
     }
 
     /// <summary>Closes the live display and draws the plots of the run folder.</summary>
     void Finish()
     {
         _progress?.Dispose();
+        _progress = null;
+        if (!_primary) return;
         try
         {
             var plots = Reporting.RunPlots.Write(_dir);
             if (plots.Count > 0 && !Reporting.RunPlots.HasFont)
-                _print("note: no system font found, the plots have no text (apt-get install fonts-dejavu-core)");
+                Say("note: no system font found, the plots have no text (apt-get install fonts-dejavu-core)");
         }
         catch (Exception e) when (e is IOException or InvalidOperationException or TypeInitializationException or DllNotFoundException)
         {
-            _print($"plots not written: {e.Message}");
+            Say($"plots not written: {e.Message}");
         }
     }
 
@@ -144,13 +217,13 @@ public sealed class Trainer
         }
         catch (Exception e) when (e is IOException or InvalidOperationException or TypeInitializationException or DllNotFoundException)
         {
-            _print($"distance figure not written: {e.Message}");
+            Say($"distance figure not written: {e.Message}");
         }
     }
 
     /// <summary>One optimisation step on <paramref name="batch"/> (forward, task losses, CCR, backward,
-    /// optimiser update); returns the log row when <paramref name="log"/>. Run() calls it; so does the
-    /// training-step benchmark.</summary>
+    /// finite check, optimiser update); returns the log row when <paramref name="log"/> (reading the
+    /// losses back then, and only then). Run() calls it; so does the training-step benchmark.</summary>
     public Dictionary<string, double>? TrainStep(Batch batch, double epoch, bool log)
     {
         var c = _s.Config;
@@ -167,28 +240,28 @@ public sealed class Trainer
                 weights.Add(c.LossWeights.TryGetValue(t, out var w) ? w : 1f);
             }
             global::Ccr.Nn.Ccr.CcrDiagnostics? diag = null;
-            Tensor? ccrLoss = null;
             if (_s.Ccr != null)
             {
-                (ccrLoss, diag) = _s.Ccr.Forward(outputs.ToDictionary(o => o.Key, o => o.Value.Features), db.CcrLabels, epoch);
+                (var ccrLoss, diag) = _s.Ccr.Forward(outputs.ToDictionary(o => o.Key, o => o.Value.Features), db.CcrLabels, epoch);
                 losses.Add(ccrLoss);
                 weights.Add(1f); // lambda (with its ramp) is applied inside the regulariser
             }
             var total = F.WeightedSum(losses, weights);
             _s.Optimizer.ZeroGrad();
-            total.Backward();
+            Distributed.DistributedTraining.Backward(_s, total); // [distributed] gradients averaged over ranks
+            // the gradients are complete (and all-reduced) here: check them before the update
+            _s.Guard.Record([.. losses, total], _s.Arena.Grads);
             _s.Optimizer.Lr = (float)_s.Schedule.At(Step);
-            _s.Optimizer.Update();
+            _s.Optimizer.Update(); // skipped on the device when the guard tripped
 
-            // Reading the loss synchronises; do it every step so a NaN stops the run at once.
-            float totalValue = CheckFinite(total, "total loss", losses, c.Tasks);
-            StepLosses.Add(totalValue);
+            if (RecordStepLosses) StepLosses.Add(total.Data.ToArray()[0]);
             if (!log) return null;
-            var row = new Dictionary<string, double> { ["step"] = Step, ["epoch"] = epoch, ["lr"] = _s.Optimizer.Lr, ["loss"] = totalValue };
-            for (int i = 0; i < c.Tasks.Count; i++) row["loss_" + c.Tasks[i]] = losses[i].Item();
-            if (ccrLoss != null && diag != null)
+            var terms = CheckFinite(Step);
+            var row = new Dictionary<string, double> { ["step"] = Step, ["epoch"] = epoch, ["lr"] = _s.Optimizer.Lr, ["loss"] = terms[^1] };
+            for (int i = 0; i < c.Tasks.Count; i++) row["loss_" + c.Tasks[i]] = terms[i];
+            if (diag != null)
             {
-                row["ccr"] = ccrLoss.Item();
+                row["ccr"] = terms[c.Tasks.Count];
                 var resolved = diag.Resolve();
                 row["ccr_pos_dist"] = resolved.Pairs.Count > 0 ? resolved.Pairs.Average(p => p.MeanPosDist) : 0;
                 row["ccr_neg_dist"] = resolved.Pairs.Count > 0 ? resolved.Pairs.Average(p => p.MeanNegDist) : 0;
@@ -203,21 +276,55 @@ public sealed class Trainer
         }
     }
 
-    /// <summary>The total loss as a float; NaN or infinity names the task that produced it and stops
-    /// the run with the last good checkpoint left in place.</summary>
-    float CheckFinite(Tensor total, string name, List<Tensor> parts, List<string> tasks)
+    /// <summary>Every step so far was finite (throws otherwise): before evaluations and checkpoints.</summary>
+    void EnsureFinite()
     {
-        float v = total.Data.ToArray()[0];
-        if (float.IsFinite(v)) return v;
-        string culprit = "?";
-        for (int i = 0; i < parts.Count; i++)
-            if (!float.IsFinite(parts[i].Data.ToArray()[0])) { culprit = i < tasks.Count ? tasks[i] + " loss" : "ccr loss"; break; }
-        throw new NonFiniteException($"step {Step}: {name} is {v} (first non-finite term: {culprit}); " +
-            $"the last good checkpoint is {LastCkpt}", culprit);
+        if (Step > 0) CheckFinite(Step - 1);
     }
+
+    /// <summary>
+    /// Reads the guard after step <paramref name="lastStep"/> (a host synchronisation) and returns
+    /// that step's loss terms; a non-finite term or gradient at any step since the run started
+    /// throws a <see cref="NonFiniteException"/> naming the first bad step and term, the steps whose
+    /// updates were skipped, and the last good checkpoint.
+    /// </summary>
+    float[] CheckFinite(long lastStep)
+    {
+        var s = _s.Guard.Read();
+        if (!s.Tripped) return s.Terms;
+        var names = _s.LossTermNames;
+        string term = s.FirstBadTerm < names.Count
+            ? names[s.FirstBadTerm] switch { "total" => "the total loss", "ccr" => "the CCR loss", var t => $"the {t} loss" }
+            : "the gradients" + (s.FirstBadStep == lastStep ? FirstNonFiniteGradient() : "");
+        string when = s.FirstBadStep == lastStep
+            ? $"at step {s.FirstBadStep} (its update was skipped)"
+            : $"at step {s.FirstBadStep} (found at step {lastStep}; the updates of steps {s.FirstBadStep}-{lastStep} were skipped)";
+        throw new NonFiniteException($"training diverged: {term} became non-finite {when}, so the weights in memory are those after step " +
+            $"{s.FirstBadStep - 1} and nothing was written; {LastGoodCheckpoint()}. Try a lower train.lr (now {_s.Config.Train.Lr:G3}).",
+            s.FirstBadTerm < names.Count ? names[s.FirstBadTerm] : "gradients");
+    }
+
+    /// <summary>" (first: the gradient of NAME)" from the arena, which still holds the bad step's gradients.</summary>
+    string FirstNonFiniteGradient()
+    {
+        var g = _s.Arena.Grads.ToArray();
+        int i = Array.FindIndex(g, v => !float.IsFinite(v));
+        if (i < 0) return "";
+        var offsets = _s.Arena.Offsets;
+        int p = 0;
+        while (p + 1 < offsets.Count && offsets[p + 1] <= i) p++;
+        var param = _s.Arena.Parameters[p];
+        string name = _s.Root.NamedParameters().FirstOrDefault(n => ReferenceEquals(n.Tensor, param)).Name ?? param.Name ?? $"parameter {p}";
+        return $" (first: the gradient of {name})";
+    }
+
+    string LastGoodCheckpoint() => _lastCkptStep is long step
+        ? $"the last good checkpoint is {LastCkpt} (step {step})"
+        : "no checkpoint has been written yet";
 
     public Dictionary<string, Dictionary<string, double>> Evaluate(int epoch)
     {
+        EnsureFinite();
         var c = _s.Config;
         var sw = Stopwatch.StartNew();
         var metrics = Evaluator.Run(_s, _s.ValSet, c.Eval.BatchSize,
@@ -227,12 +334,17 @@ public sealed class Trainer
         {
             dm = EvalFiles.DeltaM(metrics, c.Eval.Baseline);
         }
-        RunLog.WriteEval(Path.Combine(_dir, "eval.json"), metrics, dm);
-        RunLog.WriteEval(Path.Combine(_dir, $"eval-epoch{epoch:D3}.json"), metrics, dm);
+        if (_primary)
+        {
+            RunLog.WriteEval(Path.Combine(_dir, "eval.json"), metrics, dm);
+            RunLog.WriteEval(Path.Combine(_dir, $"eval-epoch{epoch:D3}.json"), metrics, dm);
+        }
         LastEval = metrics;
-        _print($"eval after epoch {epoch} ({sw.Elapsed.TotalSeconds:F1} s): " + Summary(metrics, dm));
-        double score = dm ?? MetricValue(metrics, c.Eval.Metric);
-        bool lowerBetter = dm == null && IsLowerBetter(c.Eval.Metric);
+        Say($"eval after epoch {epoch} ({sw.Elapsed.TotalSeconds:F1} s): " + Summary(metrics, dm));
+        // best.ckpt by delta_m with a baseline, else by eval.metric (a metric of a trained task, in its own direction)
+        string metric = string.IsNullOrEmpty(c.Eval.Metric) ? EvalMetrics.Default(c.Tasks) : c.Eval.Metric;
+        double score = dm ?? MetricValue(metrics, metric);
+        bool lowerBetter = dm == null && EvalMetrics.LowerIsBetter(metric);
         if (double.IsNaN(BestMetric) || (lowerBetter ? score < BestMetric : score > BestMetric))
         {
             BestMetric = score;
@@ -241,15 +353,13 @@ public sealed class Trainer
         return metrics;
     }
 
-    static bool IsLowerBetter(string metric) =>
-        metric.StartsWith("depth.") && !metric.Contains("delta") || metric is "normals.mean" or "normals.median" or "normals.rmse";
-
+    /// <summary>eval.json's value of task.metric; the key was checked against the trained tasks when
+    /// the config was loaded.</summary>
     static double MetricValue(Dictionary<string, Dictionary<string, double>> m, string key)
     {
         var parts = key.Split('.', 2);
-        if (parts.Length == 2 && m.TryGetValue(parts[0], out var t) && t.TryGetValue(parts[1], out var v)) return v;
-        var first = m.First();
-        return first.Value.TryGetValue(TaskInfo.MainMetric(first.Key), out var fv) ? fv : double.NaN;
+        if (m.TryGetValue(parts[0], out var t) && t.TryGetValue(parts[1], out var v)) return v;
+        throw new InvalidOperationException($"eval.metric {key}: not in the evaluation's results ({string.Join(", ", m.Keys)})");
     }
 
     public static string Summary(Dictionary<string, Dictionary<string, double>> m, double? dm)
@@ -259,20 +369,35 @@ public sealed class Trainer
         return string.Join(", ", parts);
     }
 
+    /// <summary>Writes a checkpoint after checking that every step so far was finite; a non-finite
+    /// tensor (batch-norm running statistics) stops the run instead, the old file left in place.</summary>
     void SaveCheckpoint(string path, int epoch)
     {
+        EnsureFinite();
+        var extra = Distributed.DistributedTraining.CheckpointExtra(_s); // [distributed] collective: rank layout, every rank's RNG
+        if (!_primary) return;
         var opt = _s.Optimizer;
         var rng = _s.Ccr?.SamplingRng ?? new global::Ccr.Nn.Rng(0);
-        Checkpoint.Save(path, _s.Root, new TrainingState
+        try
         {
-            Step = Step,
-            Epoch = epoch,
-            RngState = rng.State,
-            RngInc = rng.Inc,
-            BestMetric = BestMetric,
-            Config = ConfigLoader.ToYaml(_s.Config),
-            OptimizerTensors = opt.StateTensors().ToDictionary(t => t.Name, t => t.Value),
-            OptimizerScalars = new Dictionary<string, double> { ["step"] = opt.Step },
-        });
+            Checkpoint.Save(path, _s.Root, new TrainingState
+            {
+                Extra = extra,
+                Step = Step,
+                Epoch = epoch,
+                RngState = rng.State,
+                RngInc = rng.Inc,
+                BestMetric = BestMetric,
+                Config = ConfigLoader.ToYaml(_s.Config),
+                OptimizerTensors = opt.StateTensors().ToDictionary(t => t.Name, t => t.Value),
+                OptimizerScalars = new Dictionary<string, double> { ["step"] = opt.Step },
+            }, CheckpointStream);
+        }
+        catch (NonFiniteException e)
+        {
+            throw new NonFiniteException($"training diverged by step {Step - 1} although every loss and gradient was finite: {e.Message}; " +
+                $"{LastGoodCheckpoint()}. Try a lower train.lr (now {_s.Config.Train.Lr:G3}).", e.Op);
+        }
+        if (path == LastCkpt) _lastCkptStep = Step;
     }
 }

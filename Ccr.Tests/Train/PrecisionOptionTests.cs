@@ -1,0 +1,32 @@
+using Ccr.Kernels;
+using Ccr.Train.Cli;
+using Ccr.Train.Commands;
+using Ccr.Train.Config;
+using Xunit;
+
+namespace Ccr.Tests.Train;
+
+/// <summary>train.precision / --precision reach the kernels' setting; fp32 is the default.</summary>
+public class PrecisionOptionTests
+{
+    static TrainConfig Load(params string[] argv) =>
+        TrainCommand.LoadConfig(Args.Parse("train", argv, TrainCommand.Options), "synth-cpu");
+
+    [Fact]
+    public void DefaultIsFp32AndBothSpellingsSelectTf32()
+    {
+        Assert.Equal(MathPrecision.Fp32, TrainCommand.Precision(Load()));
+        Assert.Equal(MathPrecision.Tf32, TrainCommand.Precision(Load("--precision", "tf32")));
+        Assert.Equal(MathPrecision.Tf32, TrainCommand.Precision(Load("--set", "train.precision=TF32")));
+        // the resolved config carries it, so a resumed run keeps its arithmetic
+        Assert.Contains("precision: tf32", ConfigLoader.ToYaml(Load("--precision", "tf32")));
+    }
+
+    [Fact]
+    public void UnknownPrecisionIsAUsageErrorNamingTheKey()
+    {
+        var e = Assert.Throws<UsageException>(() => TrainCommand.Precision(Load("--precision", "fp16")));
+        Assert.Contains("train.precision", e.Message);
+        Assert.Contains("fp16", e.Message);
+    }
+}
