@@ -37,6 +37,17 @@ public class DataSeedTests
             Assert.Equal(0, ConfigLoader.Load(preset, ["seed=4"]).Data.Seed);
     }
 
+    [Theory]
+    [InlineData("synth-cpu")]
+    [InlineData("synth-gpu")]
+    [InlineData("synth-ablate")]
+    public void SynthPresetsLoadForEveryAblationRow(string preset)
+    {
+        // ablate trains single-task rows of each task from the same preset
+        foreach (var t in new[] { "semseg", "depth", "normals" })
+            Assert.Equal([t], ConfigLoader.Load(preset, ["ccr.enabled=false", $"tasks=[{t}]"]).Tasks);
+    }
+
     [Fact]
     public void BadDataSeedNamesTheKey()
     {
