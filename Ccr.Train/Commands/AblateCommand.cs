@@ -64,12 +64,18 @@ public static class AblateCommand
         var tables = a.Get("tables")!.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).ToHashSet();
         foreach (var t in tables)
             if (t is not ("table1" or "table3" or "sweep")) throw new UsageException($"ablate: unknown table '{t}' (table1, table3, sweep)");
+        // The sweep's lists are checked whichever tables run, so a typo never waits for the sweep.
+        foreach (var k in a.Get("k")!.Split(',', StringSplitOptions.TrimEntries))
+            if (!int.TryParse(k, NumberStyles.Integer, CultureInfo.InvariantCulture, out int kv) || kv < 1)
+                throw new UsageException($"ablate: --k '{k}': each top-k value must be an integer >= 1");
+        foreach (var g in a.Get("gamma")!.Split(',', StringSplitOptions.TrimEntries))
+            if (!double.TryParse(g, NumberStyles.Float, CultureInfo.InvariantCulture, out double gv) || !(gv > 0 && gv <= 1))
+                throw new UsageException($"ablate: --gamma '{g}': each gamma must be a number in (0, 1]");
         // One data set for every run: the base config's, whatever the training seed.
         int dataSeed = baseCfg.Data.Seed ?? baseCfg.Seed;
         baseSets.Add("data.seed=" + dataSeed.ToString(CultureInfo.InvariantCulture));
         var seeds = Enumerable.Range(baseCfg.Seed, nSeeds).ToList();
         if (split != baseCfg.Data.ValSplit) CheckSplit(baseCfg, split);
-        Directory.CreateDirectory(outDir);
 
         var variants = Variants(baseCfg, tables, a.Get("k")!, a.Get("gamma")!);
         if (a.Get("rows") is string only)
@@ -81,6 +87,14 @@ public static class AblateCommand
             variants = variants.Where(v => keep.Contains(v.Name) || v.Name == AblationTable.MtBaseline || v.Name.StartsWith(AblationTable.StPrefix)).ToList();
         }
         var names = variants.Select(v => v.Name).Distinct().ToList();
+        // Every run's config is built (and so checked) before the first run trains: a bad --set or
+        // --k value stops here with its one-line error, not after hours of other runs.
+        var configs = new Dictionary<(string, int), TrainConfig>();
+        foreach (var v in variants.DistinctBy(v => v.Name))
+            foreach (int seed in seeds)
+                configs[(v.Name, seed)] = ConfigLoader.Load(a.Get("config"), baseSets.Concat(v.Sets)
+                    .Append($"name={v.Name}-seed{seed}").Append("seed=" + seed.ToString(CultureInfo.InvariantCulture)));
+        Directory.CreateDirectory(outDir);
         var results = new Dictionary<string, Dictionary<int, Dictionary<string, Dictionary<string, double>>>>();
         var times = new Dictionary<string, object>();
         int done = 0, total = names.Count * seeds.Count;
@@ -91,8 +105,7 @@ public static class AblateCommand
             {
                 done++;
                 string dir = RunDir(outDir, v.Name, seed);
-                var cfg = ConfigLoader.Load(a.Get("config"), baseSets.Concat(v.Sets)
-                    .Append($"name={v.Name}-seed{seed}").Append("seed=" + seed.ToString(CultureInfo.InvariantCulture)));
+                var cfg = configs[(v.Name, seed)];
                 int rc = EnsureRun(cfg, dir, split, $"[{done}/{total}] {v.Table}: {v.Label}, seed {seed}");
                 if (rc != 0) return rc;
                 string timeFile = Path.Combine(dir, "run_time.json");
