@@ -32,8 +32,12 @@ public sealed class CcrConfig
 {
     /// <summary>Triplet margin m.</summary>
     public float Margin { get; set; } = 0.2f;
-    /// <summary>Anchors per image as a fraction of the projection map's pixels: C_A = max(1, floor(gamma H W)).</summary>
+    /// <summary>Anchors per image as a fraction of the projection map's pixels (see <see cref="AnchorsPerImage"/>).</summary>
     public float Gamma { get; set; } = 0.01f;
+    /// <summary>A floor on anchors per image (0: none, the paper's rule). The paper's gamma gives
+    /// 192 anchors on its 120x160 maps but one on a 12x16 map; the floor keeps small images
+    /// sampling a comparable number (see <see cref="AnchorsPerImage"/>).</summary>
+    public int MinAnchors { get; set; }
     /// <summary>k of the k nearest (positives) and k farthest (negatives) labels of continuous tasks.</summary>
     public int TopK { get; set; } = 128;
     /// <summary>C_neg: negatives per anchor.</summary>
@@ -57,13 +61,22 @@ public sealed class CcrConfig
     public float LambdaAt(double epoch) =>
         RampEpochs <= 0 ? Lambda : (float)(Lambda * Math.Clamp(epoch / RampEpochs, 0, 1));
 
-    /// <summary>Anchors per image for a projection map of h x w.</summary>
-    public int AnchorsPerImage(int h, int w) => Math.Max(1, (int)Math.Floor(Gamma * (double)h * w + 1e-4)); // 0.01f * 19200 is 191.99999... in double
+    /// <summary>
+    /// Anchors per image for a projection map of h x w: C_A = max(1, floor(gamma h w), min(MinAnchors, h w)).
+    /// The one place this rule lives (host and device samplers both call it). Images with fewer
+    /// valid pixels than C_A use every valid pixel once; the rest of their anchor slots stay empty.
+    /// </summary>
+    public int AnchorsPerImage(int h, int w)
+    {
+        int byGamma = (int)Math.Floor(Gamma * (double)h * w + 1e-4); // 0.01f * 19200 is 191.99999... in double
+        return Math.Max(1, Math.Max(byGamma, Math.Min(MinAnchors, h * w)));
+    }
 
     public void Validate()
     {
         if (!(Margin >= 0)) throw new ArgumentException($"ccr.margin must be >= 0, got {Margin}");
         if (!(Gamma > 0 && Gamma <= 1)) throw new ArgumentException($"ccr.gamma must be in (0, 1], got {Gamma}");
+        if (MinAnchors < 0) throw new ArgumentException($"ccr.min_anchors must be >= 0, got {MinAnchors}");
         if (TopK < 1) throw new ArgumentException($"ccr.top_k must be >= 1, got {TopK}");
         if (NumNegatives < 1 || NumNegatives > CcrSelect.MaxNegatives)
             throw new ArgumentException($"ccr.num_negatives must be in [1, {CcrSelect.MaxNegatives}], got {NumNegatives}");

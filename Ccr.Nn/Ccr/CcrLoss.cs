@@ -222,6 +222,9 @@ public sealed class PairDiagnostics
     public float MeanPosDist => S(CcrTriplet.Stat.AnchorsWithTriplet) > 0 ? S(CcrTriplet.Stat.PosDistSum) / S(CcrTriplet.Stat.AnchorsWithTriplet) : 0f;
     /// <summary>Mean D(a, n) over triplets (0 if none).</summary>
     public float MeanNegDist => Triplets > 0 ? S(CcrTriplet.Stat.NegDistSum) / Triplets : 0f;
+    /// <summary>Anchors sampled over the batch (valid pixels only: an image with fewer valid pixels than
+    /// <see cref="CcrConfig.AnchorsPerImage"/> gives fewer).</summary>
+    public int AnchorsSampled => (int)S(CcrTriplet.Stat.AnchorsSampled);
     /// <summary>Anchors with at least one valid triplet / anchors sampled.</summary>
     public float ValidAnchorFraction => S(CcrTriplet.Stat.AnchorsSampled) > 0 ? S(CcrTriplet.Stat.AnchorsWithTriplet) / S(CcrTriplet.Stat.AnchorsSampled) : 0f;
     /// <summary>Triplets with a positive hinge (the ones that pass gradient) / triplets.</summary>

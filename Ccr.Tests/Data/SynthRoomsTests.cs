@@ -90,4 +90,33 @@ public class SynthRoomsTests
         Assert.Equal(dir, SynthRooms.EnsureCached(data, 48, 64, seed: 1, train: 40, val: 10));
         Assert.True(sw.Elapsed.TotalSeconds < 1);
     }
+
+    [Fact]
+    public void TestSplitComesFromScenesTrainAndValNeverUse()
+    {
+        string data = TestData.TempDir("synth-test");
+        string dir = SynthRooms.EnsureCached(data, 24, 32, seed: 3, train: 5, val: 4, test: 4);
+        Assert.EndsWith("synthrooms-24x32-s3-5-4-4", dir);
+        Assert.EndsWith("synthrooms-24x32-s3-5-4", SynthRooms.CacheDir(data, 24, 32, 3, 5, 4)); // old sets keep their name
+        Assert.True(SynthRooms.IsComplete(dir, 24, 32, 3, 5, 4, 4));
+        Assert.False(SynthRooms.IsComplete(dir, 24, 32, 3, 5, 4)); // a set without a test split is another set
+        var test = SynthRooms.Open(dir, "test");
+        Assert.Equal(4, test.Count);
+        var mem = new SynthRoomsDataset("test", 4, 24, 32, seed: 3);
+        Assert.Equal(SynthRoomsDataset.TestIndexOffset + 2, mem.SceneIndex(2));
+        var seen = new HashSet<string>();
+        foreach (var split in new[] { "train", "val" })
+        {
+            var ds = SynthRooms.Open(dir, split);
+            for (int i = 0; i < ds.Count; i++) seen.Add(Convert.ToBase64String(Bytes(ds.Get(i))));
+        }
+        for (int i = 0; i < 4; i++)
+        {
+            var b = Bytes(test.Get(i));
+            Assert.Equal(Bytes(mem.Get(i)), b);
+            Assert.DoesNotContain(Convert.ToBase64String(b), seen);
+            Assert.StartsWith("test_", test.GetId(i));
+        }
+        Assert.Throws<ArgumentException>(() => new SynthRoomsDataset("holdout", 1, 24, 32));
+    }
 }

@@ -123,4 +123,22 @@ public class ConfigErrorTests : IDisposable
         Assert.Contains("train.batch_size = 0", e.Message);
         Assert.Contains("ccr.gamma = 0", e.Message);
     }
+
+    /// <summary>ablate checks its sweep lists and every run's config before the first run trains:
+    /// a bad value fails at once, not after hours of other rows.</summary>
+    [Theory]
+    [InlineData(new[] { "--k", "0" }, "--k '0'")]
+    [InlineData(new[] { "--gamma", "0.01,5" }, "--gamma '5'")]
+    [InlineData(new[] { "--tables", "table1", "--set", "eval.metric=semseg.mIoU" }, "eval.metric")] // refused for the st_depth row, which comes after st_semseg
+    public void AblateRejectsBadValuesBeforeAnyRun(string[] extra, string expected)
+    {
+        string dir = _tmp.Dir("ablate");
+        string data = Path.Combine(dir, "data"), outDir = Path.Combine(dir, "abl");
+        var args = new List<string> { "ablate", "--config", "synth-cpu", "--out", outDir };
+        foreach (var s in Tiny.Sets(data)) { args.Add("--set"); args.Add(s); }
+        args.AddRange(extra);
+        Cli.AssertError(Cli.Run(args.ToArray()), ExitCodes.Usage, expected);
+        Assert.False(Directory.Exists(outDir), "ablation folder made");
+        Assert.False(Directory.Exists(data), "data generated");
+    }
 }

@@ -120,28 +120,54 @@ public class TrainerTests
                 "data.path=" + Path.Combine(root, "data"), "data.train_size=6", "data.val_size=2", "data.height=32",
                 "data.width=32", "data.crop_height=32", "data.crop_width=32", "data.workers=1", "train.batch_size=3",
                 "train.epochs=1", "train.eval_every=0", "ccr.top_k=8", "ccr.proj_dim=8", "model.head_channels=8",
-                "tasks=[semseg,depth]", "device=cpu",
+                "tasks=[semseg,depth]", "device=cpu", "data.test_size=2",
             };
-            var args = new List<string> { "--out", Path.Combine(root, "ablate"), "--tables", "table1,table3" };
+            var args = new List<string> { "--out", Path.Combine(root, "ablate"), "--tables", "table1,table3", "--seeds", "2", "--split", "test" };
             foreach (var s in sets) { args.Add("--set"); args.Add(s); }
             Assert.Equal(0, global::Ccr.Train.Commands.AblateCommand.Run(args.ToArray()));
             string md = File.ReadAllText(Path.Combine(root, "ablate", "ablation.md"));
-            foreach (var row in new[] { "Table 1", "Table 3", "ST baseline", "MT baseline", "CCR-Basic", "+ Proj + SS + CTS", "CCR, unshared", "CCR, Tt-shared", "CCR, Ts-shared" })
+            foreach (var row in new[] { "Table 1", "Table 3", "ST baseline", "MT baseline", "CCR-Basic", "+ Proj + SS + CTS", "CCR, unshared", "CCR, Tt-shared", "CCR, Ts-shared", "scored on the test split" })
                 Assert.Contains(row, md);
+            Assert.Contains(" ± ", md);
             using var json = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(root, "ablate", "ablation.json")));
             var t1 = json.RootElement.GetProperty("table1");
             Assert.Equal(6, t1.GetArrayLength()); // one ST row + MT baseline + four CCR variants
             Assert.Equal(System.Text.Json.JsonValueKind.Number, t1[1].GetProperty("delta_m").ValueKind);
+            Assert.Equal(2, t1[2].GetProperty("delta_m_vs_mt_baseline").GetProperty("n").GetInt32());
+            Assert.Equal(2, t1[2].GetProperty("per_seed").EnumerateObject().Count());
             Assert.Equal(5, json.RootElement.GetProperty("table3").GetArrayLength());
+            // every run trained with its own seed over the same data set, scored on test
+            string run0 = Path.Combine(root, "ablate", "mt_baseline", "seed0"), run1 = Path.Combine(root, "ablate", "mt_baseline", "seed1");
+            foreach (var run in new[] { run0, run1 })
+            {
+                Assert.True(File.Exists(Path.Combine(run, "eval-test.json")));
+                var cfg = ConfigLoader.Load(Path.Combine(run, "config.yaml"), []);
+                Assert.Equal(0, cfg.Data.Seed);
+            }
+            Assert.Equal(1, ConfigLoader.Load(Path.Combine(run1, "config.yaml"), []).Seed);
+            Assert.Single(Directory.GetDirectories(Path.Combine(root, "data"))); // one data set for both seeds
+            Assert.NotEqual(File.ReadAllText(Path.Combine(run0, "eval-test.json")), File.ReadAllText(Path.Combine(run1, "eval-test.json")));
             // Figures 1 / 5: baseline against CCR pair distances, with the bin counts beside the picture
             Assert.True(File.Exists(Path.Combine(root, "ablate", "figure_distances_semseg_depth.png")));
             Assert.True(File.Exists(Path.Combine(root, "ablate", "figure_distances_semseg_depth.csv")));
-            Assert.True(File.Exists(Path.Combine(root, "ablate", "mt_baseline", "plots", "losses.png")));
+            Assert.True(File.Exists(Path.Combine(run0, "plots", "losses.png")));
+            // where CCR acts: every CCR run probed, the MT baseline not
+            Assert.Contains("Where CCR acts", md);
+            Assert.Contains("semseg ← depth", md);
+            Assert.True(File.Exists(Path.Combine(root, "ablate", "ccr_full", "seed1", "ccr_probe.json")));
+            Assert.False(File.Exists(Path.Combine(run0, "ccr_probe.json")));
+            Assert.Equal(2, json.RootElement.GetProperty("ccr_probe").GetProperty("share_both").GetArrayLength());
+            var time = json.RootElement.GetProperty("run_seconds").GetProperty("ccr_full/seed1");
+            Assert.True(time.GetProperty("wall_s").GetDouble() > 0 && time.GetProperty("cpu_s").GetDouble() > 0);
 
-            // a second call finds every eval.json and trains nothing
-            var stamp = File.GetLastWriteTimeUtc(Path.Combine(root, "ablate", "mt_baseline", "eval.json"));
-            Assert.Equal(0, global::Ccr.Train.Commands.AblateCommand.Run(args.ToArray()));
-            Assert.Equal(stamp, File.GetLastWriteTimeUtc(Path.Combine(root, "ablate", "mt_baseline", "eval.json")));
+            // a second call finds every result and trains nothing
+            var stamp = File.GetLastWriteTimeUtc(Path.Combine(run0, "eval-test.json"));
+            Assert.Equal(0, global::Ccr.Train.Commands.AblateCommand.Run([.. args, "--rows", "ccr_full"]));
+            Assert.Equal(stamp, File.GetLastWriteTimeUtc(Path.Combine(run0, "eval-test.json")));
+            // --rows keeps the baselines and the rows named
+            using var only = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(root, "ablate", "ablation.json")));
+            Assert.Equal(["st_baseline", "mt_baseline", "ccr_full"], only.RootElement.GetProperty("table1").EnumerateArray().Select(r => r.GetProperty("name").GetString()));
+            Assert.Throws<UsageException>(() => global::Ccr.Train.Commands.AblateCommand.Run([.. args, "--rows", "ccr_nope"]));
         }
         finally
         {

@@ -12,7 +12,7 @@ public static class TrainCommand
 {
     public static readonly Args.Option[] Options =
     [
-        new("config", "YAML config file, or a built-in preset: synth-cpu, synth-gpu, nyud-hrnet18, pascal-hrnet18"),
+        new("config", "YAML config file, or a built-in preset: synth-cpu, synth-gpu, synth-ablate, nyud-hrnet18, pascal-hrnet18"),
         new("set", "override a config key, e.g. --set train.lr=0.001 --set tasks=[semseg,depth]", Repeatable: true),
         new("out", "run folder (default: runs/<config name>)"),
         new("device", "cuda, cpu or auto (overrides the config and CCR_DEVICE)"),

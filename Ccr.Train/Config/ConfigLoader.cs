@@ -68,6 +68,7 @@ public static class ConfigLoader
         }
         c.Tasks ??= new();
         c.LossWeights ??= new();
+        c.Data.Seed ??= c.Seed; // configs without data.seed generate their data from the run's seed, as before
         if (string.IsNullOrEmpty(c.Eval.Metric) && c.Tasks.Count > 0 && c.Tasks.All(Data.TaskNames.All.Contains))
             c.Eval.Metric = EvalMetrics.Default(c.Tasks);
         ConfigChecks.Validate(c, text == null ? "config" : source);
@@ -203,7 +204,7 @@ public static class ConfigLoader
             if (!props.TryGetValue(key, out var prop))
                 throw new UsageException($"{source}: unknown key '{prefix}{key}'. Valid keys here: " +
                     string.Join(", ", props.Keys.Select(p => prefix + p)));
-            var t = prop.PropertyType;
+            var t = Nullable.GetUnderlyingType(prop.PropertyType) ?? prop.PropertyType;
             bool nested = t.IsClass && t != typeof(string) && !t.IsGenericType;
             if (nested)
             {

@@ -7,6 +7,8 @@ namespace Ccr.Train.Config;
 public sealed class TrainConfig
 {
     public string Name { get; set; } = "run";
+    /// <summary>Seeds the training: initialisation, data order, augmentation, CCR's pairs and anchors
+    /// (and the generated data set too, unless data.seed is given).</summary>
     public int Seed { get; set; } = 0;
     /// <summary>auto | cuda | cpu.</summary>
     public string Device { get; set; } = "auto";
@@ -33,9 +35,14 @@ public sealed class DataConfig
     public string Dataset { get; set; } = "synth";
     /// <summary>Dataset root; for synth, the cache folder of the generated set.</summary>
     public string Path { get; set; } = "data/synthrooms";
-    /// <summary>SynthRooms only: images generated for train and val, and their size.</summary>
+    /// <summary>SynthRooms only: the seed of the generated data set; unset, the run's seed (configs
+    /// written before this key). Set it to vary the training seed over one fixed data set.</summary>
+    public int? Seed { get; set; }
+    /// <summary>SynthRooms only: images generated for train, val and test (0: no test split), and
+    /// their size. The test split's scenes are never used by train or val.</summary>
     public int TrainSize { get; set; } = 2000;
     public int ValSize { get; set; } = 300;
+    public int TestSize { get; set; } = 0;
     public int Height { get; set; } = 96;
     public int Width { get; set; } = 128;
     /// <summary>Training crop (height, width); evaluation runs at full resolution.</summary>
@@ -96,6 +103,8 @@ public sealed class CcrSettings
     public bool Enabled { get; set; } = true;
     public float Margin { get; set; } = 0.2f;
     public float Gamma { get; set; } = 0.01f;
+    /// <summary>A floor on anchors per image (0: gamma alone, the paper's rule); see CcrConfig.AnchorsPerImage.</summary>
+    public int MinAnchors { get; set; } = 0;
     public int TopK { get; set; } = 128;
     public int Negatives { get; set; } = 16;
     public float Lambda { get; set; } = 1f;

@@ -7,15 +7,26 @@ namespace Ccr.Train.Reporting;
 
 /// <summary>
 /// PNG pictures of a run folder, written to <c>&lt;run&gt;/plots/</c>: the loss curves of metrics.csv
-/// (losses.png: <c>loss</c>, every <c>loss_*</c> column and <c>ccr</c> against the step; ccr_distances.png
-/// when the CCR diagnostics are logged) and the evaluation metrics over training from the
-/// <c>eval-epochNNN.json</c> files (eval_&lt;task&gt;.png: the task's main metric against the epoch;
-/// eval_delta_m.png when Δm was computed). Drawn with ScottPlot (SkiaSharp, no native dependencies);
-/// on a machine without any font the text is left out and the curves are still drawn.
+/// (losses.png: the total <c>loss</c> and what it is made of, each task's loss times its weight from
+/// the run's config.yaml, e.g. "10 × normals", and <c>ccr</c>, so the parts add up to the total;
+/// ccr_distances.png when the CCR diagnostics are logged), drawn as TensorBoard draws them: an
+/// exponential moving average (<see cref="Smoothing"/>) over the raw series, which stays faint
+/// behind it; and the evaluation metrics over training from the <c>eval-epochNNN.json</c> files
+/// (eval_&lt;task&gt;.png: the task's main metric against the epoch; eval_delta_m.png when Δm was
+/// computed), only when there are at least two evaluations. Drawn with ScottPlot (SkiaSharp, no
+/// native dependencies); on a machine without any font the text is left out and the curves are still drawn.
 /// </summary>
 public static partial class RunPlots
 {
     public const int Width = 900, Height = 540;
+    /// <summary>Largest weight of the previous value in the moving average of a logged series
+    /// (TensorBoard's slider); see <see cref="SmoothingFor"/>.</summary>
+    public const double Smoothing = 0.9;
+
+    /// <summary>The smoothing weight for a series of <paramref name="points"/> logged values: an
+    /// average over about a twentieth of the run (1 - 20 / points), between TensorBoard's default
+    /// 0.6 for short runs and <see cref="Smoothing"/>.</summary>
+    public static double SmoothingFor(int points) => Math.Clamp(1 - 20.0 / Math.Max(1, points), 0.6, Smoothing);
 
     /// <summary>
     /// False when SkiaSharp found no font at all (a bare container: no /usr/share/fonts); the plots
@@ -35,18 +46,20 @@ public static partial class RunPlots
             var cols = ReadMetricsCsv(csv);
             if (cols.TryGetValue("step", out var step))
             {
-                var lossCols = cols.Keys.Where(k => k == "loss" || k == "ccr" || k.StartsWith("loss_", StringComparison.Ordinal)).ToList();
-                if (lossCols.Count > 0)
-                    written.Add(Lines(Path.Combine(outDir, "losses.png"), "Training losses", "step", "loss",
-                        lossCols.Select(c => (c, step, cols[c])).ToList()));
-                var distCols = new[] { "ccr_pos_dist", "ccr_neg_dist" }.Where(cols.ContainsKey).ToList();
+                var losses = LossSeries(cols, step, LossWeights(runDir));
+                string ema = SmoothingFor(step.Length).ToString("0.##", CultureInfo.InvariantCulture);
+                if (losses.Count > 0)
+                    written.Add(Lines(Path.Combine(outDir, "losses.png"), "Training loss: the total and its weighted parts", "step",
+                        $"loss (smoothed, EMA {ema}; raw faint)", losses, smooth: true));
+                var distCols = new[] { ("ccr_pos_dist", "positive (hardest)"), ("ccr_neg_dist", "negative (semi-hard)") }
+                    .Where(c => cols.ContainsKey(c.Item1)).ToList();
                 if (distCols.Count > 0)
-                    written.Add(Lines(Path.Combine(outDir, "ccr_distances.png"), "CCR mean pair distances", "step", "distance",
-                        distCols.Select(c => (c, step, cols[c])).ToList()));
+                    written.Add(Lines(Path.Combine(outDir, "ccr_distances.png"), "CCR: mean feature distance of the mined pairs", "step",
+                        $"distance (smoothed, EMA {ema}; raw faint)", distCols.Select(c => (c.Item2, step, cols[c.Item1])).ToList(), smooth: true));
             }
         }
         var evals = ReadEvalSeries(runDir);
-        foreach (var (name, (epochs, values)) in evals)
+        foreach (var (name, (epochs, values)) in evals.Where(e => e.Value.Epochs.Length >= 2)) // one point is no curve
             written.Add(Lines(Path.Combine(outDir, $"eval_{name}.png"), $"Evaluation: {name}", "epoch", name,
                 [(name, epochs, values)], markers: true));
         return written;
@@ -116,19 +129,86 @@ public static partial class RunPlots
         return null;
     }
 
-    /// <summary>One line plot of several series (NaN points are dropped); returns <paramref name="pngPath"/>.</summary>
+    /// <summary>
+    /// The series of losses.png: the total loss, then each task's loss times its weight (labelled
+    /// "10 × normals" where the weight is not 1) and the CCR loss (lambda already applied), which
+    /// add up to the total at every step.
+    /// </summary>
+    public static List<(string Label, double[] X, double[] Y)> LossSeries(Dictionary<string, double[]> cols, double[] step,
+                                                                         IReadOnlyDictionary<string, float> weights)
+    {
+        var parts = new List<(string, double[], double[])>();
+        foreach (var c in cols.Keys.Where(k => k.StartsWith("loss_", StringComparison.Ordinal)))
+        {
+            string task = c["loss_".Length..];
+            double w = weights.TryGetValue(task, out var v) ? v : 1.0;
+            string label = w == 1 ? task : string.Create(CultureInfo.InvariantCulture, $"{w:0.###} × {task}");
+            parts.Add((label, step, cols[c].Select(x => w * x).ToArray()));
+        }
+        if (cols.TryGetValue("ccr", out var ccr)) parts.Add(("ccr (λ applied)", step, ccr));
+        var series = new List<(string, double[], double[])>();
+        if (cols.TryGetValue("loss", out var total))
+            series.Add((parts.Count > 0 ? "total = " + string.Join(" + ", parts.Select(p => p.Item1)) : "total", step, total));
+        series.AddRange(parts);
+        return series;
+    }
+
+    /// <summary>The run's task loss weights from its config.yaml (empty when there is none or it does not load).</summary>
+    static IReadOnlyDictionary<string, float> LossWeights(string runDir)
+    {
+        string path = Path.Combine(runDir, "config.yaml");
+        if (!File.Exists(path)) return new Dictionary<string, float>();
+        try { return Config.ConfigLoader.Load(path, []).LossWeights; }
+        catch (Exception e) when (e is Cli.UsageException or IOException or YamlDotNet.Core.YamlException) { return new Dictionary<string, float>(); }
+    }
+
+    /// <summary>
+    /// TensorBoard's smoothing: last = w·last + (1 - w)·y from last = 0, divided by 1 - w^k after k
+    /// finite values (the debiasing that keeps the first points from being pulled towards 0). A
+    /// non-finite value is passed through and does not enter the average.
+    /// </summary>
+    public static double[] Ema(IReadOnlyList<double> y, double weight = Smoothing)
+    {
+        if (!(weight >= 0 && weight < 1)) throw new ArgumentOutOfRangeException(nameof(weight), $"smoothing weight must be in [0, 1), got {weight}");
+        var r = new double[y.Count];
+        double last = 0;
+        int k = 0;
+        for (int i = 0; i < y.Count; i++)
+        {
+            if (!double.IsFinite(y[i])) { r[i] = y[i]; continue; }
+            last = last * weight + (1 - weight) * y[i];
+            k++;
+            r[i] = last / (1 - Math.Pow(weight, k));
+        }
+        return r;
+    }
+
+    /// <summary>One line plot of several series (NaN points are dropped); with <paramref name="smooth"/>
+    /// each series is drawn faint as logged and solid as its moving average. Returns <paramref name="pngPath"/>.</summary>
     public static string Lines(string pngPath, string title, string xLabel, string yLabel,
-        IReadOnlyList<(string Label, double[] X, double[] Y)> series, bool markers = false)
+        IReadOnlyList<(string Label, double[] X, double[] Y)> series, bool markers = false, bool smooth = false)
     {
         var plt = new ScottPlot.Plot();
+        int index = 0;
         foreach (var (label, x, y) in series)
         {
+            var colour = plt.Add.Palette.GetColor(index++);
             var keep = Enumerable.Range(0, Math.Min(x.Length, y.Length)).Where(i => double.IsFinite(x[i]) && double.IsFinite(y[i])).ToArray();
             if (keep.Length == 0) continue;
-            var s = plt.Add.Scatter(keep.Select(i => x[i]).ToArray(), keep.Select(i => y[i]).ToArray());
+            double[] xs = keep.Select(i => x[i]).ToArray(), ys = keep.Select(i => y[i]).ToArray();
+            if (smooth && keep.Length > 2)
+            {
+                var raw = plt.Add.Scatter(xs, ys);
+                raw.Color = colour.WithAlpha(0.25);
+                raw.MarkerSize = 0;
+                raw.LineWidth = 1f;
+                ys = Ema(ys, SmoothingFor(ys.Length));
+            }
+            var s = plt.Add.Scatter(xs, ys);
+            s.Color = colour;
             s.LegendText = label;
             s.MarkerSize = markers || keep.Length == 1 ? 6 : 0;
-            s.LineWidth = 1.5f;
+            s.LineWidth = smooth ? 2f : 1.5f;
         }
         plt.Title(title);
         plt.XLabel(xLabel);

@@ -160,8 +160,8 @@ public sealed class TrainSession : IDisposable
         {
             case "synth":
             {
-                string dir = SynthRooms.EnsureCached(c.Data.Path, c.Data.Height, c.Data.Width, (ulong)c.Seed,
-                                                     c.Data.TrainSize, c.Data.ValSize);
+                string dir = SynthRooms.EnsureCached(c.Data.Path, c.Data.Height, c.Data.Width, (ulong)(c.Data.Seed ?? c.Seed),
+                                                     c.Data.TrainSize, c.Data.ValSize, c.Data.TestSize);
                 return SynthRooms.Open(dir, split, c.Tasks, policy);
             }
             case "nyud" or "pascal":
@@ -179,6 +179,7 @@ public sealed class TrainSession : IDisposable
     {
         Margin = s.Margin,
         Gamma = s.Gamma,
+        MinAnchors = s.MinAnchors,
         TopK = s.TopK,
         NumNegatives = s.Negatives,
         Lambda = s.Lambda,

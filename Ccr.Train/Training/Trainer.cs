@@ -288,6 +288,7 @@ public sealed class Trainer
             row["ccr_pos_dist"] = diag.Pairs.Count > 0 ? diag.Pairs.Average(p => p.MeanPosDist) : 0;
             row["ccr_neg_dist"] = diag.Pairs.Count > 0 ? diag.Pairs.Average(p => p.MeanNegDist) : 0;
             row["ccr_valid_anchors"] = diag.Pairs.Count > 0 ? diag.Pairs.Average(p => p.ValidAnchorFraction) : 0;
+            row["ccr_anchors_per_image"] = diag.Pairs.Count > 0 ? diag.Pairs.Average(p => (double)p.AnchorsSampled) / batch.N : 0;
         }
         return row;
     }
