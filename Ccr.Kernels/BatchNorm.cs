@@ -237,13 +237,12 @@ public static partial class BatchNorm
 
         public Kernels(Device d)
         {
-            var a = d.Accelerator;
-            StatsPartial = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ChannelSplit>(StatsPartialKernel);
-            Forward = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
+            StatsPartial = d.Load<ArrayView<float>, ArrayView<float>, ChannelSplit>(StatsPartialKernel);
+            Forward = d.Load<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
                 ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, BnParams>(ForwardKernel);
-            BackwardPartial = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
+            BackwardPartial = d.Load<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
                 ArrayView<float>, BnParams>(BackwardPartialKernel);
-            BackwardDx = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
+            BackwardDx = d.Load<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
                 ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, BnParams>(BackwardDxKernel);
         }
     }

@@ -152,7 +152,7 @@ public static class BlockReduce
     sealed class Kernels(Device d)
     {
         public readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, int> Probe =
-            d.Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int>(ProbeKernel);
+            d.Load<ArrayView<float>, ArrayView<float>, int>(ProbeKernel);
     }
 
     /// <summary>Runs <paramref name="groups"/> groups of <paramref name="group"/> threads; group g

@@ -68,10 +68,28 @@ public readonly struct Buf<T> where T : unmanaged
 
 /// <summary>Copies between host arrays and device buffers (<see cref="Buf{T}.CopyFrom"/>,
 /// <see cref="Buf{T}.ToArray"/>) since the process started: each one waits for the device, so tests
-/// assert that a steady-state step makes none where it promises so.</summary>
+/// assert that a steady-state step makes none where it promises so. <see cref="Forbid"/> makes
+/// any copy on this thread throw (the trainer's steady-state steps, a CUDA graph capture).</summary>
 public static class HostCopies
 {
     static long _total;
+    [ThreadStatic] static string? _forbiddenBy;
     public static long Total => Interlocked.Read(ref _total);
-    internal static void Count() => Interlocked.Increment(ref _total);
+
+    internal static void Count()
+    {
+        if (_forbiddenBy != null) throw new InvalidOperationException($"a host copy during {_forbiddenBy}");
+        Interlocked.Increment(ref _total);
+    }
+
+    /// <summary>Until disposed, a host copy on this thread throws, naming <paramref name="during"/>.</summary>
+    public static IDisposable Forbid(string during) => new Forbidden(during);
+
+    sealed class Forbidden : IDisposable
+    {
+        readonly string? _outer = _forbiddenBy;
+        bool _done;
+        public Forbidden(string during) => _forbiddenBy = during;
+        public void Dispose() { if (!_done) { _done = true; _forbiddenBy = _outer; } }
+    }
 }

@@ -22,6 +22,8 @@ public sealed class Device : IDisposable
     public Accelerator Accelerator { get; }
     public KernelVariant Variant { get; }
     public BufferPool Pool { get; }
+    /// <summary>Every kernel launch passes through here: counted, and recorded or captured on request.</summary>
+    public LaunchLog Launches { get; }
     /// <summary>Arithmetic of the CUDA variant's GEMMs and convolutions (the train command's
     /// <c>--precision</c>); the CPU variant ignores it and computes in fp32.</summary>
     public MathPrecision Precision { get; set; } = MathPrecision.Fp32;
@@ -49,6 +51,7 @@ public sealed class Device : IDisposable
         GridGroups = Math.Max(1, accelerator.NumMultiprocessors *
             Math.Max(1, accelerator.MaxNumThreadsPerMultiprocessor / GroupSize));
         Pool = new BufferPool(accelerator);
+        Launches = new LaunchLog(Pool);
     }
 
     /// <summary>The device chosen by <c>CCR_DEVICE</c> (or <paramref name="choice"/>): "cuda", "cpu",

@@ -67,6 +67,20 @@ public static partial class Elementwise
         for (; i < n; i += st) y[i] = alpha * x[i] + beta * y[i];
     }
 
+    // y = alpha[0] * x + beta * y: Axpby with the factor in device memory (a per-step scalar, such as
+    // CCR's lambda ramp, that a captured step must read anew each replay); the same arithmetic
+    static void AxpbyAtKernel(ArrayView<float> y, ArrayView<float> x, ArrayView<float> alphaAt, float beta)
+    {
+        float alpha = alphaAt[0];
+        int n = y.IntLength, st = Launch.Stride, i = ILGPU.Grid.GlobalIndex.X;
+        if (beta == 0f)
+        {
+            for (; i < n; i += st) y[i] = alpha * x[i];
+            return;
+        }
+        for (; i < n; i += st) y[i] = alpha * x[i] + beta * y[i];
+    }
+
     static float Relu1(float v) => v <= 0f ? 0f : v; // NaN passes, as torch.relu
 
     static void ReluKernel(ArrayView<float> y, ArrayView<float> x)
@@ -104,15 +118,16 @@ public static partial class Elementwise
         public readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>> ReluBackward;
         public readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, float, float> Axpby;
         public readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>> Relu;
+        public readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, float> AxpbyAt;
 
         public Kernels(Device d)
         {
-            var a = d.Accelerator;
-            Fill = a.LoadStreamKernel<ArrayView<float>, float>(FillKernel);
-            Binary = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(BinaryKernel);
-            ReluBackward = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>>(ReluBackwardKernel);
-            Axpby = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, float, float>(AxpbyKernel);
-            Relu = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>>(ReluKernel);
+            Fill = d.Load<ArrayView<float>, float>(FillKernel);
+            Binary = d.Load<ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(BinaryKernel);
+            ReluBackward = d.Load<ArrayView<float>, ArrayView<float>, ArrayView<float>>(ReluBackwardKernel);
+            Axpby = d.Load<ArrayView<float>, ArrayView<float>, float, float>(AxpbyKernel);
+            Relu = d.Load<ArrayView<float>, ArrayView<float>>(ReluKernel);
+            AxpbyAt = d.Load<ArrayView<float>, ArrayView<float>, ArrayView<float>, float>(AxpbyAtKernel);
         }
     }
 
@@ -165,6 +180,22 @@ public static partial class Elementwise
             return;
         }
         K(d).Axpby(d.Grid(y.Length), y.View, x.View, alpha, beta);
+    }
+
+    /// <summary>y = alpha[0] * x + beta * y with the factor read from device memory (one float):
+    /// the same results as <see cref="Axpby(Device, Buf{float}, Buf{float}, float, float)"/> with that value.</summary>
+    public static unsafe void Axpby(Device d, Buf<float> y, Buf<float> x, Buf<float> alpha, float beta)
+    {
+        Launch.SameLength("Axpby", y.Length, x.Length);
+        Launch.SameLength("Axpby", alpha.Length, 1, "factor and a scalar");
+        if (y.Length == 0) return;
+        if (Host(d))
+        {
+            d.Synchronize();
+            Axpby(d, y, x, *alpha.Ptr, beta);
+            return;
+        }
+        K(d).AxpbyAt(d.Grid(y.Length), y.View, x.View, alpha.View, beta);
     }
 
     /// <summary>y = max(x, 0). NaN maps to 0, as the comparison is false.</summary>

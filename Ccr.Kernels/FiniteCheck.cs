@@ -68,9 +68,8 @@ public static class FiniteCheck
 
         public Kernels(Device d)
         {
-            var a = d.Accelerator;
-            Scan = a.LoadStreamKernel<ArrayView<float>, ArrayView<int>>(ScanKernel);
-            Commit = a.LoadStreamKernel<ArrayView<float>, ArrayView<int>>(CommitKernel);
+            Scan = d.Load<ArrayView<float>, ArrayView<int>>(ScanKernel);
+            Commit = d.Load<ArrayView<float>, ArrayView<int>>(CommitKernel);
         }
     }
 

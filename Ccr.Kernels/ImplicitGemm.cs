@@ -397,16 +397,16 @@ public static class ImplicitGemm
     {
         // compiled on first use: each specialisation costs a JIT (tens of ms on a GPU, more on the CPU accelerator)
         public readonly Lazy<Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, TA, TB, TC, GemmLaunch>>
-            Fp32 = new(() => d.Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, TA, TB, TC, GemmLaunch>(Fp32Kernel)),
-            Fp32Wide = new(() => d.Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, TA, TB, TC, GemmLaunch>(Fp32WideKernel)),
-            Tf32 = new(() => d.Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, TA, TB, TC, GemmLaunch>(Tf32Kernel));
+            Fp32 = new(() => d.Load<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, TA, TB, TC, GemmLaunch>(Fp32Kernel)),
+            Fp32Wide = new(() => d.Load<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, TA, TB, TC, GemmLaunch>(Fp32WideKernel)),
+            Tf32 = new(() => d.Load<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, TA, TB, TC, GemmLaunch>(Tf32Kernel));
     }
 
     // the ordered sum depends only on the output: one per output type, shared by its operand combinations
     sealed class LoadedSum<TC>(Device d) where TC : struct, IGemmOutput
     {
         public readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, TC, GemmLaunch> SplitSum =
-            d.Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, TC, GemmLaunch>(SplitSumKernel);
+            d.Load<ArrayView<float>, ArrayView<float>, ArrayView<float>, TC, GemmLaunch>(SplitSumKernel);
     }
 
     /// <summary>

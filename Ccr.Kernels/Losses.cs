@@ -194,14 +194,13 @@ public static partial class Losses
 
         public Kernels(Device d)
         {
-            var a = d.Accelerator;
-            Finish = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int>(FinishKernel);
-            Ce = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, int, int, int, int, int>(CrossEntropyKernel);
-            CeBackward = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, int, int, int, int, int>(CrossEntropyBackwardKernel);
-            L1 = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, float, int, int, int>(MaskedL1Kernel);
-            L1Backward = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, float, int, int, int>(MaskedL1BackwardKernel);
-            Bce = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, float, float>(BalancedBceKernel);
-            BceBackward = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, float, float>(BalancedBceBackwardKernel);
+            Finish = d.Load<ArrayView<float>, ArrayView<float>, int>(FinishKernel);
+            Ce = d.Load<ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, int, int, int, int, int>(CrossEntropyKernel);
+            CeBackward = d.Load<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, int, int, int, int, int>(CrossEntropyBackwardKernel);
+            L1 = d.Load<ArrayView<float>, ArrayView<float>, ArrayView<float>, float, int, int, int>(MaskedL1Kernel);
+            L1Backward = d.Load<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, float, int, int, int>(MaskedL1BackwardKernel);
+            Bce = d.Load<ArrayView<float>, ArrayView<float>, ArrayView<float>, float, float>(BalancedBceKernel);
+            BceBackward = d.Load<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, float, float>(BalancedBceBackwardKernel);
         }
     }
 

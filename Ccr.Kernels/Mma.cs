@@ -158,7 +158,7 @@ public static class Mma
     sealed class Kernels(Device d)
     {
         public readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>> Single =
-            d.Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>(SingleKernel);
+            d.Load<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>(SingleKernel);
     }
 
     /// <summary>D (16x8) = A (16x8) B (8x8) + C (16x8), row-major, computed by one warp through the fragment

@@ -81,11 +81,10 @@ public static partial class Reductions
 
         public Kernels(Device d)
         {
-            var a = d.Accelerator;
-            SumStage = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, float>(SumStageKernel);
-            SumPerChannelPartial = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ChannelSplit>(SumPerChannelPartialKernel);
-            SumParts = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int>(SumPartsKernel);
-            Broadcast = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, float>(BroadcastKernel);
+            SumStage = d.Load<ArrayView<float>, ArrayView<float>, float>(SumStageKernel);
+            SumPerChannelPartial = d.Load<ArrayView<float>, ArrayView<float>, ChannelSplit>(SumPerChannelPartialKernel);
+            SumParts = d.Load<ArrayView<float>, ArrayView<float>, int>(SumPartsKernel);
+            Broadcast = d.Load<ArrayView<float>, ArrayView<float>, float>(BroadcastKernel);
         }
     }
 

@@ -251,12 +251,11 @@ public static partial class Resize
 
         public Kernels(Device d)
         {
-            var a = d.Accelerator;
-            Bilinear = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, Args>(BilinearKernel);
-            BilinearBackward = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, Args>(BilinearBackwardKernel);
-            Nearest = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, Args>(NearestKernel);
-            NearestBackward = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, Args>(NearestBackwardKernel);
-            NearestLabels = a.LoadStreamKernel<ArrayView<int>, ArrayView<int>, Args>(NearestLabelsKernel);
+            Bilinear = d.Load<ArrayView<float>, ArrayView<float>, Args>(BilinearKernel);
+            BilinearBackward = d.Load<ArrayView<float>, ArrayView<float>, Args>(BilinearBackwardKernel);
+            Nearest = d.Load<ArrayView<float>, ArrayView<float>, Args>(NearestKernel);
+            NearestBackward = d.Load<ArrayView<float>, ArrayView<float>, Args>(NearestBackwardKernel);
+            NearestLabels = d.Load<ArrayView<int>, ArrayView<int>, Args>(NearestLabelsKernel);
         }
     }
 

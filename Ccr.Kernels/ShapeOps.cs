@@ -69,10 +69,9 @@ public static partial class ShapeOps
 
         public Kernels(Device d)
         {
-            var a = d.Accelerator;
-            CopyChannels = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int, int, int, int, int, int, int>(CopyChannelsKernel);
-            L2Normalize = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(L2NormalizeKernel);
-            L2NormalizeBackward = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(L2NormalizeBackwardKernel);
+            CopyChannels = d.Load<ArrayView<float>, ArrayView<float>, int, int, int, int, int, int, int>(CopyChannelsKernel);
+            L2Normalize = d.Load<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(L2NormalizeKernel);
+            L2NormalizeBackward = d.Load<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(L2NormalizeBackwardKernel);
         }
     }
 

@@ -62,9 +62,8 @@ public static partial class SyncBatchNorm
 
         public Kernels(Device d)
         {
-            var a = d.Accelerator;
-            SquaredDeviation = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>(SquaredDeviationKernel);
-            BackwardDx = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
+            SquaredDeviation = d.Load<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>(SquaredDeviationKernel);
+            BackwardDx = d.Load<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
                 ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, float, int, int>(BackwardDxKernel);
         }
     }

@@ -10,6 +10,18 @@ public sealed partial class Tensor
     public static Tensor FromLabels(Kernels.Device d, int[] labels, int classes, int[] shape,
                                     int ignoreIndex = 255, string name = "labels")
     {
+        CheckLabels(labels, classes, shape, ignoreIndex, name);
+        var t = FromArray(d, labels, shape);
+        t.Name = name;
+        return t;
+    }
+
+    /// <summary>The check of <see cref="FromLabels"/> alone (for labels copied into an existing tensor).</summary>
+    public static void CheckLabels(int[] labels, int classes, int[] shape, int ignoreIndex = 255, string name = "labels")
+    {
+        long n = ShapeNumel(shape);
+        if (labels.Length != n)
+            throw new ArgumentException($"{name}: {labels.Length} values for shape {ShapeString(shape)} ({n} elements)");
         for (int i = 0; i < labels.Length; i++)
         {
             int v = labels[i];
@@ -17,8 +29,5 @@ public sealed partial class Tensor
                 throw new ArgumentOutOfRangeException(name,
                     $"{name}{ShapeString(shape)}: label {v} at flat index {i} is outside [0, {classes}) and is not the ignore index {ignoreIndex}");
         }
-        var t = FromArray(d, labels, shape);
-        t.Name = name;
-        return t;
     }
 }

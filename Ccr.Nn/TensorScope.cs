@@ -25,7 +25,7 @@ public sealed class TensorScope : IDisposable
     internal static void Register(Tensor t) => _current?._owned.Add(t);
 
     /// <summary>Takes <paramref name="t"/> out of scope ownership entirely (parameters, buffers).</summary>
-    internal static void Forget(Tensor t) => _current?._owned.Remove(t);
+    public static void Forget(Tensor t) => _current?._owned.Remove(t);
 
     /// <summary>Moves <paramref name="t"/> out of this scope into the enclosing one (if any).</summary>
     public Tensor Keep(Tensor t)

@@ -4,8 +4,9 @@
 #   verify            Ccr.Bench verify on the card (every kernel against its float64 reference)
 #   ours_kernels      Ccr.Bench report --parts model,kernels: parameter counts, kernel cases at the
 #                     paper's shapes (cases.json), the CCR pair
-#   ours_step         Ccr.Bench report --parts step: the training step (CCR off / on, fp32 / TF32; peak
-#                     memory; launches); a separate process, so a CUDA fault in one part spares the other
+#   ours_step         Ccr.Bench report --parts step: the training step (CCR off / on, fp32 / TF32; fp32
+#                     also with CUDA graphs off; peak memory; launches); a separate process, so a
+#                     CUDA fault in one part spares the other
 #   torch_kernels     tools/torch_baseline.py --cases: the same cases in PyTorch
 #   torch_step        tools/torch_step_baseline.py: the same model, step, batch and precision in PyTorch
 #   memcheck          Ccr.Bench verify --small under compute-sanitizer --tool memcheck
@@ -111,7 +112,7 @@ else
 fi
 part verify 120 "${BENCH[@]}" "${VERIFY[@]}"
 part ours_kernels 120 "${BENCH[@]}" report --out "$OUT" --results ours_kernels.json --parts model,kernels "${DRY[@]}"
-part ours_step 240 "${BENCH[@]}" report --out "$OUT" --results ours_step.json --parts step "${DRY[@]}" ${CUPTI:+--cupti "$CUPTI"}
+part ours_step 300 "${BENCH[@]}" report --out "$OUT" --results ours_step.json --parts step "${DRY[@]}" ${CUPTI:+--cupti "$CUPTI"}
 if [ -z "$PY" ]; then
   skip torch_kernels "no python with torch"; skip torch_step "no python with torch"
 else

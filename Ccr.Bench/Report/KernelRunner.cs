@@ -196,6 +196,10 @@ public static class KernelRunner
         var ccr = new CcrLoss(d, new Rng(3), cfg, [(target, dim), (source, dim)]);
         var features = new Dictionary<string, Tensor> { [target] = proj };
         var labelMap = new Dictionary<string, TaskLabels> { [source] = labels };
+        // the step's host part once (as the trainer does before each step): the pair and lambda's upload
+        List<(string, string)> pairs = [(target, source)];
+        ccr.SetLambda(1.0);
+        ccr.Scalars.Upload();
         try
         {
             return Timing.MedianMs(() =>
@@ -203,13 +207,13 @@ public static class KernelRunner
                 using var step = new TensorScope();
                 if (backward)
                 {
-                    var (loss, _) = ccr.Forward(features, labelMap, 1.0);
+                    var (loss, _) = ccr.Forward(features, labelMap, pairs, 1.0);
                     loss.Backward();
                 }
                 else
                 {
                     using var ng = new NoGrad();
-                    ccr.Forward(features, labelMap, 1.0);
+                    ccr.Forward(features, labelMap, pairs, 1.0);
                 }
             }, d.Synchronize, plan);
         }

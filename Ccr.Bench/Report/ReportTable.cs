@@ -207,6 +207,12 @@ public static class ReportTable
                     yield return new TableRow("step", $"step.memory.{tag}.{p}", $"peak device memory, step {with} (MiB; ours: pool, PyTorch: max reserved)", "", p,
                         mo is double a ? $"{a:F0}" : "", mt is double b ? $"{b:F0}" : "", mo != null && mt is > 0 ? mo / mt : null, "<= 1.00",
                         mo is double x && mt is double y ? (x <= y ? "met" : "missed") : "one side has no figure");
+                var nograph = O(StepBench.Id(ccr, p, graph: false));
+                if (O(id) is { } g && nograph != null)
+                    yield return new TableRow("step", $"step.graph.{tag}.{p}", $"step {with}: CUDA graph vs plain launches (ours; kernels: " +
+                        $"{Get(g, "kernels_per_graph")?.ToString("F0") ?? "-"} per graph, {Get(nograph, "launches_issued")?.ToString("F0") ?? "-"} launches without)", "", p,
+                        $"{g.Ms:G4} / {nograph.Ms:G4} ms", "", g.Ms / nograph.Ms, "< 1.00 (fewer launches)",
+                        Get(g, "graph_replays") is > 0 ? g.Ms < nograph.Ms ? "met" : "missed" : "info: no graph was replayed (CPU, or graphs off)");
                 double? lo = Get(O(id), "launches"), lt = Get(T(id), "kernels");
                 if (lo != null || lt != null)
                     yield return new TableRow("step", $"step.launches.{tag}.{p}", $"kernel launches per step {with} (ours: cuLaunchKernel calls; PyTorch: kernels run)", "", p,

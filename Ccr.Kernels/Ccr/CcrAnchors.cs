@@ -101,8 +101,8 @@ public static partial class CcrAnchors
 
         public Kernels(Device d)
         {
-            Sample = d.Accelerator.LoadStreamKernel<ArrayView<int>, ArrayView<int>, ArrayView<int>, ulong, int, int, int>(SampleKernel);
-            Advance = d.Accelerator.LoadStreamKernel<ArrayView<int>>(AdvanceKernel);
+            Sample = d.Load<ArrayView<int>, ArrayView<int>, ArrayView<int>, ulong, int, int, int>(SampleKernel);
+            Advance = d.Load<ArrayView<int>>(AdvanceKernel);
         }
     }
 

@@ -142,8 +142,8 @@ public static partial class CcrDistances
 
         public Kernels(Device d)
         {
-            Feature = d.Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<int>, int, int, int>(FeatureKernel);
-            Label = d.Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, int, int, int, int>(LabelKernel);
+            Feature = d.Load<ArrayView<float>, ArrayView<float>, ArrayView<int>, int, int, int>(FeatureKernel);
+            Label = d.Load<ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, int, int, int, int>(LabelKernel);
         }
     }
 

@@ -62,7 +62,7 @@ public static partial class CcrLabels
         public readonly Action<KernelConfig, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<int>, Args> Prepare;
 
         public Kernels(Device d) =>
-            Prepare = d.Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<int>, Args>(PrepareKernel);
+            Prepare = d.Load<ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<int>, Args>(PrepareKernel);
     }
 
     static Kernels K(Device d) => d.Kernels(static d => new Kernels(d));

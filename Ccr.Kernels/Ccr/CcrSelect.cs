@@ -260,7 +260,7 @@ public static partial class CcrSelect
                                ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, ArrayView<int>, Args> Select;
 
         public Kernels(Device d) =>
-            Select = d.Accelerator.LoadStreamKernel<ArrayView<ulong>, ArrayView<int>, ArrayView<float>, ArrayView<int>,
+            Select = d.Load<ArrayView<ulong>, ArrayView<int>, ArrayView<float>, ArrayView<int>,
                 ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, ArrayView<int>, Args>(SelectKernel);
     }
 

@@ -220,13 +220,12 @@ public static partial class CcrTriplet
 
         public Kernels(Device d)
         {
-            var acc = d.Accelerator;
-            Forward = acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
+            Forward = d.Load<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
                 ArrayView<int>, ArrayView<int>, ArrayView<int>, int, int, int, int, float>(ForwardKernel);
-            Reduce = acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
+            Reduce = d.Load<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
                 ArrayView<float>, ArrayView<int>, ArrayView<int>, ArrayView<int>, int, int>(ReduceKernel);
-            Link = acc.LoadStreamKernel<ArrayView<int>, ArrayView<int>, ArrayView<int>, ArrayView<int>, ArrayView<float>, Sizes>(LinkKernel);
-            Gather = acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
+            Link = d.Load<ArrayView<int>, ArrayView<int>, ArrayView<int>, ArrayView<int>, ArrayView<float>, Sizes>(LinkKernel);
+            Gather = d.Load<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
                 ArrayView<int>, ArrayView<int>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, Sizes>(GatherKernel);
         }
     }

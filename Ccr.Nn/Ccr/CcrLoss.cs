@@ -9,6 +9,11 @@ namespace Ccr.Nn.Ccr;
 /// projects each target's final feature map, mines triplets against the source's labels on the
 /// device and returns lambda(epoch) * sum over pairs of the mean triplet loss. The loss exists only
 /// in training: inference runs the plain multi-task network.
+/// A step is split for CUDA graphs: <see cref="NextPairs"/> and <see cref="SetLambda"/> are host
+/// decisions made before the step (the pairs decide which kernels run, so they key the graph; the
+/// lambda ramp goes into a <see cref="StepScalars"/> slot that the kernels read), then
+/// <see cref="Forward(IReadOnlyDictionary{string, Tensor}, IReadOnlyDictionary{string, TaskLabels}, IReadOnlyList{ValueTuple{string, string}}, double)"/>
+/// only launches.
 /// Randomness: the task pairs come from a host <see cref="Rng"/> (they decide which kernels run);
 /// anchors and the Basic variant's choices come from a counter-based hash whose counter lives on
 /// the device (the buffer "rng_counter", advanced by a kernel after every pair, saved with the
@@ -23,6 +28,8 @@ public sealed class CcrLoss : Module
     readonly Dictionary<string, Projector> _projectors = new();
     readonly Tensor _counter;
     readonly ulong _seed;
+    readonly ScalarSlot _lambda;  // [lambda(epoch)] read by the kernels that weight the pairs' losses
+    readonly StepScalars? _ownScalars;
     Rng _rng;
 
     /// <summary>The device counter of the anchor / mining streams (int32, one element), a module
@@ -39,7 +46,10 @@ public sealed class CcrLoss : Module
     public Rng SamplingRng { get => _rng; set => _rng = value ?? throw new ArgumentNullException(nameof(value)); }
 
     /// <param name="featureChannels">Channels of each task's final feature map (task order matters: it fixes the pairs' order).</param>
-    public CcrLoss(Device d, Rng rng, CcrConfig config, IReadOnlyList<(string Task, int Channels)> featureChannels, ulong seed = 1234)
+    /// <param name="scalars">Where the lambda of each step lives (the trainer's buffer, uploaded once per
+    /// step); null: a buffer of the regulariser's own, uploaded by the epoch overload of Forward.</param>
+    public CcrLoss(Device d, Rng rng, CcrConfig config, IReadOnlyList<(string Task, int Channels)> featureChannels, ulong seed = 1234,
+                   StepScalars? scalars = null)
     {
         config.Validate();
         Config = config;
@@ -49,6 +59,8 @@ public sealed class CcrLoss : Module
         _rng = new Rng(seed, 77);
         _seed = CcrAnchors.Mix(seed ^ 0x5CC25CC2UL);
         _counter = Buffer("rng_counter", Tensor.FromArray(d, new int[1], 1));
+        if (scalars == null) scalars = _ownScalars = new StepScalars(d, 1);
+        _lambda = scalars.Reserve("CCR lambda", 1);
         var channels = featureChannels.ToDictionary(f => f.Task, f => f.Channels);
         foreach (var t in Tasks)
             foreach (var s in Tasks.Where(s => s != t && config.Sharing != ProjectorSharing.None))
@@ -77,16 +89,46 @@ public sealed class CcrLoss : Module
     public int ProjectorCount => _projectors.Count;
 
     /// <summary>
-    /// The regulariser for one step. features: each task's final feature map (N, C, H, W);
-    /// labels: each source task's labels at any resolution (downsampled by nearest to each map, on
-    /// the device);
-    /// epoch: fractional epoch for the lambda ramp. Returns the scalar loss (a one-element tensor;
-    /// 0 without gradient when no pair has labels) and the step's diagnostics.
+    /// The regulariser for one step, all decided here: draws the pairs, sets lambda(epoch) and
+    /// uploads it (a host copy), then as the overload with pairs. features: each task's final
+    /// feature map (N, C, H, W); labels: each source task's labels at any resolution (downsampled
+    /// by nearest to each map, on the device); epoch: fractional epoch for the lambda ramp.
     /// </summary>
     public (Tensor Loss, CcrDiagnostics Diagnostics) Forward(IReadOnlyDictionary<string, Tensor> features,
                                                              IReadOnlyDictionary<string, TaskLabels> labels, double epoch)
     {
-        var pairs = Sampler.Next(_rng, s => labels.ContainsKey(s));
+        var pairs = NextPairs(labels.Keys);
+        SetLambda(epoch);
+        _lambda.Owner.Upload();
+        return Forward(features, labels, pairs, epoch);
+    }
+
+    /// <summary>The buffer of lambda's slot (the trainer's step scalars, or the regulariser's own).</summary>
+    public StepScalars Scalars => _lambda.Owner;
+
+    /// <summary>This step's (target, source) pairs (the paper's contrastive task-pair selection),
+    /// among sources with labels; advances the pair generator.</summary>
+    public List<(string Target, string Source)> NextPairs(IEnumerable<string> labelled)
+    {
+        var have = labelled.ToHashSet();
+        return Sampler.Next(_rng, have.Contains);
+    }
+
+    /// <summary>Writes lambda(<paramref name="epoch"/>) into the step's scalars (host side; the owner
+    /// uploads it before the step).</summary>
+    public float SetLambda(double epoch) => _lambda[0] = Config.LambdaAt(epoch);
+
+    /// <summary>
+    /// The regulariser for one step with host decisions already made: <paramref name="pairs"/> from
+    /// <see cref="NextPairs"/>, lambda uploaded after <see cref="SetLambda"/> (<paramref name="epoch"/>
+    /// only labels the diagnostics). Launches only: no host copy, no scalar that changes between
+    /// steps. Returns the scalar loss (a one-element tensor; 0 without gradient when there is no
+    /// pair) and the step's diagnostics.
+    /// </summary>
+    public (Tensor Loss, CcrDiagnostics Diagnostics) Forward(IReadOnlyDictionary<string, Tensor> features,
+                                                             IReadOnlyDictionary<string, TaskLabels> labels,
+                                                             IReadOnlyList<(string Target, string Source)> pairs, double epoch)
+    {
         var diag = new CcrDiagnostics(Config.LambdaAt(epoch));
         var losses = new List<Tensor>();
         Device? device = null;
@@ -94,9 +136,11 @@ public sealed class CcrLoss : Module
         {
             if (!features.TryGetValue(t, out var f))
                 throw new ArgumentException($"CCR: no feature map for target task '{t}'");
+            if (!labels.TryGetValue(s, out var sourceLabels))
+                throw new ArgumentException($"CCR: no labels for source task '{s}'");
             device = f.Device;
             var proj = Config.Sharing == ProjectorSharing.None ? Functional.F.L2Normalize(f) : ProjectorFor(t, s).Forward(f);
-            var lab = labels[s].Resized(proj.Dim(2), proj.Dim(3));
+            var lab = sourceLabels.Resized(proj.Dim(2), proj.Dim(3));
             var anchors = CcrOps.SampleAnchors(lab, Config.AnchorsPerImage(proj.Dim(2), proj.Dim(3)), _counter, StreamSeed);
             var loss = CcrOps.PairLoss(proj, lab, anchors, Config, _counter, (uint)StreamSeed, out var r, Config.CollectSamples);
             CcrAnchors.Advance(device, _counter.IntData); // the next pair (or step) draws a new stream
@@ -109,8 +153,13 @@ public sealed class CcrLoss : Module
                 ?? throw new ArgumentException("CCR: no feature maps given");
             return (Tensor.Zeros(device, 1), diag);
         }
-        float lambda = diag.Lambda;
-        return (Functional.F.WeightedSum(losses, losses.Select(_ => lambda).ToArray()), diag);
+        return (Functional.F.ScaledSum(losses, _lambda.Data), diag);
+    }
+
+    public override void DisposeTensors()
+    {
+        base.DisposeTensors();
+        _ownScalars?.Dispose();
     }
 }
 

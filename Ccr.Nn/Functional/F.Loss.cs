@@ -13,6 +13,21 @@ public static partial class F
     /// to the labels or the weights.</summary>
     public static Tensor CrossEntropy(Tensor logits, Tensor labels, int ignoreIndex = 255, float[]? classWeights = null)
     {
+        if (classWeights == null) return CrossEntropy(logits, labels, ignoreIndex, null, default);
+        if (logits.Rank == 4 && classWeights.Length != logits.Dim(1))
+            throw new ArgumentException($"cross_entropy: {classWeights.Length} class weights for {logits.Dim(1)} classes");
+        var weights = Tensor.FromArray(logits.Device, classWeights, classWeights.Length);
+        return CrossEntropy(logits, labels, ignoreIndex, weights, weights.Data);
+    }
+
+    /// <summary>Cross-entropy with class weights already in device memory (C floats, read by the
+    /// kernels: per-batch weights such as saliency's, uploaded with the step's scalars).</summary>
+    public static Tensor CrossEntropy(Tensor logits, Tensor labels, int ignoreIndex, Buf<float> classWeights) =>
+        CrossEntropy(logits, labels, ignoreIndex, null, classWeights);
+
+    // owned: the weights' tensor when this op made it (freed with the op's saved tensors)
+    static Tensor CrossEntropy(Tensor logits, Tensor labels, int ignoreIndex, Tensor? owned, Buf<float> classWeights)
+    {
         const string op = "cross_entropy";
         Rank(op, logits, 4, "(N, C, H, W)");
         Float(op, logits);
@@ -21,22 +36,25 @@ public static partial class F
         if (labels.Rank != 3 || labels.Dim(0) != N || labels.Dim(1) != H || labels.Dim(2) != W)
             throw new ArgumentException($"{op}: labels {Tensor.ShapeString(labels.Shape)} do not match logits {Tensor.ShapeString(logits.Shape)} (want [N, H, W])");
         if (logits.Device != labels.Device) throw new ArgumentException($"{op}: logits and labels on different devices");
-        if (classWeights != null && classWeights.Length != C)
+        bool hasWeights = classWeights.IsValid;
+        if (hasWeights && classWeights.Length != C)
             throw new ArgumentException($"{op}: {classWeights.Length} class weights for {C} classes");
         var d = logits.Device;
         int HW = H * W;
-        var weights = classWeights != null ? Tensor.FromArray(d, classWeights, C) : Tensor.Zeros(d, 1);
+        var placeholder = hasWeights ? null : Tensor.Zeros(d, 1); // the kernels need some view; never read
+        var weights = hasWeights ? classWeights : placeholder!.Data;
         var stats = Tensor.Empty(d, 2); // [loss, sum of weights]
-        Losses.CrossEntropy(d, stats.Data, logits.Data, labels.IntData, weights.Data, classWeights != null, ignoreIndex, N, C, HW);
+        Losses.CrossEntropy(d, stats.Data, logits.Data, labels.IntData, weights, hasWeights, ignoreIndex, N, C, HW);
         var y = ScalarOf(stats, op);
+        var saved = owned ?? placeholder;
         return RecordLoss(y, op, [logits], g =>
         {
             var dx = Tensor.Empty(d, logits.Shape);
-            Losses.CrossEntropyBackward(d, dx.Data, g.Data, stats.Data, logits.Data, labels.IntData, weights.Data,
-                                        classWeights != null, ignoreIndex, N, C, HW);
+            Losses.CrossEntropyBackward(d, dx.Data, g.Data, stats.Data, logits.Data, labels.IntData, weights,
+                                        hasWeights, ignoreIndex, N, C, HW);
             Autograd.Accumulate(logits, dx);
-            stats.Dispose(); weights.Dispose();
-        }, stats, weights);
+            stats.Dispose(); saved?.Dispose();
+        }, saved == null ? [stats] : [stats, saved]);
     }
 
     /// <summary>L1 over valid pixels of pred and target (N, C, H, W): a pixel is valid when no

@@ -92,6 +92,31 @@ public static partial class F
         });
     }
 
+    /// <summary>scale[0] * sum of xs, as <see cref="WeightedSum"/> with every weight equal to a
+    /// factor held in device memory (one float: a per-step scalar such as CCR's lambda ramp, read by
+    /// the kernels, so a captured step replays with each step's value). Same arithmetic, same bits.</summary>
+    public static Tensor ScaledSum(IReadOnlyList<Tensor> xs, Buf<float> scale)
+    {
+        if (xs.Count == 0) throw new ArgumentException("ScaledSum: no tensors");
+        bool scalars = xs.All(x => x.Numel == 1);
+        for (int i = 1; i < xs.Count && !scalars; i++) SameShape("ScaledSum", xs[0], xs[i]);
+        var d = xs[0].Device;
+        var y = Tensor.Empty(d, xs[0].Shape);
+        Elementwise.Axpby(d, y.Data, xs[0].Data, scale, 0f);
+        for (int i = 1; i < xs.Count; i++) Elementwise.Axpby(d, y.Data, xs[i].Data, scale, 1f);
+        var inputs = xs.ToArray();
+        return Autograd.Record(y, "scaled_sum", inputs, g =>
+        {
+            foreach (var x in inputs)
+                if (x.RequiresGrad)
+                {
+                    var c = Tensor.Empty(g.Device, g.Shape);
+                    Elementwise.Axpby(g.Device, c.Data, g.Data, scale, 0f);
+                    Autograd.Accumulate(x, c);
+                }
+        });
+    }
+
     public static Tensor Relu(Tensor x)
     {
         Float("relu", x);

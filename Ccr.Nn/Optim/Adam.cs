@@ -19,7 +19,7 @@ public class Adam : Optimizer
     readonly Tensor _expAvgSq; // (P)
 
     public Adam(ParameterArena arena, float lr = 1e-3f, float beta1 = 0.9f, float beta2 = 0.999f, float eps = 1e-8f,
-                float weightDecay = 0f, bool decoupled = false) : base(arena, lr)
+                float weightDecay = 0f, bool decoupled = false, StepScalars? scalars = null) : base(arena, lr, 4, scalars)
     {
         if (!(beta1 >= 0f && beta1 < 1f) || !(beta2 >= 0f && beta2 < 1f))
             throw new ArgumentOutOfRangeException(nameof(beta1), $"Adam: betas ({beta1}, {beta2}) must be in [0, 1)");
@@ -30,9 +30,11 @@ public class Adam : Optimizer
         _expAvgSq = StateBuffer("exp_avg_sq");
     }
 
-    protected override void Apply(long step) =>
-        Optimizers.Adam(Device, Arena.Values.Data, _expAvg.Data, _expAvgSq.Data, Arena.Grads.Data,
-                        step, Lr, Beta1, Beta2, Eps, WeightDecay, Decoupled, SkipFlag);
+    protected override void WriteScalars(long step) =>
+        WriteScalars(Optimizers.AdamScalars(step, Lr, Beta1, Beta2, WeightDecay, Decoupled));
+
+    public override void LaunchUpdate() =>
+        Optimizers.Adam(Device, Arena.Values.Data, _expAvg.Data, _expAvgSq.Data, Arena.Grads.Data, Hyper.Data, Beta1, Beta2, Eps, SkipFlag);
 
     public override IReadOnlyList<(string Name, Tensor Value)> StateTensors() =>
         [("exp_avg", _expAvg), ("exp_avg_sq", _expAvgSq)];
@@ -41,5 +43,6 @@ public class Adam : Optimizer
     {
         _expAvg.Dispose();
         _expAvgSq.Dispose();
+        base.Dispose();
     }
 }

@@ -5,9 +5,14 @@ namespace Ccr.Nn.Optim;
 /// <summary>
 /// An optimiser over a <see cref="ParameterArena"/>: every step is one fused launch over the flat
 /// parameter and gradient blocks, with its state (moments, momentum buffer) in flat tensors of the
-/// same length. The learning rate and the step count are host scalars: set <see cref="Lr"/> from an
-/// <see cref="LrSchedule"/> before each <see cref="Update"/>. For checkpoints, <see cref="Step"/>
-/// and <see cref="StateTensors"/> hold the whole state; <see cref="LoadState"/> restores it.
+/// same length. The learning rate and the step count are host values: set <see cref="Lr"/> from an
+/// <see cref="LrSchedule"/> before each step. For checkpoints, <see cref="Step"/> and
+/// <see cref="StateTensors"/> hold the whole state; <see cref="LoadState"/> restores it.
+/// A step is two halves: <see cref="PrepareUpdate"/> (host: counts the step and writes its scalars
+/// (learning rate, bias corrections) into a <see cref="StepScalars"/> slot) and, after that buffer's
+/// upload, <see cref="LaunchUpdate"/> (device only: the kernel reads the scalars from memory), so a
+/// training step captured as a CUDA graph replays with each step's values. <see cref="Update"/>
+/// does both with the upload in between.
 /// </summary>
 public abstract class Optimizer : IDisposable
 {
@@ -24,21 +29,49 @@ public abstract class Optimizer : IDisposable
     /// <summary>The skip flag for the kernels: the guard's, or none.</summary>
     protected Buf<int> SkipFlag => Guard?.Flag ?? default;
 
-    protected Optimizer(ParameterArena arena, float lr)
+    /// <summary>This optimiser's per-step scalars (device memory, written by <see cref="PrepareUpdate"/>).</summary>
+    protected ScalarSlot Hyper { get; }
+    readonly StepScalars? _ownScalars;
+
+    /// <param name="scalars">Where the per-step scalars live (the trainer's buffer, uploaded once per
+    /// step for everything); null: a buffer of the optimiser's own.</param>
+    protected Optimizer(ParameterArena arena, float lr, int scalarCount, StepScalars? scalars)
     {
         if (!(lr >= 0f)) throw new ArgumentOutOfRangeException(nameof(lr), $"learning rate {lr}");
         Arena = arena;
         Lr = lr;
+        if (scalars == null) scalars = _ownScalars = new StepScalars(arena.Device, scalarCount);
+        Hyper = scalars.Reserve(GetType().Name, scalarCount);
     }
 
-    /// <summary>One optimiser step from the gradients now in the arena (PyTorch's optimizer.step()).</summary>
+    /// <summary>One optimiser step from the gradients now in the arena (PyTorch's optimizer.step()):
+    /// <see cref="PrepareUpdate"/>, the scalars' upload (a host copy), <see cref="LaunchUpdate"/>.</summary>
     public void Update()
     {
-        Apply(Step + 1);
-        Step++;
+        PrepareUpdate();
+        Hyper.Owner.Upload();
+        LaunchUpdate();
     }
 
-    protected abstract void Apply(long step);
+    /// <summary>Host half of a step: counts it (<see cref="Step"/> + 1) and writes its scalars (from
+    /// <see cref="Lr"/>) into the slot; upload the slot's buffer before <see cref="LaunchUpdate"/>.</summary>
+    public void PrepareUpdate()
+    {
+        Step++;
+        WriteScalars(Step);
+    }
+
+    /// <summary>Device half of a step: the fused update, reading the uploaded scalars (launches only;
+    /// skipped on the device while the guard is tripped).</summary>
+    public abstract void LaunchUpdate();
+
+    /// <summary>Writes the scalars of step <paramref name="step"/> (counted from 1) into <see cref="Hyper"/>.</summary>
+    protected abstract void WriteScalars(long step);
+
+    protected void WriteScalars(float[] values)
+    {
+        for (int i = 0; i < values.Length; i++) Hyper[i] = values[i];
+    }
 
     public void ZeroGrad() => Arena.ZeroGrad();
 
@@ -75,5 +108,5 @@ public abstract class Optimizer : IDisposable
         return t;
     }
 
-    public abstract void Dispose();
+    public virtual void Dispose() => _ownScalars?.Dispose();
 }

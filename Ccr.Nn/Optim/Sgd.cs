@@ -16,7 +16,7 @@ public sealed class Sgd : Optimizer
     readonly Tensor? _buf; // (P), only with momentum
 
     public Sgd(ParameterArena arena, float lr, float momentum = 0f, float dampening = 0f, float weightDecay = 0f,
-               bool nesterov = false) : base(arena, lr)
+               bool nesterov = false, StepScalars? scalars = null) : base(arena, lr, 3, scalars)
     {
         if (!(momentum >= 0f) || !(weightDecay >= 0f))
             throw new ArgumentOutOfRangeException(nameof(momentum), $"SGD: momentum {momentum} and weight decay {weightDecay} must be >= 0");
@@ -26,12 +26,18 @@ public sealed class Sgd : Optimizer
         if (momentum != 0f) _buf = StateBuffer("momentum_buffer");
     }
 
-    protected override void Apply(long step) =>
+    protected override void WriteScalars(long step) => WriteScalars(Optimizers.SgdScalars(Lr, WeightDecay, firstStep: step == 1));
+
+    public override void LaunchUpdate() =>
         Optimizers.Sgd(Device, Arena.Values.Data, _buf?.Data ?? Arena.Grads.Data.Slice(0, 0), Arena.Grads.Data,
-                       Lr, Momentum, Dampening, WeightDecay, Nesterov, firstStep: step == 1, SkipFlag);
+                       Hyper.Data, Momentum, Dampening, Nesterov, SkipFlag);
 
     public override IReadOnlyList<(string Name, Tensor Value)> StateTensors() =>
         _buf == null ? [] : [("momentum_buffer", _buf)];
 
-    public override void Dispose() => _buf?.Dispose();
+    public override void Dispose()
+    {
+        _buf?.Dispose();
+        base.Dispose();
+    }
 }

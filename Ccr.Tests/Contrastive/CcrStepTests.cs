@@ -29,19 +29,26 @@ public class CcrStepTests
         });
         var sem = Tensor.FromArray(d, Rand.Ints(r, 2 * 120, 3), 2, 10, 12);
         var dep = Tensor.FromArray(d, Rand.Floats(r, 2 * 120, 0.5f, 4f), 2, 1, 10, 12);
+        long copies = 0;
         void Step()
         {
+            // the host's part, before the step: the pairs, and lambda's upload (the trainer's one upload of the step's scalars)
+            var pairs = ccr.NextPairs(["semseg", "depth"]);
+            ccr.SetLambda(100);
+            ccr.Scalars.Upload();
+            copies = HostCopies.Total;
             using var scope = new TensorScope();
             using var ls = TaskLabels.FromDevice("semseg", sem);
             using var ld = TaskLabels.FromDevice("depth", dep);
-            var (loss, _) = ccr.Forward(feats, new Dictionary<string, TaskLabels> { ["semseg"] = ls, ["depth"] = ld }, epoch: 100);
+            var (loss, _) = ccr.Forward(feats, new Dictionary<string, TaskLabels> { ["semseg"] = ls, ["depth"] = ld }, pairs, 100);
             loss.Backward();
         }
         Step(); Step(); // warm-up: kernels loaded, gradients allocated, pool filled
-        long copies = HostCopies.Total, held = d.Pool.BytesInUse + d.Pool.BytesCached;
+        long held = d.Pool.BytesInUse + d.Pool.BytesCached, allocations = d.Pool.Allocations;
         Step();
         Assert.Equal(copies, HostCopies.Total);
         Assert.Equal(held, d.Pool.BytesInUse + d.Pool.BytesCached);
+        Assert.Equal(allocations, d.Pool.Allocations);
         Assert.Equal(6, ccr.Counter.ToIntArray()[0]); // three steps of two pairs, counted on the device
         Assert.Contains(feats["depth"].Grad!.ToArray(), g => g != 0);
         foreach (var f in feats.Values) { f.Grad?.Dispose(); f.Dispose(); }

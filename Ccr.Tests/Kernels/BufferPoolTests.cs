@@ -9,7 +9,8 @@ public class BufferPoolTests
     [Fact]
     public void BlocksAreReusedBySizeClass()
     {
-        var pool = Devices.Cpu.Pool;
+        using var d = Device.CreateCpu();
+        var pool = d.Pool;
         var a = pool.Rent(1000);
         long inUse = pool.BytesInUse;
         var raw = a.Raw;
@@ -20,6 +21,42 @@ public class BufferPoolTests
         Assert.Equal(inUse, pool.BytesInUse);
         b.Dispose();
         Assert.Throws<ObjectDisposedException>(() => b.Raw);
+    }
+
+    [Fact]
+    public void RequestsTakeTheLowestIdFreeBlockWhateverTheReturnOrder()
+    {
+        using var d = Device.CreateCpu();
+        var pool = d.Pool;
+        var a = pool.Rent(3000);
+        var b = pool.Rent(3000);
+        var c = pool.Rent(20_000); // another class: does not interfere
+        long[] ids = [a.Id, b.Id];
+        Assert.Equal(3, pool.Allocations);
+        foreach (var order in new[] { new[] { 0, 1 }, [1, 0] })
+        {
+            PooledBlock[] held = [a, b];
+            foreach (int i in order) held[i].Dispose(); // returned in either order ...
+            a = pool.Rent(2900);
+            b = pool.Rent(3000);
+            Assert.Equal(ids, new[] { a.Id, b.Id });      // ... handed out in id order: a step's addresses repeat
+        }
+        Assert.Equal(3, pool.Allocations);                 // no growth
+        Assert.True(pool.Matches([new BufferPool.BlockState(a.Id, true, 3), new BufferPool.BlockState(c.Id, true, 1)]));
+        long rentsOfA = pool.StateOf(a.Id)!.Value.Rents;
+        a.Dispose();
+        Assert.False(pool.Matches([new BufferPool.BlockState(a.Id, true, rentsOfA)])); // returned: not its holder's any more
+        Assert.True(pool.Matches([new BufferPool.BlockState(a.Id, false, 0)]));
+        pool.GrowthForbiddenBy = "a test";
+        pool.Rent(3000).Dispose(); // a free block: fine
+        var e = Assert.Throws<InvalidOperationException>(() => pool.Rent(1 << 22));
+        Assert.Contains("during a test", e.Message);
+        pool.GrowthForbiddenBy = null;
+        long releases = pool.Releases;
+        pool.ReleaseCached();
+        Assert.Equal(releases + 1, pool.Releases);
+        Assert.Null(pool.StateOf(a.Id)); // given back to the device
+        b.Dispose(); c.Dispose();
     }
 
     [Theory]

@@ -127,7 +127,8 @@ public sealed class GpuReportTests : IDisposable
                 Row("bn.18@120x160", "kernel", 1.0, extra: ("gbs", 800)),
                 Row("ccr.fwd.semseg", "ccr", 0.3),
                 Row("step.base.fp32", "step", 100),
-                Row("step.ccr.fp32", "step", 104, extra: [("peak_pool_mib", 900), ("launches", 1500)]),
+                Row("step.ccr.fp32", "step", 104, extra: [("peak_pool_mib", 900), ("launches", 1500), ("kernels_per_graph", 1490), ("graph_replays", 1)]),
+                Row("step.ccr.fp32.nograph", "step", 130, extra: ("launches_issued", 1490)),
                 Row("only.ours", "kernel", 2.0),
             ],
         }.Save(Path.Combine(_dir, "ours_kernels.json"));
@@ -177,6 +178,10 @@ public sealed class GpuReportTests : IDisposable
         Assert.Equal("met", R("step.ccr_share.fp32").Status);        // 104 / 100: 4% <= 5%
         Assert.Equal("met", R("step.memory.ccr.fp32").Status);           // 900 <= 1000 MiB
         Assert.Equal(1.25, R("step.launches.ccr.fp32").Ratio!.Value, 9);
+        Assert.Equal(0.8, R("step.graph.ccr.fp32").Ratio!.Value, 9);     // 104 ms replayed vs 130 ms with plain launches
+        Assert.Equal("met", R("step.graph.ccr.fp32").Status);
+        Assert.Contains("1490 per graph, 1490 launches without", R("step.graph.ccr.fp32").What);
+        Assert.DoesNotContain(rows, r => r.Id == "step.graph.base.fp32"); // no plain-launch row to compare with
         Assert.Contains("torch_broken.json is not valid JSON", md);
         Assert.Contains("- card: NVIDIA H200", md);
         Assert.True(File.Exists(Path.Combine(_dir, "report.json")));

@@ -93,6 +93,9 @@ public sealed class OptimConfig
     /// <summary>fp32 | tf32: arithmetic of the GPU's convolutions and GEMMs (tf32: tensor cores, 10-bit
     /// mantissa operands, fp32 sums). The CPU always computes in fp32.</summary>
     public string Precision { get; set; } = "fp32";
+    /// <summary>On a CUDA device, capture the steady-state training step as a CUDA graph and replay
+    /// it (fewer launches, same results); false: plain launches. Ignored on the CPU and under mpirun.</summary>
+    public bool CudaGraph { get; set; } = true;
 }
 
 public sealed class CcrSettings

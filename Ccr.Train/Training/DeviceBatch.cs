@@ -10,56 +10,113 @@ namespace Ccr.Train.Training;
 /// (N, H, W) for class tasks, float (N, C, H, W) for the others — and, for the contrastive
 /// regulariser, views of those same label tensors (<see cref="TaskLabels.FromDevice"/>: it prepares
 /// validity and downsampled copies on the device; the labels are uploaded once, with the batch).
-/// Every tensor belongs to the step's TensorScope.
+/// Made by <see cref="Create"/> inside a step's TensorScope (evaluation, figures), or by
+/// <see cref="Staging"/> once per batch shape and refilled by <see cref="Upload"/> before every
+/// training step: fixed device buffers, so that a step captured as a CUDA graph reads each new batch
+/// where the previous one was (the upload itself is outside the graph).
 /// </summary>
-public sealed class DeviceBatch
+public sealed class DeviceBatch : IDisposable
 {
     public required Tensor Images { get; init; }
-    public required Batch Host { get; init; }
+    public Batch Host { get; private set; } = null!;
     public Dictionary<string, Tensor> IntLabels { get; } = new();
     public Dictionary<string, Tensor> FloatLabels { get; } = new();
     public Dictionary<string, TaskLabels> CcrLabels { get; } = new();
     /// <summary>Share of negatives among valid saliency pixels: the class weight of positives.</summary>
     public double SaliencyNegativeShare { get; private set; } = 0.5;
+    /// <summary>Saliency's class weights [1 - share, share] in device memory (the trainer's step
+    /// scalars), or invalid: the loss then uploads them itself.</summary>
+    public Buf<float> SaliencyWeights { get; set; }
 
+    readonly Dictionary<string, int> _classes = new();
+    bool _persistent;
+
+    /// <summary>Uploads <paramref name="b"/> into new tensors of the current scope; with
+    /// <paramref name="forCcr"/>, the regulariser's label views too.</summary>
     public static DeviceBatch Create(Device d, Batch b, IReadOnlyList<string> tasks, DatasetInfo info, bool forCcr)
     {
+        var db = Allocate(d, b, tasks, info);
+        db.Upload(b);
+        if (forCcr) db.MakeCcrLabels();
+        return db;
+    }
+
+    /// <summary>Device buffers for batches shaped like <paramref name="b"/>, outside any scope (the
+    /// trainer's staging buffers; dispose them); nothing is uploaded yet.</summary>
+    public static DeviceBatch Staging(Device d, Batch b, IReadOnlyList<string> tasks, DatasetInfo info)
+    {
+        var db = Allocate(d, b, tasks, info);
+        db._persistent = true;
+        foreach (var t in db.All()) TensorScope.Forget(t);
+        return db;
+    }
+
+    static DeviceBatch Allocate(Device d, Batch b, IReadOnlyList<string> tasks, DatasetInfo info)
+    {
         int n = b.N, h = b.Height, w = b.Width;
-        var db = new DeviceBatch { Images = Tensor.FromArray(d, b.Images, n, 3, h, w), Host = b };
+        var db = new DeviceBatch { Images = Tensor.Empty(d, n, 3, h, w) };
         db.Images.Name = "images";
         foreach (var task in tasks)
         {
-            switch (task)
+            if (IsClassTask(task))
             {
-                case TaskNames.Semseg or TaskNames.HumanParts or TaskNames.Saliency:
-                {
-                    var lab = (task == TaskNames.Semseg ? b.Semseg : task == TaskNames.HumanParts ? b.Parts : b.Saliency)
-                        ?? throw Missing(task);
-                    int classes = task == TaskNames.Saliency ? 2 : info.Classes(task);
-                    db.IntLabels[task] = Tensor.FromLabels(d, lab, classes, [n, h, w], 255, task + " labels");
-                    if (task == TaskNames.Saliency)
-                    {
-                        long neg = 0, valid = 0;
-                        foreach (var v in lab) { if (v == 255) continue; valid++; if (v == 0) neg++; }
-                        db.SaliencyNegativeShare = valid > 0 ? (double)neg / valid : 0.5;
-                    }
-                    if (forCcr) db.CcrLabels[task] = TaskLabels.FromDevice(task, db.IntLabels[task]);
-                    break;
-                }
-                default:
-                {
-                    var lab = (task == TaskNames.Depth ? b.Depth : task == TaskNames.Normals ? b.Normals : b.Edge)
-                        ?? throw Missing(task);
-                    int c = task == TaskNames.Normals ? 3 : 1;
-                    var t = Tensor.FromArray(d, lab, n, c, h, w);
-                    t.Name = task + " labels";
-                    db.FloatLabels[task] = t;
-                    if (forCcr) db.CcrLabels[task] = TaskLabels.FromDevice(task, t);
-                    break;
-                }
+                db._classes[task] = task == TaskNames.Saliency ? 2 : info.Classes(task);
+                var t = Tensor.Empty(d, DType.I32, n, h, w);
+                t.Name = task + " labels";
+                db.IntLabels[task] = t;
+            }
+            else
+            {
+                var t = Tensor.Empty(d, n, task == TaskNames.Normals ? 3 : 1, h, w);
+                t.Name = task + " labels";
+                db.FloatLabels[task] = t;
             }
         }
         return db;
+    }
+
+    static bool IsClassTask(string task) => task is TaskNames.Semseg or TaskNames.HumanParts or TaskNames.Saliency;
+
+    /// <summary>True when <paramref name="b"/> has this batch's shape (it can be uploaded here).</summary>
+    public bool Fits(Batch b) => Images.Dim(0) == b.N && Images.Dim(2) == b.Height && Images.Dim(3) == b.Width;
+
+    /// <summary>Copies <paramref name="b"/>'s images and labels into this batch's tensors (host
+    /// copies; class labels are checked on the host first, so nothing is uploaded when one is out
+    /// of range).</summary>
+    public void Upload(Batch b)
+    {
+        if (!Fits(b))
+            throw new ArgumentException($"batch of {b.N} x {b.Height}x{b.Width} uploaded into buffers of {Tensor.ShapeString(Images.Shape)}");
+        var labels = new List<(Tensor, Array)>();
+        foreach (var (task, t) in IntLabels)
+        {
+            var lab = (task == TaskNames.Semseg ? b.Semseg : task == TaskNames.HumanParts ? b.Parts : b.Saliency) ?? throw Missing(task);
+            Tensor.CheckLabels(lab, _classes[task], t.Shape, 255, t.Name ?? task);
+            labels.Add((t, lab));
+        }
+        foreach (var (task, t) in FloatLabels)
+            labels.Add((t, (task == TaskNames.Depth ? b.Depth : task == TaskNames.Normals ? b.Normals : b.Edge) ?? throw Missing(task)));
+        Images.Data.CopyFrom(b.Images);
+        foreach (var (t, a) in labels)
+        {
+            if (a is int[] ints) t.IntData.CopyFrom(ints);
+            else t.Data.CopyFrom((float[])a);
+        }
+        if (b.Saliency is { } sal && IntLabels.ContainsKey(TaskNames.Saliency))
+        {
+            long neg = 0, valid = 0;
+            foreach (var v in sal) { if (v == 255) continue; valid++; if (v == 0) neg++; }
+            SaliencyNegativeShare = valid > 0 ? (double)neg / valid : 0.5;
+        }
+        Host = b;
+    }
+
+    /// <summary>The regulariser's views of every task's labels (host objects; their prepared device
+    /// tensors are made on first use and freed by <see cref="DisposeCcrLabels"/>).</summary>
+    public void MakeCcrLabels()
+    {
+        foreach (var (task, t) in IntLabels) CcrLabels[task] = TaskLabels.FromDevice(task, t);
+        foreach (var (task, t) in FloatLabels) CcrLabels[task] = TaskLabels.FromDevice(task, t);
     }
 
     /// <summary>Disposes the regulariser's prepared labels (the batch's tensors go with the scope).</summary>
@@ -67,6 +124,15 @@ public sealed class DeviceBatch
     {
         foreach (var l in CcrLabels.Values) l.Dispose();
         CcrLabels.Clear();
+    }
+
+    IEnumerable<Tensor> All() => [Images, .. IntLabels.Values, .. FloatLabels.Values];
+
+    /// <summary>Frees the tensors of a <see cref="Staging"/> batch (a scope frees those of <see cref="Create"/>).</summary>
+    public void Dispose()
+    {
+        DisposeCcrLabels();
+        if (_persistent) foreach (var t in All()) t.Dispose();
     }
 
     static Exception Missing(string task) =>

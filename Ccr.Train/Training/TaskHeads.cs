@@ -20,6 +20,10 @@ public static class TaskHeads
         _ => throw new ArgumentException($"unknown task '{task}'"),
     };
 
+    /// <summary>Saliency's class weights [1 - w, w] for a batch whose valid pixels are a share
+    /// <paramref name="negativeShare"/> of negatives.</summary>
+    public static float[] SaliencyWeights(double negativeShare) => [(float)(1 - negativeShare), (float)negativeShare];
+
     /// <summary>
     /// The task's loss on <paramref name="output"/> (N, C, H, W) at label resolution.
     /// semseg / parts: cross-entropy, ignore 255. depth: L1 over valid pixels. normals: L1 between the
@@ -36,8 +40,10 @@ public static class TaskHeads
                 return F.CrossEntropy(output, batch.IntLabels[task], 255);
             case "sal":
             {
+                if (batch.SaliencyWeights.IsValid) // the trainer's step scalars: no upload inside the step
+                    return F.CrossEntropy(output, batch.IntLabels[task], 255, batch.SaliencyWeights);
                 double w = batch.SaliencyNegativeShare;
-                return F.CrossEntropy(output, batch.IntLabels[task], 255, [(float)(1 - w), (float)w]);
+                return F.CrossEntropy(output, batch.IntLabels[task], 255, SaliencyWeights(w));
             }
             case "depth":
                 return F.MaskedL1(output, batch.FloatLabels[task]);

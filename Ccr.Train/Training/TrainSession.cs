@@ -51,6 +51,15 @@ public sealed class TrainSession : IDisposable
     public FiniteGuard Guard { get; }
     /// <summary>The loss terms the guard checks, in order: each task, "ccr" (when on), "total".</summary>
     public IReadOnlyList<string> LossTermNames { get; }
+    /// <summary>The scalars that change every step (learning rate and bias corrections, CCR's
+    /// lambda, saliency's class weights), uploaded once before each step.</summary>
+    public StepScalars Scalars { get; }
+    /// <summary>Saliency's class weights of the current batch (when "sal" is trained).</summary>
+    public ScalarSlot? SaliencyWeights { get; }
+    /// <summary>The trainer's CUDA graphs of the step (made by the trainer on first use; disposed here).</summary>
+    public StepGraphs? Graphs { get; set; }
+    /// <summary>The trainer's fixed device buffers of the batch (refilled every step; disposed here).</summary>
+    public DeviceBatch? Staging { get; set; }
 
     /// <summary>[distributed] The ranks this session trains with (one process: DistContext.Single).</summary>
     public Distributed.DistContext Dist { get; }
@@ -64,6 +73,8 @@ public sealed class TrainSession : IDisposable
         (TrainSet, ValSet) = Dist.PrimaryFirst(() => OpenData(c), "the data set"); // [distributed] rank 0 generates SynthRooms
         Info = TrainSet.Info;
         var rng = new global::Ccr.Nn.Rng((ulong)c.Seed, 1);
+        Scalars = new StepScalars(device);
+        if (c.Tasks.Contains(TaskNames.Saliency)) SaliencyWeights = Scalars.Reserve("saliency class weights", 2);
         Model = BuildModel(c, device, Info, rng);
         // model.pretrained is applied by TrainCommand before training (PretrainedWeights); eval and
         // infer take every weight from the checkpoint.
@@ -73,7 +84,7 @@ public sealed class TrainSession : IDisposable
             try
             {
                 Ccr = new CcrLoss(device, rng, cc, c.Tasks.Select(t => (t, Model.Decoders[t].FeatureChannels)).ToList(),
-                                  seed: (ulong)c.Seed + 1000);
+                                  seed: (ulong)c.Seed + 1000, scalars: Scalars);
             }
             catch (ArgumentException e)
             {
@@ -108,9 +119,9 @@ public sealed class TrainSession : IDisposable
         Arena = new ParameterArena(Root.Parameters().ToList());
         Optimizer = c.Train.Optimizer switch
         {
-            "adam" => new Adam(Arena, c.Train.Lr, weightDecay: c.Train.WeightDecay),
-            "adamw" => new AdamW(Arena, c.Train.Lr, weightDecay: c.Train.WeightDecay),
-            "sgd" => new Sgd(Arena, c.Train.Lr, c.Train.Momentum, weightDecay: c.Train.WeightDecay),
+            "adam" => new Adam(Arena, c.Train.Lr, weightDecay: c.Train.WeightDecay, scalars: Scalars),
+            "adamw" => new AdamW(Arena, c.Train.Lr, weightDecay: c.Train.WeightDecay, scalars: Scalars),
+            "sgd" => new Sgd(Arena, c.Train.Lr, c.Train.Momentum, weightDecay: c.Train.WeightDecay, scalars: Scalars),
             _ => throw new Cli.UsageException($"train.optimizer must be adam, adamw or sgd, got '{c.Train.Optimizer}'"),
         };
         LossTermNames = [.. c.Tasks, .. Ccr != null ? new[] { "ccr" } : [], "total"];
@@ -199,9 +210,12 @@ public sealed class TrainSession : IDisposable
 
     public void Dispose()
     {
+        Graphs?.Dispose();
+        Staging?.Dispose();
         Optimizer.Dispose();
         Guard.Dispose();
         Arena.Dispose();
         Root.DisposeTensors();
+        Scalars.Dispose();
     }
 }

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Ccr.Kernels;
 using Ccr.Nn;
 using Ccr.Nn.Functional;
 using Ccr.Nn.IO;
@@ -221,14 +222,84 @@ public sealed class Trainer
         }
     }
 
+    /// <summary>How the most recent <see cref="TrainStep"/> ran (eager, captured, replayed).</summary>
+    public StepMode LastStepMode { get; private set; }
+    /// <summary>Replays the kept launches of the CUDA variant on the CPU accelerator as if they were CUDA
+    /// graphs (tests of the capture without a GPU; <see cref="StepGraphs"/>).</summary>
+    public bool EmulateCudaGraphs { get; init; }
+    bool _graphsChecked;
+
     /// <summary>One optimisation step on <paramref name="batch"/> (forward, task losses, CCR, backward,
     /// finite check, optimiser update); returns the log row when <paramref name="log"/> (reading the
     /// losses back then, and only then). Run() calls it; so does the training-step benchmark.</summary>
+    /// <remarks>
+    /// Host work first, device work after: the batch is copied into fixed device buffers, the step's
+    /// host decisions are made (the learning rate and Adam's bias corrections, the CCR lambda, the
+    /// saliency weights: one upload of <see cref="TrainSession.Scalars"/>; CCR's task pairs, which
+    /// choose the kernels), then the body only launches kernels: no host copy (it would throw), no
+    /// scalar argument that changes between steps, nothing from the pool that an earlier step of
+    /// the same shape did not return. So on a CUDA device the body is captured as a CUDA graph and
+    /// replayed (<see cref="StepGraphs"/>, <c>train.cuda_graph</c>), keyed by the batch shape, the
+    /// precision and the pairs; logging steps run it eagerly, as they read the CCR statistics.
+    /// </remarks>
     public Dictionary<string, double>? TrainStep(Batch batch, double epoch, bool log)
     {
         var c = _s.Config;
+        var db = Stage(batch);
+        _s.Optimizer.Lr = (float)_s.Schedule.At(Step);
+        _s.Optimizer.PrepareUpdate();
+        _s.Ccr?.SetLambda(epoch);
+        if (_s.SaliencyWeights is { } sal)
+        {
+            var w = TaskHeads.SaliencyWeights(db.SaliencyNegativeShare);
+            sal[0] = w[0]; sal[1] = w[1];
+        }
+        _s.Scalars.Upload();
+        var pairs = _s.Ccr?.NextPairs(c.Tasks);
+
+        global::Ccr.Nn.Ccr.CcrDiagnostics? diag = null;
+        // only logging steps read values back; [distributed] the all-reduce goes through host memory
+        bool quiet = !log && !_s.Dist.IsDistributed;
+        void Body()
+        {
+            using (quiet ? HostCopies.Forbid("a training step (only logging steps read values back)") : null)
+                diag = StepBody(db, pairs, epoch, resolve: log);
+        }
+        if (Graphs() is { } graphs)
+        {
+            string key = $"{batch.N}x{batch.Height}x{batch.Width}|{_s.Device.Precision}|" +
+                         string.Join(",", pairs?.Select(p => p.Target + "<" + p.Source) ?? []);
+            LastStepMode = graphs.Run(key, Body, eager: log, _bnCounters ??= BatchNormCounters());
+        }
+        else
+        {
+            Body();
+            LastStepMode = StepMode.Eager;
+        }
+
+        if (RecordStepLosses) StepLosses.Add(_s.Guard.Read().Terms[^1]); // the total, as the guard copied it
+        if (!log) return null;
+        var terms = CheckFinite(Step);
+        var row = new Dictionary<string, double> { ["step"] = Step, ["epoch"] = epoch, ["lr"] = _s.Optimizer.Lr, ["loss"] = terms[^1] };
+        for (int i = 0; i < c.Tasks.Count; i++) row["loss_" + c.Tasks[i]] = terms[i];
+        if (diag != null)
+        {
+            row["ccr"] = terms[c.Tasks.Count];
+            row["ccr_pos_dist"] = diag.Pairs.Count > 0 ? diag.Pairs.Average(p => p.MeanPosDist) : 0;
+            row["ccr_neg_dist"] = diag.Pairs.Count > 0 ? diag.Pairs.Average(p => p.MeanNegDist) : 0;
+            row["ccr_valid_anchors"] = diag.Pairs.Count > 0 ? diag.Pairs.Average(p => p.ValidAnchorFraction) : 0;
+            row["ccr_anchors_per_image"] = diag.Pairs.Count > 0 ? diag.Pairs.Average(p => (double)p.AnchorsSampled) / batch.N : 0;
+        }
+        return row;
+    }
+
+    /// <summary>The device work of one step (launches only); resolves the CCR statistics when asked
+    /// (a host read: logging steps, which run eagerly).</summary>
+    global::Ccr.Nn.Ccr.CcrDiagnostics? StepBody(DeviceBatch db, List<(string Target, string Source)>? pairs, double epoch, bool resolve)
+    {
+        var c = _s.Config;
         using var scope = new TensorScope();
-        var db = DeviceBatch.Create(_s.Device, batch, c.Tasks, _s.Info, _s.Ccr != null);
+        if (_s.Ccr != null) db.MakeCcrLabels();
         try
         {
             var outputs = _s.Model.Forward(db.Images);
@@ -242,7 +313,7 @@ public sealed class Trainer
             global::Ccr.Nn.Ccr.CcrDiagnostics? diag = null;
             if (_s.Ccr != null)
             {
-                (var ccrLoss, diag) = _s.Ccr.Forward(outputs.ToDictionary(o => o.Key, o => o.Value.Features), db.CcrLabels, epoch);
+                (var ccrLoss, diag) = _s.Ccr.Forward(outputs.ToDictionary(o => o.Key, o => o.Value.Features), db.CcrLabels, pairs!, epoch);
                 losses.Add(ccrLoss);
                 weights.Add(1f); // lambda (with its ramp) is applied inside the regulariser
             }
@@ -251,29 +322,58 @@ public sealed class Trainer
             Distributed.DistributedTraining.Backward(_s, total); // [distributed] gradients averaged over ranks
             // the gradients are complete (and all-reduced) here: check them before the update
             _s.Guard.Record([.. losses, total], _s.Arena.Grads);
-            _s.Optimizer.Lr = (float)_s.Schedule.At(Step);
-            _s.Optimizer.Update(); // skipped on the device when the guard tripped
-
-            if (RecordStepLosses) StepLosses.Add(total.Data.ToArray()[0]);
-            if (!log) return null;
-            var terms = CheckFinite(Step);
-            var row = new Dictionary<string, double> { ["step"] = Step, ["epoch"] = epoch, ["lr"] = _s.Optimizer.Lr, ["loss"] = terms[^1] };
-            for (int i = 0; i < c.Tasks.Count; i++) row["loss_" + c.Tasks[i]] = terms[i];
-            if (diag != null)
-            {
-                row["ccr"] = terms[c.Tasks.Count];
-                var resolved = diag.Resolve();
-                row["ccr_pos_dist"] = resolved.Pairs.Count > 0 ? resolved.Pairs.Average(p => p.MeanPosDist) : 0;
-                row["ccr_neg_dist"] = resolved.Pairs.Count > 0 ? resolved.Pairs.Average(p => p.MeanNegDist) : 0;
-                row["ccr_valid_anchors"] = resolved.Pairs.Count > 0 ? resolved.Pairs.Average(p => p.ValidAnchorFraction) : 0;
-                row["ccr_anchors_per_image"] = resolved.Pairs.Count > 0 ? resolved.Pairs.Average(p => (double)p.AnchorsSampled) / batch.N : 0;
-            }
-            return row;
+            _s.Optimizer.LaunchUpdate(); // skipped on the device when the guard tripped
+            if (resolve) diag?.Resolve();
+            return diag;
         }
         finally
         {
             db.DisposeCcrLabels();
         }
+    }
+
+    /// <summary>The batch in the session's fixed device buffers (made for the first batch, and again
+    /// when the shape changes).</summary>
+    DeviceBatch Stage(Batch batch)
+    {
+        if (_s.Staging is not { } db || !db.Fits(batch))
+        {
+            _s.Staging?.Dispose();
+            _s.Staging = db = DeviceBatch.Staging(_s.Device, batch, _s.Config.Tasks, _s.Info);
+            db.SaliencyWeights = _s.SaliencyWeights?.Data ?? default;
+        }
+        db.Upload(batch);
+        return db;
+    }
+
+    /// <summary>The session's CUDA graphs, made on the first step when they apply: a CUDA device (or
+    /// <see cref="EmulateCudaGraphs"/>), <c>train.cuda_graph</c> on, one process (the data-parallel
+    /// all-reduce goes through the host).</summary>
+    StepGraphs? Graphs()
+    {
+        if (_graphsChecked) return _s.Graphs;
+        _graphsChecked = true;
+        if (_s.Graphs == null && _s.Config.Train.CudaGraph && !_s.Dist.IsDistributed && (_s.Device.IsCuda || EmulateCudaGraphs))
+            _s.Graphs = StepGraphs.Create(_s.Device, Say, emulate: EmulateCudaGraphs);
+        return _s.Graphs;
+    }
+
+    HostCounters? _bnCounters;
+
+    /// <summary>Batch norm's num_batches_tracked (host counters a replayed step must advance too).</summary>
+    HostCounters BatchNormCounters()
+    {
+        var bns = new List<global::Ccr.Nn.Modules.BatchNorm2d>();
+        var seen = new HashSet<global::Ccr.Nn.Modules.Module>(ReferenceEqualityComparer.Instance);
+        void Walk(global::Ccr.Nn.Modules.Module m)
+        {
+            if (!seen.Add(m)) return;
+            if (m is global::Ccr.Nn.Modules.BatchNorm2d bn) bns.Add(bn);
+            foreach (var (_, child) in m.Children()) Walk(child);
+        }
+        Walk(_s.Root);
+        return new HostCounters(() => bns.Select(b => b.NumBatchesTracked).ToArray(),
+                                v => { for (int i = 0; i < bns.Count; i++) bns[i].NumBatchesTracked = v[i]; });
     }
 
     /// <summary>Every step so far was finite (throws otherwise): before evaluations and checkpoints.</summary>
