@@ -234,7 +234,7 @@ def run_step(a, ccr_on, precision, batch_host, backbone_fn):
             loss = loss + ccr_loss(out, projectors, labels, rng)
         loss.backward()
         opt.step()
-        return loss.item()  # a host read every step, as our trainer's non-finite check
+        return loss.item()  # a host read every step: the step's synchronisation (ours synchronises each timed step too)
 
     sync = torch.cuda.synchronize if dev == "cuda" else (lambda: None)
     extra = {"parameters_model": count(model), "parameters_total": count(model) + (count(projectors) if ccr_on else 0)}

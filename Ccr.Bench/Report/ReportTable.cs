@@ -64,7 +64,8 @@ public static class ReportTable
         foreach (var id in ids)
         {
             var o = oursById.GetValueOrDefault(id);
-            var t = torch.GetValueOrDefault(id);
+            // PyTorch eager has no graph: our step without graphs is compared with the same eager step
+            var t = torch.GetValueOrDefault(id.EndsWith(".nograph") ? id[..^".nograph".Length] : id);
             rows.Add(MeasuredRow(id, o, t, copyGbs, modelsDiffer));
         }
         rows.AddRange(StepDerivedRows(oursById, torch));

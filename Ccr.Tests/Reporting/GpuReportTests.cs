@@ -182,6 +182,7 @@ public sealed class GpuReportTests : IDisposable
         Assert.Equal("met", R("step.graph.ccr.fp32").Status);
         Assert.Contains("1490 per graph, 1490 launches without", R("step.graph.ccr.fp32").What);
         Assert.DoesNotContain(rows, r => r.Id == "step.graph.base.fp32"); // no plain-launch row to compare with
+        Assert.Equal(130.0 / 120, R("step.ccr.fp32.nograph").Ratio!.Value, 9); // without graphs beside PyTorch's eager step
         Assert.Contains("torch_broken.json is not valid JSON", md);
         Assert.Contains("- card: NVIDIA H200", md);
         Assert.True(File.Exists(Path.Combine(_dir, "report.json")));
