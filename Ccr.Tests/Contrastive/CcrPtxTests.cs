@@ -1,11 +1,5 @@
-using System.Reflection;
-using System.Text.RegularExpressions;
 using Ccr.Kernels;
-using ILGPU;
-using ILGPU.Backends.EntryPoints;
-using ILGPU.Backends.PTX;
-using ILGPU.Runtime;
-using ILGPU.Runtime.Cuda;
+using Ccr.Tests.Common;
 using Xunit;
 
 namespace Ccr.Tests.Contrastive;
@@ -19,34 +13,25 @@ namespace Ccr.Tests.Contrastive;
 /// </summary>
 public sealed class CcrPtxTests : IDisposable
 {
-    readonly Context _ctx = Context.Create(b => b.Cuda().EnableAlgorithms().Optimize(OptimizationLevel.O2));
-    readonly PTXBackend _backend;
+    readonly PtxCompiler _ptx = new();
 
-    public CcrPtxTests() => _backend = new PTXBackend(_ctx, CudaArchitecture.SM_80, CudaInstructionSet.ISA_80, null!);
-
-    public void Dispose()
-    {
-        _backend.Dispose();
-        _ctx.Dispose();
-    }
+    public void Dispose() => _ptx.Dispose();
 
     static readonly Type[] Families = [typeof(CcrDistances), typeof(CcrSelect), typeof(CcrTriplet), typeof(CcrAnchors), typeof(CcrLabels)];
 
-    string Ptx(Type t, string kernel) =>
-        ((PTXCompiledKernel)_backend.Compile(EntryPointDescription.FromExplicitlyGroupedKernel(
-            t.GetMethod(kernel, BindingFlags.NonPublic | BindingFlags.Static)!), new KernelSpecialization())).PTXAssembly;
+    string Ptx(Type t, string kernel) => _ptx.Ptx(t, kernel);
 
     [Fact]
     public void EveryCcrKernelCompilesAndOnlySelectsUseSharedIntegerAtomics()
     {
         var names = new List<string>();
         foreach (var t in Families)
-            foreach (var m in t.GetMethods(BindingFlags.NonPublic | BindingFlags.Static).Where(m => m.Name.EndsWith("Kernel") && m.ReturnType == typeof(void)))
+            foreach (var m in PtxCompiler.KernelsOf(t))
             {
                 string ptx = Ptx(t, m.Name), name = $"{t.Name}.{m.Name}";
                 Assert.Contains(".entry", ptx);
                 names.Add(name);
-                var atomics = Regex.Matches(ptx, @"\b(atom|red)\.[a-z0-9.]+").Select(x => x.Value).Distinct().ToList();
+                var atomics = PtxCompiler.Atomics(ptx);
                 if (name is "CcrSelect.SelectKernel" or "CcrAnchors.SampleKernel")
                     Assert.All(atomics, a => Assert.Matches(@"^(atom|red)\.(add|min|max)\.shared\.(u32|s32|u64)$", a));
                 else
