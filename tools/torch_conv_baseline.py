@@ -11,10 +11,14 @@ Prints one line per shape and pass: median milliseconds and TFLOP/s (2 N Cout OH
 The gradients are timed through aten.convolution_backward with one output each, the op autograd calls.
 """
 import argparse
-import time
+import os
+import sys
 
 import torch
 import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import torch_timing  # noqa: E402
 
 # N, Cin, H, W / Cout, k / stride, padding: the same strings as ConvPassBenchmarks
 SHAPES = [
@@ -29,20 +33,7 @@ SHAPES = [
 ]
 
 
-def bench(fn, device, reps, warmup=3):
-    for _ in range(warmup):
-        fn()
-    if device == "cuda":
-        torch.cuda.synchronize()
-    times = []
-    for _ in range(reps):
-        t = time.perf_counter()
-        fn()
-        if device == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - t)
-    times.sort()
-    return times[len(times) // 2] * 1e3
+bench = torch_timing.simple_median_ms
 
 
 def main():

@@ -62,3 +62,23 @@ def set_tf32(torch, on):
     """fp32 is strict fp32 (PyTorch's default allows TF32 in cuDNN convolutions: turned off here)."""
     torch.backends.cuda.matmul.allow_tf32 = on
     torch.backends.cudnn.allow_tf32 = on
+
+
+def simple_median_ms(fn, device, reps=20, warmup=3):
+    """The older, simpler rule of the stand-alone baselines (torch_baseline.py without --cases,
+    torch_conv_baseline.py): `warmup` calls, then the median of `reps` single synchronised calls."""
+    import torch
+    for _ in range(warmup):
+        fn()
+    if device == "cuda":
+        torch.cuda.synchronize()
+    times = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        fn()
+        if device == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t)
+    times.sort()
+    return times[len(times) // 2] * 1e3
+
