@@ -1,5 +1,5 @@
 using Ccr.Kernels;
-using Ccr.Tests.Common;
+using Ccr.Bench.Sass;
 using Xunit;
 
 namespace Ccr.Tests.Contrastive;

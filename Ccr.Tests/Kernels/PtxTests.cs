@@ -1,6 +1,6 @@
 using System.Reflection;
 using Ccr.Kernels;
-using Ccr.Tests.Common;
+using Ccr.Bench.Sass;
 using Xunit;
 
 namespace Ccr.Tests.Kernels;

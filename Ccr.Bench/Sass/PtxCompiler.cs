@@ -6,11 +6,14 @@ using ILGPU.Backends.PTX;
 using ILGPU.Runtime;
 using ILGPU.Runtime.Cuda;
 
-namespace Ccr.Tests.Common;
+namespace Ccr.Bench.Sass;
 
 /// <summary>
 /// ILGPU's PTX backend for sm_80 (the target it uses on Hopper too), without a GPU: what the PTX
-/// tests compile kernels with. Kernels are the families' private static <c>...Kernel</c> methods.
+/// tests and the <c>sass</c> command compile kernels with. Kernels are the families' private static
+/// <c>...Kernel</c> methods. The PTX ISA version is the one ILGPU would write for a current driver
+/// (8.0) unless given: CUDA 11.8's ptxas reads PTX up to ISA 7.8, so <c>sass</c> asks for that (the
+/// code is the same, only the <c>.version</c> line differs).
 /// </summary>
 public sealed class PtxCompiler : IDisposable
 {
@@ -18,7 +21,9 @@ public sealed class PtxCompiler : IDisposable
     readonly Context _ctx = Context.Create(b => b.Cuda().EnableAlgorithms().Optimize(OptimizationLevel.O2));
     readonly PTXBackend _backend;
 
-    public PtxCompiler() => _backend = new PTXBackend(_ctx, CudaArchitecture.SM_80, CudaInstructionSet.ISA_80, null!);
+    public PtxCompiler() : this(CudaInstructionSet.ISA_80) { }
+
+    public PtxCompiler(CudaInstructionSet isa) => _backend = new PTXBackend(_ctx, CudaArchitecture.SM_80, isa, null!);
 
     /// <summary>The PTX of <paramref name="kernel"/> (an explicitly grouped kernel, generic ones closed).</summary>
     public string Ptx(MethodInfo kernel) =>
