@@ -6,6 +6,8 @@ using Ccr.Bench.Verify;
 // Ccr.Bench precision                         : relative error of conv / GEMM in fp32 and TF32 against float64
 // Ccr.Bench report --out DIR [--dry] ...      : our side of the GPU report (tools/gpu_report.sh)
 // Ccr.Bench report-table DIR                  : joins both sides' results into DIR/report.md
+// Ccr.Bench sass [--arch sm_90|sm_80] ...     : every kernel's SASS without a GPU: registers, spills, occupancy,
+//                                               main-loop instruction mix and issue-bound ceiling (sass --help)
 // Ccr.Bench ccr-time [REPS]                   : the CCR pair's median wall and process CPU time per label kind
 //                                               (CPU time stays meaningful on a shared, loaded machine)
 // Ccr.Bench [BenchmarkDotNet arguments]       : the benchmarks (e.g. --filter '*Conv*')
@@ -17,6 +19,8 @@ if (args.Length > 0 && args[0] == "report")
     return ReportCommand.Run(args[1..]);
 if (args.Length > 0 && args[0] == "report-table")
     return ReportTable.Run(args[1..]);
+if (args.Length > 0 && args[0] == "sass")
+    return Ccr.Bench.Sass.SassCommand.Run(args[1..]);
 if (args.Length > 0 && args[0] == "ccr-time")
     return Ccr.Bench.Benchmarks.CcrBenchmarks.TimeAll(args.Length > 1 ? int.Parse(args[1]) : 5);
 BenchmarkSwitcher.FromAssembly(typeof(VerifyRunner).Assembly).Run(args);

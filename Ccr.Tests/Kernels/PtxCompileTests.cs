@@ -9,7 +9,7 @@ namespace Ccr.Tests.Kernels;
 /// GPU: the CPU accelerator never compiles the <c>CudaAsm.IsSupported</c> branch to PTX, so this is the one
 /// check in CI that the tensor-core path turns into PTX at all and carries the mma instruction DESIGN.md
 /// measured, and that no kernel of the family sums with atomics (the K split is an ordered pass).
-/// (Assembling that PTX, ptxas, still needs the driver of a GPU machine.) PtxTests does the same for the
+/// (Sass/SassAssembleTests assembles that PTX with ptxas, when the CUDA tools are there.) PtxTests does the same for the
 /// other families.
 /// </summary>
 public class PtxCompileTests
