@@ -61,6 +61,7 @@ public static partial class Conv2d
         public readonly Gather Row(int z, int co) => new() { Off = co * CKK };
         public readonly Gather Col(int r) => new() { Off = r };
         public readonly float Load(ArrayView<float> w, Gather row, Gather col) => row.H + col.H >= 0 ? w[row.Off + col.Off] : 0f;
+        public readonly float LoadAny(ArrayView<float> w, Gather row, Gather col) => w[row.Off + col.Off];
     }
 
     /// <summary>Forward B (read as (j, r)): input patches; consecutive output pixels are (mostly) adjacent.</summary>
@@ -71,6 +72,7 @@ public static partial class Conv2d
         public readonly Gather Row(int z, int j) => G.Pixel(j);
         public readonly Gather Col(int r) => G.Tap(r);
         public readonly float Load(ArrayView<float> x, Gather row, Gather col) => G.Patch(x, row, col);
+        public readonly float LoadAny(ArrayView<float> x, Gather row, Gather col) => G.Patch(x, row, col);
     }
 
     /// <summary>dx A: Wt(ci, q) = w[co, ci, kh, kw], q = (co, kh, kw): offset ci K K + co Cin K K + (kh K + kw).</summary>
@@ -85,6 +87,7 @@ public static partial class Conv2d
             return new Gather { Off = co * G.Cin * G.KK + q - co * G.KK };
         }
         public readonly float Load(ArrayView<float> w, Gather row, Gather col) => row.H + col.H >= 0 ? w[row.Off + col.Off] : 0f;
+        public readonly float LoadAny(ArrayView<float> w, Gather row, Gather col) => w[row.Off + col.Off];
     }
 
     /// <summary>
@@ -114,6 +117,7 @@ public static partial class Conv2d
             int oh = row.H + col.H, ow = row.W + col.W;
             return (row.R == col.R) & ((uint)oh < (uint)G.OH) & ((uint)ow < (uint)G.OW) ? dy[row.Off + col.Off] : 0f;
         }
+        public readonly float LoadAny(ArrayView<float> dy, Gather row, Gather col) => Load(dy, row, col);
     }
 
     /// <summary>dw A: dy as (co, j), j = (n, oh, ow): offset co OH OW + (n Cout OH OW + oh OW + ow).</summary>
@@ -128,6 +132,7 @@ public static partial class Conv2d
             return new Gather { Off = n * G.Cout * G.OHW + j - n * G.OHW };
         }
         public readonly float Load(ArrayView<float> dy, Gather row, Gather col) => row.H + col.H >= 0 ? dy[row.Off + col.Off] : 0f;
+        public readonly float LoadAny(ArrayView<float> dy, Gather row, Gather col) => dy[row.Off + col.Off];
     }
 
     /// <summary>dw B (read as (r, j)): input patches, transposed; consecutive pixels j are (mostly) adjacent.</summary>
@@ -138,6 +143,7 @@ public static partial class Conv2d
         public readonly Gather Row(int z, int r) => G.Tap(r);
         public readonly Gather Col(int j) => G.Pixel(j);
         public readonly float Load(ArrayView<float> x, Gather row, Gather col) => G.Patch(x, col, row);
+        public readonly float LoadAny(ArrayView<float> x, Gather row, Gather col) => G.Patch(x, col, row);
     }
 
     /// <summary>y[n, co, oh, ow] = v + bias[co] for C (co, j = (n, oh, ow)).</summary>

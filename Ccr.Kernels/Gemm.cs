@@ -37,6 +37,7 @@ public static partial class Gemm
         public readonly Gather Row(int z, int mn) => new() { Off = z * Stride + mn * SMN };
         public readonly Gather Col(int k) => new() { Off = k * SK };
         public readonly float Load(ArrayView<float> src, Gather row, Gather col) => row.H + col.H >= 0 ? src[row.Off + col.Off] : 0f;
+        public readonly float LoadAny(ArrayView<float> src, Gather row, Gather col) => src[row.Off + col.Off];
     }
 
     /// <summary><see cref="StridedK"/> with mn adjacent in memory (SMN = 1): consecutive threads take consecutive mn.</summary>
@@ -47,6 +48,7 @@ public static partial class Gemm
         public readonly Gather Row(int z, int mn) => new() { Off = z * Stride + mn * SMN };
         public readonly Gather Col(int k) => new() { Off = k * SK };
         public readonly float Load(ArrayView<float> src, Gather row, Gather col) => row.H + col.H >= 0 ? src[row.Off + col.Off] : 0f;
+        public readonly float LoadAny(ArrayView<float> src, Gather row, Gather col) => src[row.Off + col.Off];
     }
 
     /// <summary>C (M, N) of product z, row-major at element stride Stride: alpha v + beta C (beta = 0 ignores C).</summary>

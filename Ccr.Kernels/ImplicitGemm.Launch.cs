@@ -66,12 +66,11 @@ public static partial class ImplicitGemm
     public static int SharedFloats(GemmTile tile, MathPrecision precision, bool emulated)
     {
         bool tf32 = precision == MathPrecision.Tf32;
-        int pad = tf32 ? 8 : 4, threads = tf32 ? tile.BM / 32 * (tile.BN / 32) * 32 : ThreadsOf(tile);
+        int pad = tf32 ? 8 : 4, threads = TileShapes.Threads(tile, precision);
         int stages = 2 * BK * (tile.BM + pad + tile.BN + pad);
-        return stages + (tf32 && emulated ? threads / 32 * WarpScratch : 0);
+        // fp32: two more B rows, which the stage loop's last view step points into (never read)
+        return stages + (tf32 ? (emulated ? threads / 32 * WarpScratch : 0) : 2 * (tile.BN + pad));
     }
-
-    static int ThreadsOf(GemmTile tile) => tile.BM == 128 && tile.BN == 128 ? 256 : 128;
 
     /// <summary>
     /// C (batch x M x N) = A B through <paramref name="sc"/>: A element (i, k) = <paramref name="la"/>'s gather from
@@ -89,7 +88,7 @@ public static partial class ImplicitGemm
         var tl = tile ?? GemmTiles.Choose(m, n, k, batch, precision, d.Accelerator.NumMultiprocessors);
         GemmTiles.Validate(tl, precision);
         bool tf32 = precision == MathPrecision.Tf32;
-        int threads = tf32 ? tl.BM / 32 * (tl.BN / 32) * 32 : ThreadsOf(tl);
+        int threads = TileShapes.Threads(tl, precision);
         if (tf32 && d.Accelerator.WarpSize != 32)
             throw new NotSupportedException($"tf32 GEMM needs 32-lane warps; {d.Accelerator.Name} has {d.Accelerator.WarpSize}");
         if (tf32 && d.Accelerator is CudaAccelerator cu && cu.Architecture.Major < 8)
@@ -141,6 +140,8 @@ public static partial class ImplicitGemm
             (MathPrecision.Fp32, 64, 64) => d.Kernels(static d => new Loaded<TileShapes.F64x64, TA, TB, TC>(d)).Fp32.Value,
             (MathPrecision.Fp32, 32, 128) => d.Kernels(static d => new Loaded<TileShapes.F32x128, TA, TB, TC>(d)).Fp32.Value,
             (MathPrecision.Fp32, 128, 32) => d.Kernels(static d => new Loaded<TileShapes.F128x32, TA, TB, TC>(d)).Fp32.Value,
+            (MathPrecision.Fp32, 64, 128) => d.Kernels(static d => new Loaded<TileShapes.F64x128, TA, TB, TC>(d)).Fp32.Value,
+            (MathPrecision.Fp32, 128, 64) => d.Kernels(static d => new Loaded<TileShapes.F128x64, TA, TB, TC>(d)).Fp32.Value,
             (MathPrecision.Fp32, 128, 128) => d.Kernels(static d => new Loaded<TileShapes.F128x128, TA, TB, TC>(d)).Fp32.Value,
             (MathPrecision.Tf32, 64, 64) => d.Kernels(static d => new Loaded<TileShapes.T64x64, TA, TB, TC>(d)).Tf32.Value,
             (MathPrecision.Tf32, 32, 128) => d.Kernels(static d => new Loaded<TileShapes.T32x128, TA, TB, TC>(d)).Tf32.Value,

@@ -23,8 +23,12 @@ public struct Gather
 /// <summary>
 /// One GEMM operand as the kernels see it: element (mn, k) of A (M x K) or of B transposed (N x K), for product
 /// z of a batch, gathered straight from the tensors (a conv's input patches, a transposed matrix, ...), so no
-/// operand is ever materialised. The kernel marks rows mn &gt;= M and columns k &gt;= K by setting H to
-/// <see cref="Gather.Invalid"/>; <see cref="Load"/> must return 0 whenever <c>row.H + col.H &lt; 0</c>.
+/// operand is ever materialised.
+/// Edges cost no test where they need none: rows past M (or N) are clamped to the last row, since a padded
+/// row only feeds outputs that are never stored; A's columns past K are clamped too (<see cref="LoadAny"/>,
+/// finite values), and B's are marked by H = <see cref="Gather.Invalid"/>, for which <see cref="Load"/> must
+/// return 0 (<c>row.H + col.H &lt; 0</c>), so every product past K is a real value times 0. Operands with a
+/// bounds test of their own (conv patches) get that zero from the test they make anyway.
 /// </summary>
 public interface IGemmOperand
 {
@@ -33,7 +37,10 @@ public interface IGemmOperand
     bool KFast { get; }
     Gather Row(int z, int mn);
     Gather Col(int k);
+    /// <summary>The element, 0 outside the operand (conv padding) and 0 when <c>row.H + col.H &lt; 0</c>.</summary>
     float Load(ArrayView<float> src, Gather row, Gather col);
+    /// <summary>The element of an in-range row and column (A's loads): no test where the operand has no padding.</summary>
+    float LoadAny(ArrayView<float> src, Gather row, Gather col);
 }
 
 /// <summary>Where C (i, j) of product <paramref name="z"/> goes, with whatever epilogue (bias, alpha /

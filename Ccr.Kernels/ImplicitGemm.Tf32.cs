@@ -17,7 +17,7 @@ public static partial class ImplicitGemm
         int sA = bm + 8, sB = bn + 8, stageFloats = BK * (sA + sB);
         var sm = SharedMemory.GetDynamic<float>();
         int tid = Group.IdxX, warp = tid >> 5, lane = tid & 31, warpsN = bn >> 5;
-        int wm = warp / warpsN * 32, wn = warp % warpsN * 32;
+        int wm = (warp >> Log2(warpsN)) * 32, wn = (warp & (warpsN - 1)) * 32;
         int m0 = ILGPU.Grid.IdxY * bm, n0 = ILGPU.Grid.IdxX * bn;
         int z = t.BySplits.Div(ILGPU.Grid.IdxZ), kBegin = (ILGPU.Grid.IdxZ - z * t.Splits) * t.KChunk;
         int kEnd = Math.Min(t.K, kBegin + t.KChunk), steps = kEnd > kBegin ? (kEnd - kBegin + BK - 1) / BK : 0;
@@ -30,8 +30,8 @@ public static partial class ImplicitGemm
         var w = new Warp8();
         if (steps > 0)
         {
-            Deposit(sm, pa, la.KFast, 0, sA, Fetch(a, la, ra, pa, kBegin, kEnd, true));
-            Deposit(sm, pb, lb.KFast, BK * sA, sB, Fetch(b, lb, rb, pb, kBegin, kEnd, true));
+            Deposit(sm, pa, la.KFast, 0, sA, Fetch(a, la, ra, pa, kBegin, kEnd, true, true));
+            Deposit(sm, pb, lb.KFast, BK * sA, sB, Fetch(b, lb, rb, pb, kBegin, kEnd, true, false));
         }
         Group.Barrier();
         for (int s = 0; s < steps; s++)
@@ -41,8 +41,8 @@ public static partial class ImplicitGemm
             Vals16 nextA = default, nextB = default;
             if (more)
             {
-                nextA = Fetch(a, la, ra, pa, kBegin + (s + 1) * BK, kEnd, true);
-                nextB = Fetch(b, lb, rb, pb, kBegin + (s + 1) * BK, kEnd, true);
+                nextA = Fetch(a, la, ra, pa, kBegin + (s + 1) * BK, kEnd, true, true);
+                nextB = Fetch(b, lb, rb, pb, kBegin + (s + 1) * BK, kEnd, true, false);
             }
             int at = cur * stageFloats, bt = at + BK * sA;
             var av = sm.SubView(at + Mma.ACol(lane, 0) * sA + wm + Mma.ARow(lane, 0));

@@ -19,10 +19,12 @@ public interface IGemmTileShape
 /// <summary>The tile shapes the kernels are compiled for (<see cref="GemmTiles"/> lists them as values).</summary>
 public static class TileShapes
 {
-    // fp32: 4 x 8 outputs per thread on the 128-thread tiles, 8 x 8 on the big one
+    // fp32: 4 x 8 (or 8 x 4) outputs per thread, 8 x 8 on the big tile
     public struct F64x64 : IGemmTileShape { public int BM => 64; public int BN => 64; public int Threads => 128; public int MI => 1; public int MJ => 2; }
     public struct F32x128 : IGemmTileShape { public int BM => 32; public int BN => 128; public int Threads => 128; public int MI => 1; public int MJ => 2; }
     public struct F128x32 : IGemmTileShape { public int BM => 128; public int BN => 32; public int Threads => 128; public int MI => 2; public int MJ => 1; }
+    public struct F64x128 : IGemmTileShape { public int BM => 64; public int BN => 128; public int Threads => 256; public int MI => 1; public int MJ => 2; }
+    public struct F128x64 : IGemmTileShape { public int BM => 128; public int BN => 64; public int Threads => 256; public int MI => 2; public int MJ => 1; }
     public struct F128x128 : IGemmTileShape { public int BM => 128; public int BN => 128; public int Threads => 256; public int MI => 2; public int MJ => 2; }
     // TF32: one warp per 32 x 32 outputs
     public struct T64x64 : IGemmTileShape { public int BM => 64; public int BN => 64; public int Threads => 128; public int MI => 0; public int MJ => 0; }
@@ -36,6 +38,8 @@ public static class TileShapes
         (MathPrecision.Fp32, 64, 64) => typeof(F64x64),
         (MathPrecision.Fp32, 32, 128) => typeof(F32x128),
         (MathPrecision.Fp32, 128, 32) => typeof(F128x32),
+        (MathPrecision.Fp32, 64, 128) => typeof(F64x128),
+        (MathPrecision.Fp32, 128, 64) => typeof(F128x64),
         (MathPrecision.Fp32, 128, 128) => typeof(F128x128),
         (MathPrecision.Tf32, 64, 64) => typeof(T64x64),
         (MathPrecision.Tf32, 32, 128) => typeof(T32x128),
@@ -43,6 +47,9 @@ public static class TileShapes
         (MathPrecision.Tf32, 64, 128) => typeof(T64x128),
         _ => throw new ArgumentException($"gemm tile {t.BM}x{t.BN} is not one of the {p} tiles ({string.Join(", ", GemmTiles.For(p))})"),
     };
+
+    /// <summary>Threads per block of <paramref name="t"/> at precision <paramref name="p"/>.</summary>
+    public static int Threads(GemmTile t, MathPrecision p) => ((IGemmTileShape)Activator.CreateInstance(For(t, p))!).Threads;
 
     /// <summary>Every (precision, tile, shape type) the kernels are compiled for.</summary>
     public static IEnumerable<(MathPrecision Precision, GemmTile Tile, Type Shape)> All() =>

@@ -81,24 +81,19 @@ public static partial class ImplicitGemm
         return m;
     }
 
-    // the 16 k rows of one stage, u = 2 or 4 per loop iteration (written out: ILGPU does not unroll). Not all 16
-    // at once: ILGPU places every load of a block before its arithmetic, so 16 rows' operands would be live at
-    // once and spill; u rows' fit beside the accumulators (u = 2 for the 8 x 8 tile).
+    // the 16 k rows of one stage, two per loop iteration (ILGPU does not unroll loops, and at O2 it places every
+    // shared load of a block ahead of the block's arithmetic: with all 16 rows in one block their operands would
+    // all be live at once and spill). The views step on by two rows; the launcher pads shared memory by two
+    // rows so the step past the last row stays inside it.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static Micro Stage16(ArrayView<F4> av, ArrayView<F4> bv, Micro m, int sA4, int sB4, int dA4, int dB4, int mi, int mj)
     {
-        int u = 2;
-        for (int p = 0; p < BK; p += u)
+        for (int p = 0; p < BK; p += 2)
         {
-            var ap = av.SubView(p * sA4);
-            var bp = bv.SubView(p * sB4);
-            m = Step(ap, bp, m, 0, sA4, sB4, dA4, dB4, mi, mj);
-            m = Step(ap, bp, m, 1, sA4, sB4, dA4, dB4, mi, mj);
-            if (u == 4)
-            {
-                m = Step(ap, bp, m, 2, sA4, sB4, dA4, dB4, mi, mj);
-                m = Step(ap, bp, m, 3, sA4, sB4, dA4, dB4, mi, mj);
-            }
+            m = Step(av, bv, m, 0, sA4, sB4, dA4, dB4, mi, mj);
+            m = Step(av, bv, m, 1, sA4, sB4, dA4, dB4, mi, mj);
+            av = av.SubView(2 * sA4);
+            bv = bv.SubView(2 * sB4);
         }
         return m;
     }
@@ -113,7 +108,7 @@ public static partial class ImplicitGemm
         var sm = SharedMemory.GetDynamic<float>();
         var sm4 = sm.Cast<F4>();
         int tid = Group.IdxX, tnx = bn / (4 * mj), tny = bm / (4 * mi);
-        int tx = tid % tnx, ty = tid / tnx;
+        int tx = tid & (tnx - 1), ty = tid >> Log2(tnx);
         int m0 = ILGPU.Grid.IdxY * bm, n0 = ILGPU.Grid.IdxX * bn;
         int z = t.BySplits.Div(ILGPU.Grid.IdxZ), kBegin = (ILGPU.Grid.IdxZ - z * t.Splits) * t.KChunk;
         int kEnd = Math.Min(t.K, kBegin + t.KChunk), steps = kEnd > kBegin ? (kEnd - kBegin + BK - 1) / BK : 0;
@@ -124,8 +119,8 @@ public static partial class ImplicitGemm
         var acc = new Micro();
         if (steps > 0)
         {
-            Deposit(sm, pa, la.KFast, 0, sA, Fetch(a, la, ra, pa, kBegin, kEnd, false));
-            Deposit(sm, pb, lb.KFast, BK * sA, sB, Fetch(b, lb, rb, pb, kBegin, kEnd, false));
+            Deposit(sm, pa, la.KFast, 0, sA, Fetch(a, la, ra, pa, kBegin, kEnd, false, true));
+            Deposit(sm, pb, lb.KFast, BK * sA, sB, Fetch(b, lb, rb, pb, kBegin, kEnd, false, false));
         }
         Group.Barrier();
         // 128-bit offsets of this thread's first A and B groups in stage 0, and the steps between groups and k rows
@@ -137,8 +132,8 @@ public static partial class ImplicitGemm
             Vals16 nextA = default, nextB = default;
             if (more)
             {
-                nextA = Fetch(a, la, ra, pa, kBegin + (s + 1) * BK, kEnd, false);
-                nextB = Fetch(b, lb, rb, pb, kBegin + (s + 1) * BK, kEnd, false);
+                nextA = Fetch(a, la, ra, pa, kBegin + (s + 1) * BK, kEnd, false, true);
+                nextB = Fetch(b, lb, rb, pb, kBegin + (s + 1) * BK, kEnd, false, false);
             }
             acc = Stage16(sm4.SubView((at >> 2) + a4), sm4.SubView((at >> 2) + b4), acc, sA4, sB4, dA4, dB4, mi, mj);
             if (more)
