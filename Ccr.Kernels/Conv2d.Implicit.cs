@@ -29,13 +29,27 @@ public static partial class Conv2d
             ByOHW = new(g.OHW), ByOW = new(g.OW), ByHW = new(g.HW), ByW = new(g.W), ByKK = new(g.K * g.K), ByK = new(g.K), ByS = new(g.S),
         };
 
-        /// <summary>X(r, j): the input value tap r of output pixel j reads (0 outside the image).</summary>
-        public readonly float Patch(ArrayView<float> x, int j, int r)
+        /// <summary>Output pixel j = (n, oh, ow): the input offset of its patch's top-left tap (possibly
+        /// outside the image) and that tap's coordinates.</summary>
+        public readonly Gather Pixel(int j)
         {
             int n = ByOHW.Div(j), p = j - n * OHW, oh = ByOW.Div(p), ow = p - oh * OW;
+            int h0 = oh * S - P, w0 = ow * S - P;
+            return new Gather { Off = n * Cin * HW + h0 * W + w0, H = h0, W = w0 };
+        }
+
+        /// <summary>Patch index r = (ci, kh, kw): its offset from the top-left tap, and its displacement.</summary>
+        public readonly Gather Tap(int r)
+        {
             int ci = ByKK.Div(r), t = r - ci * KK, kh = ByK.Div(t), kw = t - kh * K;
-            int h = oh * S - P + kh * D, w = ow * S - P + kw * D;
-            return h >= 0 && h < H && w >= 0 && w < W ? x[((n * Cin + ci) * H + h) * W + w] : 0f;
+            return new Gather { Off = ci * HW + kh * D * W + kw * D, H = kh * D, W = kw * D };
+        }
+
+        /// <summary>X(r, j) from a pixel and a tap gather (either order): 0 outside the image.</summary>
+        public readonly float Patch(ArrayView<float> x, Gather pixel, Gather tap)
+        {
+            int h = pixel.H + tap.H, w = pixel.W + tap.W;
+            return ((uint)h < (uint)H) & ((uint)w < (uint)W) ? x[pixel.Off + tap.Off] : 0f;
         }
     }
 
@@ -43,63 +57,93 @@ public static partial class Conv2d
     public struct WeightRows : IGemmOperand
     {
         public int CKK;
-        public readonly float Load(ArrayView<float> w, int z, int co, int r) => w[co * CKK + r];
+        public readonly bool KFast => true;
+        public readonly Gather Row(int z, int co) => new() { Off = co * CKK };
+        public readonly Gather Col(int r) => new() { Off = r };
+        public readonly float Load(ArrayView<float> w, Gather row, Gather col) => row.H + col.H >= 0 ? w[row.Off + col.Off] : 0f;
+        public readonly float LoadAny(ArrayView<float> w, Gather row, Gather col) => w[row.Off + col.Off];
     }
 
-    /// <summary>Forward B (read as (j, r)): input patches.</summary>
+    /// <summary>Forward B (read as (j, r)): input patches; consecutive output pixels are (mostly) adjacent.</summary>
     public struct InputPatches : IGemmOperand
     {
         public ConvIndex G;
-        public readonly float Load(ArrayView<float> x, int z, int j, int r) => G.Patch(x, j, r);
+        public readonly bool KFast => false;
+        public readonly Gather Row(int z, int j) => G.Pixel(j);
+        public readonly Gather Col(int r) => G.Tap(r);
+        public readonly float Load(ArrayView<float> x, Gather row, Gather col) => G.Patch(x, row, col);
+        public readonly float LoadAny(ArrayView<float> x, Gather row, Gather col) => G.Patch(x, row, col);
     }
 
-    /// <summary>dx A: Wt(ci, q) = w[co, ci, kh, kw], q = (co, kh, kw).</summary>
+    /// <summary>dx A: Wt(ci, q) = w[co, ci, kh, kw], q = (co, kh, kw): offset ci K K + co Cin K K + (kh K + kw).</summary>
     public struct WeightColumns : IGemmOperand
     {
         public ConvIndex G;
-        public readonly float Load(ArrayView<float> w, int z, int ci, int q)
+        public readonly bool KFast => true;
+        public readonly Gather Row(int z, int ci) => new() { Off = ci * G.KK };
+        public readonly Gather Col(int q)
         {
             int co = G.ByKK.Div(q);
-            return w[(co * G.Cin + ci) * G.KK + q - co * G.KK];
+            return new Gather { Off = co * G.Cin * G.KK + q - co * G.KK };
         }
+        public readonly float Load(ArrayView<float> w, Gather row, Gather col) => row.H + col.H >= 0 ? w[row.Off + col.Off] : 0f;
+        public readonly float LoadAny(ArrayView<float> w, Gather row, Gather col) => w[row.Off + col.Off];
     }
 
-    /// <summary>dx B (read as ((n, h, w), q)): the output gradient each input pixel's taps reach.</summary>
+    /// <summary>
+    /// dx B (read as ((n, h, w), q)): the output gradient each input pixel's taps reach,
+    /// dy[n, co, (h + P - kh D) / S, (w + P - kw D) / S] where the division is exact. With h + P = a S + b
+    /// (per pixel) and kh D = c S + d (per tap), h + P - kh D is a multiple of S exactly when b = d, and the
+    /// quotient is then a - c: the pixel keeps (a, b), the tap (c, d), and the load compares and adds.
+    /// </summary>
     public struct GradOutTaps : IGemmOperand
     {
         public ConvIndex G;
-        public readonly float Load(ArrayView<float> dy, int z, int j, int q)
+        public readonly bool KFast => false;
+        public readonly Gather Row(int z, int j)
         {
             int n = G.ByHW.Div(j), hw = j - n * G.HW, h = G.ByW.Div(hw), w = hw - h * G.W;
-            int co = G.ByKK.Div(q), t = q - co * G.KK, kh = G.ByK.Div(t), kw = t - kh * G.K;
-            int th = h + G.P - kh * G.D, tw = w + G.P - kw * G.D;
-            if (th < 0 || tw < 0) return 0f;
-            int oh = th, ow = tw;
-            if (G.S > 1)
-            {
-                oh = G.ByS.Div(th); ow = G.ByS.Div(tw);
-                if (oh * G.S != th || ow * G.S != tw) return 0f;
-            }
-            return oh < G.OH && ow < G.OW ? dy[((n * G.Cout + co) * G.OH + oh) * G.OW + ow] : 0f;
+            int ah = G.ByS.Div(h + G.P), aw = G.ByS.Div(w + G.P), bh = h + G.P - ah * G.S, bw = w + G.P - aw * G.S;
+            return new Gather { Off = n * G.Cout * G.OHW + ah * G.OW + aw, H = ah, W = aw, R = bh * G.S + bw };
         }
+        public readonly Gather Col(int q)
+        {
+            int co = G.ByKK.Div(q), t = q - co * G.KK, kh = G.ByK.Div(t), kw = t - kh * G.K;
+            int ch = G.ByS.Div(kh * G.D), cw = G.ByS.Div(kw * G.D), dh = kh * G.D - ch * G.S, dw = kw * G.D - cw * G.S;
+            return new Gather { Off = co * G.OHW - ch * G.OW - cw, H = -ch, W = -cw, R = dh * G.S + dw };
+        }
+        public readonly float Load(ArrayView<float> dy, Gather row, Gather col)
+        {
+            int oh = row.H + col.H, ow = row.W + col.W;
+            return (row.R == col.R) & ((uint)oh < (uint)G.OH) & ((uint)ow < (uint)G.OW) ? dy[row.Off + col.Off] : 0f;
+        }
+        public readonly float LoadAny(ArrayView<float> dy, Gather row, Gather col) => Load(dy, row, col);
     }
 
-    /// <summary>dw A: dy as (co, j), j = (n, oh, ow).</summary>
+    /// <summary>dw A: dy as (co, j), j = (n, oh, ow): offset co OH OW + (n Cout OH OW + oh OW + ow).</summary>
     public struct GradOutRows : IGemmOperand
     {
         public ConvIndex G;
-        public readonly float Load(ArrayView<float> dy, int z, int co, int j)
+        public readonly bool KFast => true;
+        public readonly Gather Row(int z, int co) => new() { Off = co * G.OHW };
+        public readonly Gather Col(int j)
         {
             int n = G.ByOHW.Div(j);
-            return dy[(n * G.Cout + co) * G.OHW + j - n * G.OHW];
+            return new Gather { Off = n * G.Cout * G.OHW + j - n * G.OHW };
         }
+        public readonly float Load(ArrayView<float> dy, Gather row, Gather col) => row.H + col.H >= 0 ? dy[row.Off + col.Off] : 0f;
+        public readonly float LoadAny(ArrayView<float> dy, Gather row, Gather col) => dy[row.Off + col.Off];
     }
 
-    /// <summary>dw B (read as (r, j)): input patches, transposed.</summary>
+    /// <summary>dw B (read as (r, j)): input patches, transposed; consecutive pixels j are (mostly) adjacent.</summary>
     public struct InputPatchesT : IGemmOperand
     {
         public ConvIndex G;
-        public readonly float Load(ArrayView<float> x, int z, int r, int j) => G.Patch(x, j, r);
+        public readonly bool KFast => true;
+        public readonly Gather Row(int z, int r) => G.Tap(r);
+        public readonly Gather Col(int j) => G.Pixel(j);
+        public readonly float Load(ArrayView<float> x, Gather row, Gather col) => G.Patch(x, col, row);
+        public readonly float LoadAny(ArrayView<float> x, Gather row, Gather col) => G.Patch(x, col, row);
     }
 
     /// <summary>y[n, co, oh, ow] = v + bias[co] for C (co, j = (n, oh, ow)).</summary>
@@ -166,7 +210,7 @@ public static partial class Conv2d
         var ix = ConvIndex.From(g);
         var sc = new OutputStore { Cout = g.Cout, OHW = g.OHW, HasBias = bias != null ? 1 : 0, ByOHW = ix.ByOHW };
         ImplicitGemm.Run(d, y, w, x, bias, new WeightRows { CKK = g.CKK }, new InputPatches { G = ix }, sc,
-            1, g.Cout, g.N * g.OHW, g.CKK, kFastA: true, kFastB: false, tile);
+            1, g.Cout, g.N * g.OHW, g.CKK, tile);
     }
 
     static void ImplicitBackwardInput(Device d, Buf<float> dx, Buf<float> dy, Buf<float> w, ConvGeom g, GemmTile? tile)
@@ -174,9 +218,8 @@ public static partial class Conv2d
         CheckInt32(g);
         var ix = ConvIndex.From(g);
         var sc = new PlanesStore { Channels = g.Cin, Plane = g.HW, ByPlane = ix.ByHW };
-        // A's k runs along (kh, kw) in memory: contiguous when the kernel has more than one tap
         ImplicitGemm.Run(d, dx, w, dy, null, new WeightColumns { G = ix }, new GradOutTaps { G = ix }, sc,
-            1, g.Cin, g.N * g.HW, g.Cout * g.K * g.K, kFastA: g.K > 1, kFastB: false, tile);
+            1, g.Cin, g.N * g.HW, g.Cout * g.K * g.K, tile);
     }
 
     static void ImplicitBackwardWeight(Device d, Buf<float> dw, Buf<float> dy, Buf<float> x, ConvGeom g, GemmTile? tile)
@@ -184,6 +227,6 @@ public static partial class Conv2d
         CheckInt32(g);
         var ix = ConvIndex.From(g);
         ImplicitGemm.Run(d, dw, dy, x, null, new GradOutRows { G = ix }, new InputPatchesT { G = ix }, new RowsStore { N = g.CKK },
-            1, g.Cout, g.CKK, g.N * g.OHW, kFastA: true, kFastB: true, tile);
+            1, g.Cout, g.CKK, g.N * g.OHW, tile);
     }
 }

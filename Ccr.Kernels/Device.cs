@@ -54,6 +54,16 @@ public sealed class Device : IDisposable
         Launches = new LaunchLog(Pool);
     }
 
+    /// <summary>
+    /// ILGPU's optimisation level for CUDA kernels: O2. Read with <c>Ccr.Bench sass</c>, the level is a trade:
+    /// at O2 ILGPU places every load of a basic block ahead of its arithmetic, so a fully unrolled GEMM stage
+    /// would hold all 16 k rows' operands at once and spill (the fp32 kernels step two rows per loop iteration
+    /// instead); at O1 that stage compiles without spills and issues ~5 points more FFMA, but O1 leaves the
+    /// TF32 kernel's inline-PTX operands (Ref locals) in local memory, hundreds of LDL/STL per stage. The SASS
+    /// report compiles with the same level.
+    /// </summary>
+    public const OptimizationLevel CudaOptimization = OptimizationLevel.O2;
+
     /// <summary>The device chosen by <c>CCR_DEVICE</c> (or <paramref name="choice"/>): "cuda", "cpu",
     /// or automatic. Prints which device it uses when <paramref name="verbose"/>. With several
     /// CUDA devices, <paramref name="cudaOrdinal"/> (modulo their count) picks one: a data-parallel
@@ -67,7 +77,7 @@ public sealed class Device : IDisposable
         Device d;
         if (choice != "cpu")
         {
-            var ctx = Context.Create(b => b.Cuda().EnableAlgorithms().Optimize(OptimizationLevel.O2));
+            var ctx = Context.Create(b => b.Cuda().EnableAlgorithms().Optimize(CudaOptimization));
             var cuda = ctx.GetCudaDevices();
             if (cuda.Count > 0)
                 d = new Device(ctx, cuda[Math.Abs(cudaOrdinal) % cuda.Count].CreateAccelerator(ctx), KernelVariant.Cuda);

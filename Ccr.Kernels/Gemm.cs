@@ -28,12 +28,27 @@ public static partial class Gemm
     }
 
     /// <summary>A dense matrix operand at element strides: element (mn, k) of product z is
-    /// src[z Stride + mn SMN + k SK] (A: SMN = SAi, SK = SAp; B read transposed: SMN = SBj, SK = SBp).</summary>
-    public struct StridedOperand : IGemmOperand
+    /// src[z Stride + mn SMN + k SK] (A: SMN = SAi, SK = SAp; B read transposed: SMN = SBj, SK = SBp); k
+    /// adjacent in memory (SK = 1). Offsets are 32-bit: the launcher checks that every element fits.</summary>
+    public struct StridedK : IGemmOperand
     {
-        public long Stride;
-        public int SMN, SK;
-        public readonly float Load(ArrayView<float> src, int z, int mn, int k) => src[z * Stride + (long)mn * SMN + (long)k * SK];
+        public int Stride, SMN, SK;
+        public readonly bool KFast => true;
+        public readonly Gather Row(int z, int mn) => new() { Off = z * Stride + mn * SMN };
+        public readonly Gather Col(int k) => new() { Off = k * SK };
+        public readonly float Load(ArrayView<float> src, Gather row, Gather col) => row.H + col.H >= 0 ? src[row.Off + col.Off] : 0f;
+        public readonly float LoadAny(ArrayView<float> src, Gather row, Gather col) => src[row.Off + col.Off];
+    }
+
+    /// <summary><see cref="StridedK"/> with mn adjacent in memory (SMN = 1): consecutive threads take consecutive mn.</summary>
+    public struct StridedMN : IGemmOperand
+    {
+        public int Stride, SMN, SK;
+        public readonly bool KFast => false;
+        public readonly Gather Row(int z, int mn) => new() { Off = z * Stride + mn * SMN };
+        public readonly Gather Col(int k) => new() { Off = k * SK };
+        public readonly float Load(ArrayView<float> src, Gather row, Gather col) => row.H + col.H >= 0 ? src[row.Off + col.Off] : 0f;
+        public readonly float LoadAny(ArrayView<float> src, Gather row, Gather col) => src[row.Off + col.Off];
     }
 
     /// <summary>C (M, N) of product z, row-major at element stride Stride: alpha v + beta C (beta = 0 ignores C).</summary>
@@ -85,10 +100,16 @@ public static partial class Gemm
             StrideA = strideA, StrideB = strideB, StrideC = strideC, Alpha = alpha, Beta = beta,
         };
         if (Host(d)) { HostBatched(c, a, b, batch, g, transA, transB); return; }
-        var la = new StridedOperand { Stride = strideA, SMN = g.SAi, SK = g.SAp };
-        var lb = new StridedOperand { Stride = strideB, SMN = g.SBj, SK = g.SBp };
+        if ((long)Math.Max(0, batch - 1) * Math.Max(strideA, strideB) + (long)Math.Max(m, n) * Math.Max(k, 1) > int.MaxValue)
+            throw new ArgumentException($"gemm: operands of batch {batch} at strides {strideA} / {strideB} are too large for the CUDA variant's 32-bit offsets");
         var sc = new ScaledOutput { N = n, Stride = strideC, Alpha = alpha, Beta = beta };
-        ImplicitGemm.Run(d, c, a, b, null, la, lb, sc, batch, m, n, k, kFastA: g.SAp == 1, kFastB: g.SBp == 1, tile);
+        // the operand types say which way each is contiguous (the load layout is compile-time): four combinations
+        int sa = (int)strideA, sb = (int)strideB;
+        bool aK = g.SAp == 1, bK = g.SBp == 1;
+        if (aK && bK) ImplicitGemm.Run(d, c, a, b, null, new StridedK { Stride = sa, SMN = g.SAi, SK = g.SAp }, new StridedK { Stride = sb, SMN = g.SBj, SK = g.SBp }, sc, batch, m, n, k, tile);
+        else if (aK) ImplicitGemm.Run(d, c, a, b, null, new StridedK { Stride = sa, SMN = g.SAi, SK = g.SAp }, new StridedMN { Stride = sb, SMN = g.SBj, SK = g.SBp }, sc, batch, m, n, k, tile);
+        else if (bK) ImplicitGemm.Run(d, c, a, b, null, new StridedMN { Stride = sa, SMN = g.SAi, SK = g.SAp }, new StridedK { Stride = sb, SMN = g.SBj, SK = g.SBp }, sc, batch, m, n, k, tile);
+        else ImplicitGemm.Run(d, c, a, b, null, new StridedMN { Stride = sa, SMN = g.SAi, SK = g.SAp }, new StridedMN { Stride = sb, SMN = g.SBj, SK = g.SBp }, sc, batch, m, n, k, tile);
     }
 
     static void Need(string what, long have, long stride, int batch, long one, int rows, int cols)

@@ -22,7 +22,7 @@ public readonly record struct GemmTile(int BM, int BN, int Splits = 1)
 /// </summary>
 public static class GemmTiles
 {
-    public static readonly GemmTile[] Fp32 = [new(64, 64), new(32, 128), new(128, 32), new(128, 128)];
+    public static readonly GemmTile[] Fp32 = [new(64, 64), new(32, 128), new(128, 32), new(64, 128), new(128, 64), new(128, 128)];
     public static readonly GemmTile[] Tf32 = [new(64, 64), new(32, 128), new(128, 64), new(64, 128)];
 
     /// <summary>Reduction depth of one shared-memory stage (both precisions).</summary>

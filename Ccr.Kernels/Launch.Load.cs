@@ -15,10 +15,10 @@ namespace Ccr.Kernels;
 public static partial class Launch
 {
 
-    public static Action<KernelConfig, T1> Load<T1>(this Device d, Action<T1> kernel) where T1 : struct
+    public static Action<KernelConfig, T1> Load<T1>(this Device d, Action<T1> kernel, KernelSpecialization? specialization = null) where T1 : struct
     {
         var acc = d.Accelerator;
-        var launch = acc.LoadKernel(kernel);
+        var launch = specialization is { } spec ? acc.LoadKernel(kernel, spec) : acc.LoadKernel(kernel);
         Action<KernelConfig, T1> run = (c, a1) => launch(acc.DefaultStream, c, a1);
         var log = d.Launches;
         string name = LaunchLog.NameOf(kernel);
@@ -34,10 +34,10 @@ public static partial class Launch
         if (log.Observe(name, c, [a1], () => run(c, a1))) run(c, a1);
     }
 
-    public static Action<KernelConfig, T1, T2> Load<T1, T2>(this Device d, Action<T1, T2> kernel) where T1 : struct where T2 : struct
+    public static Action<KernelConfig, T1, T2> Load<T1, T2>(this Device d, Action<T1, T2> kernel, KernelSpecialization? specialization = null) where T1 : struct where T2 : struct
     {
         var acc = d.Accelerator;
-        var launch = acc.LoadKernel(kernel);
+        var launch = specialization is { } spec ? acc.LoadKernel(kernel, spec) : acc.LoadKernel(kernel);
         Action<KernelConfig, T1, T2> run = (c, a1, a2) => launch(acc.DefaultStream, c, a1, a2);
         var log = d.Launches;
         string name = LaunchLog.NameOf(kernel);
@@ -53,10 +53,10 @@ public static partial class Launch
         if (log.Observe(name, c, [a1, a2], () => run(c, a1, a2))) run(c, a1, a2);
     }
 
-    public static Action<KernelConfig, T1, T2, T3> Load<T1, T2, T3>(this Device d, Action<T1, T2, T3> kernel) where T1 : struct where T2 : struct where T3 : struct
+    public static Action<KernelConfig, T1, T2, T3> Load<T1, T2, T3>(this Device d, Action<T1, T2, T3> kernel, KernelSpecialization? specialization = null) where T1 : struct where T2 : struct where T3 : struct
     {
         var acc = d.Accelerator;
-        var launch = acc.LoadKernel(kernel);
+        var launch = specialization is { } spec ? acc.LoadKernel(kernel, spec) : acc.LoadKernel(kernel);
         Action<KernelConfig, T1, T2, T3> run = (c, a1, a2, a3) => launch(acc.DefaultStream, c, a1, a2, a3);
         var log = d.Launches;
         string name = LaunchLog.NameOf(kernel);
@@ -72,10 +72,10 @@ public static partial class Launch
         if (log.Observe(name, c, [a1, a2, a3], () => run(c, a1, a2, a3))) run(c, a1, a2, a3);
     }
 
-    public static Action<KernelConfig, T1, T2, T3, T4> Load<T1, T2, T3, T4>(this Device d, Action<T1, T2, T3, T4> kernel) where T1 : struct where T2 : struct where T3 : struct where T4 : struct
+    public static Action<KernelConfig, T1, T2, T3, T4> Load<T1, T2, T3, T4>(this Device d, Action<T1, T2, T3, T4> kernel, KernelSpecialization? specialization = null) where T1 : struct where T2 : struct where T3 : struct where T4 : struct
     {
         var acc = d.Accelerator;
-        var launch = acc.LoadKernel(kernel);
+        var launch = specialization is { } spec ? acc.LoadKernel(kernel, spec) : acc.LoadKernel(kernel);
         Action<KernelConfig, T1, T2, T3, T4> run = (c, a1, a2, a3, a4) => launch(acc.DefaultStream, c, a1, a2, a3, a4);
         var log = d.Launches;
         string name = LaunchLog.NameOf(kernel);
@@ -91,10 +91,10 @@ public static partial class Launch
         if (log.Observe(name, c, [a1, a2, a3, a4], () => run(c, a1, a2, a3, a4))) run(c, a1, a2, a3, a4);
     }
 
-    public static Action<KernelConfig, T1, T2, T3, T4, T5> Load<T1, T2, T3, T4, T5>(this Device d, Action<T1, T2, T3, T4, T5> kernel) where T1 : struct where T2 : struct where T3 : struct where T4 : struct where T5 : struct
+    public static Action<KernelConfig, T1, T2, T3, T4, T5> Load<T1, T2, T3, T4, T5>(this Device d, Action<T1, T2, T3, T4, T5> kernel, KernelSpecialization? specialization = null) where T1 : struct where T2 : struct where T3 : struct where T4 : struct where T5 : struct
     {
         var acc = d.Accelerator;
-        var launch = acc.LoadKernel(kernel);
+        var launch = specialization is { } spec ? acc.LoadKernel(kernel, spec) : acc.LoadKernel(kernel);
         Action<KernelConfig, T1, T2, T3, T4, T5> run = (c, a1, a2, a3, a4, a5) => launch(acc.DefaultStream, c, a1, a2, a3, a4, a5);
         var log = d.Launches;
         string name = LaunchLog.NameOf(kernel);
@@ -110,10 +110,10 @@ public static partial class Launch
         if (log.Observe(name, c, [a1, a2, a3, a4, a5], () => run(c, a1, a2, a3, a4, a5))) run(c, a1, a2, a3, a4, a5);
     }
 
-    public static Action<KernelConfig, T1, T2, T3, T4, T5, T6> Load<T1, T2, T3, T4, T5, T6>(this Device d, Action<T1, T2, T3, T4, T5, T6> kernel) where T1 : struct where T2 : struct where T3 : struct where T4 : struct where T5 : struct where T6 : struct
+    public static Action<KernelConfig, T1, T2, T3, T4, T5, T6> Load<T1, T2, T3, T4, T5, T6>(this Device d, Action<T1, T2, T3, T4, T5, T6> kernel, KernelSpecialization? specialization = null) where T1 : struct where T2 : struct where T3 : struct where T4 : struct where T5 : struct where T6 : struct
     {
         var acc = d.Accelerator;
-        var launch = acc.LoadKernel(kernel);
+        var launch = specialization is { } spec ? acc.LoadKernel(kernel, spec) : acc.LoadKernel(kernel);
         Action<KernelConfig, T1, T2, T3, T4, T5, T6> run = (c, a1, a2, a3, a4, a5, a6) => launch(acc.DefaultStream, c, a1, a2, a3, a4, a5, a6);
         var log = d.Launches;
         string name = LaunchLog.NameOf(kernel);
@@ -129,10 +129,10 @@ public static partial class Launch
         if (log.Observe(name, c, [a1, a2, a3, a4, a5, a6], () => run(c, a1, a2, a3, a4, a5, a6))) run(c, a1, a2, a3, a4, a5, a6);
     }
 
-    public static Action<KernelConfig, T1, T2, T3, T4, T5, T6, T7> Load<T1, T2, T3, T4, T5, T6, T7>(this Device d, Action<T1, T2, T3, T4, T5, T6, T7> kernel) where T1 : struct where T2 : struct where T3 : struct where T4 : struct where T5 : struct where T6 : struct where T7 : struct
+    public static Action<KernelConfig, T1, T2, T3, T4, T5, T6, T7> Load<T1, T2, T3, T4, T5, T6, T7>(this Device d, Action<T1, T2, T3, T4, T5, T6, T7> kernel, KernelSpecialization? specialization = null) where T1 : struct where T2 : struct where T3 : struct where T4 : struct where T5 : struct where T6 : struct where T7 : struct
     {
         var acc = d.Accelerator;
-        var launch = acc.LoadKernel(kernel);
+        var launch = specialization is { } spec ? acc.LoadKernel(kernel, spec) : acc.LoadKernel(kernel);
         Action<KernelConfig, T1, T2, T3, T4, T5, T6, T7> run = (c, a1, a2, a3, a4, a5, a6, a7) => launch(acc.DefaultStream, c, a1, a2, a3, a4, a5, a6, a7);
         var log = d.Launches;
         string name = LaunchLog.NameOf(kernel);
@@ -148,10 +148,10 @@ public static partial class Launch
         if (log.Observe(name, c, [a1, a2, a3, a4, a5, a6, a7], () => run(c, a1, a2, a3, a4, a5, a6, a7))) run(c, a1, a2, a3, a4, a5, a6, a7);
     }
 
-    public static Action<KernelConfig, T1, T2, T3, T4, T5, T6, T7, T8> Load<T1, T2, T3, T4, T5, T6, T7, T8>(this Device d, Action<T1, T2, T3, T4, T5, T6, T7, T8> kernel) where T1 : struct where T2 : struct where T3 : struct where T4 : struct where T5 : struct where T6 : struct where T7 : struct where T8 : struct
+    public static Action<KernelConfig, T1, T2, T3, T4, T5, T6, T7, T8> Load<T1, T2, T3, T4, T5, T6, T7, T8>(this Device d, Action<T1, T2, T3, T4, T5, T6, T7, T8> kernel, KernelSpecialization? specialization = null) where T1 : struct where T2 : struct where T3 : struct where T4 : struct where T5 : struct where T6 : struct where T7 : struct where T8 : struct
     {
         var acc = d.Accelerator;
-        var launch = acc.LoadKernel(kernel);
+        var launch = specialization is { } spec ? acc.LoadKernel(kernel, spec) : acc.LoadKernel(kernel);
         Action<KernelConfig, T1, T2, T3, T4, T5, T6, T7, T8> run = (c, a1, a2, a3, a4, a5, a6, a7, a8) => launch(acc.DefaultStream, c, a1, a2, a3, a4, a5, a6, a7, a8);
         var log = d.Launches;
         string name = LaunchLog.NameOf(kernel);
@@ -167,10 +167,10 @@ public static partial class Launch
         if (log.Observe(name, c, [a1, a2, a3, a4, a5, a6, a7, a8], () => run(c, a1, a2, a3, a4, a5, a6, a7, a8))) run(c, a1, a2, a3, a4, a5, a6, a7, a8);
     }
 
-    public static Action<KernelConfig, T1, T2, T3, T4, T5, T6, T7, T8, T9> Load<T1, T2, T3, T4, T5, T6, T7, T8, T9>(this Device d, Action<T1, T2, T3, T4, T5, T6, T7, T8, T9> kernel) where T1 : struct where T2 : struct where T3 : struct where T4 : struct where T5 : struct where T6 : struct where T7 : struct where T8 : struct where T9 : struct
+    public static Action<KernelConfig, T1, T2, T3, T4, T5, T6, T7, T8, T9> Load<T1, T2, T3, T4, T5, T6, T7, T8, T9>(this Device d, Action<T1, T2, T3, T4, T5, T6, T7, T8, T9> kernel, KernelSpecialization? specialization = null) where T1 : struct where T2 : struct where T3 : struct where T4 : struct where T5 : struct where T6 : struct where T7 : struct where T8 : struct where T9 : struct
     {
         var acc = d.Accelerator;
-        var launch = acc.LoadKernel(kernel);
+        var launch = specialization is { } spec ? acc.LoadKernel(kernel, spec) : acc.LoadKernel(kernel);
         Action<KernelConfig, T1, T2, T3, T4, T5, T6, T7, T8, T9> run = (c, a1, a2, a3, a4, a5, a6, a7, a8, a9) => launch(acc.DefaultStream, c, a1, a2, a3, a4, a5, a6, a7, a8, a9);
         var log = d.Launches;
         string name = LaunchLog.NameOf(kernel);
@@ -186,10 +186,10 @@ public static partial class Launch
         if (log.Observe(name, c, [a1, a2, a3, a4, a5, a6, a7, a8, a9], () => run(c, a1, a2, a3, a4, a5, a6, a7, a8, a9))) run(c, a1, a2, a3, a4, a5, a6, a7, a8, a9);
     }
 
-    public static Action<KernelConfig, T1, T2, T3, T4, T5, T6, T7, T8, T9, T10> Load<T1, T2, T3, T4, T5, T6, T7, T8, T9, T10>(this Device d, Action<T1, T2, T3, T4, T5, T6, T7, T8, T9, T10> kernel) where T1 : struct where T2 : struct where T3 : struct where T4 : struct where T5 : struct where T6 : struct where T7 : struct where T8 : struct where T9 : struct where T10 : struct
+    public static Action<KernelConfig, T1, T2, T3, T4, T5, T6, T7, T8, T9, T10> Load<T1, T2, T3, T4, T5, T6, T7, T8, T9, T10>(this Device d, Action<T1, T2, T3, T4, T5, T6, T7, T8, T9, T10> kernel, KernelSpecialization? specialization = null) where T1 : struct where T2 : struct where T3 : struct where T4 : struct where T5 : struct where T6 : struct where T7 : struct where T8 : struct where T9 : struct where T10 : struct
     {
         var acc = d.Accelerator;
-        var launch = acc.LoadKernel(kernel);
+        var launch = specialization is { } spec ? acc.LoadKernel(kernel, spec) : acc.LoadKernel(kernel);
         Action<KernelConfig, T1, T2, T3, T4, T5, T6, T7, T8, T9, T10> run = (c, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10) => launch(acc.DefaultStream, c, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10);
         var log = d.Launches;
         string name = LaunchLog.NameOf(kernel);
@@ -205,10 +205,10 @@ public static partial class Launch
         if (log.Observe(name, c, [a1, a2, a3, a4, a5, a6, a7, a8, a9, a10], () => run(c, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10))) run(c, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10);
     }
 
-    public static Action<KernelConfig, T1, T2, T3, T4, T5, T6, T7, T8, T9, T10, T11> Load<T1, T2, T3, T4, T5, T6, T7, T8, T9, T10, T11>(this Device d, Action<T1, T2, T3, T4, T5, T6, T7, T8, T9, T10, T11> kernel) where T1 : struct where T2 : struct where T3 : struct where T4 : struct where T5 : struct where T6 : struct where T7 : struct where T8 : struct where T9 : struct where T10 : struct where T11 : struct
+    public static Action<KernelConfig, T1, T2, T3, T4, T5, T6, T7, T8, T9, T10, T11> Load<T1, T2, T3, T4, T5, T6, T7, T8, T9, T10, T11>(this Device d, Action<T1, T2, T3, T4, T5, T6, T7, T8, T9, T10, T11> kernel, KernelSpecialization? specialization = null) where T1 : struct where T2 : struct where T3 : struct where T4 : struct where T5 : struct where T6 : struct where T7 : struct where T8 : struct where T9 : struct where T10 : struct where T11 : struct
     {
         var acc = d.Accelerator;
-        var launch = acc.LoadKernel(kernel);
+        var launch = specialization is { } spec ? acc.LoadKernel(kernel, spec) : acc.LoadKernel(kernel);
         Action<KernelConfig, T1, T2, T3, T4, T5, T6, T7, T8, T9, T10, T11> run = (c, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11) => launch(acc.DefaultStream, c, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11);
         var log = d.Launches;
         string name = LaunchLog.NameOf(kernel);
@@ -224,10 +224,10 @@ public static partial class Launch
         if (log.Observe(name, c, [a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11], () => run(c, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11))) run(c, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11);
     }
 
-    public static Action<KernelConfig, T1, T2, T3, T4, T5, T6, T7, T8, T9, T10, T11, T12> Load<T1, T2, T3, T4, T5, T6, T7, T8, T9, T10, T11, T12>(this Device d, Action<T1, T2, T3, T4, T5, T6, T7, T8, T9, T10, T11, T12> kernel) where T1 : struct where T2 : struct where T3 : struct where T4 : struct where T5 : struct where T6 : struct where T7 : struct where T8 : struct where T9 : struct where T10 : struct where T11 : struct where T12 : struct
+    public static Action<KernelConfig, T1, T2, T3, T4, T5, T6, T7, T8, T9, T10, T11, T12> Load<T1, T2, T3, T4, T5, T6, T7, T8, T9, T10, T11, T12>(this Device d, Action<T1, T2, T3, T4, T5, T6, T7, T8, T9, T10, T11, T12> kernel, KernelSpecialization? specialization = null) where T1 : struct where T2 : struct where T3 : struct where T4 : struct where T5 : struct where T6 : struct where T7 : struct where T8 : struct where T9 : struct where T10 : struct where T11 : struct where T12 : struct
     {
         var acc = d.Accelerator;
-        var launch = acc.LoadKernel(kernel);
+        var launch = specialization is { } spec ? acc.LoadKernel(kernel, spec) : acc.LoadKernel(kernel);
         Action<KernelConfig, T1, T2, T3, T4, T5, T6, T7, T8, T9, T10, T11, T12> run = (c, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12) => launch(acc.DefaultStream, c, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12);
         var log = d.Launches;
         string name = LaunchLog.NameOf(kernel);
@@ -243,10 +243,10 @@ public static partial class Launch
         if (log.Observe(name, c, [a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12], () => run(c, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12))) run(c, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12);
     }
 
-    public static Action<KernelConfig, T1, T2, T3, T4, T5, T6, T7, T8, T9, T10, T11, T12, T13> Load<T1, T2, T3, T4, T5, T6, T7, T8, T9, T10, T11, T12, T13>(this Device d, Action<T1, T2, T3, T4, T5, T6, T7, T8, T9, T10, T11, T12, T13> kernel) where T1 : struct where T2 : struct where T3 : struct where T4 : struct where T5 : struct where T6 : struct where T7 : struct where T8 : struct where T9 : struct where T10 : struct where T11 : struct where T12 : struct where T13 : struct
+    public static Action<KernelConfig, T1, T2, T3, T4, T5, T6, T7, T8, T9, T10, T11, T12, T13> Load<T1, T2, T3, T4, T5, T6, T7, T8, T9, T10, T11, T12, T13>(this Device d, Action<T1, T2, T3, T4, T5, T6, T7, T8, T9, T10, T11, T12, T13> kernel, KernelSpecialization? specialization = null) where T1 : struct where T2 : struct where T3 : struct where T4 : struct where T5 : struct where T6 : struct where T7 : struct where T8 : struct where T9 : struct where T10 : struct where T11 : struct where T12 : struct where T13 : struct
     {
         var acc = d.Accelerator;
-        var launch = acc.LoadKernel(kernel);
+        var launch = specialization is { } spec ? acc.LoadKernel(kernel, spec) : acc.LoadKernel(kernel);
         Action<KernelConfig, T1, T2, T3, T4, T5, T6, T7, T8, T9, T10, T11, T12, T13> run = (c, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13) => launch(acc.DefaultStream, c, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13);
         var log = d.Launches;
         string name = LaunchLog.NameOf(kernel);

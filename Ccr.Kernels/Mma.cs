@@ -62,9 +62,10 @@ public static class Mma
     /// <summary><see cref="RoundTf32"/> on the bit pattern.</summary>
     public static uint RoundTf32Bits(uint bits)
     {
-        if ((bits & 0x7F800000u) == 0x7F800000u)
-            return (bits & 0x007FFFFFu) != 0 ? bits | 0x00400000u : bits; // NaN (quiet, survives truncation) or infinity
-        return (bits + 0x00001000u) & 0xFFFFE000u;
+        // written as selects, not branches: the GEMM kernels round every staged element
+        uint rounded = (bits + 0x00001000u) & 0xFFFFE000u;
+        uint special = (bits & 0x007FFFFFu) != 0 ? bits | 0x00400000u : bits; // NaN (quiet, survives truncation) or infinity
+        return (bits & 0x7F800000u) == 0x7F800000u ? special : rounded;
     }
 
     // ---------------------------------------------------------------- the tensor-core instruction

@@ -28,10 +28,10 @@ for n in range(1, N + 1):
     args = ", ".join(f"a{i}" for i in range(1, n + 1))
     where = " ".join(f"where T{i} : struct" for i in range(1, n + 1))
     out.append(f'''
-    public static Action<KernelConfig, {ts}> Load<{ts}>(this Device d, Action<{ts}> kernel) {where}
+    public static Action<KernelConfig, {ts}> Load<{ts}>(this Device d, Action<{ts}> kernel, KernelSpecialization? specialization = null) {where}
     {{
         var acc = d.Accelerator;
-        var launch = acc.LoadKernel(kernel);
+        var launch = specialization is {{ }} spec ? acc.LoadKernel(kernel, spec) : acc.LoadKernel(kernel);
         Action<KernelConfig, {ts}> run = (c, {args}) => launch(acc.DefaultStream, c, {args});
         var log = d.Launches;
         string name = LaunchLog.NameOf(kernel);

@@ -62,7 +62,8 @@ public class ImplicitGemmTests
         Assert.Equal(1, GemmTiles.Choose(8, 8, 100, 1, MathPrecision.Fp32, 132).Splits);
         var e = Assert.Throws<ArgumentException>(() => GemmTiles.Validate(new GemmTile(16, 16), MathPrecision.Fp32));
         Assert.Contains("16x16", e.Message);
-        Assert.Throws<ArgumentException>(() => GemmTiles.Validate(new GemmTile(128, 64), MathPrecision.Fp32));
+        Assert.Throws<ArgumentException>(() => GemmTiles.Validate(new GemmTile(256, 32), MathPrecision.Fp32));
+        Assert.Throws<ArgumentException>(() => GemmTiles.Validate(new GemmTile(128, 128), MathPrecision.Tf32));
     }
 
     public static TheoryData<MathPrecision, int, int, int, int, int, int, bool, bool> GemmCases => new()
@@ -72,6 +73,8 @@ public class ImplicitGemmTests
         { MathPrecision.Fp32, 32, 128, 3, 33, 130, 70, true, false },
         { MathPrecision.Fp32, 128, 32, 2, 129, 7, 50, false, true },
         { MathPrecision.Fp32, 128, 128, 2, 131, 130, 40, true, true },
+        { MathPrecision.Fp32, 64, 128, 1, 3, 131, 19, false, true },
+        { MathPrecision.Fp32, 128, 64, 3, 130, 65, 49, true, false },
         { MathPrecision.Tf32, 64, 64, 1, 65, 9, 21, false, false },
         { MathPrecision.Tf32, 32, 128, 2, 5, 131, 40, true, true },
         { MathPrecision.Tf32, 128, 64, 1, 130, 3, 17, true, false },
@@ -109,6 +112,8 @@ public class ImplicitGemmTests
         { MathPrecision.Fp32, 32, 128, 3, [1, 2, 8, 9], [3, 2, 3, 3], 1, 2, 2 },
         { MathPrecision.Fp32, 128, 32, 2, [2, 4, 5, 6], [3, 4, 1, 1], 2, 0, 1 },
         { MathPrecision.Fp32, 128, 128, 1, [2, 3, 9, 8], [5, 3, 3, 3], 1, 1, 1 },
+        { MathPrecision.Fp32, 64, 128, 2, [1, 3, 11, 7], [4, 3, 3, 3], 2, 1, 2 },
+        { MathPrecision.Fp32, 128, 64, 1, [2, 2, 6, 9], [3, 2, 5, 5], 3, 2, 1 },
         { MathPrecision.Tf32, 64, 64, 2, [2, 2, 7, 6], [3, 2, 3, 3], 2, 1, 1 },
         { MathPrecision.Tf32, 128, 64, 1, [1, 2, 9, 9], [3, 2, 5, 5], 2, 2, 1 },
         { MathPrecision.Tf32, 64, 128, 3, [2, 5, 4, 3], [6, 5, 1, 1], 1, 0, 1 },
