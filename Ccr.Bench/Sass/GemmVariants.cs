@@ -1,5 +1,6 @@
 using System.Reflection;
 using Ccr.Kernels;
+using ILGPU.Runtime;
 
 namespace Ccr.Bench.Sass;
 
@@ -26,7 +27,9 @@ public static class GemmVariants
         new("conv.fwd", typeof(Conv2d.WeightRows), typeof(Conv2d.InputPatches), typeof(Conv2d.OutputStore)),
         new("conv.dgrad", typeof(Conv2d.WeightColumns), typeof(Conv2d.GradOutTaps), typeof(Conv2d.PlanesStore)),
         new("conv.wgrad", typeof(Conv2d.GradOutRows), typeof(Conv2d.InputPatchesT), typeof(Conv2d.RowsStore)),
-        new("gemm", typeof(Gemm.StridedOperand), typeof(Gemm.StridedOperand), typeof(Gemm.ScaledOutput)),
+        // the plain GEMM in its most common layout (A row-major, B row-major: A k-fast, B^T mn-fast); the
+        // other three transpose combinations differ only in which threads load which elements
+        new("gemm", typeof(Gemm.StridedK), typeof(Gemm.StridedMN), typeof(Gemm.ScaledOutput)),
     ];
 
     /// <summary>Kernels outside <see cref="Family"/> whose main loop is math (so its mix and issue-bound ceiling
@@ -39,37 +42,50 @@ public static class GemmVariants
         kernel.Name.Contains("Tf32", StringComparison.OrdinalIgnoreCase) ? "tf32"
         : kernel.Name.Contains("Fp32", StringComparison.OrdinalIgnoreCase) ? "fp32" : "-";
 
-    /// <summary>Iterations of the loop inside the main loop per k-tile, when the k-steps within a BK-deep stage
-    /// are a loop of their own (ptxas did not unroll them): fp32 kernels step one k at a time (BK trips), the
-    /// TF32 kernel one mma.m16n8k8 (BK / 8). Null: unknown (the table then weights an inner loop once and
-    /// marks it). <c>sass --inner-trips N</c> overrides it.</summary>
+    /// <summary>Whether tile shape <paramref name="shape"/> belongs to <paramref name="kernel"/> (the fp32 kernel's
+    /// shapes are <see cref="TileShapes"/>' F..., the TF32 kernel's T...); true for a type that is no tile shape.</summary>
+    public static bool Fits(MethodInfo kernel, Type shape)
+    {
+        if (!typeof(IGemmTileShape).IsAssignableFrom(shape)) return true;
+        string p = Precision(kernel);
+        return TileShapes.All().Any(x => x.Shape == shape && (p == "-" || (x.Precision == MathPrecision.Tf32) == (p == "tf32")));
+    }
+
+    /// <summary>The tile shape a closed family kernel was specialised for, or null.</summary>
+    public static Type? ShapeOf(MethodInfo kernel) =>
+        kernel.IsGenericMethod ? kernel.GetGenericArguments().FirstOrDefault(typeof(IGemmTileShape).IsAssignableFrom) : null;
+
+    /// <summary>The launch bounds the product compiles a kernel with on a GPU (<see cref="ImplicitGemm.Bounds{TT}"/>):
+    /// the GEMM kernels' per tile shape; none for the rest.</summary>
+    public static KernelSpecialization Specialization(MethodInfo kernel)
+    {
+        var shape = ShapeOf(kernel);
+        if (shape == null) return new KernelSpecialization();
+        var bounds = typeof(ImplicitGemm).GetMethod(nameof(ImplicitGemm.LaunchBounds))!.MakeGenericMethod(shape);
+        return (KernelSpecialization)bounds.Invoke(null, null)!;
+    }
+
+    /// <summary>Iterations of the loop inside the main loop per k-tile, when the k rows of a BK-deep stage are a
+    /// loop of their own: the fp32 kernels step two k rows per iteration (BK / 2 trips); the TF32 kernel writes
+    /// its two k-steps out (no inner loop). Null: unknown (the table then weights an inner loop once and marks
+    /// it). <c>sass --inner-trips N</c> overrides it.</summary>
     public static int? InnerTrips(MethodInfo kernel) => Precision(kernel) switch
     {
-        "fp32" => GemmTiles.BK,
-        "tf32" => GemmTiles.BK / 8,
+        "fp32" => GemmTiles.BK / 2,
+        "tf32" => 1,
         _ => null,
     };
 
-    /// <summary>The launches <see cref="ImplicitGemm"/>.Run makes of <paramref name="kernel"/> (a mirror of its
-    /// arithmetic): per tile of the precision, threads per block and dynamic shared memory (two stages of the A
-    /// and B tiles, padded as the launcher pads them, in the larger of its two layouts). Null: not a main kernel
-    /// (launched with the device's group size and no dynamic shared memory).</summary>
+    /// <summary>The launch <see cref="ImplicitGemm"/>.Run makes of a closed <paramref name="kernel"/>: its tile's
+    /// threads per block and dynamic shared memory (<see cref="ImplicitGemm.SharedFloats"/> on a GPU). Null: not
+    /// a main kernel (launched with the device's group size and no dynamic shared memory).</summary>
     public static List<LaunchShape>? Launches(MethodInfo kernel)
     {
-        const int bk = GemmTiles.BK;
-        string p = Precision(kernel);
-        if (p == "-") return null;
-        bool tf32 = p == "tf32", wide = kernel.Name.Contains("Wide");
-        int padK = tf32 ? 4 : 1, padMN = tf32 ? 8 : 0;
-        var list = new List<LaunchShape>();
-        foreach (var t in GemmTiles.For(tf32 ? MathPrecision.Tf32 : MathPrecision.Fp32))
-        {
-            if (!tf32 && wide != (t.BM == 128 && t.BN == 128)) continue; // 128x128 is the wide kernel's tile
-            int threads = tf32 ? t.BM / 32 * (t.BN / 32) * 32 : 256;
-            int tileA = Math.Max(t.BM * (bk + padK), bk * (t.BM + padMN)), tileB = Math.Max(t.BN * (bk + padK), bk * (t.BN + padMN));
-            list.Add(new LaunchShape(t.ToString(), threads, 2 * (tileA + tileB) * 4));
-        }
-        return list;
+        var shape = ShapeOf(kernel);
+        if (shape == null) return null;
+        var (precision, tile, _) = TileShapes.All().First(x => x.Shape == shape);
+        int threads = TileShapes.Threads(tile, precision);
+        return [new LaunchShape(tile.ToString(), threads, ImplicitGemm.SharedFloats(tile, precision, emulated: false) * 4)];
     }
 }
 

@@ -98,7 +98,7 @@ public static class KernelCatalogue
             }
             else
             {
-                var fits = Satisfying(p);
+                var fits = Satisfying(p).Where(t => GemmVariants.Fits(kernel, t)).ToArray();
                 if (fits.Length == 0) throw Unclosable(name, p, "no struct of Ccr.Kernels satisfies its constraints");
                 choices.Add(fits);
             }

@@ -18,16 +18,17 @@ namespace Ccr.Bench.Sass;
 public sealed class PtxCompiler : IDisposable
 {
     const BindingFlags Private = BindingFlags.NonPublic | BindingFlags.Static;
-    readonly Context _ctx = Context.Create(b => b.Cuda().EnableAlgorithms().Optimize(OptimizationLevel.O2));
+    readonly Context _ctx = Context.Create(b => b.Cuda().EnableAlgorithms().Optimize(Ccr.Kernels.Device.CudaOptimization));
     readonly PTXBackend _backend;
 
     public PtxCompiler() : this(CudaInstructionSet.ISA_80) { }
 
     public PtxCompiler(CudaInstructionSet isa) => _backend = new PTXBackend(_ctx, CudaArchitecture.SM_80, isa, null!);
 
-    /// <summary>The PTX of <paramref name="kernel"/> (an explicitly grouped kernel, generic ones closed).</summary>
+    /// <summary>The PTX of <paramref name="kernel"/> (an explicitly grouped kernel, generic ones closed), with the
+    /// launch bounds the product gives it on a GPU (<see cref="GemmVariants.Specialization"/>).</summary>
     public string Ptx(MethodInfo kernel) =>
-        ((PTXCompiledKernel)_backend.Compile(EntryPointDescription.FromExplicitlyGroupedKernel(kernel), new KernelSpecialization())).PTXAssembly;
+        ((PTXCompiledKernel)_backend.Compile(EntryPointDescription.FromExplicitlyGroupedKernel(kernel), GemmVariants.Specialization(kernel))).PTXAssembly;
 
     /// <summary>The PTX of the kernel <paramref name="name"/> of <paramref name="family"/>.</summary>
     public string Ptx(Type family, string name) => Ptx(Kernel(family, name));
