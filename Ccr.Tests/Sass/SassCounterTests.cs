@@ -161,18 +161,25 @@ public class SassCounterTests
         var all = KernelCatalogue.All();
         Assert.Equal(all.Count, all.Select(v => v.Name).Distinct().Count());
         var names = all.Select(v => v.Name).ToHashSet();
-        foreach (var k in new[] { "Fp32Kernel", "Fp32WideKernel", "Tf32Kernel" })
+        // every tile shape of its precision for every use, and no shape of the other precision
+        foreach (var (p, tile, shape) in TileShapes.All())
             foreach (var use in GemmVariants.Uses())
-                Assert.Contains($"ImplicitGemm.{k}[{use.Name}]", names);
+                Assert.Contains($"ImplicitGemm.{(p == MathPrecision.Tf32 ? "Tf32Kernel" : "Fp32Kernel")}[{use.Name},{shape.Name}]", names);
+        Assert.DoesNotContain(names, n => n.StartsWith("ImplicitGemm.Fp32Kernel", StringComparison.Ordinal) && n.Contains(",T", StringComparison.Ordinal));
         Assert.Contains("CcrDistances.FeatureKernel", names);
         Assert.Contains("BatchNorm.ForwardKernel", names);
         // every kernel method of Ccr.Kernels is in, closed where generic
         int methods = typeof(ImplicitGemm).Assembly.GetTypes().Sum(t => PtxCompiler.KernelsOf(t).Count(m => m.DeclaringType == t && !m.IsGenericMethodDefinition));
         Assert.Equal(methods, all.Count(v => !v.Method.IsGenericMethod));
         Assert.All(all, v => Assert.False(v.Method.ContainsGenericParameters, v.Name));
-        Assert.Equal("tf32", all.Single(v => v.Name == "ImplicitGemm.Tf32Kernel[gemm]").Precision);
-        // the launcher's TF32 blocks: one warp per 32x32 of the tile (64x64, 32x128: 4 warps; 128x64, 64x128: 8)
-        Assert.Equal([128, 128, 256, 256], all.Single(v => v.Name == "ImplicitGemm.Tf32Kernel[gemm]").Launches!.Select(l => l.Threads).ToArray());
+        var t64x128 = all.Single(v => v.Name == "ImplicitGemm.Tf32Kernel[gemm,T64x128]");
+        Assert.Equal("tf32", t64x128.Precision);
+        // the launcher's blocks: TF32 one warp per 32x32 of the tile (64x128: 8 warps); fp32 64x64 128 threads
+        Assert.Equal(256, t64x128.Launches!.Single().Threads);
+        Assert.Equal(128, all.Single(v => v.Name == "ImplicitGemm.Fp32Kernel[conv.fwd,F64x64]").Launches!.Single().Threads);
+        // and the launch bounds the product gives it on a GPU: at most 128 registers a thread
+        var bounds = GemmVariants.Specialization(t64x128.Method);
+        Assert.Equal((256, 2), (bounds.MaxNumThreadsPerGroup, bounds.MinNumGroupsPerMultiprocessor));
     }
 
     interface INotInCcrKernels { }
