@@ -64,8 +64,25 @@ public sealed class CcrPtxTests : IDisposable
         Assert.Contains("red.min.shared.u64", select);
         Assert.Contains("clz.b64", select);
         Assert.Contains("bar.sync", select);
-        string feature = Ptx(typeof(CcrDistances), "FeatureKernel");
-        Assert.Contains("ld.shared.f32", feature);
-        Assert.Contains("bar.sync", feature);
     }
+
+    [Fact]
+    public void TheDistanceKernelsDivideOncePerTileOrRowAndTheFeatureLoopReadsFloat4s()
+    {
+        // the feature kernel's channel loop (two channels an iteration) reads shared memory only as
+        // float4s: 3 a channel (4 anchors, 2 x 4 pixels) for 32 (p - a)^2; staging stores scalars
+        string feature = Ptx(typeof(CcrDistances), "FeatureKernel");
+        Assert.Equal(6, PtxCompiler.Count(feature, "ld.shared.v4.f32"));
+        Assert.Equal(6, PtxCompiler.Count(feature, "ld.shared."));
+        Assert.Contains("bar.sync", feature);
+        // integer divisions: the tile's coordinates (3, once per tile) and the label kernel's row
+        // (2, once per row); none per element (they were e / HW, e % HW, row / A per element)
+        Assert.Equal(3, Divisions(feature));
+        Assert.Equal(2, Divisions(Ptx(typeof(CcrDistances), "LabelKernel")));
+    }
+
+    static int Divisions(string ptx) => PtxCompiler.Count(ptx, "div.s32") + PtxCompiler.Count(ptx, "div.u32") +
+                                        PtxCompiler.Count(ptx, "rem.s32") + PtxCompiler.Count(ptx, "rem.u32") +
+                                        PtxCompiler.Count(ptx, "div.s64") + PtxCompiler.Count(ptx, "rem.s64") +
+                                        PtxCompiler.Count(ptx, "div.u64") + PtxCompiler.Count(ptx, "rem.u64");
 }
