@@ -31,7 +31,7 @@ public static partial class CcrDistances
     // other buffer after it, one barrier per chunk. Per channel a thread does 3 128-bit shared loads
     // (its 4 anchors, its two runs of 4 pixels) for 32 FADD + 32 FFMA. Channels past D and pixels
     // past HW are staged as 0, so the channel loop needs no bounds: (0 - 0)^2 adds an exact +0 to a
-    // sum >= 0. Per element the sum runs over c = 0..D-1 in order (the bits of the 8-anchor-block
+    // sum >= 0. Per element the sum runs over c = 0..D-1 in order (the bits of the 32 x 128 tile
     // kernel this replaced). No division per element: a tile's coordinates are divided out once
     // per tile, a thread's staging addresses step by 16 HW per chunk. sm_90 (ptxas 11.8): 83
     // registers, no spills, 26 KB shared (2 groups an SM); the loop of two channels is 139
