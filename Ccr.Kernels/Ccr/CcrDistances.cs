@@ -23,80 +23,163 @@ public static partial class CcrDistances
     // ---------------------------------------------------------------- kernels (grid-stride)
 
     // fdist[n, a, i] = || proj[n, :, anchor] - proj[n, :, i] ||; NaN for a row without anchor.
-    // Tiled like a GEMM (the inner operation is (p - a)^2 instead of a product): a group computes a
-    // tile of 32 anchors x (4 g / 8) pixels of one image, staging 8 channels at a time of the tile's
-    // anchor and pixel features in shared memory; each thread accumulates 4 anchors x 4 pixels in
-    // registers. So the projection map is read once per 32 anchors (6 times per image at the
-    // paper's 192 anchors, where one anchor block of 8 per thread read it 24 times), and a thread
-    // does 8 shared loads per 32 subtract-FMA pairs. Per element the sum still runs over c = 0..D-1
-    // in order. Groups: N x ceil(A / 32) x ceil(HW / tile pixels) (3,600 at the paper's scale).
-    const int TileAnchors = 32, TileChunk = 8, MaxTilePixels = 512;
+    // Tiled like an SGEMM whose inner operation is (p - a)^2 instead of a product. A group of
+    // 256 threads computes a tile of 64 anchors x 128 pixels of one image; thread t = 16 ta + tq
+    // accumulates anchors 4 ta .. 4 ta + 3 x pixels 4 tq .. 4 tq + 3 and 64 + 4 tq .. 64 + 4 tq + 3
+    // (32 sums in registers). Channels stream through shared memory 16 at a time, double-buffered:
+    // the next chunk's global loads are issued before the current chunk's math and stored into the
+    // other buffer after it, one barrier per chunk. Per channel a thread does 3 128-bit shared loads
+    // (its 4 anchors, its two runs of 4 pixels) for 32 FADD + 32 FFMA. Channels past D and pixels
+    // past HW are staged as 0, so the channel loop needs no bounds: (0 - 0)^2 adds an exact +0 to a
+    // sum >= 0. Per element the sum runs over c = 0..D-1 in order (the bits of the 32 x 128 tile
+    // kernel this replaced). No division per element: a tile's coordinates are divided out once
+    // per tile, a thread's staging addresses step by 16 HW per chunk. sm_90 (ptxas 11.8): 83
+    // registers, no spills, 26 KB shared (2 groups an SM); the loop of two channels is 139
+    // instructions, 64 of them FFMA and 64 FADD. Groups: N x ceil(A / 64) x ceil(HW / 128) (900 at
+    // the paper's 4 x 192 x 19,200), grid-stride beyond 2^20.
+    internal const int FeatureThreads = 256;
+    const int TileAnchors = 64, TilePixels = 128, TileChunk = 16;
     const int AnchorBlock = 8; // the CPU variant's anchor block (FeatureHost)
+
+    /// <summary>A thread's 8 running sums of one anchor: pixels 4 tq + 0..3, then 64 + 4 tq + 0..3.</summary>
+    struct Sums8 { public float S0, S1, S2, S3, S4, S5, S6, S7; }
+
+    /// <summary>A thread's 32 running sums: its 4 anchors x 8 pixels.</summary>
+    struct Sums32 { public Sums8 A0, A1, A2, A3; }
+
+    // channel c of the views a4, p4 (this thread's first float4 of anchors and of pixels in the
+    // buffer): one float4 of anchors, two of pixels, 32 (p - a)^2
+    static Sums32 Channel(Sums32 s, ArrayView<Float4> a4, ArrayView<Float4> p4, int c)
+    {
+        Float4 a = a4[c * (TileAnchors / 4)];
+        Float4 p = p4[c * (TilePixels / 4)], q = p4[c * (TilePixels / 4) + 16];
+        s.A0 = Accumulate(s.A0, a.X, p, q);
+        s.A1 = Accumulate(s.A1, a.Y, p, q);
+        s.A2 = Accumulate(s.A2, a.Z, p, q);
+        s.A3 = Accumulate(s.A3, a.W, p, q);
+        return s;
+    }
+
+    static Sums8 Accumulate(Sums8 s, float a, Float4 p, Float4 q)
+    {
+        float d;
+        d = p.X - a; s.S0 += d * d; d = p.Y - a; s.S1 += d * d; d = p.Z - a; s.S2 += d * d; d = p.W - a; s.S3 += d * d;
+        d = q.X - a; s.S4 += d * d; d = q.Y - a; s.S5 += d * d; d = q.Z - a; s.S6 += d * d; d = q.W - a; s.S7 += d * d;
+        return s;
+    }
 
     static void FeatureKernel(ArrayView<float> fdist, ArrayView<float> proj, ArrayView<int> anchors,
                               int dim, int hw, int numAnchors)
     {
-        var shA = SharedMemory.Allocate<float>(TileChunk * TileAnchors);   // (chunk, 32 anchors)
-        var shP = SharedMemory.Allocate<float>(TileChunk * MaxTilePixels); // (chunk, tile pixels)
-        var shIdx = SharedMemory.Allocate<int>(TileAnchors);
-        int t = Group.IdxX, g = Group.DimX, lanes = g / 8, tp = 4 * lanes;
-        int ta = t / lanes, tq = t - ta * lanes; // anchor lane (4 anchors: 4 ta .. 4 ta + 3), pixel lane (pixels tq + j lanes)
-        int aBlocks = (numAnchors + TileAnchors - 1) / TileAnchors, pTiles = (hw + tp - 1) / tp;
+        // (buffer, chunk channel, 64 anchors) and (buffer, chunk channel, 128 pixels), as float4s;
+        // + two channels of slack that the channel loop's last view step points into (never read)
+        var shA4 = SharedMemory.Allocate<Float4>((2 * TileChunk + 2) * TileAnchors / 4);
+        var shP4 = SharedMemory.Allocate<Float4>((2 * TileChunk + 2) * TilePixels / 4);
+        int t = Group.IdxX, ta = t >> 4, tq = t & 15;
+        int aBlocks = (numAnchors + TileAnchors - 1) / TileAnchors, pTiles = (hw + TilePixels - 1) / TilePixels;
         int n = fdist.IntLength / (numAnchors * hw);
         for (int tile = ILGPU.Grid.IdxX; tile < n * aBlocks * pTiles; tile += ILGPU.Grid.DimX)
         {
-            int pt = tile % pTiles, nb = tile / pTiles, img = nb / aBlocks, a0 = nb % aBlocks * TileAnchors, i0 = pt * tp;
-            int r0 = img * numAnchors + a0, cnt = XMath.Min(TileAnchors, numAnchors - a0), b = img * dim * hw;
-            Group.Barrier(); // the previous tile has read shIdx
-            if (t < TileAnchors) shIdx[t] = Anchor(anchors, r0, t, cnt, hw);
-            float s00 = 0, s01 = 0, s02 = 0, s03 = 0, s10 = 0, s11 = 0, s12 = 0, s13 = 0;
-            float s20 = 0, s21 = 0, s22 = 0, s23 = 0, s30 = 0, s31 = 0, s32 = 0, s33 = 0;
+            int nb = tile / pTiles, i0 = (tile - nb * pTiles) * TilePixels, img = nb / aBlocks;
+            int a0 = (nb - img * aBlocks) * TileAnchors, r0 = img * numAnchors + a0, cnt = XMath.Min(TileAnchors, numAnchors - a0);
+            var g = Staging.Of(anchors, t, img * dim * hw, hw, dim, i0, r0, cnt);
+            Group.Barrier(); // the previous tile's last chunk has been read
+            g.Load(proj, 0).Store(shA4, shP4, 0);
+            Group.Barrier();
+            var s = new Sums32();
+            int buf = 0;
             for (int c0 = 0; c0 < dim; c0 += TileChunk)
             {
-                int cc = XMath.Min(TileChunk, dim - c0);
-                Group.Barrier(); // shIdx written; the previous chunk consumed
-                for (int j = t; j < TileChunk * TileAnchors; j += g)
+                bool more = c0 + TileChunk < dim;
+                var next = more ? g.Load(proj, c0 + TileChunk) : default; // in flight during this chunk's math
+                // views of this thread's first float4 in the buffer, stepped two channels per
+                // iteration: the loads' offsets are constants that ptxas folds into LDS.128 [R + imm]
+                var ba = shA4.SubView(buf * (TileChunk * TileAnchors / 4) + ta);
+                var bp = shP4.SubView(buf * (TileChunk * TilePixels / 4) + tq);
+                for (int c = 0; c < TileChunk; c += 2)
                 {
-                    int c = j / TileAnchors, ai = shIdx[j - c * TileAnchors];
-                    shA[j] = c < cc ? proj[b + (c0 + c) * hw + XMath.Max(ai, 0)] : 0f; // a missing anchor reads pixel 0, discarded
+                    s = Channel(s, ba, bp, 0);
+                    s = Channel(s, ba, bp, 1);
+                    ba = ba.SubView(2 * (TileAnchors / 4));
+                    bp = bp.SubView(2 * (TilePixels / 4));
                 }
-                for (int j = t; j < TileChunk * tp; j += g)
-                {
-                    int c = j / tp, i = i0 + j - c * tp;
-                    shP[j] = c < cc && i < hw ? proj[b + (c0 + c) * hw + i] : 0f;
-                }
-                Group.Barrier();
-                for (int c = 0; c < cc; c++)
-                {
-                    int ao = c * TileAnchors + 4 * ta, po = c * tp + tq;
-                    float a0v = shA[ao], a1v = shA[ao + 1], a2v = shA[ao + 2], a3v = shA[ao + 3];
-                    float p0 = shP[po], p1 = shP[po + lanes], p2 = shP[po + 2 * lanes], p3 = shP[po + 3 * lanes];
-                    float d;
-                    d = p0 - a0v; s00 += d * d; d = p1 - a0v; s01 += d * d; d = p2 - a0v; s02 += d * d; d = p3 - a0v; s03 += d * d;
-                    d = p0 - a1v; s10 += d * d; d = p1 - a1v; s11 += d * d; d = p2 - a1v; s12 += d * d; d = p3 - a1v; s13 += d * d;
-                    d = p0 - a2v; s20 += d * d; d = p1 - a2v; s21 += d * d; d = p2 - a2v; s22 += d * d; d = p3 - a2v; s23 += d * d;
-                    d = p0 - a3v; s30 += d * d; d = p1 - a3v; s31 += d * d; d = p2 - a3v; s32 += d * d; d = p3 - a3v; s33 += d * d;
-                }
+                buf ^= 1;
+                if (more) next.Store(shA4, shP4, buf);
+                Group.Barrier(); // the next chunk is staged; this one's buffer may be overwritten
             }
-            int k = 4 * ta, i1 = i0 + tq;
-            StoreTile(fdist, shIdx, r0, k, cnt, hw, i1, lanes, s00, s01, s02, s03);
-            StoreTile(fdist, shIdx, r0, k + 1, cnt, hw, i1, lanes, s10, s11, s12, s13);
-            StoreTile(fdist, shIdx, r0, k + 2, cnt, hw, i1, lanes, s20, s21, s22, s23);
-            StoreTile(fdist, shIdx, r0, k + 3, cnt, hw, i1, lanes, s30, s31, s32, s33);
+            int k = 4 * ta, i1 = i0 + 4 * tq;
+            StoreRow(fdist, anchors, r0, k, cnt, hw, i1, s.A0);
+            StoreRow(fdist, anchors, r0, k + 1, cnt, hw, i1, s.A1);
+            StoreRow(fdist, anchors, r0, k + 2, cnt, hw, i1, s.A2);
+            StoreRow(fdist, anchors, r0, k + 3, cnt, hw, i1, s.A3);
         }
     }
 
-    // one anchor slot k of the tile, its 4 pixels i, i + lanes, i + 2 lanes, i + 3 lanes
-    static void StoreTile(ArrayView<float> fdist, ArrayView<int> shIdx, int r0, int k, int cnt, int hw, int i, int lanes,
-                          float s0, float s1, float s2, float s3)
+    /// <summary>What one thread stages of a 16-channel chunk: anchor slot t % 64 at channels
+    /// t / 64 + 4 r (r &lt; 4) and pixel t % 128 at channels t / 128 + 2 r (r &lt; 8), each 0 where
+    /// the channel, pixel or anchor does not exist. Loads coalesce along pixels; the anchors are a
+    /// gather (64 pixels per channel, once per tile).</summary>
+    struct Staging
+    {
+        public int OffA, OffP, Ca, Cp, Sa, Sp, Hw, Dim;
+        public bool AncOk, PixOk;
+        public float A0, A1, A2, A3, P0, P1, P2, P3, P4, P5, P6, P7;
+
+        public static Staging Of(ArrayView<int> anchors, int t, int b, int hw, int dim, int i0, int r0, int cnt)
+        {
+            var g = new Staging { Sa = t & (TileAnchors - 1), Ca = t >> 6, Sp = t & (TilePixels - 1), Cp = t >> 7, Hw = hw, Dim = dim };
+            int anc = Anchor(anchors, r0, g.Sa, cnt, hw);
+            g.AncOk = anc >= 0;
+            g.PixOk = i0 + g.Sp < hw;
+            g.OffA = b + g.Ca * hw + XMath.Max(anc, 0);
+            g.OffP = b + g.Cp * hw + i0 + g.Sp;
+            return g;
+        }
+
+        /// <summary>The values of the chunk that starts at channel c0.</summary>
+        public Staging Load(ArrayView<float> proj, int c0)
+        {
+            var g = this;
+            int ca = c0 + Ca, cp = c0 + Cp, oa = OffA + c0 * Hw, op = OffP + c0 * Hw;
+            g.A0 = AncOk && ca < Dim ? proj[oa] : 0f;
+            g.A1 = AncOk && ca + 4 < Dim ? proj[oa + 4 * Hw] : 0f;
+            g.A2 = AncOk && ca + 8 < Dim ? proj[oa + 8 * Hw] : 0f;
+            g.A3 = AncOk && ca + 12 < Dim ? proj[oa + 12 * Hw] : 0f;
+            g.P0 = PixOk && cp < Dim ? proj[op] : 0f;
+            g.P1 = PixOk && cp + 2 < Dim ? proj[op + 2 * Hw] : 0f;
+            g.P2 = PixOk && cp + 4 < Dim ? proj[op + 4 * Hw] : 0f;
+            g.P3 = PixOk && cp + 6 < Dim ? proj[op + 6 * Hw] : 0f;
+            g.P4 = PixOk && cp + 8 < Dim ? proj[op + 8 * Hw] : 0f;
+            g.P5 = PixOk && cp + 10 < Dim ? proj[op + 10 * Hw] : 0f;
+            g.P6 = PixOk && cp + 12 < Dim ? proj[op + 12 * Hw] : 0f;
+            g.P7 = PixOk && cp + 14 < Dim ? proj[op + 14 * Hw] : 0f;
+            return g;
+        }
+
+        /// <summary>Into shared buffer <paramref name="buf"/>.</summary>
+        public readonly void Store(ArrayView<Float4> shA4, ArrayView<Float4> shP4, int buf)
+        {
+            var a = shA4.Cast<float>().SubView(buf * TileChunk * TileAnchors + Ca * TileAnchors + Sa, 12 * TileAnchors + 1);
+            var p = shP4.Cast<float>().SubView(buf * TileChunk * TilePixels + Cp * TilePixels + Sp, 14 * TilePixels + 1);
+            a[0] = A0; a[4 * TileAnchors] = A1; a[8 * TileAnchors] = A2; a[12 * TileAnchors] = A3;
+            p[0] = P0; p[2 * TilePixels] = P1; p[4 * TilePixels] = P2; p[6 * TilePixels] = P3;
+            p[8 * TilePixels] = P4; p[10 * TilePixels] = P5; p[12 * TilePixels] = P6; p[14 * TilePixels] = P7;
+        }
+    }
+
+    // anchor slot k of the tile: its 8 sums at pixels i .. i + 3 and i + 64 .. i + 67
+    static void StoreRow(ArrayView<float> fdist, ArrayView<int> anchors, int r0, int k, int cnt, int hw, int i, Sums8 s)
     {
         if (k >= cnt) return;
-        bool none = shIdx[k] < 0;
-        int o = (r0 + k) * hw;
-        if (i < hw) fdist[o + i] = none ? float.NaN : XMath.Sqrt(s0);
-        if (i + lanes < hw) fdist[o + i + lanes] = none ? float.NaN : XMath.Sqrt(s1);
-        if (i + 2 * lanes < hw) fdist[o + i + 2 * lanes] = none ? float.NaN : XMath.Sqrt(s2);
-        if (i + 3 * lanes < hw) fdist[o + i + 3 * lanes] = none ? float.NaN : XMath.Sqrt(s3);
+        bool none = Anchor(anchors, r0, k, cnt, hw) < 0;
+        int o = (r0 + k) * hw + i, m = hw - i; // pixel i + j exists when j < m
+        Put(fdist, o, 0, m, none, s.S0); Put(fdist, o, 1, m, none, s.S1); Put(fdist, o, 2, m, none, s.S2); Put(fdist, o, 3, m, none, s.S3);
+        Put(fdist, o, 64, m, none, s.S4); Put(fdist, o, 65, m, none, s.S5); Put(fdist, o, 66, m, none, s.S6); Put(fdist, o, 67, m, none, s.S7);
+    }
+
+    static void Put(ArrayView<float> fdist, int o, int j, int m, bool none, float s)
+    {
+        if (j < m) fdist[o + j] = none ? float.NaN : XMath.Sqrt(s);
     }
 
     // the anchor of block slot j, or -1 (slot beyond the anchors, no anchor, or out of range)
@@ -107,20 +190,26 @@ public static partial class CcrDistances
         return a >= 0 && a < hw ? a : -1;
     }
 
+    // One group per anchor row (grid-stride over rows), its threads stride over the row's pixels:
+    // the row's image, anchor and anchor label are read once per row, and a pixel costs no index
+    // division (a flat element index would need e / HW, e % HW and row / A for each one).
     static void LabelKernel(ArrayView<float> ldist, ArrayView<float> labels, ArrayView<int> valid,
                             ArrayView<int> anchors, int channels, int hw, int numAnchors, int metric)
     {
-        for (int e = ILGPU.Grid.GlobalIndex.X; e < ldist.IntLength; e += Launch.Stride)
+        int rows = ldist.IntLength / hw;
+        for (int row = ILGPU.Grid.IdxX; row < rows; row += ILGPU.Grid.DimX)
         {
-            int i = e % hw, row = e / hw, n = row / numAnchors;
-            int anc = anchors[row];
-            if (anc < 0 || anc >= hw || valid[n * hw + anc] == 0 || valid[n * hw + i] == 0) { ldist[e] = float.NaN; continue; }
-            int b = n * channels * hw;
-            ldist[e] = metric == 2
-                ? Angle(labels[b + anc], labels[b + hw + anc], labels[b + 2 * hw + anc],
-                        labels[b + i], labels[b + hw + i], labels[b + 2 * hw + i])
-                : metric == 1 ? XMath.Abs(labels[b + anc] - labels[b + i])
-                : labels[b + anc] == labels[b + i] ? 0f : 1f;
+            int n = row / numAnchors, anc = anchors[row], v = n * hw, b = n * channels * hw, o = row * hw;
+            bool ok = anc >= 0 && anc < hw && valid[v + anc] != 0;
+            int a = ok ? anc : 0; // an ignored anchor's labels are read (pixel 0) but never used
+            float ux = labels[b + a], uy = metric == 2 ? labels[b + hw + a] : 0f, uz = metric == 2 ? labels[b + 2 * hw + a] : 0f;
+            for (int i = Group.IdxX; i < hw; i += Group.DimX)
+            {
+                if (!ok || valid[v + i] == 0) { ldist[o + i] = float.NaN; continue; }
+                ldist[o + i] = metric == 2 ? Angle(ux, uy, uz, labels[b + i], labels[b + hw + i], labels[b + 2 * hw + i])
+                    : metric == 1 ? XMath.Abs(ux - labels[b + i])
+                    : ux == labels[b + i] ? 0f : 1f;
+            }
         }
     }
 
@@ -161,10 +250,11 @@ public static partial class CcrDistances
         Launch.SameLength("FeatureDistances", fdist.Length, (long)n * numAnchors * hw, "fdist and (N, A, HW)");
         if (fdist.Length == 0) return;
         if (Host(d)) { FeatureHost(fdist, proj, anchors, dim, hw, numAnchors); return; }
-        int g = d.GroupSize, tp = 4 * (g / 8);
-        if (g % 8 != 0 || tp > MaxTilePixels) throw new InvalidOperationException($"FeatureDistances: group size {g} is not a multiple of 8 up to {2 * MaxTilePixels}");
-        long tiles = (long)n * ((numAnchors + TileAnchors - 1) / TileAnchors) * ((hw + tp - 1) / tp);
-        K(d).Feature(new KernelConfig((int)Math.Clamp(tiles, 1, 1 << 20), g), fdist.View, proj.View, anchors.View, dim, hw, numAnchors);
+        if (proj.Length > int.MaxValue) throw new ArgumentException($"FeatureDistances: proj has {proj.Length} elements, more than int indexing allows");
+        if (d.Accelerator.MaxNumThreadsPerGroup < FeatureThreads)
+            throw new InvalidOperationException($"FeatureDistances: needs groups of {FeatureThreads} threads, the device allows {d.Accelerator.MaxNumThreadsPerGroup}");
+        long tiles = (long)n * ((numAnchors + TileAnchors - 1) / TileAnchors) * ((hw + TilePixels - 1) / TilePixels);
+        K(d).Feature(new KernelConfig((int)Math.Clamp(tiles, 1, 1 << 20), FeatureThreads), fdist.View, proj.View, anchors.View, dim, hw, numAnchors);
     }
 
     /// <summary>ldist (N, A, HW) = label distances from each anchor of labels (N, L, HW) to every
@@ -181,7 +271,7 @@ public static partial class CcrDistances
         Launch.SameLength("LabelDistances", ldist.Length, (long)n * numAnchors * hw, "ldist and (N, A, HW)");
         if (ldist.Length == 0) return;
         if (Host(d)) { LabelHost(ldist, labels, valid, anchors, channels, hw, numAnchors, (int)metric); return; }
-        K(d).Label(d.Grid(ldist.Length), ldist.View, labels.View, valid.View, anchors.View, channels, hw, numAnchors, (int)metric);
+        K(d).Label(new KernelConfig(Math.Clamp(n * numAnchors, 1, 1 << 20), d.GroupSize), ldist.View, labels.View, valid.View, anchors.View, channels, hw, numAnchors, (int)metric);
     }
 
     internal static void CheckSizes(string op, int n, int hw, int numAnchors)

@@ -32,7 +32,8 @@ public enum CcrSampling { Hard = 0, Basic = 1 }
 /// Random choices are the smallest keys of a hash of (seed, row, pixel): a uniform choice without
 /// replacement that both variants make identically; the seed may be derived on the device from the
 /// regulariser's step counter (<see cref="CcrAnchors.MiningSeed"/>), so a replayed CUDA graph draws
-/// anew. CUDA variant: one group per row, a radix select guided by the keys' range (below).
+/// anew. CUDA variant: one group per row, a radix select guided by the keys' range
+/// (CcrSelect.Radix.cs).
 /// CPU variant: Parallel.For over rows with a bounded max-heap. Index outputs have no backward.
 /// </summary>
 public static partial class CcrSelect
@@ -273,7 +274,12 @@ public static partial class CcrSelect
         Launch.SameLength(op, anchors, rows, "anchors and rows");
     }
 
-    internal static KernelConfig RowGrid(Device d, int rows) => new(Math.Clamp(rows, 1, 65535), d.GroupSize);
+    // one group per row; GroupStats' per-warp slots need a group of whole warps, at most MaxWarps
+    internal static KernelConfig RowGrid(Device d, int rows)
+    {
+        BlockReduce.CheckGroup(d, d.GroupSize, "CCR row select");
+        return new(Math.Clamp(rows, 1, 65535), d.GroupSize);
+    }
 
     // Discrete labels have no bounds: the kernel never touches them, any ulong view will do.
     static ArrayView<ulong> BoundsView(Buf<ulong> bounds, Buf<float> fdist, int metric) =>

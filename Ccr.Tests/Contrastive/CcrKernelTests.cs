@@ -37,8 +37,8 @@ public class CcrKernelTests
     [InlineData("cuda-on-cpu")]
     public void FeatureDistancesAcrossTilesAndChunks(string dev)
     {
-        // 37 anchors (a full tile of 32 and a partial one; the last row without anchor), 11 channels
-        // (a full chunk of 8 and a partial one), 17x18 = 306 pixels (two full tiles of 128 and a partial one)
+        // 37 anchors (a partial tile of 64; the last row without anchor), 11 channels (a partial
+        // chunk of 16), 17x18 = 306 pixels (two full tiles of 128 and a partial one)
         var d = Devices.Get(dev);
         var x = CcrTestData.Make(19, CcrLabelMetric.L1, 2, 11, 306, 37, quantised: false);
         var m = CcrTestData.Mine(d, x, 5, 4, CcrSampling.Hard, 1, distancesOnly: true);
@@ -47,10 +47,28 @@ public class CcrKernelTests
     }
 
     [Theory]
+    [InlineData(1, 1, 1, 1)]      // one pixel, one channel, one anchor (the only row has none)
+    [InlineData(2, 33, 130, 65)]  // two full chunks of 16 and one channel, a tile and 2 pixels, a tile and 1 anchor
+    [InlineData(3, 16, 127, 64)]  // exactly one chunk, one pixel short of a tile, exactly one anchor tile
+    [InlineData(1, 17, 300, 129)] // 129 = 2 x 64 + 1 anchors
+    public void CudaFeatureDistancesAtAwkwardShapes(int n, int dim, int hw, int a)
+    {
+        // the CUDA kernel's tile is 64 anchors x 128 pixels in chunks of 16 channels; every edge of
+        // it, on fresh inputs, against the float64 reference (channels past D are staged as zeros)
+        var x = CcrTestData.Make(100 + dim, CcrLabelMetric.L1, n, dim, hw, a, quantised: false);
+        var m = CcrTestData.Mine(Devices.CudaOnCpu, x, 1, 1, CcrSampling.Hard, 1, distancesOnly: true);
+        Tol.Close(CcrDistances.Reference.FeatureDistances(CcrTestData.D(x.Proj), x.Anchors, n, dim, hw, a), m.Fd, 1e-5, 1e-4,
+                  $"feature distances N={n} D={dim} HW={hw} A={a}");
+        // the label kernel (one group per row) against the CPU variant: L1 is exact in both
+        var c = CcrTestData.Mine(Devices.Cpu, x, 1, 1, CcrSampling.Hard, 1, distancesOnly: true);
+        Tol.Close(CcrTestData.D(c.Ld), m.Ld, 0, 0, $"label distances N={n} HW={hw} A={a}, CUDA kernel vs CPU variant");
+    }
+
+    [Theory]
     [MemberData(nameof(Devices.Both), MemberType = typeof(Devices))]
     public void FeatureDistancesAcrossAnchorBlocks(string dev)
     {
-        // 11 anchors per image: one full block of 8 and a partial one (the CUDA kernel blocks anchors by 8)
+        // 11 anchors per image: one full block of 8 and a partial one (the CPU variant blocks anchors by 8)
         var d = Devices.Get(dev);
         var x = CcrTestData.Make(17, CcrLabelMetric.L1, N, 5, Hw, 11, quantised: false);
         var m = CcrTestData.Mine(d, x, 5, 4, CcrSampling.Hard, 1, distancesOnly: true);
