@@ -43,6 +43,7 @@ public sealed class Trainer
     bool _resumed;
     long _truncateAt;
     long? _lastCkptStep;
+    long? _savedAt; // the Step that last.ckpt holds, the same on every rank (a stop writes it only when older)
 
     public long Step { get; private set; }
     public double BestMetric { get; private set; } = double.NaN;
@@ -88,6 +89,7 @@ public sealed class Trainer
         {
             (Step, BestMetric) = Distributed.DistributedTraining.ShareResume(_s, null, 0, double.NaN, Say);
             _resumed = true;
+            _savedAt = Step;
             return;
         }
         if (!File.Exists(LastCkpt)) throw new Cli.UsageException($"--resume: no {LastCkpt} to resume from");
@@ -102,6 +104,7 @@ public sealed class Trainer
         _lastCkptStep = state.Step;
         Say($"resumed from {LastCkpt} at step {Step} (epoch {state.Epoch})");
         (Step, BestMetric) = Distributed.DistributedTraining.ShareResume(_s, state, Step, BestMetric, Say); // [distributed] and another rank count
+        _savedAt = Step;
     }
 
     /// <summary>Trains until the configured epochs (or max_steps) are done or a stop is requested.
@@ -114,7 +117,9 @@ public sealed class Trainer
             Directory.CreateDirectory(_dir);
             foreach (var f in Checkpoint.RemoveStaleTemporaries(_dir)) Say($"removed {f}, left by a checkpoint write that was killed");
             if (_resumed) _log.TruncateAfter(_truncateAt);
-            File.WriteAllText(Path.Combine(_dir, "config.yaml"), ConfigLoader.ToYaml(_s.Config));
+            // a resumed run's config.yaml is replaced with its first checkpoint: a resume with a --set
+            // that fails (diverges) leaves the config the next plain --resume should use
+            if (!_resumed) WriteConfig();
         }
         _s.Guard.Arm(Step);
         if (_printer == null) _progress = new Reporting.TrainingProgress(live: _s.Dist.IsDistributed ? false : null); // mpirun interleaves redraws
@@ -164,12 +169,7 @@ public sealed class Trainer
             }
             bool epochDone = Step % perEpoch == 0 || Step >= _s.TotalSteps;
             int done = (int)((Step + perEpoch - 1) / perEpoch);
-            if (_stopReason != null)
-            {
-                SaveCheckpoint(LastCkpt, done);
-                Say($"stopped ({_stopReason}) after step {Step - 1}: wrote {LastCkpt}");
-                return TrainOutcome.Stopped;
-            }
+            if (_stopReason != null) return Stopped(done);
             if (epochDone)
             {
                 bool last = Step >= _s.TotalSteps;
@@ -177,9 +177,21 @@ public sealed class Trainer
                 if (last || c.Train.CheckpointEvery > 0 && done % c.Train.CheckpointEvery == 0) SaveCheckpoint(LastCkpt, done);
             }
         }
+        // a stop that came during the epoch-end evaluation or checkpoint (or before the first step)
+        // ends the loop too: it is a stop unless every step has been trained
+        if (_stopReason != null && Step < _s.TotalSteps) return Stopped((int)((Step + perEpoch - 1) / perEpoch));
         EnsureFinite();
         if (Step >= _s.TotalSteps && _primary) WriteDistanceFigure();
         return TrainOutcome.Completed;
+    }
+
+    /// <summary>The end of a stopped run: last.ckpt holds every step taken (written again only
+    /// when the last one is older).</summary>
+    TrainOutcome Stopped(int epochsDone)
+    {
+        if (_savedAt != Step) SaveCheckpoint(LastCkpt, epochsDone);
+        Say($"stopped ({_stopReason}) after {Step} steps: wrote {LastCkpt}");
+        return TrainOutcome.Stopped;
     }
 
     /// <summary>Closes the live display and draws the plots of the run folder.</summary>
@@ -434,11 +446,6 @@ public sealed class Trainer
         {
             dm = EvalFiles.DeltaM(metrics, c.Eval.Baseline);
         }
-        if (_primary)
-        {
-            RunLog.WriteEval(Path.Combine(_dir, "eval.json"), metrics, dm);
-            RunLog.WriteEval(Path.Combine(_dir, $"eval-epoch{epoch:D3}.json"), metrics, dm);
-        }
         LastEval = metrics;
         Say($"eval after epoch {epoch} ({sw.Elapsed.TotalSeconds:F1} s): " + Summary(metrics, dm));
         // best.ckpt by delta_m with a baseline, else by eval.metric (a metric of a trained task, in its own direction)
@@ -449,6 +456,12 @@ public sealed class Trainer
         {
             BestMetric = score;
             SaveCheckpoint(BestCkpt, epoch);
+        }
+        // after best.ckpt: a write that fails (full disk) leaves eval.json describing the checkpoints that exist
+        if (_primary)
+        {
+            RunLog.WriteEval(Path.Combine(_dir, "eval.json"), metrics, dm);
+            RunLog.WriteEval(Path.Combine(_dir, $"eval-epoch{epoch:D3}.json"), metrics, dm);
         }
         return metrics;
     }
@@ -475,7 +488,11 @@ public sealed class Trainer
     {
         EnsureFinite();
         var extra = Distributed.DistributedTraining.CheckpointExtra(_s); // [distributed] collective: rank layout, every rank's RNG
-        if (!_primary) return;
+        if (!_primary)
+        {
+            if (path == LastCkpt) _savedAt = Step;
+            return;
+        }
         var opt = _s.Optimizer;
         var rng = _s.Ccr?.SamplingRng ?? new global::Ccr.Nn.Rng(0);
         try
@@ -498,6 +515,15 @@ public sealed class Trainer
             throw new NonFiniteException($"training diverged by step {Step - 1} although every loss and gradient was finite: {e.Message}; " +
                 $"{LastGoodCheckpoint()}. Try a lower train.lr (now {_s.Config.Train.Lr:G3}).", e.Op);
         }
-        if (path == LastCkpt) _lastCkptStep = Step;
+        if (path == LastCkpt) _lastCkptStep = _savedAt = Step;
+        if (!_configWritten) WriteConfig();
+    }
+
+    bool _configWritten;
+
+    void WriteConfig()
+    {
+        File.WriteAllText(Path.Combine(_dir, "config.yaml"), ConfigLoader.ToYaml(_s.Config));
+        _configWritten = true;
     }
 }
