@@ -26,12 +26,18 @@ public sealed class InferBudget
         var pool = device.Pool;
         _poolBase = pool.BytesInUse + pool.BytesCached; // the weights
         int channels = 0;
-        using (var scope = new TensorScope())
-        using (new NoGrad())
+        try
         {
+            using var scope = new TensorScope();
+            using var _ = new NoGrad();
             var outputs = model.Forward(Tensor.FromArray(device, new float[3 * ProbeSide * ProbeSide], 1, 3, ProbeSide, ProbeSide));
             foreach (var t in model.Tasks) channels += outputs[t.Name].Prediction.Dim(1);
             device.Synchronize();
+        }
+        catch (OutOfMemoryException e)
+        {
+            throw new OutOfMemoryException($"{e.Message} (the network on a {ProbeSide}x{ProbeSide} probe image); try smaller images " +
+                "or a larger CCR_MEMORY_LIMIT_MB" + (device.IsCuda ? ", or --device cpu" : ""), e);
         }
         // the pool keeps what it allocated: in use + cached is the forward pass's peak
         _poolPerPixel = Math.Max(1.0, (pool.BytesInUse + pool.BytesCached - _poolBase) / (double)(ProbeSide * ProbeSide));
