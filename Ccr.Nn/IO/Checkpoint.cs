@@ -135,6 +135,7 @@ public static class Checkpoint
     {
         var file = Open(path);
         RefuseNonFinite(file, "");
+        VerifyChecksums(file);
 
         // the optimiser section, checked first; StateDict.Load below checks the model and copies it
         var problems = new List<string>();
@@ -177,6 +178,7 @@ public static class Checkpoint
         var file = Open(path);
         string keyPrefix = ModelPrefix + prefix;
         RefuseNonFinite(file, keyPrefix);
+        VerifyChecksums(file);
         var (report, ok, apply) = StateDict.Plan(module, file.Tensors, path, strict: true, keyPrefix: keyPrefix);
         if (!ok)
             throw new StateDictException($"{path}: checkpoint does not match this model; nothing was loaded. {OneLine(report)}", report);
@@ -201,7 +203,6 @@ public static class Checkpoint
         }
         if (!file.Metadata.TryGetValue("format", out var fmt) || fmt != Format)
             throw new CheckpointException($"{path}: not a Ccr checkpoint (metadata format '{fmt ?? "none"}')");
-        VerifyChecksums(file);
         return file;
     }
 

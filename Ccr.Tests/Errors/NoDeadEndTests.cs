@@ -199,6 +199,19 @@ public class NoDeadEndTests(TrainedRun trained) : IClassFixture<TrainedRun>, IDi
     }
 
     [Fact]
+    public void ResumingWithAnotherBatchSizeLogsEachStepOnceInOrder()
+    {
+        // checkpoint at step 4 of batch 3; with batch 6 that is step 2: the rows used to go 0,1,2,3,2,3
+        string run = trained.CopyRun();
+        var r = Cli.Run("train", "--out", run, "--resume", "--set", "train.batch_size=6", "--set", "train.epochs=2");
+        Assert.True(r.Code == 0, r.Err);
+        static List<int> Steps(string csv) => File.ReadAllLines(csv).Skip(1).Select(l => int.Parse(l.Split(',')[0])).ToList();
+        Assert.Equal([0, 1, 2, 3], Steps(Path.Combine(run, "metrics.before-step-4.csv")));
+        Assert.Equal([2, 3], Steps(Path.Combine(run, "metrics.csv")));
+        Assert.Contains("metrics.csv: its steps 0-3 counted batches of another size", r.Out);
+    }
+
+    [Fact]
     public void OutNamingAFileIsAUsageError()
     {
         string file = Path.Combine(_tmp.Dir("out-file"), "notes.txt");

@@ -110,7 +110,7 @@ public static class TrainCommand
         var diff = Shape(saved).Zip(Shape(cfg)).Where(p => p.First.Value != p.Second.Value)
             .Select(p => $"{p.First.Key} = {p.Second.Value} (the checkpoint's: {p.First.Value})").ToList();
         if (diff.Count > 0)
-            throw new Nn.IO.CheckpointException($"{last}: checkpoint does not match this config: {string.Join("; ", diff)}; nothing was " +
+            throw new Nn.IO.CheckpointException($"{last}: checkpoint does not match this config's model or optimiser: {string.Join("; ", diff)}; nothing was " +
                 "loaded or changed. Resume without --config / those --set, or start a new run with --out DIR");
         return cfg;
     }

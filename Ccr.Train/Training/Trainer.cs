@@ -34,13 +34,14 @@ public enum TrainOutcome { Completed, Stopped }
 public sealed class Trainer
 {
     readonly TrainSession _s;
-    readonly RunLog _log;
+    RunLog _log;
     readonly string _dir;
     readonly Action<string>? _printer;
     readonly bool _primary; // [distributed] only rank 0 writes files and prints
     Reporting.TrainingProgress? _progress;
     volatile string? _stopReason;
     bool _resumed;
+    bool _stepsRecounted; // resumed with another global batch: step numbers count other batches from here
     long _truncateAt;
     long? _lastCkptStep;
     long? _savedAt; // the Step that last.ckpt holds, the same on every rank (a stop writes it only when older)
@@ -105,6 +106,7 @@ public sealed class Trainer
         Say($"resumed from {LastCkpt} at step {Step} (epoch {state.Epoch})");
         (Step, BestMetric) = Distributed.DistributedTraining.ShareResume(_s, state, Step, BestMetric, Say); // [distributed] and another rank count
         _savedAt = Step;
+        _stepsRecounted = Step != state.Step;
     }
 
     /// <summary>Trains until the configured epochs (or max_steps) are done or a stop is requested.
@@ -117,6 +119,7 @@ public sealed class Trainer
             Directory.CreateDirectory(_dir);
             foreach (var f in Checkpoint.RemoveStaleTemporaries(_dir)) Say($"removed {f}, left by a checkpoint write that was killed");
             if (_resumed) _log.TruncateAfter(_truncateAt);
+            if (_stepsRecounted) KeepOldMetrics();
             // a resumed run's config.yaml is replaced with its first checkpoint: a resume with a --set
             // that fails (diverges) leaves the config the next plain --resume should use
             if (!_resumed) WriteConfig();
@@ -183,6 +186,19 @@ public sealed class Trainer
         EnsureFinite();
         if (Step >= _s.TotalSteps && _primary) WriteDistanceFigure();
         return TrainOutcome.Completed;
+    }
+
+    /// <summary>After a resume with another batch size or rank count the step numbers count other
+    /// batches: the rows so far move to metrics.before-step-N.csv and metrics.csv starts again at the
+    /// resumed step, so each file holds each step once, in order.</summary>
+    void KeepOldMetrics()
+    {
+        if (!File.Exists(_log.MetricsCsv)) return;
+        string kept = Path.Combine(_dir, $"metrics.before-step-{_truncateAt}.csv");
+        for (int i = 2; File.Exists(kept); i++) kept = Path.Combine(_dir, $"metrics.before-step-{_truncateAt}-{i}.csv");
+        File.Move(_log.MetricsCsv, kept);
+        _log = new RunLog(_dir);
+        Say($"metrics.csv: its steps 0-{_truncateAt - 1} counted batches of another size; kept as {kept}, and this run logs from step {Step} in a new metrics.csv");
     }
 
     /// <summary>The end of a stopped run: last.ckpt holds every step taken (written again only
