@@ -24,8 +24,8 @@ public static class CommandDevice
         if (budget is var (bytes, source))
         {
             // [distributed] the ranks of one machine share its memory
-            if (source != "CCR_MEMORY_LIMIT_MB" && int.TryParse(Environment.GetEnvironmentVariable("OMPI_COMM_WORLD_LOCAL_SIZE"), out int local) && local > 1)
-                bytes /= local;
+            if (source != "CCR_MEMORY_LIMIT_MB" && Distributed.Launcher.Current is { LocalSize: > 1 } ranks)
+                bytes /= ranks.LocalSize;
             // the CPU device's memory is the host's: its pool takes a share, the host arrays the rest
             if (source == "CCR_MEMORY_LIMIT_MB") d.Pool.LimitBytes = bytes;
             else if (!d.IsCuda) d.Pool.LimitBytes = (long)(bytes * HostMemory.PoolShare);

@@ -151,6 +151,7 @@ public static class TrainCommand
         if (resume) trainer.Resume();
         TrainOutcome outcome;
         signals?.Attach(trainer);
+        if (dist.IsDistributed) Launcher.StopHook = trainer.RequestStop; // [distributed] SIGTERM from the launcher
         try
         {
             outcome = trainer.Run();
@@ -160,9 +161,13 @@ public static class TrainCommand
             throw new OutOfMemoryException($"{e.Message} (batch size {cfg.Train.BatchSize}, crops of {cfg.Data.CropHeight}x{cfg.Data.CropWidth}); " +
                 $"try --set train.batch_size={Math.Max(1, cfg.Train.BatchSize / 2)} or smaller data.crop_height / data.crop_width", e);
         }
+        finally
+        {
+            Launcher.StopHook = null;
+        }
         if (outcome == TrainOutcome.Stopped)
         {
-            Console.Error.WriteLine($"stopped by {trainer.StopReason} after {trainer.Step} of {session.TotalSteps} steps: wrote {trainer.LastCkpt}; " +
+            if (dist.IsPrimary) Console.Error.WriteLine($"stopped by {trainer.StopReason} after {trainer.Step} of {session.TotalSteps} steps: wrote {trainer.LastCkpt}; " +
                 $"continue with: Ccr.Train train --out {dir} --resume");
             return StopExitCode(trainer.StopReason);
         }

@@ -144,7 +144,7 @@ public sealed class Trainer
         long stepsThisRun = 0;
         var lastLog = Stopwatch.StartNew();
         long imagesSinceLog = 0;
-        while (Step < _s.TotalSteps && _stopReason == null)
+        while (Step < _s.TotalSteps && !StopAgreed())
         {
             int epoch = (int)(Step / perEpoch);
             int startBatch = (int)(Step % perEpoch);
@@ -168,11 +168,11 @@ public sealed class Trainer
                     lastLog.Restart();
                     imagesSinceLog = 0;
                 }
-                if (Step >= _s.TotalSteps || _stopReason != null) break;
+                if (Step >= _s.TotalSteps || StopAgreed()) break;
             }
             bool epochDone = Step % perEpoch == 0 || Step >= _s.TotalSteps;
             int done = (int)((Step + perEpoch - 1) / perEpoch);
-            if (_stopReason != null) return Stopped(done);
+            if (_stopNow) return Stopped(done);
             if (epochDone)
             {
                 bool last = Step >= _s.TotalSteps;
@@ -182,10 +182,29 @@ public sealed class Trainer
         }
         // a stop that came during the epoch-end evaluation or checkpoint (or before the first step)
         // ends the loop too: it is a stop unless every step has been trained
-        if (_stopReason != null && Step < _s.TotalSteps) return Stopped((int)((Step + perEpoch - 1) / perEpoch));
+        if (_stopNow && Step < _s.TotalSteps) return Stopped((int)((Step + perEpoch - 1) / perEpoch));
         EnsureFinite();
         if (Step >= _s.TotalSteps && _primary) WriteDistanceFigure();
         return TrainOutcome.Completed;
+    }
+
+    bool _stopNow;
+
+    /// <summary>
+    /// Whether the run stops here: a stop was requested (on any rank). [distributed] A signal reaches
+    /// the ranks at different moments, so they agree at each point where the loop may end (one
+    /// all-reduce of the request, the same points on every rank): every rank finishes the same step,
+    /// and rank 0 writes last.ckpt.
+    /// </summary>
+    bool StopAgreed()
+    {
+        if (_stopNow) return true;
+        string? reason = _stopReason;
+        if (_s.Dist.IsDistributed)
+            reason = Distributed.DistributedTraining.AgreeOnStop(_s, reason);
+        if (reason == null) return false;
+        _stopReason ??= reason;
+        return _stopNow = true;
     }
 
     /// <summary>After a resume with another batch size or rank count the step numbers count other
