@@ -218,6 +218,8 @@ public class NoDeadEndTests(TrainedRun trained) : IClassFixture<TrainedRun>, IDi
         File.WriteAllText(file, "mine");
         Cli.AssertError(Cli.Run(Tiny.Train(trained.Data, file)), ExitCodes.Usage, file, "is a file, not a folder");
         Cli.AssertError(Cli.Run("train", "--out", file, "--resume"), ExitCodes.Usage, file, "is a file");
+        Cli.AssertError(Cli.Run("eval", "--checkpoint", trained.Ckpt, "--out", file), ExitCodes.Usage, file, "is a file");
+        Cli.AssertError(Cli.Run("infer", "--checkpoint", trained.Ckpt, "--images", trained.Images, "--out", file), ExitCodes.Usage, file, "is a file");
         Assert.Equal("mine", File.ReadAllText(file));
     }
 

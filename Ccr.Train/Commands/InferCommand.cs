@@ -43,6 +43,7 @@ public static class InferCommand
         if (files.Count == 0) throw new UsageException($"infer: no .jpg or .png images in '{dir}'");
         using var loaded = LoadedModel.Open(ckpt, a);
         string outDir = a.Get("out")!;
+        RunFolder.RefuseFile(outDir, "infer");
         var bad = new List<string>();
         int written = 0;
         var budget = new InferBudget(loaded.Model, loaded.Device, HostMemory.Budget());

@@ -28,7 +28,12 @@ public static class CommandDevice
                 bytes /= ranks.LocalSize;
             // the CPU device's memory is the host's: its pool takes a share, the host arrays the rest
             if (source == "CCR_MEMORY_LIMIT_MB") d.Pool.LimitBytes = bytes;
-            else if (!d.IsCuda) d.Pool.LimitBytes = (long)(bytes * HostMemory.PoolShare);
+            else if (!d.IsCuda)
+            {
+                d.Pool.LimitBytes = (long)(bytes * HostMemory.PoolShare);
+                if (verbose) Console.WriteLine($"host memory budget: {HostMemory.Mib(bytes)} ({source}); the CPU device's buffers may take " +
+                                               $"{HostMemory.Mib(d.Pool.LimitBytes.Value)} (CCR_MEMORY_LIMIT_MB overrides)");
+            }
         }
         return d;
     }
