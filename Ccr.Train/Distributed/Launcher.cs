@@ -81,7 +81,10 @@ public static class Launcher
         WatchTermination(dist, ranks.Launcher);
         if (dist.IsPrimary)
             Console.WriteLine($"distributed: {dist.Size} ranks over {rt.LibraryVersion}" +
-                              (rt.ThreadMultiple ? "" : " (no MPI_THREAD_MULTIPLE: gradients are reduced after the backward pass)"));
+                              (rt.ThreadMultiple ? "" : " (no MPI_THREAD_MULTIPLE: gradients are reduced after the backward pass)") +
+                              // mpirun binds each rank to one core by default: the CPU accelerator then has one
+                              (Environment.ProcessorCount == 1 ? "; rank 0 sees 1 core (mpirun binds each rank to one core by default: " +
+                                  "on a CPU device add --bind-to none or --map-by slot:PE=N)" : ""));
         return dist;
     }
 
