@@ -40,7 +40,7 @@ public sealed class CheckpointException(string message, Exception? inner = null)
 public static class Checkpoint
 {
     public const string Format = "ccr-checkpoint";
-    const string ModelPrefix = "model.", OptimPrefix = "optim.", ScalarPrefix = "optim_scalar.", ExtraPrefix = "extra.";
+    const string ModelPrefix = "model.", OptimPrefix = "optim.", ScalarPrefix = "optim_scalar.", ExtraPrefix = "extra.", CrcPrefix = "crc32.";
     const string TempMarker = ".tmp-";
 
     /// <param name="wrapStream">Wraps the file stream (tests inject a failing stream to simulate a crash).</param>
@@ -67,6 +67,8 @@ public static class Checkpoint
             ["best_metric"] = state.BestMetric.ToString("R", CultureInfo.InvariantCulture),
             ["config"] = state.Config,
         };
+        // a CRC-32 of every tensor's bytes: a flipped bit in a weight is refused on load, not trained on
+        foreach (var (name, t) in tensors) meta[CrcPrefix + name] = Crc32.Hash(t.Data).ToString("x8", CultureInfo.InvariantCulture);
         foreach (var (k, v) in state.OptimizerScalars) meta[ScalarPrefix + k] = v.ToString("R", CultureInfo.InvariantCulture);
         foreach (var (k, v) in state.Extra) meta[ExtraPrefix + k] = v;
 
@@ -133,6 +135,7 @@ public static class Checkpoint
     {
         var file = Open(path);
         RefuseNonFinite(file, "");
+        VerifyChecksums(file);
 
         // the optimiser section, checked first; StateDict.Load below checks the model and copies it
         var problems = new List<string>();
@@ -175,6 +178,7 @@ public static class Checkpoint
         var file = Open(path);
         string keyPrefix = ModelPrefix + prefix;
         RefuseNonFinite(file, keyPrefix);
+        VerifyChecksums(file);
         var (report, ok, apply) = StateDict.Plan(module, file.Tensors, path, strict: true, keyPrefix: keyPrefix);
         if (!ok)
             throw new StateDictException($"{path}: checkpoint does not match this model; nothing was loaded. {OneLine(report)}", report);
@@ -200,6 +204,23 @@ public static class Checkpoint
         if (!file.Metadata.TryGetValue("format", out var fmt) || fmt != Format)
             throw new CheckpointException($"{path}: not a Ccr checkpoint (metadata format '{fmt ?? "none"}')");
         return file;
+    }
+
+    /// <summary>Every tensor's bytes against the CRC-32 saved with it (checkpoints written before
+    /// checksums existed have none and are taken as they are).</summary>
+    static void VerifyChecksums(SafeTensorsFile file)
+    {
+        if (!file.Metadata.Keys.Any(k => k.StartsWith(CrcPrefix, StringComparison.Ordinal))) return;
+        var bad = new List<string>();
+        foreach (var name in file.Names)
+        {
+            if (!file.Metadata.TryGetValue(CrcPrefix + name, out var saved)) { bad.Add($"{name} (no checksum saved)"); continue; }
+            string now = Crc32.Hash(file.Tensors[name].Data).ToString("x8", CultureInfo.InvariantCulture);
+            if (now != saved) bad.Add($"{name} (CRC-32 {now}, saved {saved})");
+        }
+        if (bad.Count > 0)
+            throw new CheckpointException($"{file.Path}: damaged checkpoint, the bytes of {bad.Count} tensor(s) changed since it was written: " +
+                string.Join(", ", bad.Take(3)) + (bad.Count > 3 ? ", ..." : "") + "; use another copy (best.ckpt, a backup) or retrain");
     }
 
     static TrainingState ReadState(SafeTensorsFile file)
@@ -269,4 +290,22 @@ public static class Checkpoint
         f.Metadata.TryGetValue(key, out var v) ? v : throw new CheckpointException($"{f.Path}: checkpoint metadata lacks '{key}'");
 
     static long Long(SafeTensorsFile f, string key) => long.Parse(Meta(f, key), CultureInfo.InvariantCulture);
+}
+
+/// <summary>CRC-32 (IEEE 802.3, the polynomial of zip and PNG) of a byte span.</summary>
+public static class Crc32
+{
+    static readonly uint[] Table = Enumerable.Range(0, 256).Select(n =>
+    {
+        uint c = (uint)n;
+        for (int k = 0; k < 8; k++) c = (c & 1) != 0 ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+        return c;
+    }).ToArray();
+
+    public static uint Hash(ReadOnlySpan<byte> data)
+    {
+        uint c = 0xFFFFFFFFu;
+        foreach (byte b in data) c = Table[(c ^ b) & 0xFF] ^ (c >> 8);
+        return c ^ 0xFFFFFFFFu;
+    }
 }

@@ -55,6 +55,7 @@ public static class AblateCommand
             return 0;
         }
         string outDir = a.Get("out")!;
+        RunFolder.RefuseFile(outDir, "ablate");
         int nSeeds = a.GetInt("seeds") ?? 1;
         if (nSeeds < 1) throw new UsageException($"ablate: --seeds must be >= 1, got {nSeeds}");
         string split = a.Get("split")!;

@@ -36,6 +36,7 @@ public static class DemoCommand
         var cfg = ConfigLoader.Load(preset, sets);
         Console.WriteLine($"Ccr demo: preset {preset} ({(gpu ? "GPU" : "CPU")}), tasks {string.Join(", ", cfg.Tasks)}, CCR {(cfg.Ccr.Enabled ? "on" : "off")}");
         // running the demo again starts a fresh numbered folder rather than touching the last run
-        return TrainCommand.TrainAndReport(cfg, a.Get("out") ?? RunFolder.Fresh(Path.Combine("runs", cfg.Name)), resume: false);
+        string? outDir = a.Get("out");
+        return TrainCommand.TrainAndReport(cfg, outDir ?? RunFolder.Fresh(Path.Combine("runs", cfg.Name)), resume: false, numbered: outDir == null);
     }
 }

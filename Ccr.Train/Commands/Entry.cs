@@ -42,6 +42,9 @@ public static class Entry
     public static int Run(string[] args)
     {
         string command = args.Length == 0 ? "demo" : args[0];
+        // [distributed] a rank's stdout may be the launcher's pseudo-terminal although it ends in a log
+        // file: no terminal control sequences from any rank
+        if (Distributed.Launcher.UnderMpirun) Environment.SetEnvironmentVariable("TERM", "dumb");
         try
         {
             // [distributed] only train and eval know how to share the work of several ranks
@@ -65,6 +68,8 @@ public static class Entry
         {
             var (code, message) = Describe(e, command);
             Console.Out.Flush();
+            // [distributed] an error before the ranks connect (a config error) is printed by every rank: say which
+            if (Distributed.Launcher.Current is { } ranks) message = $"rank {ranks.Rank} of {ranks.Size}: {message}";
             Console.Error.WriteLine(message);
             return code;
         }

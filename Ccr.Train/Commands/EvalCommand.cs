@@ -56,6 +56,7 @@ public static class EvalCommand
 
         var data = dist.PrimaryFirst(() => TrainSession.OpenSplit(cfg, split), "the data set"); // rank 0 generates SynthRooms
         string outDir = a.Get("out") ?? Path.GetDirectoryName(Path.GetFullPath(ckpt))!;
+        RunFolder.RefuseFile(outDir, "eval");
         var writer = a.Flag("save-predictions") ? new PredictionWriter(Path.Combine(outDir, "predictions")) : null;
         Dictionary<string, Dictionary<string, double>> metrics;
         try

@@ -43,18 +43,40 @@ public static class InferCommand
         if (files.Count == 0) throw new UsageException($"infer: no .jpg or .png images in '{dir}'");
         using var loaded = LoadedModel.Open(ckpt, a);
         string outDir = a.Get("out")!;
+        RunFolder.RefuseFile(outDir, "infer");
         var bad = new List<string>();
         int written = 0;
+        var budget = new InferBudget(loaded.Model, loaded.Device, HostMemory.Budget());
         foreach (var f in files)
         {
             float[] img;
             int h, w;
-            try { img = ImageIo.LoadRgb(f, out h, out w); }
+            try
+            {
+                // an image too large to decode within the host memory budget is skipped (code 1)
+                if (Identify(f) is var (ih, iw) && !budget.CanDecode(ih, iw))
+                    throw new DataFileException(f, $"{ih}x{iw} pixels is too large to decode within the host memory budget ({budget.Describe(ih, iw)})");
+                img = ImageIo.LoadRgb(f, out h, out w);
+            }
             catch (DataFileException e)
             {
                 bad.Add(e.Message);
                 Console.Error.WriteLine($"skipped {e.Message}");
                 continue;
+            }
+            // one that the network cannot process within the memory budget is downscaled until it can
+            if (budget.Fit(h, w) is not var (fh, fw))
+            {
+                string why = $"{f}: {h}x{w} pixels {budget.Describe(h, w)}, and even 32 pixels a side would not fit";
+                bad.Add(why);
+                Console.Error.WriteLine($"skipped {why}");
+                continue;
+            }
+            if ((fh, fw) != (h, w))
+            {
+                Console.Error.WriteLine($"{f}: {h}x{w} pixels {budget.Describe(h, w)}: predicting at {fh}x{fw} (downscaled; CCR_MEMORY_LIMIT_MB sets the budget)");
+                img = InferBudget.Downscale(img, h, w, fh, fw);
+                (h, w) = (fh, fw);
             }
             List<(string Task, object Prediction)> preds;
             try { preds = Predict(loaded.Model, loaded.Device, img, h, w); }
@@ -76,6 +98,20 @@ public static class InferCommand
         Console.Error.WriteLine($"infer: {bad.Count} of {files.Count} images could not be read and were skipped " +
             $"({written} written to {outDir}); first: {bad[0]}");
         return ExitCodes.DataError;
+    }
+
+    /// <summary>An image's (height, width) from its header, or null (the decoder then names the problem).</summary>
+    static (int H, int W)? Identify(string path)
+    {
+        try
+        {
+            var info = SixLabors.ImageSharp.Image.Identify(path);
+            return info == null ? null : (info.Height, info.Width);
+        }
+        catch (Exception e) when (e is IOException or SixLabors.ImageSharp.ImageFormatException or NotSupportedException)
+        {
+            return null;
+        }
     }
 
     /// <summary>Predictions of every task for one image (3, H, W) in [0, 1]; the input is padded to

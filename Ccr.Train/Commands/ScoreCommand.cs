@@ -81,6 +81,11 @@ public static class ScoreCommand
             }
             if (data == null || predictions == null) throw new ArgumentException("--data and --predictions are required");
             CheckDataSpec(data);
+            // usage errors (2), as docs/ERRORS.md says: a task name or a folder named on the command line
+            if (File.Exists(predictions)) throw new ArgumentException($"--predictions '{predictions}' is a file; name the folder of predictions");
+            if (!Directory.Exists(predictions)) throw new ArgumentException($"--predictions '{predictions}': folder not found");
+            tasksArg?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(TaskNames.Validate).ToList();
+            if (outFile != null && Directory.Exists(outFile)) throw new ArgumentException($"--out '{outFile}' is a folder; name the eval.json file to write");
         }
         catch (ArgumentException e)
         {
@@ -135,7 +140,12 @@ public static class ScoreCommand
             {
                 // As MTL's save_model_predictions / eval_*: a label without valid pixels is not scored.
                 if (!HasValidPixel(s, task)) continue;
-                metrics.Update(task, PredictionWriter.Read(predictions, task, s.Id, s.Height, s.Width, resize), s);
+                var pred = PredictionWriter.Read(predictions, task, s.Id, s.Height, s.Width, resize);
+                // a NaN or infinite value would make the metric NaN: the file is bad, not the score
+                if (pred is float[] f && Array.FindIndex(f, v => !float.IsFinite(v)) is var bad and >= 0)
+                    throw new DataFileException(PredictionWriter.PathFor(predictions, task, s.Id),
+                        $"prediction holds a non-finite value ({f[bad]} at element {bad}); cannot be scored");
+                metrics.Update(task, pred, s);
             }
         }
         var computed = metrics.Compute();

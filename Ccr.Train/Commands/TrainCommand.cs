@@ -75,17 +75,44 @@ public static class TrainCommand
     public static TrainConfig ResumeConfig(Args a, string dir)
     {
         string last = Path.Combine(dir, "last.ckpt");
+        RunFolder.RefuseFile(dir, "train --resume");
         if (!Directory.Exists(dir)) throw new UsageException($"train --resume: run folder '{dir}' does not exist");
         if (!File.Exists(last))
             throw new UsageException($"train --resume: '{dir}' holds no last.ckpt to resume from (train without --resume to start a run there)");
-        if (a.Get("config") is string c) return ConfigLoader.Load(c, Overrides(a));
+        if (a.Get("config") is string c) return CheckAgainstCheckpoint(ConfigLoader.Load(c, Overrides(a)), last);
         string yaml = Path.Combine(dir, "config.yaml");
-        if (File.Exists(yaml) && File.ReadAllText(yaml).Trim().Length > 0) return ConfigLoader.Load(yaml, Overrides(a));
+        if (File.Exists(yaml) && File.ReadAllText(yaml).Trim().Length > 0) return CheckAgainstCheckpoint(ConfigLoader.Load(yaml, Overrides(a)), last);
         string saved = Nn.IO.Checkpoint.ReadConfig(last);
         if (saved.Trim().Length == 0)
             throw new UsageException($"train --resume: {yaml} is missing or empty and {last} holds no config; pass --config FILE");
         Console.WriteLine($"{yaml} is missing or empty: using the config saved in {last}");
         return ConfigLoader.FromText(saved, $"{last} (its saved config)", Overrides(a));
+    }
+
+    /// <summary>
+    /// Refuses (code 5, before any data is generated or model built) a resume whose config differs
+    /// from the one saved in <paramref name="last"/> in a setting that shapes the weights or the
+    /// optimiser state. A checkpoint without a readable saved config is checked when it loads.
+    /// </summary>
+    static TrainConfig CheckAgainstCheckpoint(TrainConfig cfg, string last)
+    {
+        TrainConfig saved;
+        try { saved = ConfigLoader.FromText(Nn.IO.Checkpoint.ReadConfig(last), last, []); }
+        catch (UsageException) { return cfg; }
+        static IEnumerable<(string Key, string Value)> Shape(TrainConfig c) =>
+        [
+            ("tasks", "[" + string.Join(",", c.Tasks) + "]"), ("data.dataset", c.Data.Dataset),
+            ("model.backbone", c.Model.Backbone), ("model.head", c.Model.Head),
+            ("model.fpn_channels", c.Model.FpnChannels.ToString()), ("model.head_channels", c.Model.HeadChannels.ToString()),
+            ("ccr.enabled", c.Ccr.Enabled.ToString().ToLowerInvariant()), ("ccr.sharing", c.Ccr.Sharing),
+            ("ccr.proj_dim", c.Ccr.ProjDim.ToString()), ("train.optimizer", c.Train.Optimizer),
+        ];
+        var diff = Shape(saved).Zip(Shape(cfg)).Where(p => p.First.Value != p.Second.Value)
+            .Select(p => $"{p.First.Key} = {p.Second.Value} (the checkpoint's: {p.First.Value})").ToList();
+        if (diff.Count > 0)
+            throw new Nn.IO.CheckpointException($"{last}: checkpoint does not match this config's model or optimiser: {string.Join("; ", diff)}; nothing was " +
+                "loaded or changed. Resume without --config / those --set, or start a new run with --out DIR");
+        return cfg;
     }
 
     /// <summary>
@@ -95,10 +122,14 @@ public static class TrainCommand
     /// when resuming, the checkpoint. Returns 0, or 130 / 143 when stopped by Ctrl-C / SIGTERM
     /// (last.ckpt written); errors are exceptions (see <see cref="Entry"/>).
     /// </summary>
-    public static int TrainAndReport(TrainConfig cfg, string dir, bool resume, bool printTable = true, DistContext? dist = null)
+    public static int TrainAndReport(TrainConfig cfg, string dir, bool resume, bool printTable = true, DistContext? dist = null,
+                                     bool numbered = false)
     {
         dist ??= DistContext.Single;
-        if (!resume) RunFolder.RefuseExisting(dir, "train");
+        // Ctrl-C / SIGTERM stop after the current step once training runs, and say what they stopped
+        // before that; [distributed] under mpirun a signal stops the whole job
+        using var signals = dist.IsDistributed ? null : new StopSignals();
+        if (!resume && dist.IsPrimary && !numbered) RunFolder.RefuseExisting(dir, "train"); // [distributed] rank 0 owns the folder
         if (!string.IsNullOrEmpty(cfg.Eval.Baseline)) EvalFiles.CheckBaseline(cfg.Eval.Baseline, cfg.Tasks, "eval.baseline");
         var precision = Precision(cfg);
         // a missing file stops here, before anything starts; [distributed] rank 0 loads it and sends it
@@ -112,27 +143,31 @@ public static class TrainCommand
         DistributedTraining.ShareParameters(session); // [distributed] rank 0's (pretrained) weights on every rank
         if (dist.IsPrimary) Console.WriteLine($"model: {cfg.Model.Backbone} + {cfg.Model.Head} heads, {session.Model.ParameterCount():N0} parameters" +
                           (session.Ccr != null ? $", CCR with {session.Ccr.ProjectorCount} projector(s)" : ", no CCR"));
+        // the folder is taken (locked, a dead end's files kept aside) once everything that can fail has been built
+        using var folderLock = dist.IsPrimary ? RunFolder.Claim(ref dir, resume, numbered, "train", Console.WriteLine) : null;
         if (dist.IsPrimary) Console.WriteLine($"data: {cfg.Data.Dataset} ({session.TrainSet.Count} train / {session.ValSet.Count} val), " +
                           $"{session.Loader.BatchesPerEpoch} steps per epoch, {session.TotalSteps} steps; run folder {dir}");
         var trainer = new Trainer(session, dir);
         if (resume) trainer.Resume();
         TrainOutcome outcome;
-        // Ctrl-C / SIGTERM stop after the current step; [distributed] under mpirun a signal stops the whole job
-        using (dist.IsDistributed ? null : new StopSignals(trainer))
+        signals?.Attach(trainer);
+        if (dist.IsDistributed) Launcher.StopHook = trainer.RequestStop; // [distributed] SIGTERM from the launcher
+        try
         {
-            try
-            {
-                outcome = trainer.Run();
-            }
-            catch (OutOfMemoryException e)
-            {
-                throw new OutOfMemoryException($"{e.Message} (batch size {cfg.Train.BatchSize}, crops of {cfg.Data.CropHeight}x{cfg.Data.CropWidth}); " +
-                    $"try --set train.batch_size={Math.Max(1, cfg.Train.BatchSize / 2)} or smaller data.crop_height / data.crop_width", e);
-            }
+            outcome = trainer.Run();
+        }
+        catch (OutOfMemoryException e)
+        {
+            throw new OutOfMemoryException($"{e.Message} (batch size {cfg.Train.BatchSize}, crops of {cfg.Data.CropHeight}x{cfg.Data.CropWidth}); " +
+                $"try --set train.batch_size={Math.Max(1, cfg.Train.BatchSize / 2)} or smaller data.crop_height / data.crop_width", e);
+        }
+        finally
+        {
+            Launcher.StopHook = null;
         }
         if (outcome == TrainOutcome.Stopped)
         {
-            Console.Error.WriteLine($"stopped by {trainer.StopReason} after {trainer.Step} of {session.TotalSteps} steps: wrote {trainer.LastCkpt}; " +
+            if (dist.IsPrimary) Console.Error.WriteLine($"stopped by {trainer.StopReason} after {trainer.Step} of {session.TotalSteps} steps: wrote {trainer.LastCkpt}; " +
                 $"continue with: Ccr.Train train --out {dir} --resume");
             return StopExitCode(trainer.StopReason);
         }

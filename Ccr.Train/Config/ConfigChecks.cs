@@ -13,6 +13,15 @@ namespace Ccr.Train.Config;
 /// </summary>
 public static class ConfigChecks
 {
+    /// <summary>The largest SynthRooms side: 16384^2 x 3 floats stay under .NET's array limit.</summary>
+    public const int MaxSide = 16384;
+
+    /// <summary>The size of the training batches' images: the crop when augmenting, else the
+    /// SynthRooms image size; null when only the data set knows (real data without augmentation).</summary>
+    static (int H, int W)? TrainingSize(TrainConfig c) =>
+        c.Data.Augment ? (c.Data.CropHeight, c.Data.CropWidth)
+        : c.Data.Dataset == "synth" ? (c.Data.Height, c.Data.Width) : null;
+
     /// <summary>Throws a <see cref="UsageException"/> listing every problem of <paramref name="c"/>.</summary>
     public static void Validate(TrainConfig c, string source)
     {
@@ -50,6 +59,9 @@ public static class ConfigChecks
             Need(d.Height >= 32, "data.height", d.Height, "must be >= 32 (the backbone's stride)");
             Need(d.Width >= 32, "data.width", d.Width, "must be >= 32 (the backbone's stride)");
         }
+        // one SynthRooms image's buffers (3 x H x W floats and its label maps) must fit .NET arrays
+        Need(d.Dataset != "synth" || d.Height <= MaxSide, "data.height", d.Height, $"must be <= {MaxSide} (one image's buffers must fit in memory)");
+        Need(d.Dataset != "synth" || d.Width <= MaxSide, "data.width", d.Width, $"must be <= {MaxSide} (one image's buffers must fit in memory)");
         Need(d.CropHeight >= 32, "data.crop_height", d.CropHeight, "must be >= 32 (the backbone's stride)");
         Need(d.CropWidth >= 32, "data.crop_width", d.CropWidth, "must be >= 32 (the backbone's stride)");
         Need(d.Workers >= 0, "data.workers", d.Workers, "must be >= 0");
@@ -86,6 +98,15 @@ public static class ConfigChecks
         Need(o.Epochs >= 1, "train.epochs", o.Epochs, "must be >= 1");
         Need(o.MaxSteps >= 0, "train.max_steps", o.MaxSteps, "must be >= 0 (0: no limit)");
         Need(o.BatchSize >= 1, "train.batch_size", o.BatchSize, "must be >= 1");
+        if (o.BatchSize >= 1 && TrainingSize(c) is var (th, tw) && th >= 32 && tw >= 32)
+        {
+            // batch norm in training needs more than one value per channel; the backbone's deepest
+            // branch (stride 32) sees batch_size x ceil(H/32) x ceil(W/32) of them
+            long values = (long)o.BatchSize * ((th + 31) / 32) * ((tw + 31) / 32);
+            Need(values > 1, "train.batch_size", o.BatchSize,
+                 $"with {th}x{tw} training images batch norm would see one value per channel at the backbone's stride 32 " +
+                 "(batch_size x ceil(H/32) x ceil(W/32) must be > 1): use train.batch_size >= 2, or crops of more than 32 pixels on a side");
+        }
         OneOf("train.optimizer", o.Optimizer, "adam", "adamw", "sgd");
         Need(Finite(o.Lr) && o.Lr > 0, "train.lr", o.Lr, "must be a finite number > 0");
         Need(Finite(o.WeightDecay) && o.WeightDecay >= 0, "train.weight_decay", o.WeightDecay, "must be a finite number >= 0");

@@ -25,8 +25,14 @@ public static class ConfigLoader
     {
         if (path == null) return FromText(null, "--set", overrides);
         string text;
+        if (Directory.Exists(path)) throw new UsageException($"config file '{path}' is a folder, not a YAML file");
         if (File.Exists(path))
         {
+            // 0 bytes: an empty file would train the built-in defaults, and a pipe (FIFO) or device
+            // would block the read; neither is a config
+            if (new FileInfo(path).Length == 0)
+                throw new UsageException($"config file '{path}' is empty (or a pipe or device, which is not read): " +
+                    $"write its keys, or name a preset ({string.Join(", ", Presets)})");
             try { text = File.ReadAllText(path); }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {
@@ -34,12 +40,14 @@ public static class ConfigLoader
             }
         }
         else text = Preset(path) ?? throw new UsageException($"config file '{path}' does not exist (built-in presets: {string.Join(", ", Presets)})");
-        return FromText(text, path, overrides);
+        return FromText(text, path, overrides, emptyIsError: true);
     }
 
     /// <summary>Like <see cref="Load"/> for config text already in hand (a checkpoint's saved config);
     /// <paramref name="source"/> names it in errors.</summary>
-    public static TrainConfig FromText(string? text, string source, IEnumerable<string> overrides)
+    /// <param name="emptyIsError">A text without any key (only comments) is a usage error rather
+    /// than the built-in defaults (a config file; a checkpoint's saved config is checked by its caller).</param>
+    public static TrainConfig FromText(string? text, string source, IEnumerable<string> overrides, bool emptyIsError = false)
     {
         Dictionary<object, object?> tree = new();
         if (text != null)
@@ -51,6 +59,9 @@ public static class ConfigLoader
             {
                 throw new UsageException($"{source}:{e.Start.Line}:{e.Start.Column}: YAML syntax error: {YamlMessage(e)}");
             }
+            if (raw == null && emptyIsError)
+                throw new UsageException($"config file '{source}' holds no keys (only comments or blank lines): " +
+                    $"write its keys, or name a preset ({string.Join(", ", Presets)})");
             tree = raw as Dictionary<object, object?> ?? (raw == null ? new() : throw new UsageException($"config '{source}': top level must be a mapping of keys"));
         }
         foreach (var o in overrides) ApplyOverride(tree, o);

@@ -33,15 +33,23 @@ public sealed class DistContext : IDisposable
         Comm = comm; GradComm = gradComm; Runtime = runtime; LocalRank = localRank;
     }
 
-    /// <summary>Runs <paramref name="make"/> on rank 0 first and on the other ranks once it is done
-    /// (rank 0 generates the synthetic data set; the others then open the cached copy).</summary>
+    /// <summary>Runs <paramref name="make"/> on rank 0 first, then on the other ranks one local rank
+    /// at a time: rank 0 generates the synthetic data set; with a shared file system the others then
+    /// open its cached copy, and without one the first rank of each other machine generates that
+    /// machine's copy while its neighbours wait (never two processes writing one folder).</summary>
     public T PrimaryFirst<T>(Func<T> make, string what)
     {
         if (!IsDistributed) return make();
         T result = default!;
         if (IsPrimary) result = make();
         Comm.Barrier($"waiting for rank 0 to prepare {what}", TimeSpan.FromHours(6));
-        if (!IsPrimary) result = make();
+        var locals = new long[] { LocalRank };
+        Comm.AllReduce(locals, ReduceOp.Max, "the largest local rank");
+        for (int l = 0; l <= locals[0]; l++)
+        {
+            if (!IsPrimary && LocalRank == l) result = make();
+            Comm.Barrier($"waiting for local rank {l} of each machine to prepare {what}", TimeSpan.FromHours(6));
+        }
         return result;
     }
 

@@ -59,6 +59,15 @@ public static class DistributedTraining
     public static Rng RankRng(Rng rank0, int rank) =>
         rank == 0 ? rank0 : new Rng(rank0.State ^ (0x9E3779B97F4A7C15UL * (ulong)rank), 77 + (ulong)rank);
 
+    /// <summary>The stop requested on any rank ("SIGTERM" over "Ctrl-C"), or null; every rank calls
+    /// it at the same points of the loop.</summary>
+    public static string? AgreeOnStop(TrainSession s, string? local)
+    {
+        var v = new[] { local == "SIGTERM" ? 2.0 : local != null ? 1.0 : 0.0 };
+        s.Dist.Comm.AllReduce(v, ReduceOp.Max, "whether a rank was asked to stop");
+        return v[0] switch { >= 2 => "SIGTERM", >= 1 => "Ctrl-C", _ => null };
+    }
+
     /// <summary>A log row as the mean over the ranks (images/s summed, memory the largest); every
     /// rank calls it on the same steps.</summary>
     public static void ReduceRow(TrainSession s, Dictionary<string, double> row)

@@ -17,10 +17,35 @@ namespace Ccr.Train.Distributed;
 /// </summary>
 public static class Launcher
 {
-    const string SizeVar = "OMPI_COMM_WORLD_SIZE", LocalRankVar = "OMPI_COMM_WORLD_LOCAL_RANK";
+    const string SizeVar = "OMPI_COMM_WORLD_SIZE";
 
-    /// <summary>True when this process was started by Open MPI's mpirun with more than one rank.</summary>
-    public static bool UnderMpirun => int.TryParse(Environment.GetEnvironmentVariable(SizeVar), out int n) && n > 1;
+    /// <summary>How a launcher described this process's place in the job.</summary>
+    public sealed record Ranks(string Launcher, string SizeVariable, int Size, int Rank, int LocalRank, int LocalSize);
+
+    /// <summary>
+    /// The ranks announced by Open MPI's mpirun (OMPI_COMM_WORLD_SIZE, _RANK, _LOCAL_RANK,
+    /// _LOCAL_SIZE) or else by Slurm's srun (SLURM_STEP_NUM_TASKS, SLURM_PROCID, SLURM_LOCALID,
+    /// SLURM_STEP_TASKS_PER_NODE: set in every task of a job step, unlike SLURM_NTASKS and
+    /// SLURM_PROCID, which a batch script sees too); null for one process (or a job of one).
+    /// </summary>
+    public static Ranks? Detect(Func<string, string?> env)
+    {
+        static int Int(string? s) => int.TryParse(s?.Trim(), out int v) ? v : 0;
+        static int Leading(string? s) => Int(new string((s ?? "").TakeWhile(char.IsAsciiDigit).ToArray()));
+        if (Int(env(SizeVar)) is > 1 and var n)
+            return new("mpirun", SizeVar, n, Int(env("OMPI_COMM_WORLD_RANK")), Int(env("OMPI_COMM_WORLD_LOCAL_RANK")),
+                       Math.Max(1, Int(env("OMPI_COMM_WORLD_LOCAL_SIZE"))));
+        if (Int(env("SLURM_STEP_NUM_TASKS")) is > 1 and var t && env("SLURM_PROCID") != null)
+            return new("srun", "SLURM_STEP_NUM_TASKS", t, Int(env("SLURM_PROCID")), Int(env("SLURM_LOCALID")),
+                       Math.Max(1, Leading(env("SLURM_STEP_TASKS_PER_NODE"))));
+        return null;
+    }
+
+    /// <summary>This process's ranks from its environment (null: one process).</summary>
+    public static Ranks? Current => Detect(Environment.GetEnvironmentVariable);
+
+    /// <summary>True when this process is one rank of a job of several (mpirun or srun).</summary>
+    public static bool UnderMpirun => Current != null;
 
     /// <summary>The ranks of this run: <see cref="DistContext.Single"/> without mpirun, else Open MPI
     /// initialised with the collective time limit <paramref name="timeoutSeconds"/>. A missing
@@ -28,7 +53,8 @@ public static class Launcher
     /// naming the packages to install.</summary>
     public static DistContext Start(float timeoutSeconds, IReadOnlyList<string>? libraryNames = null)
     {
-        if (!UnderMpirun)
+        var ranks = Current;
+        if (ranks == null)
         {
             // MPICH's and Intel MPI's launchers (hydra) set PMI_SIZE; Slurm's srun sets SLURM_NTASKS.
             if (int.TryParse(Environment.GetEnvironmentVariable("PMI_SIZE"), out int pmi) && pmi > 1)
@@ -45,28 +71,51 @@ public static class Launcher
         }
         catch (MpiUnavailableException e)
         {
-            throw new UsageException($"started by mpirun ({SizeVar}={Environment.GetEnvironmentVariable(SizeVar)}), but {e.Message}");
+            throw new UsageException($"started by {ranks.Launcher} ({ranks.SizeVariable}={ranks.Size}), but {e.Message}" +
+                (ranks.Launcher == "srun" ? " (srun needs an Open MPI built with Slurm's PMIx: srun --mpi=pmix)" : ""));
         }
         rt.Timeout = TimeSpan.FromSeconds(timeoutSeconds);
         var main = rt.Communicator("training");
         var grads = rt.Communicator("gradients");
-        int.TryParse(Environment.GetEnvironmentVariable(LocalRankVar), out int local);
-        var dist = new DistContext(main, grads, rt, local);
-        WatchTermination(dist);
+        var dist = new DistContext(main, grads, rt, ranks.LocalRank);
+        WatchTermination(dist, ranks.Launcher);
         if (dist.IsPrimary)
             Console.WriteLine($"distributed: {dist.Size} ranks over {rt.LibraryVersion}" +
-                              (rt.ThreadMultiple ? "" : " (no MPI_THREAD_MULTIPLE: gradients are reduced after the backward pass)"));
+                              (rt.ThreadMultiple ? "" : " (no MPI_THREAD_MULTIPLE: gradients are reduced after the backward pass)") +
+                              // mpirun binds each rank to one core by default: the CPU accelerator then has one
+                              (Environment.ProcessorCount == 1 ? "; rank 0 sees 1 core (mpirun binds each rank to one core by default: " +
+                                  "on a CPU device add --bind-to none or --map-by slot:PE=N)" : ""));
         return dist;
     }
 
     static PosixSignalRegistration? _sigterm;
+    static int _sigterms;
 
-    /// <summary>mpirun stops the surviving ranks with SIGTERM when one fails: say so, naming this rank.</summary>
-    static void WatchTermination(DistContext dist)
+    /// <summary>Set by the train command once training runs: asks this rank's trainer to stop (the
+    /// ranks agree on the step; rank 0 writes last.ckpt). Null before and after.</summary>
+    public static volatile Action<string>? StopHook;
+
+    /// <summary>
+    /// SIGTERM reaches every rank when the job is cancelled (scancel, or a signal to mpirun) and when
+    /// mpirun stops the survivors of a failed rank. While training runs, the first one finishes the
+    /// current step on every rank, rank 0 writes last.ckpt, and each rank exits with 143 (what the
+    /// launcher allows: scancel waits KillWait, 30 s by default, before SIGKILL; mpirun waits
+    /// odls_base_sigkill_timeout). Before training, or at a second SIGTERM, the process ends at once.
+    /// </summary>
+    static void WatchTermination(DistContext dist, string launcher)
     {
-        _sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, _ =>
+        _sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, ctx =>
         {
-            Console.Error.WriteLine($"rank {dist.Rank} of {dist.Size}: terminated by mpirun (SIGTERM): another rank failed " +
+            var stop = StopHook;
+            if (Interlocked.Increment(ref _sigterms) == 1 && stop != null)
+            {
+                ctx.Cancel = true;
+                Console.Error.WriteLine($"rank {dist.Rank} of {dist.Size}: terminated by {launcher} (SIGTERM): the job was cancelled or another " +
+                                        "rank failed; finishing the current step with the other ranks, then rank 0 writes last.ckpt");
+                stop("SIGTERM");
+                return;
+            }
+            Console.Error.WriteLine($"rank {dist.Rank} of {dist.Size}: terminated by {launcher} (SIGTERM): another rank failed " +
                                     "or the job was cancelled; see mpirun's message for which");
             Console.Error.Flush();
         });
@@ -88,6 +137,16 @@ public static class Launcher
             var (reason, code) = Describe(e);
             Fail(dist, reason, code);
             return code;
+        }
+        if (rc is Commands.ExitCodes.Terminated or Commands.ExitCodes.Interrupted)
+        {
+            // stopped by a signal, every rank after the same step and last.ckpt written: once all are
+            // here, the job ends with that code (after MPI_Finalize mpirun would report 0, success)
+            Console.Out.Flush();
+            Console.Error.Flush();
+            dist.Comm.Barrier("the end of a stopped run", TimeSpan.FromMinutes(10));
+            dist.Abort(rc);
+            return rc;
         }
         if (rc != 0) { Fail(dist, $"the command ended with exit code {rc}", rc); return rc; }
         dist.Comm.Barrier("the end of the run", TimeSpan.FromHours(1)); // rank 0 may still be writing plots

@@ -65,6 +65,16 @@ public sealed class RunLog
         var root = new Dictionary<string, object>();
         foreach (var (task, m) in metrics) root[task] = m;
         if (deltaM is double dm) root["delta_m"] = dm;
-        File.WriteAllText(path, JsonSerializer.Serialize(root, Json));
+        // whole or not at all: a full disk leaves the previous file
+        string tmp = path + ".tmp-" + Environment.ProcessId;
+        try
+        {
+            File.WriteAllText(tmp, JsonSerializer.Serialize(root, Json));
+            File.Move(tmp, path, overwrite: true);
+        }
+        finally
+        {
+            File.Delete(tmp);
+        }
     }
 }

@@ -34,15 +34,17 @@ public enum TrainOutcome { Completed, Stopped }
 public sealed class Trainer
 {
     readonly TrainSession _s;
-    readonly RunLog _log;
+    RunLog _log;
     readonly string _dir;
     readonly Action<string>? _printer;
     readonly bool _primary; // [distributed] only rank 0 writes files and prints
     Reporting.TrainingProgress? _progress;
     volatile string? _stopReason;
     bool _resumed;
+    bool _stepsRecounted; // resumed with another global batch: step numbers count other batches from here
     long _truncateAt;
     long? _lastCkptStep;
+    long? _savedAt; // the Step that last.ckpt holds, the same on every rank (a stop writes it only when older)
 
     public long Step { get; private set; }
     public double BestMetric { get; private set; } = double.NaN;
@@ -88,6 +90,7 @@ public sealed class Trainer
         {
             (Step, BestMetric) = Distributed.DistributedTraining.ShareResume(_s, null, 0, double.NaN, Say);
             _resumed = true;
+            _savedAt = Step;
             return;
         }
         if (!File.Exists(LastCkpt)) throw new Cli.UsageException($"--resume: no {LastCkpt} to resume from");
@@ -102,6 +105,8 @@ public sealed class Trainer
         _lastCkptStep = state.Step;
         Say($"resumed from {LastCkpt} at step {Step} (epoch {state.Epoch})");
         (Step, BestMetric) = Distributed.DistributedTraining.ShareResume(_s, state, Step, BestMetric, Say); // [distributed] and another rank count
+        _savedAt = Step;
+        _stepsRecounted = Step != state.Step;
     }
 
     /// <summary>Trains until the configured epochs (or max_steps) are done or a stop is requested.
@@ -114,7 +119,10 @@ public sealed class Trainer
             Directory.CreateDirectory(_dir);
             foreach (var f in Checkpoint.RemoveStaleTemporaries(_dir)) Say($"removed {f}, left by a checkpoint write that was killed");
             if (_resumed) _log.TruncateAfter(_truncateAt);
-            File.WriteAllText(Path.Combine(_dir, "config.yaml"), ConfigLoader.ToYaml(_s.Config));
+            if (_stepsRecounted) KeepOldMetrics();
+            // a resumed run's config.yaml is replaced with its first checkpoint: a resume with a --set
+            // that fails (diverges) leaves the config the next plain --resume should use
+            if (!_resumed) WriteConfig();
         }
         _s.Guard.Arm(Step);
         if (_printer == null) _progress = new Reporting.TrainingProgress(live: _s.Dist.IsDistributed ? false : null); // mpirun interleaves redraws
@@ -136,7 +144,7 @@ public sealed class Trainer
         long stepsThisRun = 0;
         var lastLog = Stopwatch.StartNew();
         long imagesSinceLog = 0;
-        while (Step < _s.TotalSteps && _stopReason == null)
+        while (Step < _s.TotalSteps && !StopAgreed())
         {
             int epoch = (int)(Step / perEpoch);
             int startBatch = (int)(Step % perEpoch);
@@ -160,16 +168,11 @@ public sealed class Trainer
                     lastLog.Restart();
                     imagesSinceLog = 0;
                 }
-                if (Step >= _s.TotalSteps || _stopReason != null) break;
+                if (Step >= _s.TotalSteps || StopAgreed()) break;
             }
             bool epochDone = Step % perEpoch == 0 || Step >= _s.TotalSteps;
             int done = (int)((Step + perEpoch - 1) / perEpoch);
-            if (_stopReason != null)
-            {
-                SaveCheckpoint(LastCkpt, done);
-                Say($"stopped ({_stopReason}) after step {Step - 1}: wrote {LastCkpt}");
-                return TrainOutcome.Stopped;
-            }
+            if (_stopNow) return Stopped(done);
             if (epochDone)
             {
                 bool last = Step >= _s.TotalSteps;
@@ -177,9 +180,53 @@ public sealed class Trainer
                 if (last || c.Train.CheckpointEvery > 0 && done % c.Train.CheckpointEvery == 0) SaveCheckpoint(LastCkpt, done);
             }
         }
+        // a stop that came during the epoch-end evaluation or checkpoint (or before the first step)
+        // ends the loop too: it is a stop unless every step has been trained
+        if (_stopNow && Step < _s.TotalSteps) return Stopped((int)((Step + perEpoch - 1) / perEpoch));
         EnsureFinite();
         if (Step >= _s.TotalSteps && _primary) WriteDistanceFigure();
         return TrainOutcome.Completed;
+    }
+
+    bool _stopNow;
+
+    /// <summary>
+    /// Whether the run stops here: a stop was requested (on any rank). [distributed] A signal reaches
+    /// the ranks at different moments, so they agree at each point where the loop may end (one
+    /// all-reduce of the request, the same points on every rank): every rank finishes the same step,
+    /// and rank 0 writes last.ckpt.
+    /// </summary>
+    bool StopAgreed()
+    {
+        if (_stopNow) return true;
+        string? reason = _stopReason;
+        if (_s.Dist.IsDistributed)
+            reason = Distributed.DistributedTraining.AgreeOnStop(_s, reason);
+        if (reason == null) return false;
+        _stopReason ??= reason;
+        return _stopNow = true;
+    }
+
+    /// <summary>After a resume with another batch size or rank count the step numbers count other
+    /// batches: the rows so far move to metrics.before-step-N.csv and metrics.csv starts again at the
+    /// resumed step, so each file holds each step once, in order.</summary>
+    void KeepOldMetrics()
+    {
+        if (!File.Exists(_log.MetricsCsv)) return;
+        string kept = Path.Combine(_dir, $"metrics.before-step-{_truncateAt}.csv");
+        for (int i = 2; File.Exists(kept); i++) kept = Path.Combine(_dir, $"metrics.before-step-{_truncateAt}-{i}.csv");
+        File.Move(_log.MetricsCsv, kept);
+        _log = new RunLog(_dir);
+        Say($"metrics.csv: its steps 0-{_truncateAt - 1} counted batches of another size; kept as {kept}, and this run logs from step {Step} in a new metrics.csv");
+    }
+
+    /// <summary>The end of a stopped run: last.ckpt holds every step taken (written again only
+    /// when the last one is older).</summary>
+    TrainOutcome Stopped(int epochsDone)
+    {
+        if (_savedAt != Step) SaveCheckpoint(LastCkpt, epochsDone);
+        Say($"stopped ({_stopReason}) after {Step} steps: wrote {LastCkpt}");
+        return TrainOutcome.Stopped;
     }
 
     /// <summary>Closes the live display and draws the plots of the run folder.</summary>
@@ -434,11 +481,6 @@ public sealed class Trainer
         {
             dm = EvalFiles.DeltaM(metrics, c.Eval.Baseline);
         }
-        if (_primary)
-        {
-            RunLog.WriteEval(Path.Combine(_dir, "eval.json"), metrics, dm);
-            RunLog.WriteEval(Path.Combine(_dir, $"eval-epoch{epoch:D3}.json"), metrics, dm);
-        }
         LastEval = metrics;
         Say($"eval after epoch {epoch} ({sw.Elapsed.TotalSeconds:F1} s): " + Summary(metrics, dm));
         // best.ckpt by delta_m with a baseline, else by eval.metric (a metric of a trained task, in its own direction)
@@ -449,6 +491,12 @@ public sealed class Trainer
         {
             BestMetric = score;
             SaveCheckpoint(BestCkpt, epoch);
+        }
+        // after best.ckpt: a write that fails (full disk) leaves eval.json describing the checkpoints that exist
+        if (_primary)
+        {
+            RunLog.WriteEval(Path.Combine(_dir, "eval.json"), metrics, dm);
+            RunLog.WriteEval(Path.Combine(_dir, $"eval-epoch{epoch:D3}.json"), metrics, dm);
         }
         return metrics;
     }
@@ -475,7 +523,11 @@ public sealed class Trainer
     {
         EnsureFinite();
         var extra = Distributed.DistributedTraining.CheckpointExtra(_s); // [distributed] collective: rank layout, every rank's RNG
-        if (!_primary) return;
+        if (!_primary)
+        {
+            if (path == LastCkpt) _savedAt = Step;
+            return;
+        }
         var opt = _s.Optimizer;
         var rng = _s.Ccr?.SamplingRng ?? new global::Ccr.Nn.Rng(0);
         try
@@ -498,6 +550,15 @@ public sealed class Trainer
             throw new NonFiniteException($"training diverged by step {Step - 1} although every loss and gradient was finite: {e.Message}; " +
                 $"{LastGoodCheckpoint()}. Try a lower train.lr (now {_s.Config.Train.Lr:G3}).", e.Op);
         }
-        if (path == LastCkpt) _lastCkptStep = Step;
+        if (path == LastCkpt) _lastCkptStep = _savedAt = Step;
+        if (!_configWritten) WriteConfig();
+    }
+
+    bool _configWritten;
+
+    void WriteConfig()
+    {
+        File.WriteAllText(Path.Combine(_dir, "config.yaml"), ConfigLoader.ToYaml(_s.Config));
+        _configWritten = true;
     }
 }
