@@ -60,6 +60,8 @@ public static class InferCommand
                 Console.Error.WriteLine($"skipped {e.Message}");
                 continue;
             }
+            if (runner?.FixedSize is var (_, fh, fw) && (fh != h || fw != w))
+                throw new UsageException($"infer: {onnx} takes {fh}x{fw} images only and {f} is {h}x{w}; export with --dynamic for any size");
             List<(string Task, object Prediction)> preds;
             try { preds = loaded != null ? Predict(loaded.Model, loaded.Device, img, h, w) : PredictOnnx(runner!, img, h, w); }
             catch (OutOfMemoryException e)

@@ -41,7 +41,12 @@ public sealed class OnnxRunner : IDisposable
         Tasks = tasks.Split(',');
         Outputs = outs.Split(',');
         InputName = _session.InputMetadata.Keys.Single();
+        var dims = _session.InputMetadata[InputName].Dimensions;
+        if (dims.Length == 4 && dims[2] > 0 && dims[3] > 0) FixedSize = (dims[0], dims[2], dims[3]);
     }
+
+    /// <summary>(N, H, W) of a fixed-size export; null when height and width are symbolic (--dynamic).</summary>
+    public (int N, int H, int W)? FixedSize { get; }
 
     /// <summary>x (N, 3, H, W) normalised → per task its output (N, K, H, W) and that shape.</summary>
     public Dictionary<string, (float[] Data, int[] Shape)> Run(float[] x, int n, int h, int w)
