@@ -22,6 +22,22 @@ public class OnnxCliTests
     }
 
     [Fact]
+    public void ExportHelpListsEveryOption()
+    {
+        var old = Console.Out;
+        var sw = new StringWriter();
+        Console.SetOut(sw);
+        try { Assert.Equal(0, ExportCommand.Run(["--help"])); }
+        finally { Console.SetOut(old); }
+        foreach (var o in ExportCommand.Options)
+        {
+            Assert.Contains("--" + o.Name, sw.ToString());
+            Assert.Contains(o.Help, sw.ToString());
+        }
+        Assert.Contains("semseg_logits", sw.ToString());
+    }
+
+    [Fact]
     public void ExportedCheckpointPredictsTheSamePicturesUnderOnnxRuntime()
     {
         string root = Path.Combine(Path.GetTempPath(), "ccr-onnx-cli-" + Guid.NewGuid().ToString("N"));
