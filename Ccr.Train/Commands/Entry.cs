@@ -56,12 +56,13 @@ public static class Entry
                 "train" => TrainCommand.Run(args[1..]),
                 "eval" => EvalCommand.Run(args[1..]),
                 "infer" => InferCommand.Run(args[1..]),
+                "export" => ExportCommand.Run(args[1..]),
                 "ablate" => AblateCommand.Run(args[1..]),
                 "score" => ScoreCommand.Run(args[1..]),
                 "model" => ModelCommand.Run(args[1..]),
                 "demo" => DemoCommand.Run(args[1..]),
                 "--help" or "-h" or "help" => Help(),
-                _ => throw new UsageException($"unknown command '{args[0]}'. Commands: demo, train, eval, infer, ablate, score, model (each takes --help)"),
+                _ => throw new UsageException($"unknown command '{args[0]}'. Commands: demo, train, eval, infer, export, ablate, score, model (each takes --help)"),
             };
         }
         catch (Exception e)
@@ -107,7 +108,8 @@ public static class Entry
               (none) | demo  train and evaluate on the built-in SynthRooms data (GPU preset if a CUDA device exists, else CPU)
               train          train from a YAML config (--config FILE|preset, --set key=value, --out DIR, --resume)
               eval           evaluate a checkpoint on a dataset split, optionally saving predictions
-              infer          colourised predictions of every task for a folder of images
+              infer          colourised predictions of every task for a folder of images (ours or an ONNX export's)
+              export         the trained network without the regulariser as an ONNX model, checked under ONNX Runtime
               ablate         the paper's ablations (Tables 1 and 3, the k / gamma sweep) as Markdown and JSON
               score          score saved predictions against a dataset (no MATLAB)
               model          print a model's stages, parameter count and GFLOP

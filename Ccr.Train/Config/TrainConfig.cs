@@ -96,6 +96,8 @@ public sealed class OptimConfig
     /// <summary>On a CUDA device, capture the steady-state training step as a CUDA graph and replay
     /// it (fewer launches, same results); false: plain launches. Ignored on the CPU and under mpirun.</summary>
     public bool CudaGraph { get; set; } = true;
+    /// <summary>TensorBoard event files in the run folder beside metrics.csv (Reporting/TensorBoardLog.cs).</summary>
+    public bool Tensorboard { get; set; } = true;
 }
 
 public sealed class CcrSettings

@@ -31,7 +31,9 @@ public static class ResultsTable
         Console.WriteLine();
         Console.WriteLine($"run folder: {Path.GetFullPath(dir)}");
         Console.WriteLine("  config.yaml, metrics.csv, eval.json, last.ckpt, best.ckpt" +
-                          (Directory.Exists(Path.Combine(dir, "plots")) ? ", plots/*.png" : ""));
+                          (Directory.Exists(Path.Combine(dir, "plots")) ? ", plots/*.png" : "") +
+                          (Directory.Exists(dir) && Directory.EnumerateFiles(dir, "events.out.tfevents.*").Any()
+                              ? $", events.out.tfevents.* (tensorboard --logdir {Path.GetDirectoryName(Path.GetFullPath(dir))})" : ""));
     }
 
     /// <summary>

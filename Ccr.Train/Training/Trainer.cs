@@ -39,6 +39,7 @@ public sealed class Trainer
     readonly Action<string>? _printer;
     readonly bool _primary; // [distributed] only rank 0 writes files and prints
     Reporting.TrainingProgress? _progress;
+    Reporting.TensorBoardLog? _tb; // train.tensorboard: event files beside metrics.csv (rank 0)
     volatile string? _stopReason;
     bool _resumed;
     bool _stepsRecounted; // resumed with another global batch: step numbers count other batches from here
@@ -123,6 +124,7 @@ public sealed class Trainer
             // a resumed run's config.yaml is replaced with its first checkpoint: a resume with a --set
             // that fails (diverges) leaves the config the next plain --resume should use
             if (!_resumed) WriteConfig();
+            if (_s.Config.Train.Tensorboard) _tb = new Reporting.TensorBoardLog(_dir, _resumed ? _truncateAt : null);
         }
         _s.Guard.Arm(Step);
         if (_printer == null) _progress = new Reporting.TrainingProgress(live: _s.Dist.IsDistributed ? false : null); // mpirun interleaves redraws
@@ -162,6 +164,7 @@ public sealed class Trainer
                     row["memory_mb"] = _s.Device.Pool.BytesInUse / 1048576.0;
                     Distributed.DistributedTraining.ReduceRow(_s, row); // [distributed] mean over ranks, images/s summed
                     if (_primary) _log.Row(row);
+                    _tb?.Row(row);
                     double eta = stepsThisRun > 0 ? sw.Elapsed.TotalSeconds / stepsThisRun * (_s.TotalSteps - Step) : 0;
                     if (_progress != null) _progress.Update(Step, _s.TotalSteps, epoch + 1, row, eta);
                     else Say(Reporting.TrainingProgress.PlainLine(Step, _s.TotalSteps, epoch + 1, row, eta));
@@ -234,6 +237,8 @@ public sealed class Trainer
     {
         _progress?.Dispose();
         _progress = null;
+        _tb?.Dispose();
+        _tb = null;
         if (!_primary) return;
         try
         {
@@ -497,6 +502,8 @@ public sealed class Trainer
         {
             RunLog.WriteEval(Path.Combine(_dir, "eval.json"), metrics, dm);
             RunLog.WriteEval(Path.Combine(_dir, $"eval-epoch{epoch:D3}.json"), metrics, dm);
+            _tb?.Eval(Step - 1, metrics, dm); // at the last step trained (see TensorBoardLog)
+            _tb?.Predictions(Step - 1, _s.Model, _s.Device, _s.ValSet);
         }
         return metrics;
     }
