@@ -8,6 +8,7 @@ using Ccr.Bench.Verify;
 // Ccr.Bench report-table DIR                  : joins both sides' results into DIR/report.md
 // Ccr.Bench ccr-time [REPS]                   : the CCR pair's median wall and process CPU time per label kind
 //                                               (CPU time stays meaningful on a shared, loaded machine)
+// Ccr.Bench device [--require cuda]           : the accelerator auto picks; exit 3 unless CUDA when required
 // Ccr.Bench [BenchmarkDotNet arguments]       : the benchmarks (e.g. --filter '*Conv*')
 if (args.Length > 0 && args[0] == "verify")
     return VerifyRunner.Run(args[1..]);
@@ -17,6 +18,8 @@ if (args.Length > 0 && args[0] == "report")
     return ReportCommand.Run(args[1..]);
 if (args.Length > 0 && args[0] == "report-table")
     return ReportTable.Run(args[1..]);
+if (args.Length > 0 && args[0] == "device")
+    return DeviceProbe.Run(args[1..]);
 if (args.Length > 0 && args[0] == "ccr-time")
     return Ccr.Bench.Benchmarks.CcrBenchmarks.TimeAll(args.Length > 1 ? int.Parse(args[1]) : 5);
 BenchmarkSwitcher.FromAssembly(typeof(VerifyRunner).Assembly).Run(args);
