@@ -10,6 +10,9 @@ using Ccr.Bench.Verify;
 //                                               main-loop instruction mix and issue-bound ceiling (sass --help)
 // Ccr.Bench ccr-time [REPS]                   : the CCR pair's median wall and process CPU time per label kind
 //                                               (CPU time stays meaningful on a shared, loaded machine)
+// Ccr.Bench device [--require cuda]           : the accelerator auto picks; exit 3 unless CUDA when required
+// Ccr.Bench launches [--batch N] [--height H] [--width W] [--sms N] : kernel launches per step of the paper
+//                                               model, counted on the CPU without running a kernel
 // Ccr.Bench [BenchmarkDotNet arguments]       : the benchmarks (e.g. --filter '*Conv*')
 if (args.Length > 0 && args[0] == "verify")
     return VerifyRunner.Run(args[1..]);
@@ -21,6 +24,10 @@ if (args.Length > 0 && args[0] == "report-table")
     return ReportTable.Run(args[1..]);
 if (args.Length > 0 && args[0] == "sass")
     return Ccr.Bench.Sass.SassCommand.Run(args[1..]);
+if (args.Length > 0 && args[0] == "device")
+    return DeviceProbe.Run(args[1..]);
+if (args.Length > 0 && args[0] == "launches")
+    return LaunchCount.Run(args[1..]);
 if (args.Length > 0 && args[0] == "ccr-time")
     return Ccr.Bench.Benchmarks.CcrBenchmarks.TimeAll(args.Length > 1 ? int.Parse(args[1]) : 5);
 BenchmarkSwitcher.FromAssembly(typeof(VerifyRunner).Assembly).Run(args);

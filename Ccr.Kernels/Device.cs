@@ -28,6 +28,9 @@ public sealed class Device : IDisposable
     /// <c>--precision</c>); the CPU variant ignores it and computes in fp32.</summary>
     public MathPrecision Precision { get; set; } = MathPrecision.Fp32;
     public bool IsCuda => Accelerator.AcceleratorType == AcceleratorType.Cuda;
+    /// <summary>Why <see cref="Create"/> fell back to the CPU although CUDA was allowed: "no CUDA
+    /// device" and what the driver lookup tried (<see cref="CudaLibrary.Report"/>); null otherwise.</summary>
+    public string? NoCudaReason { get; private set; }
     /// <summary>True when buffers are host memory (CPU accelerator), so CPU variants may use pointers.</summary>
     public bool IsHostMemory => Accelerator.AcceleratorType == AcceleratorType.CPU;
 
@@ -75,8 +78,10 @@ public sealed class Device : IDisposable
         if (choice is not ("auto" or "cuda" or "cpu"))
             throw new ArgumentException($"CCR_DEVICE / --device must be cuda, cpu or auto, got '{choice}'");
         Device d;
+        string? noCuda = null;
         if (choice != "cpu")
         {
+            CudaLibrary.Install(); // before the first Context: ILGPU binds its driver imports once
             var ctx = Context.Create(b => b.Cuda().EnableAlgorithms().Optimize(CudaOptimization));
             var cuda = ctx.GetCudaDevices();
             if (cuda.Count > 0)
@@ -84,13 +89,15 @@ public sealed class Device : IDisposable
             else
             {
                 ctx.Dispose();
+                noCuda = "no CUDA device; " + CudaLibrary.Report();
                 if (choice == "cuda")
-                    throw new InvalidOperationException("CCR_DEVICE=cuda, but no CUDA device was found");
+                    throw new InvalidOperationException($"CCR_DEVICE=cuda, but no CUDA device was found ({noCuda})");
                 d = CreateCpu();
             }
         }
         else d = CreateCpu();
-        if (verbose) Console.WriteLine($"Ccr device: {d}");
+        d.NoCudaReason = noCuda;
+        if (verbose) Console.WriteLine($"Ccr device: {d}" + (noCuda != null ? $" ({noCuda})" : ""));
         return d;
     }
 

@@ -75,6 +75,27 @@ public sealed class LaunchLog
         return c;
     }
 
+    /// <summary>Runs <paramref name="body"/> as an emulated capture whose launches are counted and
+    /// then dropped: no kernel runs, so a step of any size costs only its host work (the launches'
+    /// memory is rented but never touched). Returns the launches per kernel name, in first-launch
+    /// order. For counting only (<c>Ccr.Bench launches</c>): the device's buffers are left as they
+    /// were before the body, whatever it meant to compute.</summary>
+    public List<(string Kernel, int Count)> CountWithoutRunning(Action body)
+    {
+        var counts = new Dictionary<string, int>();
+        var order = new List<string>();
+        using var rec = Record();
+        BeginCapture();
+        try { body(); }
+        finally { EndCapture(); }
+        foreach (var l in rec.Launches)
+        {
+            if (!counts.TryAdd(l.Kernel, 1)) counts[l.Kernel]++;
+            else order.Add(l.Kernel);
+        }
+        return order.Select(k => (k, counts[k])).ToList();
+    }
+
     /// <summary>The slow path of a launch: counts, records; false when the launch was captured (do not run it now).</summary>
     internal bool Observe(string name, KernelConfig c, object?[] args, Action run)
     {

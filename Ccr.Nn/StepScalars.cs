@@ -46,6 +46,14 @@ public sealed class StepScalars : IDisposable
     /// <summary>Copies every slot's host value to the device (one copy; not inside a captured step).</summary>
     public void Upload() => _device.Data.CopyFrom(_host);
 
+    /// <summary>The device buffer of all slots (Capacity floats): a destination of the trainer's one
+    /// upload per step (<see cref="StepUpload"/>), which <see cref="WriteHost"/> fills on the host.</summary>
+    public Buf<float> DeviceData => _device.Data;
+
+    /// <summary>Writes every slot's host value into <paramref name="dst"/> (Capacity floats; the
+    /// pinned memory of a <see cref="StepUpload"/>), instead of <see cref="Upload"/>.</summary>
+    public void WriteHost(Span<float> dst) => _host.CopyTo(dst);
+
     public void Dispose() => _device.Dispose();
 }
 

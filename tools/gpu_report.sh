@@ -16,7 +16,8 @@
 # keeps to a budget (CCR_REPORT_BUDGET_S, default 450 s): each part gets at most its own cap and what is
 # left of the budget, and is skipped when too little is left.
 #
-#   bash tools/gpu_report.sh OUT            on a GPU machine, with the published binary in .gpu/
+#   bash tools/gpu_report.sh OUT            on a GPU machine, with the published binary in .gpu/; exits 3
+#                                           at once, with one line saying why, unless Ccr.Bench sees CUDA
 #   bash tools/gpu_report.sh OUT --cpu      the same wiring on a CPU at tiny shapes (a check, not a timing)
 #
 # Binary: $CCR_BENCH, else .gpu/Ccr.Bench/Ccr.Bench (../shared/gpu/publish.sh Ccr.Bench), else the
@@ -42,6 +43,18 @@ fi
 # Host code fully optimised from its first call: under tiered compilation a report that keeps meeting
 # new code times unoptimised host code (a CPU cross-entropy ran 30x slower after 60 other cases).
 export DOTNET_TieredCompilation=0
+# GPU mode demands a CUDA device before anything long: without one (no driver ILGPU can load, no
+# card, CCR_DEVICE=cpu) every part would time the CPU accelerator for minutes and call it the GPU
+if [ "$MODE" = gpu ]; then
+  PROBE=$(timeout -k 5 60 "${BENCH[@]}" device --require cuda 2>&1); rc=$?
+  printf '%s\n' "$PROBE" > "$OUT/device.txt"
+  if [ "$rc" != 0 ]; then
+    why=$(printf '%s\n' "$PROBE" | grep '^device:' | sed 's/^device: //' | tr '\n' ' ')
+    echo "gpu_report.sh: no CUDA device, nothing measured (Ccr.Bench device --require cuda: exit $rc): ${why:-$(printf '%s' "$PROBE" | tail -n 1)}" >&2
+    exit 3
+  fi
+  printf '%s\n' "$PROBE"
+fi
 PY=""
 for p in ${PYTHON:-} python3 /usr/bin/python3; do
   if command -v "$p" >/dev/null 2>&1 && "$p" -c "import torch" >/dev/null 2>&1; then PY=$p; break; fi

@@ -16,10 +16,15 @@ import json
 import os
 import sys
 
-import torch
-import torch.nn.functional as F
-
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+if __name__ == "__main__":
+    import torch_requires
+    torch_requires.require("torch_baseline.py", ["torch", "numpy"])
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+import torch_requires  # noqa: E402
 import torch_timing  # noqa: E402
 
 
@@ -100,29 +105,37 @@ def run_cases(a):
     sync = torch.cuda.synchronize if dev == "cuda" else (lambda: None)
     meta = {"torch": torch.__version__, "device": torch.cuda.get_device_name() if dev == "cuda" else "cpu",
             "cudnn": torch.backends.cudnn.version() if dev == "cuda" else "",
-            "cudnn.benchmark": torch.backends.cudnn.benchmark, "timing": f"tools/torch_timing.py plan {plan}"}
+            "cudnn.benchmark": f"on; convolutions also off (ids ending {torch_requires.CUDNN_OFF})",
+            "timing": f"tools/torch_timing.py plan {plan}"}
     results = []
     for c in cases:
         part = "ccr" if c["op"].startswith("ccr") else "kernel"
-        r = torch_timing.row(c["id"], part, c["label"], precision=c["precision"])
-        try:
-            torch_timing.set_tf32(torch, c["precision"] == "tf32")
-            g = torch.Generator().manual_seed(1)
-            ms = torch_timing.median_ms(case_op(c, dev, g), sync, plan)
-            r["ms"] = ms
-            if c["flop"] > 0:
-                r["extra"]["gflops"] = c["flop"] / (ms * 1e6)
-            if c["bytes"] > 0:
-                r["extra"]["gbs"] = c["bytes"] / (ms * 1e6)
-        except Exception as e:  # one case's failure is its row; the others still run
-            r["status"] = torch_timing.fail(e)
-        finally:
-            torch_timing.set_tf32(torch, False)
-            if dev == "cuda":
-                torch.cuda.empty_cache()
-        results.append(r)
-        torch_timing.save(a.json, "torch", meta, results)
-        print(f"  {c['id']:<46} {('%11.4f ms' % r['ms']) if 'ms' in r else r['status']}", flush=True)
+        # cudnn.benchmark only changes convolutions: they are timed with it on (as PyTorch's users
+        # run them: cuDNN tries its algorithms once per shape) and off (PyTorch's default heuristics)
+        settings = torch_requires.cudnn_settings(dev) if c["op"].startswith("conv") else [True]
+        for bench_on in settings:
+            rid = c["id"] if bench_on else c["id"] + torch_requires.CUDNN_OFF
+            r = torch_timing.row(rid, part, c["label"] + ("" if bench_on else " (cudnn.benchmark off)"), precision=c["precision"])
+            try:
+                torch.backends.cudnn.benchmark = bench_on
+                torch_timing.set_tf32(torch, c["precision"] == "tf32")
+                g = torch.Generator().manual_seed(1)
+                ms = torch_timing.median_ms(case_op(c, dev, g), sync, plan)
+                r["ms"] = ms
+                if c["flop"] > 0:
+                    r["extra"]["gflops"] = c["flop"] / (ms * 1e6)
+                if c["bytes"] > 0:
+                    r["extra"]["gbs"] = c["bytes"] / (ms * 1e6)
+            except Exception as e:  # one case's failure is its row; the others still run
+                r["status"] = torch_timing.fail(e)
+            finally:
+                torch_timing.set_tf32(torch, False)
+                torch.backends.cudnn.benchmark = False
+                if dev == "cuda":
+                    torch.cuda.empty_cache()
+            results.append(r)
+            torch_timing.save(a.json, "torch", meta, results)
+            print(f"  {rid:<58} {('%11.4f ms' % r['ms']) if 'ms' in r else r['status']}", flush=True)
     return 0
 
 
@@ -135,6 +148,7 @@ def main():
     ap.add_argument("--dry", action="store_true", help="--cases: one call per sample, 3 samples (a CPU wiring check)")
     a = ap.parse_args()
     dev = a.device
+    torch_requires.require_device("torch_baseline.py", dev)
     torch.set_num_threads(a.threads)
     if a.cases:
         if not a.json:

@@ -10,9 +10,16 @@ k 128, 16 semi-hard negatives, margin 0.2; hardest positive, semi-hard negatives
 and of tools/torch_baseline.py --cases (the report's ccr.* rows).
 """
 import argparse
+import os
+import sys
 import time
 
-import torch
+if __name__ == "__main__":
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import torch_requires
+    torch_requires.require("torch_ccr_baseline.py", ["torch"])
+
+import torch  # noqa: E402
 
 N, D, H, W, A, K, C, M = 4, 128, 120, 160, 192, 128, 16, 0.2
 HW = H * W
@@ -92,6 +99,8 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--reps", type=int, default=5)
     a = ap.parse_args()
+    import torch_requires
+    torch_requires.require_device("torch_ccr_baseline.py", a.device)
     torch.set_num_threads(a.threads)
     dev = a.device
     g = torch.Generator().manual_seed(0)

@@ -7,17 +7,23 @@ Run on the same machine (and card) as Ccr.Bench, in the same session:
     python3 tools/torch_conv_baseline.py --device cuda --precision fp32
     python3 tools/torch_conv_baseline.py --device cuda --precision tf32
     /usr/bin/python3 tools/torch_conv_baseline.py --device cpu --threads 2 --shapes 2,3
-Prints one line per shape and pass: median milliseconds and TFLOP/s (2 N Cout OH OW Cin k k per pass).
+Prints one line per shape, pass and cudnn.benchmark setting (on, as PyTorch's users run convolutions, and
+off, PyTorch's default): median milliseconds and TFLOP/s (2 N Cout OH OW Cin k k per pass).
 The gradients are timed through aten.convolution_backward with one output each, the op autograd calls.
 """
 import argparse
 import os
 import sys
 
-import torch
-import torch.nn.functional as F
-
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+if __name__ == "__main__":
+    import torch_requires
+    torch_requires.require("torch_conv_baseline.py", ["torch", "numpy"])
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+import torch_requires  # noqa: E402
 import torch_timing  # noqa: E402
 
 # N, Cin, H, W / Cout, k / stride, padding: the same strings as ConvPassBenchmarks
@@ -45,12 +51,12 @@ def main():
     ap.add_argument("--shapes", default="", help="comma-separated indices into the shape list (default: all)")
     a = ap.parse_args()
     dev = a.device
+    torch_requires.require_device("torch_conv_baseline.py", dev)
     if a.threads > 0:
         torch.set_num_threads(a.threads)
     tf32 = a.precision == "tf32"
     torch.backends.cuda.matmul.allow_tf32 = tf32
     torch.backends.cudnn.allow_tf32 = tf32
-    torch.backends.cudnn.benchmark = True
     torch.manual_seed(0)
     name = torch.cuda.get_device_name() if dev == "cuda" else f"cpu, {torch.get_num_threads()} threads"
     print(f"torch {torch.__version__} on {name}, {a.precision}")
@@ -65,13 +71,18 @@ def main():
         y = F.conv2d(x, wt, None, s, p)
         dy = torch.randn_like(y)
         flops = 2 * y.numel() * c * k * k
-        fwd = bench(lambda: F.conv2d(x, wt, None, s, p), dev, a.reps)
+
         def grad(mask):
             return torch.ops.aten.convolution_backward(dy, x, wt, None, [s, s], [p, p], [1, 1], False, [0, 0], 1, mask)
-        dx = bench(lambda: grad([True, False, False]), dev, a.reps)
-        dw = bench(lambda: grad([False, True, False]), dev, a.reps)
-        for label, ms in (("forward", fwd), ("dx", dx), ("dw", dw)):
-            print(f"conv {shape} {label}: {ms:.4f} ms, {flops / ms / 1e9:.3f} TFLOP/s")
+        for bench_on in torch_requires.cudnn_settings(dev):
+            torch.backends.cudnn.benchmark = bench_on
+            fwd = bench(lambda: F.conv2d(x, wt, None, s, p), dev, a.reps)
+            dx = bench(lambda: grad([True, False, False]), dev, a.reps)
+            dw = bench(lambda: grad([False, True, False]), dev, a.reps)
+            for label, ms in (("forward", fwd), ("dx", dx), ("dw", dw)):
+                print(f"conv {shape} {label} (cudnn.benchmark {'on' if bench_on else 'off'}): {ms:.4f} ms, "
+                      f"{flops / ms / 1e9:.3f} TFLOP/s")
+        torch.backends.cudnn.benchmark = False
 
 
 if __name__ == "__main__":

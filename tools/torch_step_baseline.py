@@ -35,13 +35,25 @@ import random
 import sys
 import time
 
-import numpy as np
-import torch
-import torch.nn as nn
-import torch.nn.functional as F
-
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+if __name__ == "__main__":
+    # what this run will import, checked before torch loads: numpy and torch always; scikit-image to
+    # read --data; timm for the paper's backbone (not with --standin-backbone or --count-params)
+    import torch_requires
+    _need = ["torch", "numpy"]
+    if "--count-params" not in sys.argv:
+        _need.append("skimage")
+        if "--standin-backbone" not in sys.argv:
+            _need.append("timm")
+    torch_requires.require("torch_step_baseline.py", _need)
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torch.nn as nn  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
 import torch_ccr_baseline as ccr  # noqa: E402
+import torch_requires  # noqa: E402
 import torch_timing  # noqa: E402
 
 LEVELS = [18, 36, 72, 144]
@@ -208,10 +220,11 @@ def kernel_counts(step, device):
     return {"kernels": kernels, "copies": copies, "memsets": memsets}
 
 
-def run_step(a, ccr_on, precision, batch_host, backbone_fn):
+def run_step(a, ccr_on, precision, batch_host, backbone_fn, cudnn_benchmark=True):
     dev = a.device
     torch.manual_seed(0)
     torch_timing.set_tf32(torch, precision == "tf32")
+    torch.backends.cudnn.benchmark = cudnn_benchmark
     if dev == "cuda":
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
@@ -340,9 +353,11 @@ def main():
         return count_params(a)
     if not a.data:
         ap.error("--data is required (or --count-params)")
+    torch_requires.require_device("torch_step_baseline.py", a.device)
 
     meta = {"torch": torch.__version__, "device": torch.cuda.get_device_name() if a.device == "cuda" else "cpu",
-            "cudnn.benchmark": torch.backends.cudnn.benchmark, "step timing": f"median of {a.steps} synchronised steps"}
+            "cudnn.benchmark": f"on; also off (ids ending {torch_requires.CUDNN_OFF})",
+            "step timing": f"median of {a.steps} synchronised steps"}
     results = []
     try:
         import timm
@@ -363,24 +378,29 @@ def main():
         del m
     batch_host = load_batch(a.data)
     shape = "x".join(map(str, batch_host[0].shape))
+    # each configuration with cudnn.benchmark on (as PyTorch's users train: cuDNN picks each conv's
+    # fastest algorithm in the first step) and off (PyTorch's default); the on rows carry the plain id
     for precision in a.precisions.split(","):
         for ccr_on in (False, True):
-            rid = f"step.{'ccr' if ccr_on else 'base'}.{precision}"
-            what = f"training step, {'with CCR' if ccr_on else 'no CCR'}"
-            r = torch_timing.row(rid, "step", what, shape, precision)
-            if backbone_fn is None:
-                r["status"] = f"skipped: {missing}; the paper model's backbone comes from timm (pip install timm)"
-            else:
-                try:
-                    ms, extra = run_step(a, ccr_on, precision, batch_host, backbone_fn)
-                    r["ms"], r["extra"] = ms, {k: float(v) for k, v in extra.items()}
-                    if missing:
-                        r["status"] = f"skipped: {missing}; timed with a stand-in backbone, not comparable"
-                except Exception as e:
-                    r["status"] = torch_timing.fail(e)
-            results.append(r)
-            torch_timing.save(a.json, "torch", meta, results)
-            print(f"  {rid:<20} {('%10.2f ms' % r['ms']) if 'ms' in r else ''} {r['status']}", flush=True)
+            for bench_on in torch_requires.cudnn_settings(a.device):
+                rid = f"step.{'ccr' if ccr_on else 'base'}.{precision}" + ("" if bench_on else torch_requires.CUDNN_OFF)
+                what = f"training step, {'with CCR' if ccr_on else 'no CCR'}" + ("" if bench_on else " (cudnn.benchmark off)")
+                r = torch_timing.row(rid, "step", what, shape, precision)
+                if backbone_fn is None:
+                    r["status"] = f"skipped: {missing}; the paper model's backbone comes from timm (pip install timm)"
+                else:
+                    try:
+                        ms, extra = run_step(a, ccr_on, precision, batch_host, backbone_fn, cudnn_benchmark=bench_on)
+                        r["ms"], r["extra"] = ms, {k: float(v) for k, v in extra.items()}
+                        if missing:
+                            r["status"] = f"skipped: {missing}; timed with a stand-in backbone, not comparable"
+                    except Exception as e:
+                        r["status"] = torch_timing.fail(e)
+                    finally:
+                        torch.backends.cudnn.benchmark = False
+                results.append(r)
+                torch_timing.save(a.json, "torch", meta, results)
+                print(f"  {rid:<31} {('%10.2f ms' % r['ms']) if 'ms' in r else ''} {r['status']}", flush=True)
     return 0
 
 

@@ -107,6 +107,7 @@ public abstract class ConvBenchBase
     static bool CudaPresent()
     {
         if (string.Equals(Environment.GetEnvironmentVariable("CCR_DEVICE")?.Trim(), "cpu", StringComparison.OrdinalIgnoreCase)) return false;
+        CudaLibrary.Install(); // ILGPU binds the driver once: the libcuda.so.1 lookup must come first
         using var ctx = ILGPU.Context.Create(b => b.Cuda());
         return ctx.GetCudaDevices().Count > 0;
     }

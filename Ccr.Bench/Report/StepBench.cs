@@ -93,6 +93,17 @@ public sealed class StepBench(Device d, string outDir, string dataDir, int batch
                           $"{c.Memsets} memsets, {c.Syncs} synchronisations, {c.Allocs} allocations per step");
     }
 
+    /// <summary>Null when the timed steps ran as asked, else the row's failed status: with graphs
+    /// requested on a CUDA device every timed step must be a replay (a step that fell back to plain
+    /// launches would be timed as a graph's and compared with PyTorch as one). The CPU variant has
+    /// no graphs, so nothing is demanded there.</summary>
+    public static string? ReplayVerdict(bool graphRequested, bool cuda, int timedSteps, long replays, string? disabledBecause)
+    {
+        if (!graphRequested || !cuda || timedSteps == 0 || replays >= timedSteps) return null;
+        return ResultRow.OneLine($"FAIL: {timedSteps - replays} of {timedSteps} timed steps were not replayed from a CUDA graph, " +
+                                 (disabledBecause != null ? $"graphs off: {disabledBecause}" : "although graphs were requested"));
+    }
+
     /// <summary>The config of one row: the paper preset on the synthetic batch.</summary>
     public static TrainConfig Config(string dataDir, int batch, bool ccr, string precision, bool graph = true)
     {
@@ -160,6 +171,7 @@ public sealed class StepBench(Device d, string outDir, string dataDir, int batch
               (graph && d.IsCuda ? $" (graphs {(session.Graphs?.DisabledBecause is { } why ? "off: " + why : "not replayed")})" : "") +
               (d.Variant == KernelVariant.Cpu ? " (the CPU variant's host-code ops are not launches)" : "")));
         row.Ms = Timing.Median(samples);
+        if (ReplayVerdict(graph, d.IsCuda, samples.Count, replays, session.Graphs?.DisabledBecause) is { } fail) row.Status = fail;
         row.Extra["min_ms"] = samples.Min();
         row.Extra["peak_pool_mib"] = (d.Pool.BytesInUse + d.Pool.BytesCached - baseline) / 1048576.0;
         row.Extra["images_per_s"] = b.N / (row.Ms.Value / 1e3);

@@ -11,9 +11,10 @@ namespace Ccr.Train.Training;
 /// regulariser, views of those same label tensors (<see cref="TaskLabels.FromDevice"/>: it prepares
 /// validity and downsampled copies on the device; the labels are uploaded once, with the batch).
 /// Made by <see cref="Create"/> inside a step's TensorScope (evaluation, figures), or by
-/// <see cref="Staging"/> once per batch shape and refilled by <see cref="Upload"/> before every
-/// training step: fixed device buffers, so that a step captured as a CUDA graph reads each new batch
-/// where the previous one was (the upload itself is outside the graph).
+/// <see cref="Staging"/> once per batch shape and refilled before every training step by
+/// <see cref="Pack"/> and <see cref="Commit"/> (the batch and the step's scalars as one asynchronous
+/// copy from pinned memory, <see cref="StepUpload"/>): fixed device buffers, so that a step captured
+/// as a CUDA graph reads each new batch where the previous one was (the upload is outside the graph).
 /// </summary>
 public sealed class DeviceBatch : IDisposable
 {
@@ -42,14 +43,27 @@ public sealed class DeviceBatch : IDisposable
     }
 
     /// <summary>Device buffers for batches shaped like <paramref name="b"/>, outside any scope (the
-    /// trainer's staging buffers; dispose them); nothing is uploaded yet.</summary>
-    public static DeviceBatch Staging(Device d, Batch b, IReadOnlyList<string> tasks, DatasetInfo info)
+    /// trainer's staging buffers; dispose them); nothing is uploaded yet. With
+    /// <paramref name="scalars"/>, the batch and those scalars go up together as one copy per step
+    /// (<see cref="Pack"/>, then <see cref="Commit"/>).</summary>
+    public static DeviceBatch Staging(Device d, Batch b, IReadOnlyList<string> tasks, DatasetInfo info, StepScalars? scalars = null)
     {
         var db = Allocate(d, b, tasks, info);
         db._persistent = true;
         foreach (var t in db.All()) TensorScope.Forget(t);
+        if (scalars != null)
+        {
+            // destinations in All()'s order, then the scalars
+            var targets = db.All().Select(t => t.DType == DType.I32 ? StepUpload.Bytes(t.IntData) : StepUpload.Bytes(t.Data)).ToList();
+            targets.Add(StepUpload.Bytes(scalars.DeviceData));
+            db._upload = new StepUpload(d, targets);
+            db._scalars = scalars;
+        }
         return db;
     }
+
+    StepUpload? _upload;
+    StepScalars? _scalars;
 
     static DeviceBatch Allocate(Device d, Batch b, IReadOnlyList<string> tasks, DatasetInfo info)
     {
@@ -85,6 +99,46 @@ public sealed class DeviceBatch : IDisposable
     /// of range).</summary>
     public void Upload(Batch b)
     {
+        var labels = Check(b);
+        Images.Data.CopyFrom(b.Images);
+        foreach (var (t, a) in labels)
+        {
+            if (a is int[] ints) t.IntData.CopyFrom(ints);
+            else t.Data.CopyFrom((float[])a);
+        }
+        Remember(b);
+    }
+
+    /// <summary>Writes <paramref name="b"/> into the pinned memory of this staging batch's one
+    /// upload (checked first, as <see cref="Upload"/>); nothing reaches the device before
+    /// <see cref="Commit"/>.</summary>
+    public void Pack(Batch b)
+    {
+        var u = _upload ?? throw new InvalidOperationException("DeviceBatch.Pack: a staging batch made without step scalars uploads with Upload");
+        var labels = Check(b);
+        b.Images.AsSpan().CopyTo(u.Host<float>(0));
+        var tensors = All().ToList();
+        foreach (var (t, a) in labels)
+        {
+            int i = tensors.IndexOf(t);
+            if (a is int[] ints) ints.AsSpan().CopyTo(u.Host<int>(i));
+            else ((float[])a).AsSpan().CopyTo(u.Host<float>(i));
+        }
+        Remember(b);
+    }
+
+    /// <summary>Issues the step's one upload: the packed batch and the step scalars' current host
+    /// values (written now), asynchronously, into the fixed device buffers.</summary>
+    public void Commit()
+    {
+        var u = _upload ?? throw new InvalidOperationException("DeviceBatch.Commit: a staging batch made without step scalars uploads with Upload");
+        _scalars!.WriteHost(u.Host<float>(IntLabels.Count + FloatLabels.Count + 1));
+        u.Commit();
+    }
+
+    /// <summary>The batch's labels matched with this batch's tensors, class labels range-checked.</summary>
+    List<(Tensor, Array)> Check(Batch b)
+    {
         if (!Fits(b))
             throw new ArgumentException($"batch of {b.N} x {b.Height}x{b.Width} uploaded into buffers of {Tensor.ShapeString(Images.Shape)}");
         var labels = new List<(Tensor, Array)>();
@@ -96,12 +150,16 @@ public sealed class DeviceBatch : IDisposable
         }
         foreach (var (task, t) in FloatLabels)
             labels.Add((t, (task == TaskNames.Depth ? b.Depth : task == TaskNames.Normals ? b.Normals : b.Edge) ?? throw Missing(task)));
-        Images.Data.CopyFrom(b.Images);
         foreach (var (t, a) in labels)
-        {
-            if (a is int[] ints) t.IntData.CopyFrom(ints);
-            else t.Data.CopyFrom((float[])a);
-        }
+            if (a.Length != t.Numel)
+                throw new ArgumentException($"{t.Name}: {a.Length} values for a tensor of {Tensor.ShapeString(t.Shape)}");
+        if (b.Images.Length != Images.Numel)
+            throw new ArgumentException($"images: {b.Images.Length} values for a tensor of {Tensor.ShapeString(Images.Shape)}");
+        return labels;
+    }
+
+    void Remember(Batch b)
+    {
         if (b.Saliency is { } sal && IntLabels.ContainsKey(TaskNames.Saliency))
         {
             long neg = 0, valid = 0;
@@ -132,6 +190,7 @@ public sealed class DeviceBatch : IDisposable
     public void Dispose()
     {
         DisposeCcrLabels();
+        _upload?.Dispose();
         if (_persistent) foreach (var t in All()) t.Dispose();
     }
 

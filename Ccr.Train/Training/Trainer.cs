@@ -285,10 +285,10 @@ public sealed class Trainer
     /// finite check, optimiser update); returns the log row when <paramref name="log"/> (reading the
     /// losses back then, and only then). Run() calls it; so does the training-step benchmark.</summary>
     /// <remarks>
-    /// Host work first, device work after: the batch is copied into fixed device buffers, the step's
+    /// Host work first, device work after: the batch is packed into pinned memory, the step's
     /// host decisions are made (the learning rate and Adam's bias corrections, the CCR lambda, the
-    /// saliency weights: one upload of <see cref="TrainSession.Scalars"/>; CCR's task pairs, which
-    /// choose the kernels), then the body only launches kernels: no host copy (it would throw), no
+    /// saliency weights: <see cref="TrainSession.Scalars"/>; CCR's task pairs, which choose the
+    /// kernels), batch and scalars go up as one asynchronous copy into fixed device buffers, then the body only launches kernels: no host copy (it would throw), no
     /// scalar argument that changes between steps, nothing from the pool that an earlier step of
     /// the same shape did not return. So on a CUDA device the body is captured as a CUDA graph and
     /// replayed (<see cref="StepGraphs"/>, <c>train.cuda_graph</c>), keyed by the batch shape, the
@@ -306,7 +306,7 @@ public sealed class Trainer
             var w = TaskHeads.SaliencyWeights(db.SaliencyNegativeShare);
             sal[0] = w[0]; sal[1] = w[1];
         }
-        _s.Scalars.Upload();
+        db.Commit(); // the batch and the scalars: one asynchronous copy (StepUpload)
         var pairs = _s.Ccr?.NextPairs(c.Tasks);
 
         global::Ccr.Nn.Ccr.CcrDiagnostics? diag = null;
@@ -391,10 +391,10 @@ public sealed class Trainer
         if (_s.Staging is not { } db || !db.Fits(batch))
         {
             _s.Staging?.Dispose();
-            _s.Staging = db = DeviceBatch.Staging(_s.Device, batch, _s.Config.Tasks, _s.Info);
+            _s.Staging = db = DeviceBatch.Staging(_s.Device, batch, _s.Config.Tasks, _s.Info, _s.Scalars);
             db.SaliencyWeights = _s.SaliencyWeights?.Data ?? default;
         }
-        db.Upload(batch);
+        db.Pack(batch); // into pinned memory; TrainStep commits it with the step's scalars
         return db;
     }
 
