@@ -25,6 +25,10 @@ public sealed class PtxCompiler : IDisposable
 
     public PtxCompiler(CudaInstructionSet isa) => _backend = new PTXBackend(_ctx, CudaArchitecture.SM_80, isa, null!);
 
+    // the CUDA driver's library name, resolved before this class's context binds ILGPU's imports (a later
+    // Device.Create in the same process would otherwise miss libcuda.so.1)
+    static PtxCompiler() => Ccr.Kernels.CudaLibrary.Install();
+
     /// <summary>The PTX of <paramref name="kernel"/> (an explicitly grouped kernel, generic ones closed), with the
     /// launch bounds the product gives it on a GPU (<see cref="GemmVariants.Specialization"/>).</summary>
     public string Ptx(MethodInfo kernel) =>
