@@ -20,7 +20,7 @@
 #                                           at once, with one line saying why, unless Ccr.Bench sees CUDA
 #   bash tools/gpu_report.sh OUT --cpu      the same wiring on a CPU at tiny shapes (a check, not a timing)
 #
-# Binary: $CCR_BENCH, else .gpu/Ccr.Bench/Ccr.Bench (../shared/gpu/publish.sh Ccr.Bench), else the
+# Binary: $CCR_BENCH, else .gpu/Ccr.Bench/Ccr.Bench (tools/publish-gpu.sh), else the
 # Release build (dotnet Ccr.Bench/bin/Release/net10.0/Ccr.Bench.dll). Python: $PYTHON, else the first of
 # python3, /usr/bin/python3 that imports torch.
 set -u
@@ -38,7 +38,7 @@ START=$(date +%s)
 if [ -n "${CCR_BENCH:-}" ]; then BENCH=($CCR_BENCH)
 elif [ -x .gpu/Ccr.Bench/Ccr.Bench ]; then BENCH=(.gpu/Ccr.Bench/Ccr.Bench)
 elif [ -f Ccr.Bench/bin/Release/net10.0/Ccr.Bench.dll ]; then BENCH=(dotnet Ccr.Bench/bin/Release/net10.0/Ccr.Bench.dll)
-else echo "no Ccr.Bench binary: run ../shared/gpu/publish.sh Ccr.Bench (or dotnet build -c Release)" >&2; exit 2
+else echo "no Ccr.Bench binary: run tools/publish-gpu.sh (or dotnet build -c Release)" >&2; exit 2
 fi
 # Host code fully optimised from its first call: under tiered compilation a report that keeps meeting
 # new code times unoptimised host code (a CPU cross-entropy ran 30x slower after 60 other cases).
