@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Runtime.InteropServices;
 using System.Text;
+using Ccr.Tests.Common;
 
 namespace Ccr.Tests.Distributed;
 
@@ -48,12 +49,7 @@ public static class MpiRun
 
         var output = new StringBuilder();
         var sw = Stopwatch.StartNew();
-        using var p = new Process { StartInfo = psi };
-        p.OutputDataReceived += (_, e) => { if (e.Data != null) lock (output) output.AppendLine(e.Data); };
-        p.ErrorDataReceived += (_, e) => { if (e.Data != null) lock (output) output.AppendLine(e.Data); };
-        p.Start();
-        p.BeginOutputReadLine();
-        p.BeginErrorReadLine();
+        using var p = ChildProcess.Start(psi, output);
         bool done = p.WaitForExit(limit);
         if (!done)
         {

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Runtime.InteropServices;
 using System.Text;
+using Ccr.Tests.Common;
 using Ccr.Tests.Data;
 using Ccr.Train.Cli;
 using Ccr.Train.Commands;
@@ -190,12 +191,7 @@ public static partial class CliProcess
         psi.Environment["CI"] = "true";
         foreach (var (k, v) in env) psi.Environment[k] = v;
         var output = new StringBuilder();
-        using var p = new Process { StartInfo = psi };
-        p.OutputDataReceived += (_, e) => { if (e.Data != null) lock (output) output.AppendLine(e.Data); };
-        p.ErrorDataReceived += (_, e) => { if (e.Data != null) lock (output) output.AppendLine(e.Data); };
-        p.Start();
-        p.BeginOutputReadLine();
-        p.BeginErrorReadLine();
+        using var p = ChildProcess.Start(psi, output);
         var sw = Stopwatch.StartNew();
         if (signalWhen != null)
         {

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Text;
+using Ccr.Tests.Common;
 using Ccr.Nn.IO;
 using Ccr.Tests.Data;
 using Ccr.Tests.Distributed;
@@ -65,12 +66,7 @@ public class NoDeadEndMpiTests : IDisposable
         psi.Environment["OMPI_MCA_btl_vader_single_copy_mechanism"] = "none";
         psi.Environment["CI"] = "true";
         var output = new StringBuilder();
-        using var p = new Process { StartInfo = psi };
-        p.OutputDataReceived += (_, e) => { if (e.Data != null) lock (output) output.AppendLine(e.Data); };
-        p.ErrorDataReceived += (_, e) => { if (e.Data != null) lock (output) output.AppendLine(e.Data); };
-        p.Start();
-        p.BeginOutputReadLine();
-        p.BeginErrorReadLine();
+        using var p = ChildProcess.Start(psi, output);
         var sw = Stopwatch.StartNew();
         bool Logged() { lock (output) return output.ToString().Contains("step 3/"); }
         while (!p.HasExited && !Logged() && sw.Elapsed < TimeSpan.FromMinutes(3)) Thread.Sleep(20);
