@@ -28,7 +28,9 @@ public struct Gather
 /// row only feeds outputs that are never stored; A's columns past K are clamped too (<see cref="LoadAny"/>,
 /// finite values), and B's are marked by H = <see cref="Gather.Invalid"/>, for which <see cref="Load"/> must
 /// return 0 (<c>row.H + col.H &lt; 0</c>), so every product past K is a real value times 0. Operands with a
-/// bounds test of their own (conv patches) get that zero from the test they make anyway.
+/// bounds test of their own (conv patches) get that zero from the test they make anyway. (The one
+/// difference from a plain sum: an infinite A element at k = K - 1 meets B's zeros past K, so an output
+/// that should be infinite is NaN; finite inputs are unaffected, and the finite check flags both.)
 /// </summary>
 public interface IGemmOperand
 {
