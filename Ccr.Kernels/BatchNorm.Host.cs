@@ -4,7 +4,7 @@ using System.Runtime.InteropServices;
 namespace Ccr.Kernels;
 
 /// <summary>
-/// CPU variant of the fused batch norm (host code on the CPU accelerator's memory, see DESIGN.md):
+/// CPU variant of the fused batch norm (host code on the CPU accelerator's memory, see docs/DESIGN.md):
 /// channels in parallel (Reductions.HostFor); within a channel the statistics and the apply pass run
 /// back to back, so the channel's planes are still in cache for the second read. SIMD
 /// (System.Numerics.Vector) over each contiguous H*W plane; sums accumulate in float lanes over

@@ -7,7 +7,7 @@ using ILGPU.Runtime.Cuda;
 namespace Ccr.Kernels;
 
 /// <summary>Which implementation of a hot op runs: tiled shared-memory kernels for GPUs, or
-/// barrier-free host / grid-stride code for the CPU accelerator (see DESIGN.md: a barrier costs
+/// barrier-free host / grid-stride code for the CPU accelerator (see docs/DESIGN.md: a barrier costs
 /// ~0.4 ms there, so GPU-style kernels are ~1000x slower on the CPU).</summary>
 public enum KernelVariant { Cuda, Cpu }
 

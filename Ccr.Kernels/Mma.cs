@@ -74,7 +74,7 @@ public static class Mma
     public static Acc Sync(Acc c, FragA a, FragB b)
     {
         Ref<float> c0 = c.C0, c1 = c.C1, c2 = c.C2, c3 = c.C3;
-        // operands as 32-bit integer registers: ptxas rejects .f32 registers for tf32 operands (DESIGN.md)
+        // operands as 32-bit integer registers: ptxas rejects .f32 registers for tf32 operands (docs/DESIGN.md)
         Input<uint> a0 = a.A0, a1 = a.A1, a2 = a.A2, a3 = a.A3, b0 = b.B0, b1 = b.B1;
         CudaAsm.EmitRef(
             "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};",

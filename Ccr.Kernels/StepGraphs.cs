@@ -10,7 +10,7 @@ public sealed record HostCounters(Func<long[]> Read, Action<long[]> Write);
 
 /// <summary>
 /// Captures a training step as a CUDA graph and replays it (the step is latency-bound: ~7 us of
-/// host time per ILGPU launch against ~0.8 us per kernel inside a graph, DESIGN.md). One graph per
+/// host time per ILGPU launch against ~0.8 us per kernel inside a graph, docs/DESIGN.md). One graph per
 /// key: the caller's key must name everything on the host that changes which kernels run or with
 /// which scalars (shapes, CCR's task pairs, the precision); everything that changes from step to
 /// step must be in device memory (the batch, the step's scalars, the counters).

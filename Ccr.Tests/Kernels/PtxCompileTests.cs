@@ -7,7 +7,7 @@ namespace Ccr.Tests.Kernels;
 /// <summary>
 /// The CUDA variant's GEMM kernels through ILGPU's PTX backend for sm_80 (what a GPU would JIT), without a
 /// GPU: the CPU accelerator never compiles the <c>CudaAsm.IsSupported</c> branch to PTX, so this is the one
-/// check in CI that the tensor-core path turns into PTX at all and carries the mma instruction DESIGN.md
+/// check in CI that the tensor-core path turns into PTX at all and carries the mma instruction docs/DESIGN.md
 /// measured, and that no kernel of the family sums with atomics (the K split is an ordered pass).
 /// (Sass/SassAssembleTests assembles that PTX with ptxas, when the CUDA tools are there.) PtxTests does the same for the
 /// other families.

@@ -7,7 +7,7 @@ namespace Ccr.Train.Commands;
 
 /// <summary>
 /// <c>score</c>: evaluates saved predictions (DIR/&lt;task&gt;/&lt;id&gt;.png|npy, see
-/// <see cref="PredictionWriter"/>) against a dataset's labels with the metrics of EVALUATION.md and
+/// <see cref="PredictionWriter"/>) against a dataset's labels with the metrics of docs/PROTOCOLS.md and
 /// writes eval.json: {"semseg": {"mIoU": ..., "pixAcc": ...}, "depth": {"rmse": ...}, ...,
 /// "delta_m": ...} (delta_m only with --baseline).
 /// </summary>

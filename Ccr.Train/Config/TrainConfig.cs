@@ -17,7 +17,7 @@ public sealed class TrainConfig
     public List<string> Tasks { get; set; } = new() { "semseg", "depth", "normals" };
     public ModelConfig Model { get; set; } = new();
     public OptimConfig Train { get; set; } = new();
-    /// <summary>Per-task loss weights (EVALUATION.md). A config or --set that gives some of them
+    /// <summary>Per-task loss weights (docs/PROTOCOLS.md). A config or --set that gives some of them
     /// keeps these defaults for the others.</summary>
     public Dictionary<string, float> LossWeights { get; set; } = new()
     {

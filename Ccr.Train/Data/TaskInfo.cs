@@ -19,7 +19,7 @@ public static class TaskNames
 }
 
 /// <summary>
-/// Per-task facts of the reference protocol (EVALUATION.md): the loss weight, the metric that
+/// Per-task facts of the reference protocol (docs/PROTOCOLS.md): the loss weight, the metric that
 /// Δm uses, and whether lower is better for it.
 /// </summary>
 public static class TaskInfo
