@@ -8,6 +8,7 @@ using Ccr.Bench.Verify;
 // Ccr.Bench report-table DIR                  : joins both sides' results into DIR/report.md
 // Ccr.Bench sass [--arch sm_90|sm_80] ...     : every kernel's SASS without a GPU: registers, spills, occupancy,
 //                                               main-loop instruction mix and issue-bound ceiling (sass --help)
+// Ccr.Bench cpu-peak                          : this machine's measured FMA peak and the CPU GEMM's share of it
 // Ccr.Bench ccr-time [REPS]                   : the CCR pair's median wall and process CPU time per label kind
 //                                               (CPU time stays meaningful on a shared, loaded machine)
 // Ccr.Bench device [--require cuda]           : the accelerator auto picks; exit 3 unless CUDA when required
@@ -28,6 +29,8 @@ if (args.Length > 0 && args[0] == "device")
     return DeviceProbe.Run(args[1..]);
 if (args.Length > 0 && args[0] == "launches")
     return LaunchCount.Run(args[1..]);
+if (args.Length > 0 && args[0] == "cpu-peak")
+    return Ccr.Bench.Report.CpuPeak.Run(args[1..]);
 if (args.Length > 0 && args[0] == "ccr-time")
     return Ccr.Bench.Benchmarks.CcrBenchmarks.TimeAll(args.Length > 1 ? int.Parse(args[1]) : 5);
 BenchmarkSwitcher.FromAssembly(typeof(VerifyRunner).Assembly).Run(args);
