@@ -1,4 +1,6 @@
 using System.Numerics;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 using ILGPU;
 using ILGPU.Runtime;
 
@@ -130,6 +132,14 @@ public static partial class Gemm
 
     static readonly int VW = Vector<float>.Count;
     const int MR = 4, KC = 256, NC = 512;
+    /// <summary>AVX-512: strips of 32 columns multiplied 8 rows at a time in 512-bit registers (16 accumulators).
+    /// .NET keeps <see cref="Vector{T}"/> at 256 bits on such machines, which leaves half of each FMA unit idle
+    /// (`Ccr.Bench cpu-peak`). Every output still sums its products in the same order as on the 256-bit
+    /// path; only the columns of a partial last strip (32 wide here, 16 there) may scale by alpha with a
+    /// different rounding (the partial strip adds alpha v unfused). Results stay deterministic.</summary>
+    internal static bool Wide { get; set; } = Wide512Supported;
+    internal static bool Wide512Supported => Vector512.IsHardwareAccelerated && Avx512F.IsSupported;
+    const int MRW = 8;
 
     /// <summary>Host GEMM on raw pointers (row-major, dense): C = alpha op(A) op(B) + beta C. Blocks
     /// of KC x NC of B are packed into strips of NR = 2 vectors (zero-padded), so the micro-kernel
@@ -143,7 +153,7 @@ public static partial class Gemm
         if (beta == 0f && !store0) new Span<float>(c, checked(m * n)).Clear();
         else if (beta != 1f) System.Numerics.Tensors.TensorPrimitives.Multiply(new Span<float>(c, m * n), beta, new Span<float>(c, m * n));
         if (k == 0 || alpha == 0f) return;
-        int nr = 2 * VW;
+        int nr = Wide ? 32 : 2 * VW;
         int sAi = transA ? 1 : k, sAp = transA ? m : 1;
         // small M: A's block is small, so a deeper K block costs no cache and saves Parallel.For rounds
         int nc = Math.Min(NC, (n + nr - 1) / nr * nr), kc = Math.Min(m <= 64 ? 4 * KC : KC, k);
@@ -222,6 +232,13 @@ public static partial class Gemm
     static unsafe void Strip(float* c, float* a, float* pack, float* bRows, int m, int n, int pn, int sAi, int sAp,
                              int j0, int jn, int s, int nr, float alpha, bool store)
     {
+        if (Wide) StripWide(c, a, pack, bRows, m, n, pn, sAi, sAp, j0, jn, s, alpha, store);
+        else Strip256(c, a, pack, bRows, m, n, pn, sAi, sAp, j0, jn, s, nr, alpha, store);
+    }
+
+    static unsafe void Strip256(float* c, float* a, float* pack, float* bRows, int m, int n, int pn, int sAi, int sAp,
+                                int j0, int jn, int s, int nr, float alpha, bool store)
+    {
         int js = j0 + s * nr, w = Math.Min(nr, j0 + jn - js);
         bool inPlace = bRows != null && w == nr;
         float* bs = inPlace ? bRows + js : pack + (long)s * pn * nr;
@@ -279,6 +296,70 @@ public static partial class Gemm
                     if (store) for (int q = 0; q < w; q++) r[q] = alpha * tmp[i * nr + q];
                     else for (int q = 0; q < w; q++) r[q] += alpha * tmp[i * nr + q];
                 }
+            }
+        }
+    }
+
+    // Strip on AVX-512: 8 rows x 32 columns a micro-tile (16 zmm accumulators), each output's products summed
+    // in the same order as Strip256
+    static unsafe void StripWide(float* c, float* a, float* pack, float* bRows, int m, int n, int pn, int sAi, int sAp,
+                                 int j0, int jn, int s, float alpha, bool store)
+    {
+        const int nr = 32;
+        int js = j0 + s * nr, w = Math.Min(nr, j0 + jn - js);
+        bool inPlace = bRows != null && w == nr;
+        float* bs = inPlace ? bRows + js : pack + (long)s * pn * nr;
+        int ldb = inPlace ? n : nr;
+        var va = Vector512.Create(alpha);
+        float* tmp = stackalloc float[MRW * nr];
+        for (int i0 = 0; i0 < m; i0 += MRW)
+        {
+            int rows = Math.Min(MRW, m - i0);
+            // rows past M repeat the last valid row: computed, never stored
+            float* a0 = a + (long)i0 * sAi;
+            float* a1 = a + (long)Math.Min(i0 + 1, m - 1) * sAi, a2 = a + (long)Math.Min(i0 + 2, m - 1) * sAi;
+            float* a3 = a + (long)Math.Min(i0 + 3, m - 1) * sAi, a4 = a + (long)Math.Min(i0 + 4, m - 1) * sAi;
+            float* a5 = a + (long)Math.Min(i0 + 5, m - 1) * sAi, a6 = a + (long)Math.Min(i0 + 6, m - 1) * sAi;
+            float* a7 = a + (long)Math.Min(i0 + 7, m - 1) * sAi;
+            Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
+            Vector512<float> c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
+            Vector512<float> c60 = default, c61 = default, c70 = default, c71 = default;
+            float* bp = bs;
+            for (int p = 0; p < pn; p++, bp += ldb)
+            {
+                var b0 = Vector512.Load(bp);
+                var b1 = Vector512.Load(bp + 16);
+                long off = (long)p * sAp;
+                var x = Vector512.Create(a0[off]); c00 = Avx512F.FusedMultiplyAdd(x, b0, c00); c01 = Avx512F.FusedMultiplyAdd(x, b1, c01);
+                x = Vector512.Create(a1[off]); c10 = Avx512F.FusedMultiplyAdd(x, b0, c10); c11 = Avx512F.FusedMultiplyAdd(x, b1, c11);
+                x = Vector512.Create(a2[off]); c20 = Avx512F.FusedMultiplyAdd(x, b0, c20); c21 = Avx512F.FusedMultiplyAdd(x, b1, c21);
+                x = Vector512.Create(a3[off]); c30 = Avx512F.FusedMultiplyAdd(x, b0, c30); c31 = Avx512F.FusedMultiplyAdd(x, b1, c31);
+                x = Vector512.Create(a4[off]); c40 = Avx512F.FusedMultiplyAdd(x, b0, c40); c41 = Avx512F.FusedMultiplyAdd(x, b1, c41);
+                x = Vector512.Create(a5[off]); c50 = Avx512F.FusedMultiplyAdd(x, b0, c50); c51 = Avx512F.FusedMultiplyAdd(x, b1, c51);
+                x = Vector512.Create(a6[off]); c60 = Avx512F.FusedMultiplyAdd(x, b0, c60); c61 = Avx512F.FusedMultiplyAdd(x, b1, c61);
+                x = Vector512.Create(a7[off]); c70 = Avx512F.FusedMultiplyAdd(x, b0, c70); c71 = Avx512F.FusedMultiplyAdd(x, b1, c71);
+            }
+            Vector512.Store(c00, tmp); Vector512.Store(c01, tmp + 16); Vector512.Store(c10, tmp + 32); Vector512.Store(c11, tmp + 48);
+            Vector512.Store(c20, tmp + 64); Vector512.Store(c21, tmp + 80); Vector512.Store(c30, tmp + 96); Vector512.Store(c31, tmp + 112);
+            Vector512.Store(c40, tmp + 128); Vector512.Store(c41, tmp + 144); Vector512.Store(c50, tmp + 160); Vector512.Store(c51, tmp + 176);
+            Vector512.Store(c60, tmp + 192); Vector512.Store(c61, tmp + 208); Vector512.Store(c70, tmp + 224); Vector512.Store(c71, tmp + 240);
+            for (int i = 0; i < rows; i++)
+            {
+                float* r = c + (long)(i0 + i) * n + js;
+                float* t = tmp + i * nr;
+                if (w == nr)
+                {
+                    // alpha v, or C + alpha v as one fused multiply-add: what the 256-bit path computes
+                    var v0 = Vector512.Load(t); var v1 = Vector512.Load(t + 16);
+                    if (store) { Vector512.Store(va * v0, r); Vector512.Store(va * v1, r + 16); }
+                    else
+                    {
+                        Vector512.Store(Avx512F.FusedMultiplyAdd(va, v0, Vector512.Load(r)), r);
+                        Vector512.Store(Avx512F.FusedMultiplyAdd(va, v1, Vector512.Load(r + 16)), r + 16);
+                    }
+                }
+                else if (store) for (int q = 0; q < w; q++) r[q] = alpha * t[q];
+                else for (int q = 0; q < w; q++) r[q] += alpha * t[q];
             }
         }
     }

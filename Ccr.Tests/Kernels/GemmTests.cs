@@ -35,6 +35,37 @@ public class GemmTests
         }
     }
 
+    [SkippableTheory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void CpuGemmMatchesReferenceAtBothSimdWidths(bool wide)
+    {
+        // the CPU variant's 512-bit micro-kernel (AVX-512 machines) and its 256-bit one (the rest): each
+        // machine runs one of them in every other test, so both are pinned here
+        Skip.If(wide && !Gemm.Wide512Supported, "no AVX-512 on this machine");
+        var d = Devices.Cpu;
+        bool keep = Gemm.Wide;
+        Gemm.Wide = wide;
+        try
+        {
+            foreach (var (m, n, k) in new[] { (1, 1, 1), (9, 31, 5), (17, 33, 300), (8, 64, 1100), (70, 600, 257) })
+            {
+                var r = Rand.New(m * 31 + n * 7 + k);
+                foreach (var (ta, tb, beta) in new[] { (false, false, 0f), (true, false, 0.5f), (false, true, -1f), (true, true, 0f) })
+                {
+                    var a = Rand.Floats(r, (long)m * k); var b = Rand.Floats(r, (long)k * n); var c0 = Rand.Floats(r, (long)m * n);
+                    using var scope = new TensorScope();
+                    var tA = Tensor.FromArray(d, a, a.Length); var tB = Tensor.FromArray(d, b, b.Length);
+                    var tC = Tensor.FromArray(d, c0, c0.Length);
+                    Gemm.Run(d, tC.Data, tA.Data, tB.Data, m, n, k, ta, tb, 1.25f, beta);
+                    var e = Gemm.Reference.Run(Rand.D(c0), Rand.D(a), Rand.D(b), m, n, k, ta, tb, 1.25, beta);
+                    Tol.Close(e, tC.ToArray(), 1e-5, 1e-4, $"cpu gemm {(wide ? 512 : 256)}-bit M{m} N{n} K{k} transA {ta} transB {tb} beta {beta}");
+                }
+            }
+        }
+        finally { Gemm.Wide = keep; }
+    }
+
     [Theory]
     [MemberData(nameof(Devices.Both), MemberType = typeof(Devices))]
     public void BatchedWithSharedAMatchesReference(string dev)
