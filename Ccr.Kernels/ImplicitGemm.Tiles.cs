@@ -48,8 +48,13 @@ public static class TileShapes
         _ => throw new ArgumentException($"gemm tile {t.BM}x{t.BN} is not one of the {p} tiles ({string.Join(", ", GemmTiles.For(p))})"),
     };
 
-    /// <summary>Threads per block of <paramref name="t"/> at precision <paramref name="p"/>.</summary>
-    public static int Threads(GemmTile t, MathPrecision p) => ((IGemmTileShape)Activator.CreateInstance(For(t, p))!).Threads;
+    /// <summary>Threads per block of <paramref name="t"/> at precision <paramref name="p"/> (read once from the
+    /// shape types: every GEMM launch asks).</summary>
+    public static int Threads(GemmTile t, MathPrecision p) =>
+        ThreadsByTile.TryGetValue((p, t.BM, t.BN), out int n) ? n : ((IGemmTileShape)Activator.CreateInstance(For(t, p))!).Threads;
+
+    static readonly Dictionary<(MathPrecision, int, int), int> ThreadsByTile =
+        All().ToDictionary(x => (x.Precision, x.Tile.BM, x.Tile.BN), x => ((IGemmTileShape)Activator.CreateInstance(x.Shape)!).Threads);
 
     /// <summary>Every (precision, tile, shape type) the kernels are compiled for.</summary>
     public static IEnumerable<(MathPrecision Precision, GemmTile Tile, Type Shape)> All() =>

@@ -42,13 +42,7 @@ public class CcrSelectTests
         var anchors = new int[rows];
         foreach (int k in dev == "cpu" ? new[] { 1, 2, 7, 11, 12, 100, 149, 150, 298, 299, 400 } : new[] { 11, 149 })
         {
-            using var scope = new TensorScope();
-            var tl = Tensor.FromArray(d, ld, rows, Hw);
-            var ta = Tensor.FromArray(d, anchors, rows);
-            using var block = d.Pool.Rent(16L * rows);
-            var bounds = new Buf<ulong>(block, 0, 2L * rows);
-            CcrSelect.LabelTopKBounds(d, bounds, tl.Data, ta.IntData, rows, Hw, k);
-            var b = bounds.ToArray();
+            var b = TopKBounds(d, ld, anchors, rows, Hw, k);
             var (pos, neg) = CcrSelect.Reference.Sets(Rand.D(ld), anchors, rows, Hw, k, CcrLabelMetric.L1);
             for (int row = 0; row < rows; row++)
                 for (int i = 0; i < Hw; i++)
@@ -124,13 +118,7 @@ public class CcrSelectTests
         var d = Devices.CudaOnCpu;
         foreach (int k in new[] { 2, 257, 300, 519 })
         {
-            using var scope = new TensorScope();
-            var tl = Tensor.FromArray(d, ld, rows, hw);
-            var ta = Tensor.FromArray(d, anchors, rows);
-            using var block = d.Pool.Rent(16L * rows);
-            var bounds = new Buf<ulong>(block, 0, 2L * rows);
-            CcrSelect.LabelTopKBounds(d, bounds, tl.Data, ta.IntData, rows, hw, k);
-            var b = bounds.ToArray();
+            var b = TopKBounds(d, ld, anchors, rows, hw, k);
             for (int row = 0; row < rows; row++)
             {
                 var pos = Enumerable.Range(1, hw - 1).Where(i => !float.IsNaN(ld[row * hw + i]))
@@ -210,5 +198,17 @@ public class CcrSelectTests
             above = ~0UL << shift;
             prefix = binLo;
         }
+    }
+
+    // the kernel's (positive, negative) bounds per row for label distances ld (rows x hw) and top-k k
+    static ulong[] TopKBounds(Device d, float[] ld, int[] anchors, int rows, int hw, int k)
+    {
+        using var scope = new TensorScope();
+        var tl = Tensor.FromArray(d, ld, rows, hw);
+        var ta = Tensor.FromArray(d, anchors, rows);
+        using var block = d.Pool.Rent(16L * rows);
+        var bounds = new Buf<ulong>(block, 0, 2L * rows);
+        CcrSelect.LabelTopKBounds(d, bounds, tl.Data, ta.IntData, rows, hw, k);
+        return bounds.ToArray();
     }
 }

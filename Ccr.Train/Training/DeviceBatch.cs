@@ -55,6 +55,7 @@ public sealed class DeviceBatch : IDisposable
         {
             // destinations in All()'s order, then the scalars
             var targets = db.All().Select(t => t.DType == DType.I32 ? StepUpload.Bytes(t.IntData) : StepUpload.Bytes(t.Data)).ToList();
+            db._scalarsTarget = targets.Count;
             targets.Add(StepUpload.Bytes(scalars.DeviceData));
             db._upload = new StepUpload(d, targets);
             db._scalars = scalars;
@@ -64,6 +65,7 @@ public sealed class DeviceBatch : IDisposable
 
     StepUpload? _upload;
     StepScalars? _scalars;
+    int _scalarsTarget; // the scalars' destination index in _upload (after every tensor of All())
 
     static DeviceBatch Allocate(Device d, Batch b, IReadOnlyList<string> tasks, DatasetInfo info)
     {
@@ -132,7 +134,7 @@ public sealed class DeviceBatch : IDisposable
     public void Commit()
     {
         var u = _upload ?? throw new InvalidOperationException("DeviceBatch.Commit: a staging batch made without step scalars uploads with Upload");
-        _scalars!.WriteHost(u.Host<float>(IntLabels.Count + FloatLabels.Count + 1));
+        _scalars!.WriteHost(u.Host<float>(_scalarsTarget));
         u.Commit();
     }
 
