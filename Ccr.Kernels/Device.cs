@@ -1,3 +1,5 @@
+using Ccr.Kernels.Contrastive;
+using Ccr.Kernels.Ops;
 using System.Collections.Concurrent;
 using ILGPU;
 using ILGPU.Runtime;

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Golden fixtures for the CCR loss (Ccr.Tests/Fixtures/ccr/*.json), made with Debian's torch 1.13:
     /usr/bin/python3 tools/golden_ccr.py
-An independent PyTorch implementation of the same definition as Ccr.Kernels/Ccr: per anchor row,
+An independent PyTorch implementation of the same definition as Ccr.Kernels/Contrastive: per anchor row,
 positives are valid pixels of the anchor's class (discrete) or the k nearest valid labels (continuous,
 L1 for depth, angle for normals; the anchor excluded), negatives the valid pixels of other classes or
 the k farthest of the remaining pixels; the hardest positive has the largest feature distance; the

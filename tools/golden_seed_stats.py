@@ -1,4 +1,4 @@
-"""Goldens for Ccr.Train.Metrics.SeedStats: Student-t confidence intervals over seeds.
+"""Goldens for Ccr.Training.Metrics.SeedStats: Student-t confidence intervals over seeds.
 
 Writes Ccr.Tests/Fixtures/metrics/seed_stats.json. Every interval is computed by scipy
 (scipy.stats.t.interval on the sample mean and its standard error, and, for the paired

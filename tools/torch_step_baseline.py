@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The paper model's training step in PyTorch eager, to set beside Ccr.Bench's report (same card, same run).
 
-Model, as Ccr.Train's MultiTaskModel builds it (Ccr.Train/Models/Decoders.cs):
+Model, as Ccr.Train's MultiTaskModel builds it (Ccr.Training/MultiTask/Decoders.cs):
 - backbone: timm's hrnet_w18_small_v2, features_only, feature_location="" (the branch outputs:
   18 / 36 / 72 / 144 channels at strides 4 / 8 / 16 / 32), from scratch;
 - one FPN neck shared by the tasks: a lateral 1x1 conv (bias) per level to 256 channels, top-down

@@ -1,7 +1,9 @@
+using Ccr.Kernels.Contrastive;
+using Ccr.Kernels.Ops;
 using BenchmarkDotNet.Attributes;
 using Ccr.Kernels;
 using Ccr.Nn;
-using Ccr.Nn.Ccr;
+using Ccr.Nn.Contrastive;
 
 namespace Ccr.Bench.Benchmarks;
 

@@ -1,3 +1,5 @@
+using Ccr.Kernels.Contrastive;
+using Ccr.Kernels.Ops;
 using BenchmarkDotNet.Attributes;
 using Ccr.Kernels;
 using ILGPU.Runtime.Cuda;
@@ -18,16 +20,16 @@ public class ConvBenchmarks : ConvBenchBase
     [Benchmark]
     public void Conv2dForward()
     {
-        Conv2d.Forward(_d, _y, _x, _w, _bias, _g);
+        Convolution.Forward(_d, _y, _x, _w, _bias, _g);
         _d.Synchronize();
     }
 
     [Benchmark]
     public void Conv2dBackward()
     {
-        Conv2d.BackwardInput(_d, _dx, _y, _w, _g);
-        Conv2d.BackwardWeight(_d, _dw, _y, _x, _g);
-        Conv2d.BackwardBias(_d, _db, _y, _g);
+        Convolution.BackwardInput(_d, _dx, _y, _w, _g);
+        Convolution.BackwardWeight(_d, _dw, _y, _x, _g);
+        Convolution.BackwardBias(_d, _db, _y, _g);
         _d.Synchronize();
     }
 }
@@ -76,21 +78,21 @@ public class ConvPassBenchmarks : ConvBenchBase
     [Benchmark]
     public void Forward()
     {
-        Conv2d.Forward(_d, _y, _x, _w, _bias, _g);
+        Convolution.Forward(_d, _y, _x, _w, _bias, _g);
         _d.Synchronize();
     }
 
     [Benchmark]
     public void InputGrad()
     {
-        Conv2d.BackwardInput(_d, _dx, _y, _w, _g);
+        Convolution.BackwardInput(_d, _dx, _y, _w, _g);
         _d.Synchronize();
     }
 
     [Benchmark]
     public void WeightGrad()
     {
-        Conv2d.BackwardWeight(_d, _dw, _y, _x, _g);
+        Convolution.BackwardWeight(_d, _dw, _y, _x, _g);
         _d.Synchronize();
     }
 }
@@ -161,7 +163,7 @@ public abstract class ConvBenchBase
             ? $"// flops: gemm {Shape} = {2.0 * _m * _n * _k / 1e9:F3} GFLOP (GFLOP/s = GFLOP / mean seconds)"
             : $"// flops: conv {_g} forward = dx = dw = {2.0 * _g.Macs / 1e9:F3} GFLOP, backward = {4.0 * _g.Macs / 1e9:F3} GFLOP (GFLOP/s = GFLOP / mean seconds)");
         if (!_isGemm && _d.Variant == KernelVariant.Cuda)
-            Console.WriteLine($"// {Precision} tiles: forward {Conv2d.Plan(_d, _g, Conv2d.Pass.Forward)}, dx {Conv2d.Plan(_d, _g, Conv2d.Pass.InputGrad)}, dw {Conv2d.Plan(_d, _g, Conv2d.Pass.WeightGrad)}");
+            Console.WriteLine($"// {Precision} tiles: forward {Convolution.Plan(_d, _g, Convolution.Pass.Forward)}, dx {Convolution.Plan(_d, _g, Convolution.Pass.InputGrad)}, dw {Convolution.Plan(_d, _g, Convolution.Pass.WeightGrad)}");
         foreach (var b in _blocks) b.Dispose();
         _blocks.Clear();
         _d.Dispose();

@@ -2,8 +2,8 @@ using BenchmarkDotNet.Attributes;
 using Ccr.Kernels;
 using Ccr.Nn;
 using Ccr.Nn.Models;
-using Ccr.Train.Export;
-using Ccr.Train.Models;
+using Ccr.Training.Export;
+using Ccr.Training.MultiTask;
 
 namespace Ccr.Bench.Benchmarks;
 

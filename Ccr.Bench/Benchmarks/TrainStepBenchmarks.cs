@@ -1,8 +1,8 @@
 using BenchmarkDotNet.Attributes;
 using Ccr.Kernels;
-using Ccr.Train.Config;
-using Ccr.Train.Data;
-using Ccr.Train.Training;
+using Ccr.Training.Config;
+using Ccr.Training.Data;
+using Ccr.Training;
 
 namespace Ccr.Bench.Benchmarks;
 

@@ -1,6 +1,8 @@
+using Ccr.Kernels.Contrastive;
+using Ccr.Kernels.Ops;
 using Ccr.Kernels;
 using Ccr.Nn;
-using Ccr.Nn.Ccr;
+using Ccr.Nn.Contrastive;
 using Ccr.Nn.Functional;
 using Ccr.Nn.Optim;
 using ILGPU.Runtime;
@@ -77,20 +79,20 @@ public static class KernelRunner
                     var x = Rand(n, cin, h, w);
                     var b = bias ? Rand(cout) : null;
                     var y = Tensor.Empty(d, n, cout, g.OH, g.OW);
-                    op = () => Conv2d.Forward(d, y.Data, x.Data, wt.Data, b?.Data, g);
+                    op = () => Convolution.Forward(d, y.Data, x.Data, wt.Data, b?.Data, g);
                 }
                 else if (c.Op == "conv_dx")
                 {
                     var dy = Rand(n, cout, g.OH, g.OW);
                     var dx = Tensor.Empty(d, n, cin, h, w);
-                    op = () => Conv2d.BackwardInput(d, dx.Data, dy.Data, wt.Data, g);
+                    op = () => Convolution.BackwardInput(d, dx.Data, dy.Data, wt.Data, g);
                 }
                 else
                 {
                     var dy = Rand(n, cout, g.OH, g.OW);
                     var x = Rand(n, cin, h, w);
                     var dw = Tensor.Empty(d, cout, cin, k, k);
-                    op = () => Conv2d.BackwardWeight(d, dw.Data, dy.Data, x.Data, g);
+                    op = () => Convolution.BackwardWeight(d, dw.Data, dy.Data, x.Data, g);
                 }
                 return Timing.MedianMs(op, d.Synchronize, plan);
             }

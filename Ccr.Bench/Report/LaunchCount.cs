@@ -1,9 +1,10 @@
+using Ccr.Kernels.Contrastive;
+using Ccr.Kernels.Ops;
 using System.Reflection;
 using System.Text.Json;
 using Ccr.Kernels;
-using Ccr.Train.Commands;
-using Ccr.Train.Config;
-using Ccr.Train.Training;
+using Ccr.Training.Config;
+using Ccr.Training;
 
 namespace Ccr.Bench.Report;
 
@@ -100,7 +101,7 @@ public static class LaunchCount
     public static List<Row> Count(Device d, TrainConfig cfg, string runDir, int steps, int sms, string id)
     {
         if (d.Variant != KernelVariant.Cuda) throw new ArgumentException("launch count: the CUDA variant's launches are counted (the CPU variant computes on the host)");
-        d.Precision = TrainCommand.Precision(cfg);
+        d.Precision = TrainSession.Precision(cfg);
         var rows = new List<Row>();
         try
         {

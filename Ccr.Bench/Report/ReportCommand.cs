@@ -1,11 +1,11 @@
 using System.Diagnostics;
 using Ccr.Kernels;
 using Ccr.Nn;
-using Ccr.Nn.Ccr;
+using Ccr.Nn.Contrastive;
 using Ccr.Nn.Models;
-using Ccr.Train.Config;
-using Ccr.Train.Models;
-using Ccr.Train.Training;
+using Ccr.Training.Config;
+using Ccr.Training.MultiTask;
+using Ccr.Training;
 
 namespace Ccr.Bench.Report;
 

@@ -1,8 +1,9 @@
+using Ccr.Kernels.Contrastive;
+using Ccr.Kernels.Ops;
 using System.Diagnostics;
 using Ccr.Kernels;
-using Ccr.Train.Commands;
-using Ccr.Train.Config;
-using Ccr.Train.Training;
+using Ccr.Training.Config;
+using Ccr.Training;
 
 namespace Ccr.Bench.Report;
 
@@ -74,7 +75,7 @@ public sealed class StepBench(Device d, string outDir, string dataDir, int batch
     void CountCalls(ResultRow row, CudaApiCounter counter)
     {
         var cfg = Config(dataDir, batch, row.Id.StartsWith("step.ccr."), row.Precision, graph: !row.Id.EndsWith(".nograph"));
-        d.Precision = TrainCommand.Precision(cfg); // as the train command sets it
+        d.Precision = TrainSession.Precision(cfg); // as the train command sets it
         string runDir = Path.Combine(outDir, "step-runs", row.Id + ".count");
         Directory.CreateDirectory(runDir);
         using var session = new TrainSession(cfg, d);
@@ -118,7 +119,7 @@ public sealed class StepBench(Device d, string outDir, string dataDir, int batch
     void Measure(ResultRow row, bool ccr, string precision, bool graph)
     {
         var cfg = Config(dataDir, batch, ccr, precision, graph);
-        d.Precision = TrainCommand.Precision(cfg);
+        d.Precision = TrainSession.Precision(cfg);
         d.Pool.ReleaseCached();
         long baseline = d.Pool.BytesInUse;
         string runDir = Path.Combine(outDir, "step-runs", row.Id);

@@ -1,4 +1,4 @@
-using Ccr.Train.Data;
+using Ccr.Training.Data;
 
 namespace Ccr.Bench.Report;
 

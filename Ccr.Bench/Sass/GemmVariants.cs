@@ -1,3 +1,5 @@
+using Ccr.Kernels.Contrastive;
+using Ccr.Kernels.Ops;
 using System.Reflection;
 using Ccr.Kernels;
 using ILGPU.Runtime;
@@ -20,13 +22,13 @@ public static class GemmVariants
     /// <summary>The family whose generic kernels are closed over <see cref="Uses"/>.</summary>
     public static readonly Type Family = typeof(ImplicitGemm);
 
-    /// <summary>The operand / output types of Conv2d.Implicit.cs (forward, input gradient, weight gradient)
+    /// <summary>The operand / output types of Convolution.Implicit.cs (forward, input gradient, weight gradient)
     /// and Gemm.cs (the plain batched GEMM).</summary>
     public static Use[] Uses() =>
     [
-        new("conv.fwd", typeof(Conv2d.WeightRows), typeof(Conv2d.InputPatches), typeof(Conv2d.OutputStore)),
-        new("conv.dgrad", typeof(Conv2d.WeightColumns), typeof(Conv2d.GradOutTaps), typeof(Conv2d.PlanesStore)),
-        new("conv.wgrad", typeof(Conv2d.GradOutRows), typeof(Conv2d.InputPatchesT), typeof(Conv2d.RowsStore)),
+        new("conv.fwd", typeof(Convolution.WeightRows), typeof(Convolution.InputPatches), typeof(Convolution.OutputStore)),
+        new("conv.dgrad", typeof(Convolution.WeightColumns), typeof(Convolution.GradOutTaps), typeof(Convolution.PlanesStore)),
+        new("conv.wgrad", typeof(Convolution.GradOutRows), typeof(Convolution.InputPatchesT), typeof(Convolution.RowsStore)),
         // the plain GEMM in its most common layout (A row-major, B row-major: A k-fast, B^T mn-fast); the
         // other three transpose combinations differ only in which threads load which elements
         new("gemm", typeof(Gemm.StridedK), typeof(Gemm.StridedMN), typeof(Gemm.ScaledOutput)),

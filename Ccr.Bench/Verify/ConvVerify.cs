@@ -1,3 +1,5 @@
+using Ccr.Kernels.Contrastive;
+using Ccr.Kernels.Ops;
 using Ccr.Kernels;
 using Ccr.Nn;
 
@@ -48,11 +50,11 @@ public sealed class ConvVerify : IVerifySuite
             foreach (var p in precisions)
             {
                 string prefix = cuda ? $"conv.implicit.{Name(p)}" : "conv.host";
-                string Shape(Conv2d.Pass pass) => cuda ? $"{g} | {Conv2d.Plan(device, g, pass, p)}" : g.ToString();
+                string Shape(Convolution.Pass pass) => cuda ? $"{g} | {Convolution.Plan(device, g, pass, p)}" : g.ToString();
                 // large reductions (dw over N*OH*OW) get the reduction tolerance
-                yield return new VerifyCase(prefix + ".fwd", Shape(Conv2d.Pass.Forward), 1e-4, 1e-3, d => ConvCase(d, data, p, 0, null));
-                yield return new VerifyCase(prefix + ".dx", Shape(Conv2d.Pass.InputGrad), 1e-4, 1e-3, d => ConvCase(d, data, p, 1, null));
-                yield return new VerifyCase(prefix + ".dw", Shape(Conv2d.Pass.WeightGrad), 1e-3, 1e-3, d => ConvCase(d, data, p, 2, null));
+                yield return new VerifyCase(prefix + ".fwd", Shape(Convolution.Pass.Forward), 1e-4, 1e-3, d => ConvCase(d, data, p, 0, null));
+                yield return new VerifyCase(prefix + ".dx", Shape(Convolution.Pass.InputGrad), 1e-4, 1e-3, d => ConvCase(d, data, p, 1, null));
+                yield return new VerifyCase(prefix + ".dw", Shape(Convolution.Pass.WeightGrad), 1e-3, 1e-3, d => ConvCase(d, data, p, 2, null));
             }
             if (bias) yield return new VerifyCase(cuda ? "conv.db" : "conv.host.db", g.ToString(), 1e-3, 1e-3, d => ConvCase(d, data, MathPrecision.Fp32, 3, null));
         }
@@ -120,8 +122,8 @@ public sealed class ConvVerify : IVerifySuite
 
         (double[], double[], double[], double[]) Reference(float[] x, float[] w, float[] dy)
         {
-            var y = Conv2d.Reference.Forward(VerifyData.D(x), VerifyData.D(w), B == null ? null : VerifyData.D(B), G);
-            var (dx, dw, db) = Conv2d.Reference.Backward(VerifyData.D(dy), VerifyData.D(x), VerifyData.D(w), G);
+            var y = Convolution.Reference.Forward(VerifyData.D(x), VerifyData.D(w), B == null ? null : VerifyData.D(B), G);
+            var (dx, dw, db) = Convolution.Reference.Backward(VerifyData.D(dy), VerifyData.D(x), VerifyData.D(w), G);
             return (y, dx, dw, db);
         }
 
@@ -144,25 +146,25 @@ public sealed class ConvVerify : IVerifySuite
                 {
                     var tb = c.B != null ? Tensor.FromArray(d, c.B, c.B.Length) : null;
                     var y = Tensor.Empty(d, c.Dy.Length);
-                    Conv2d.Forward(d, y.Data, tx.Data, tw.Data, tb?.Data, g, tile);
+                    Convolution.Forward(d, y.Data, tx.Data, tw.Data, tb?.Data, g, tile);
                     return (e.Y, y.ToArray());
                 }
                 case 1:
                 {
                     var dx = Tensor.Empty(d, c.X.Length);
-                    Conv2d.BackwardInput(d, dx.Data, tdy.Data, tw.Data, g, tile);
+                    Convolution.BackwardInput(d, dx.Data, tdy.Data, tw.Data, g, tile);
                     return (e.Dx, dx.ToArray());
                 }
                 case 2:
                 {
                     var dw = Tensor.Empty(d, c.W.Length);
-                    Conv2d.BackwardWeight(d, dw.Data, tdy.Data, tx.Data, g, tile);
+                    Convolution.BackwardWeight(d, dw.Data, tdy.Data, tx.Data, g, tile);
                     return (e.Dw, dw.ToArray());
                 }
                 default:
                 {
                     var db = Tensor.Empty(d, g.Cout);
-                    Conv2d.BackwardBias(d, db.Data, tdy.Data, g);
+                    Convolution.BackwardBias(d, db.Data, tdy.Data, g);
                     return (e.Db, db.ToArray());
                 }
             }

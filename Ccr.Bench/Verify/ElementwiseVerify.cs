@@ -1,3 +1,5 @@
+using Ccr.Kernels.Contrastive;
+using Ccr.Kernels.Ops;
 using Ccr.Kernels;
 using Ccr.Nn;
 

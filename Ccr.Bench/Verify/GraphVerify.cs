@@ -1,6 +1,6 @@
 using Ccr.Kernels;
-using Ccr.Train.Config;
-using Ccr.Train.Training;
+using Ccr.Training.Config;
+using Ccr.Training;
 
 namespace Ccr.Bench.Verify;
 

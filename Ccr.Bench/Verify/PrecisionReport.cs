@@ -1,3 +1,5 @@
+using Ccr.Kernels.Contrastive;
+using Ccr.Kernels.Ops;
 using System.Diagnostics;
 using Ccr.Kernels;
 using Ccr.Nn;
@@ -30,17 +32,17 @@ public static class PrecisionReport
         {
             var g = ConvGeom.From(xs, ws, null, 1, 1, 1);
             var x = F((long)g.N * g.Cin * g.HW); var w = F((long)g.Cout * g.CKK); var dy = F((long)g.N * g.Cout * g.OHW);
-            var ey = Conv2d.Reference.Forward(D(x), D(w), null, g);
-            var (edx, edw, _) = Conv2d.Reference.Backward(D(dy), D(x), D(w), g);
+            var ey = Convolution.Reference.Forward(D(x), D(w), null, g);
+            var (edx, edw, _) = Convolution.Reference.Backward(D(dy), D(x), D(w), g);
             foreach (var p in new[] { MathPrecision.Fp32, MathPrecision.Tf32 })
             {
                 d.Precision = p;
                 using var scope = new TensorScope();
                 var tx = Tensor.FromArray(d, x, x.Length); var tw = Tensor.FromArray(d, w, w.Length); var tdy = Tensor.FromArray(d, dy, dy.Length);
                 var y = Tensor.Empty(d, dy.Length); var dx = Tensor.Empty(d, x.Length); var dw = Tensor.Empty(d, w.Length);
-                Conv2d.Forward(d, y.Data, tx.Data, tw.Data, null, g);
-                Conv2d.BackwardInput(d, dx.Data, tdy.Data, tw.Data, g);
-                Conv2d.BackwardWeight(d, dw.Data, tdy.Data, tx.Data, g);
+                Convolution.Forward(d, y.Data, tx.Data, tw.Data, null, g);
+                Convolution.BackwardInput(d, dx.Data, tdy.Data, tw.Data, g);
+                Convolution.BackwardWeight(d, dw.Data, tdy.Data, tx.Data, g);
                 Console.WriteLine($"conv {g} {p}: relative L2 error y {Rel(ey, y.ToArray()):E2}, dx {Rel(edx, dx.ToArray()):E2}, dw {Rel(edw, dw.ToArray()):E2}");
             }
         }

@@ -1,3 +1,5 @@
+using Ccr.Kernels.Contrastive;
+using Ccr.Kernels.Ops;
 using Ccr.Kernels;
 
 namespace Ccr.Nn.Functional;
@@ -15,13 +17,13 @@ public static partial class F
         var g = ConvGeom.From(x.Shape, w.Shape, b != null ? (int)b.Numel : null, stride, padding, dilation);
         var d = x.Device;
         var y = Tensor.Empty(d, g.OutShape);
-        Kernels.Conv2d.Forward(d, y.Data, x.Data, w.Data, b?.Data, g);
+        Kernels.Ops.Convolution.Forward(d, y.Data, x.Data, w.Data, b?.Data, g);
         Tensor[] inputs = b != null ? [x, w, b] : [x, w];
         return Autograd.Record(y, "conv2d", inputs, dy =>
         {
-            if (x.RequiresGrad) { var dx = Tensor.Empty(d, x.Shape); Kernels.Conv2d.BackwardInput(d, dx.Data, dy.Data, w.Data, g); Autograd.Accumulate(x, dx); }
-            if (w.RequiresGrad) { var dw = Tensor.Empty(d, w.Shape); Kernels.Conv2d.BackwardWeight(d, dw.Data, dy.Data, x.Data, g); Autograd.Accumulate(w, dw); }
-            if (b is { RequiresGrad: true }) { var db = Tensor.Empty(d, b.Shape); Kernels.Conv2d.BackwardBias(d, db.Data, dy.Data, g); Autograd.Accumulate(b, db); }
+            if (x.RequiresGrad) { var dx = Tensor.Empty(d, x.Shape); Kernels.Ops.Convolution.BackwardInput(d, dx.Data, dy.Data, w.Data, g); Autograd.Accumulate(x, dx); }
+            if (w.RequiresGrad) { var dw = Tensor.Empty(d, w.Shape); Kernels.Ops.Convolution.BackwardWeight(d, dw.Data, dy.Data, x.Data, g); Autograd.Accumulate(w, dw); }
+            if (b is { RequiresGrad: true }) { var db = Tensor.Empty(d, b.Shape); Kernels.Ops.Convolution.BackwardBias(d, db.Data, dy.Data, g); Autograd.Accumulate(b, db); }
         });
     }
 

@@ -1,6 +1,6 @@
 using Ccr.Kernels;
 using Ccr.Nn;
-using Ccr.Nn.Ccr;
+using Ccr.Nn.Contrastive;
 using Ccr.Tests.Common;
 using Xunit;
 

@@ -1,5 +1,5 @@
 using Ccr.Nn;
-using Ccr.Nn.Ccr;
+using Ccr.Nn.Contrastive;
 using Ccr.Tests.Common;
 using Xunit;
 

@@ -1,5 +1,5 @@
 using System.Text.Json;
-using Ccr.Train.Data;
+using Ccr.Training.Data;
 using Xunit;
 
 namespace Ccr.Tests.Data;

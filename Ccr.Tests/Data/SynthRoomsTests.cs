@@ -1,5 +1,5 @@
 using System.Diagnostics;
-using Ccr.Train.Data;
+using Ccr.Training.Data;
 using Xunit;
 
 namespace Ccr.Tests.Data;

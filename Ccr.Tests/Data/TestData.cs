@@ -1,4 +1,4 @@
-using Ccr.Train.Data;
+using Ccr.Training.Data;
 using Xunit;
 
 namespace Ccr.Tests.Data;

@@ -1,6 +1,6 @@
 using System.Text.Json;
-using Ccr.Train.Data;
-using Ccr.Train.Distributed;
+using Ccr.Training.Data;
+using Ccr.Training.DataParallel;
 using Xunit;
 
 namespace Ccr.Tests.Distributed;

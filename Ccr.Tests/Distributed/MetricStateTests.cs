@@ -1,6 +1,6 @@
 using Ccr.Nn;
 using Ccr.Tests.Common;
-using Ccr.Train.Metrics;
+using Ccr.Training.Metrics;
 using Xunit;
 
 namespace Ccr.Tests.Distributed;

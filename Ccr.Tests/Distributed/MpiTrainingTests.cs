@@ -1,9 +1,9 @@
 using Ccr.Nn.IO;
 using Ccr.Tests.Common;
 using Ccr.Tests.Data;
-using Ccr.Train.Config;
-using Ccr.Train.Distributed;
-using Ccr.Train.Training;
+using Ccr.Training.Config;
+using Ccr.Training.DataParallel;
+using Ccr.Training;
 using Xunit;
 using Xunit.Abstractions;
 

@@ -1,11 +1,13 @@
+using Ccr.Kernels.Contrastive;
+using Ccr.Kernels.Ops;
 using Ccr.Kernels;
 using Ccr.Nn;
 using Ccr.Nn.Distributed;
 using Ccr.Nn.Modules;
 using Ccr.Tests.Common;
 using Xunit;
-using BnRef = Ccr.Kernels.BatchNorm.Reference;
-using Ref = Ccr.Kernels.SyncBatchNorm.Reference;
+using BnRef = Ccr.Kernels.Ops.BatchNorm.Reference;
+using Ref = Ccr.Kernels.Ops.SyncBatchNorm.Reference;
 
 namespace Ccr.Tests.Distributed;
 

@@ -1,6 +1,7 @@
+using Ccr.Training;
 using Ccr.Train.Cli;
 using Ccr.Train.Commands;
-using Ccr.Train.Config;
+using Ccr.Training.Config;
 using Ccr.Tests.Data;
 using Xunit;
 
@@ -60,7 +61,7 @@ public class ConfigErrorTests : IDisposable
     [Fact]
     public void TheNegativesKeyIsNamedAsWrittenInTheConfig()
     {
-        var e = Assert.Throws<UsageException>(() => ConfigLoader.Load("synth-cpu", ["ccr.negatives=0"]));
+        var e = Assert.Throws<ConfigException>(() => ConfigLoader.Load("synth-cpu", ["ccr.negatives=0"]));
         Assert.Contains("ccr.negatives", e.Message);
         Assert.DoesNotContain("num_negatives", e.Message);
     }
@@ -79,7 +80,7 @@ public class ConfigErrorTests : IDisposable
         var d = ConfigLoader.Load(f, []);
         Assert.Equal(3f, d.LossWeights["depth"]);
         Assert.Equal(10f, d.LossWeights["normals"]);
-        var e = Assert.Throws<UsageException>(() => ConfigLoader.Load("synth-cpu", ["loss_weights.depth=heavy"]));
+        var e = Assert.Throws<ConfigException>(() => ConfigLoader.Load("synth-cpu", ["loss_weights.depth=heavy"]));
         Assert.Contains("loss_weights.depth", e.Message);
     }
 
@@ -93,10 +94,10 @@ public class ConfigErrorTests : IDisposable
         Assert.True(EvalMetrics.LowerIsBetter("normals.median"));
         Assert.False(EvalMetrics.LowerIsBetter("depth.delta1"));
         Assert.False(EvalMetrics.LowerIsBetter("semseg.mIoU"));
-        var e = Assert.Throws<UsageException>(() => ConfigLoader.Load("synth-cpu", ["tasks=[depth]", "eval.metric=semseg.mIoU"]));
+        var e = Assert.Throws<ConfigException>(() => ConfigLoader.Load("synth-cpu", ["tasks=[depth]", "eval.metric=semseg.mIoU"]));
         Assert.Contains("eval.metric = semseg.mIoU", e.Message);
         Assert.Contains("not trained", e.Message);
-        var e2 = Assert.Throws<UsageException>(() => ConfigLoader.Load("synth-cpu", ["eval.metric=depth.rsme"]));
+        var e2 = Assert.Throws<ConfigException>(() => ConfigLoader.Load("synth-cpu", ["eval.metric=depth.rsme"]));
         Assert.Contains("has no metric 'rsme'", e2.Message);
     }
 
@@ -118,7 +119,7 @@ public class ConfigErrorTests : IDisposable
     [Fact]
     public void EveryProblemIsOnTheOneLine()
     {
-        var e = Assert.Throws<UsageException>(() => ConfigLoader.Load("synth-cpu", ["train.batch_size=0", "ccr.gamma=0"]));
+        var e = Assert.Throws<ConfigException>(() => ConfigLoader.Load("synth-cpu", ["train.batch_size=0", "ccr.gamma=0"]));
         Assert.DoesNotContain("\n", e.Message);
         Assert.Contains("train.batch_size = 0", e.Message);
         Assert.Contains("ccr.gamma = 0", e.Message);

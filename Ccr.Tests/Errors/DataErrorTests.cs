@@ -1,5 +1,5 @@
 using Ccr.Train.Commands;
-using Ccr.Train.Data;
+using Ccr.Training.Data;
 using Xunit;
 
 namespace Ccr.Tests.Errors;

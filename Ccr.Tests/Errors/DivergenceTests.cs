@@ -1,3 +1,4 @@
+using Ccr.Training;
 using Ccr.Nn.IO;
 using Ccr.Train.Commands;
 using Xunit;
@@ -74,7 +75,7 @@ public class DivergenceTests(TrainedRun trained) : IClassFixture<TrainedRun>, ID
         var r = Cli.Run(Tiny.Train(trained.Data, run, "tasks=[depth]", "ccr.enabled=false", "train.epochs=3", "train.eval_every=1",
             "train.log_every=4"));
         Assert.True(r.Code == 0, r.Err);
-        var rmse = Enumerable.Range(1, 3).Select(e => global::Ccr.Train.Training.EvalFiles.Read(Path.Combine(run, $"eval-epoch{e:D3}.json"))["depth"]["rmse"]).ToList();
+        var rmse = Enumerable.Range(1, 3).Select(e => EvalFiles.Read(Path.Combine(run, $"eval-epoch{e:D3}.json"))["depth"]["rmse"]).ToList();
         var best = SafeTensors.Read(Path.Combine(run, "best.ckpt")).Metadata;
         Assert.Equal(rmse.IndexOf(rmse.Min()) + 1, int.Parse(best["epoch"]));
         Assert.Equal(rmse.Min(), double.Parse(best["best_metric"], System.Globalization.CultureInfo.InvariantCulture));

@@ -3,7 +3,7 @@ using Ccr.Nn;
 using Ccr.Nn.IO;
 using Ccr.Train.Cli;
 using Ccr.Train.Commands;
-using Ccr.Train.Data;
+using Ccr.Training.Data;
 using Ccr.Tests.Data;
 using Xunit;
 

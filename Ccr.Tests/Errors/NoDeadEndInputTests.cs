@@ -1,3 +1,4 @@
+using Ccr.Training;
 using System.Diagnostics;
 using System.Runtime.InteropServices;
 using System.Text;
@@ -5,8 +6,8 @@ using Ccr.Tests.Common;
 using Ccr.Tests.Data;
 using Ccr.Train.Cli;
 using Ccr.Train.Commands;
-using Ccr.Train.Config;
-using Ccr.Train.Data;
+using Ccr.Training.Config;
+using Ccr.Training.Data;
 using Xunit;
 
 namespace Ccr.Tests.Errors;
@@ -26,7 +27,7 @@ public partial class NoDeadEndInputTests(TrainedRun trained) : IClassFixture<Tra
     public void BatchNormWithOneValuePerChannelIsRefusedByTheConfigCheck()
     {
         // batch 1 with 32x32 crops: HRNet's stride-32 branch sees one value per channel (was code 70)
-        var e = Assert.Throws<UsageException>(() => ConfigLoader.Load("synth-cpu", Tiny.Sets(trained.Data, "train.batch_size=1")));
+        var e = Assert.Throws<ConfigException>(() => ConfigLoader.Load("synth-cpu", Tiny.Sets(trained.Data, "train.batch_size=1")));
         Assert.Contains("train.batch_size = 1", e.Message);
         Assert.Contains("one value per channel", e.Message);
         string run = Path.Combine(_tmp.Dir("bn"), "run");
@@ -37,7 +38,7 @@ public partial class NoDeadEndInputTests(TrainedRun trained) : IClassFixture<Tra
                                                  "data.crop_height=64", "data.crop_width=64"));
         ConfigLoader.Load("synth-cpu", Tiny.Sets(trained.Data, "train.batch_size=2"));
         // without augmentation the image size counts
-        Assert.Throws<UsageException>(() => ConfigLoader.Load("synth-cpu", Tiny.Sets(trained.Data, "train.batch_size=1", "data.augment=false")));
+        Assert.Throws<ConfigException>(() => ConfigLoader.Load("synth-cpu", Tiny.Sets(trained.Data, "train.batch_size=1", "data.augment=false")));
     }
 
     [Fact]

@@ -5,7 +5,7 @@ using Ccr.Nn.IO;
 using Ccr.Tests.Data;
 using Ccr.Tests.Distributed;
 using Ccr.Train.Commands;
-using Ccr.Train.Distributed;
+using Ccr.Training.DataParallel;
 using Xunit;
 
 namespace Ccr.Tests.Errors;

@@ -3,9 +3,9 @@ using Ccr.Kernels;
 using Ccr.Nn.IO;
 using Ccr.Train.Cli;
 using Ccr.Train.Commands;
-using Ccr.Train.Config;
-using Ccr.Train.Data;
-using Ccr.Train.Training;
+using Ccr.Training.Config;
+using Ccr.Training.Data;
+using Ccr.Training;
 using Xunit;
 
 namespace Ccr.Tests.Errors;

@@ -1,5 +1,5 @@
 using Ccr.Train.Commands;
-using Ccr.Train.Training;
+using Ccr.Training;
 using Ccr.Tests.Data;
 using Xunit;
 

@@ -1,3 +1,6 @@
+using Ccr.Training.Config;
+using Ccr.Training;
+using Ccr.Kernels;
 using System.Runtime.InteropServices;
 using Ccr.Nn.IO;
 using Ccr.Train.Commands;
@@ -44,18 +47,18 @@ public partial class SignalAndDiskTests(TrainedRun trained) : IClassFixture<Trai
     {
         Skip.IfNot(OperatingSystem.IsLinux(), "POSIX signals");
         string run = Path.Combine(_tmp.Dir("signal"), "run");
-        var cfg = global::Ccr.Train.Config.ConfigLoader.Load("synth-cpu", Tiny.Sets(trained.Data, "train.epochs=100"));
-        using var device = global::Ccr.Kernels.Device.CreateCpu();
-        using var session = new global::Ccr.Train.Training.TrainSession(cfg, device);
-        global::Ccr.Train.Training.Trainer? trainer = null;
+        var cfg = ConfigLoader.Load("synth-cpu", Tiny.Sets(trained.Data, "train.epochs=100"));
+        using var device = Device.CreateCpu();
+        using var session = new TrainSession(cfg, device);
+        Trainer? trainer = null;
         int logged = 0;
-        trainer = new global::Ccr.Train.Training.Trainer(session, run, line =>
+        trainer = new Trainer(session, run, line =>
         {
             if (line.StartsWith("step ") && ++logged == 2) Assert.Equal(0, Kill(Environment.ProcessId, signal));
         });
-        global::Ccr.Train.Training.TrainOutcome outcome;
+        TrainOutcome outcome;
         using (new StopSignals(trainer)) outcome = trainer.Run();
-        Assert.Equal(global::Ccr.Train.Training.TrainOutcome.Stopped, outcome);
+        Assert.Equal(TrainOutcome.Stopped, outcome);
         Assert.Equal(name, trainer.StopReason);
         Assert.Equal(code, TrainCommand.StopExitCode(trainer.StopReason));
         Assert.True(trainer.Step < 100, $"stopped only after {trainer.Step} steps");

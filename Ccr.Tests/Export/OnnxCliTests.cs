@@ -1,7 +1,7 @@
 using Ccr.Train.Commands;
-using Ccr.Train.Config;
-using Ccr.Train.Data;
-using Ccr.Train.Training;
+using Ccr.Training.Config;
+using Ccr.Training.Data;
+using Ccr.Training;
 using Ccr.Tests.Common;
 using SixLabors.ImageSharp;
 using SixLabors.ImageSharp.PixelFormats;
@@ -89,7 +89,7 @@ public class OnnxCliTests
             // a fixed-size export: the size is recorded, and another image size is a usage error naming both
             string fixedOnnx = Path.Combine(root, "fixed.onnx");
             Assert.Equal(0, Quiet(["export", "--checkpoint", ckpt, "--out", fixedOnnx, "--tasks", "depth", "--device", "cpu"]));
-            using (var r = new Ccr.Train.Export.OnnxRunner(fixedOnnx))
+            using (var r = new Ccr.Training.Export.OnnxRunner(fixedOnnx))
             {
                 Assert.Equal((1, 32, 32), r.FixedSize);
                 Assert.Equal(["depth"], r.Tasks);

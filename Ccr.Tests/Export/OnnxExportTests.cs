@@ -2,8 +2,8 @@ using Ccr.Nn;
 using Ccr.Nn.Models;
 using Ccr.Nn.Modules;
 using Ccr.Tests.Common;
-using Ccr.Train.Export;
-using Ccr.Train.Models;
+using Ccr.Training.Export;
+using Ccr.Training.MultiTask;
 using Onnx;
 using Xunit;
 

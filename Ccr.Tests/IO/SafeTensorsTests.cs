@@ -1,3 +1,4 @@
+using Ccr.Nn.Modules;
 using System.Buffers.Binary;
 using System.Text;
 using Ccr.Nn;
@@ -119,7 +120,7 @@ public class SafeTensorsTests : IDisposable
         finally { m.DisposeTensors(); }
     }
 
-    static float[][] Snapshot(global::Ccr.Nn.Modules.Module m) => m.NamedParameters().Concat(m.NamedBuffers()).Select(p => p.Tensor.ToArray()).ToArray();
+    static float[][] Snapshot(Module m) => m.NamedParameters().Concat(m.NamedBuffers()).Select(p => p.Tensor.ToArray()).ToArray();
 
     [Theory]
     [InlineData("truncated")]

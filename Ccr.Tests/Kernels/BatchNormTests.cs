@@ -1,9 +1,12 @@
+using Ccr.Nn.Modules;
+using Ccr.Kernels.Contrastive;
+using Ccr.Kernels.Ops;
 using Ccr.Kernels;
 using Ccr.Nn;
 using Ccr.Nn.Functional;
 using Ccr.Tests.Common;
 using Xunit;
-using Ref = Ccr.Kernels.BatchNorm.Reference;
+using Ref = Ccr.Kernels.Ops.BatchNorm.Reference;
 
 namespace Ccr.Tests.Kernels;
 
@@ -238,7 +241,7 @@ public class BatchNormTests
     {
         var d = Devices.Cpu;
         var k = Make(5, 2, 3, 4, 5);
-        var bn = new global::Ccr.Nn.Modules.BatchNorm2d(d, 3);
+        var bn = new BatchNorm2d(d, 3);
         using var scope = new TensorScope();
         var x = Tensor.FromArray(d, k.X, 2, 3, 4, 5);
         var yTrain = bn.Forward(x).ToArray();

@@ -1,3 +1,5 @@
+using Ccr.Kernels.Contrastive;
+using Ccr.Kernels.Ops;
 using System.Text.Json;
 using Ccr.Kernels;
 using Ccr.Nn;
@@ -25,13 +27,13 @@ public class Conv2dTests
         var tdy = Tensor.FromArray(d, dy, dy.Length);
         var y = Tensor.Full(d, float.NaN, (int)(g.N * g.Cout * g.OHW));
         var dx = Tensor.Full(d, float.NaN, x.Length); var dw = Tensor.Full(d, float.NaN, w.Length); var db = Tensor.Full(d, float.NaN, g.Cout);
-        Conv2d.Forward(d, y.Data, tx.Data, tw.Data, tb?.Data, g);
-        Conv2d.BackwardInput(d, dx.Data, tdy.Data, tw.Data, g);
-        Conv2d.BackwardWeight(d, dw.Data, tdy.Data, tx.Data, g);
-        Conv2d.BackwardBias(d, db.Data, tdy.Data, g);
-        var (edx, edw, edb) = Conv2d.Reference.Backward(Rand.D(dy), Rand.D(x), Rand.D(w), g);
+        Convolution.Forward(d, y.Data, tx.Data, tw.Data, tb?.Data, g);
+        Convolution.BackwardInput(d, dx.Data, tdy.Data, tw.Data, g);
+        Convolution.BackwardWeight(d, dw.Data, tdy.Data, tx.Data, g);
+        Convolution.BackwardBias(d, db.Data, tdy.Data, g);
+        var (edx, edw, edb) = Convolution.Reference.Backward(Rand.D(dy), Rand.D(x), Rand.D(w), g);
         string what = $"conv2d {d.Variant} {g}";
-        Tol.Close(Conv2d.Reference.Forward(Rand.D(x), Rand.D(w), b == null ? null : Rand.D(b), g), y.ToArray(), 1e-5, 1e-4, what + " y");
+        Tol.Close(Convolution.Reference.Forward(Rand.D(x), Rand.D(w), b == null ? null : Rand.D(b), g), y.ToArray(), 1e-5, 1e-4, what + " y");
         Tol.Close(edx, dx.ToArray(), 1e-5, 1e-4, what + " dx");
         Tol.Close(edw, dw.ToArray(), 1e-4, 1e-4, what + " dw");
         Tol.Close(edb, db.ToArray(), 1e-4, 1e-4, what + " db");
@@ -63,10 +65,10 @@ public class Conv2dTests
         var r = Rand.New(3);
         var x = Rand.D(Rand.Floats(r, g.N * g.Cin * g.HW)); var w = Rand.D(Rand.Floats(r, g.Cout * g.CKK));
         var b = Rand.D(Rand.Floats(r, g.Cout)); var dy = Rand.D(Rand.Floats(r, g.N * g.Cout * g.OHW));
-        var (dx, dw, db) = Conv2d.Reference.Backward(dy, x, w, g);
-        Tol.Close(Rand.NumericGrad(v => Rand.Dot(Conv2d.Reference.Forward(v, w, b, g), dy), x), dx, 1e-6, 1e-5, "reference dx");
-        Tol.Close(Rand.NumericGrad(v => Rand.Dot(Conv2d.Reference.Forward(x, v, b, g), dy), w), dw, 1e-6, 1e-5, "reference dw");
-        Tol.Close(Rand.NumericGrad(v => Rand.Dot(Conv2d.Reference.Forward(x, w, v, g), dy), b), db, 1e-6, 1e-5, "reference db");
+        var (dx, dw, db) = Convolution.Reference.Backward(dy, x, w, g);
+        Tol.Close(Rand.NumericGrad(v => Rand.Dot(Convolution.Reference.Forward(v, w, b, g), dy), x), dx, 1e-6, 1e-5, "reference dx");
+        Tol.Close(Rand.NumericGrad(v => Rand.Dot(Convolution.Reference.Forward(x, v, b, g), dy), w), dw, 1e-6, 1e-5, "reference dw");
+        Tol.Close(Rand.NumericGrad(v => Rand.Dot(Convolution.Reference.Forward(x, w, v, g), dy), b), db, 1e-6, 1e-5, "reference db");
     }
 
     [Theory]
@@ -115,7 +117,7 @@ public class Conv2dTests
         var b1 = Rand.Floats(r, g1.Cout); var w2 = Rand.Floats(r, g2.Cout * g2.CKK);
         var dy = Rand.Floats(r, g2.N * g2.Cout * g2.OHW);
         double Loss(double[] w1v) =>
-            Rand.Dot(Conv2d.Reference.Forward(Conv2d.Reference.Forward(Rand.D(x), w1v, Rand.D(b1), g1).Select(v => Math.Max(v, 0)).ToArray(), Rand.D(w2), null, g2), Rand.D(dy));
+            Rand.Dot(Convolution.Reference.Forward(Convolution.Reference.Forward(Rand.D(x), w1v, Rand.D(b1), g1).Select(v => Math.Max(v, 0)).ToArray(), Rand.D(w2), null, g2), Rand.D(dy));
         using var scope = new TensorScope();
         var tx = Tensor.FromArray(d, x, 1, 2, 6, 5);
         var tw1 = Tensor.FromArray(d, w1, 3, 2, 3, 3); tw1.RequiresGrad = true;

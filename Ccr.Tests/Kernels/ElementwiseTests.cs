@@ -1,3 +1,6 @@
+using Ccr.Nn.Functional;
+using Ccr.Kernels.Contrastive;
+using Ccr.Kernels.Ops;
 using Ccr.Kernels;
 using Ccr.Nn;
 using Ccr.Tests.Common;
@@ -78,7 +81,7 @@ public class ElementwiseTests
         using var scope = new TensorScope();
         var ta = Tensor.FromArray(d, a, 3, 4, 5); ta.RequiresGrad = true;
         var tb = Tensor.FromArray(d, b, 3, 4, 5); tb.RequiresGrad = true;
-        var y = global::Ccr.Nn.Functional.F.AddRelu(ta, tb);
+        var y = F.AddRelu(ta, tb);
         y.Backward(Tensor.FromArray(d, dy, 3, 4, 5));
         var expect = Elementwise.Reference.ReluBackward(Rand.D(dy), Elementwise.Reference.Add(Rand.D(a), Rand.D(b)));
         Tol.Close(expect, ta.Grad!.ToArray(), 0, 0, "d a");

@@ -1,3 +1,5 @@
+using Ccr.Kernels.Contrastive;
+using Ccr.Kernels.Ops;
 using Ccr.Kernels;
 using Ccr.Nn;
 using Ccr.Tests.Common;
@@ -135,27 +137,27 @@ public class ImplicitGemmTests
         var y = Tensor.Full(D, float.NaN, dy.Length); var dx = Tensor.Full(D, float.NaN, x.Length); var dw = Tensor.Full(D, float.NaN, w.Length);
         WithPrecision(D, p, () =>
         {
-            Conv2d.Forward(D, y.Data, tx.Data, tw.Data, tb.Data, g, tile);
-            Conv2d.BackwardInput(D, dx.Data, tdy.Data, tw.Data, g, tile);
-            Conv2d.BackwardWeight(D, dw.Data, tdy.Data, tx.Data, g, tile);
+            Convolution.Forward(D, y.Data, tx.Data, tw.Data, tb.Data, g, tile);
+            Convolution.BackwardInput(D, dx.Data, tdy.Data, tw.Data, g, tile);
+            Convolution.BackwardWeight(D, dw.Data, tdy.Data, tx.Data, g, tile);
             return 0;
         });
         string what = $"conv {p} {tile} {g}";
         bool tf32 = p == MathPrecision.Tf32;
         // the reference on the operands the kernel multiplies: tf32-rounded when TF32 (products then exact)
         var (xr, wr, dyr) = tf32 ? (Tf32(x), Tf32(w), Tf32(dy)) : (x, w, dy);
-        var yRef = Conv2d.Reference.Forward(Rand.D(xr), Rand.D(wr), Rand.D(bias), g);
-        var (dxRef, dwRef, _) = Conv2d.Reference.Backward(Rand.D(dyr), Rand.D(xr), Rand.D(wr), g);
+        var yRef = Convolution.Reference.Forward(Rand.D(xr), Rand.D(wr), Rand.D(bias), g);
+        var (dxRef, dwRef, _) = Convolution.Reference.Backward(Rand.D(dyr), Rand.D(xr), Rand.D(wr), g);
         Tol.Close(yRef, y.ToArray(), 1e-5, 1e-4, what + " y");
         Tol.Close(dxRef, dx.ToArray(), 1e-5, 1e-4, what + " dx");
         Tol.Close(dwRef, dw.ToArray(), 1e-4, 1e-4, what + " dw");
         if (!tf32) return;
         // against the unrounded float64 reference, at the TF32 bound 2^-10 sum |a b| (+ fp32 slack)
-        var yAbs = Conv2d.Reference.Forward(Abs(x), Abs(w), null, g);
-        var (dxAbs, dwAbs, _) = Conv2d.Reference.Backward(Abs(dy), Abs(x), Abs(w), g);
-        var (dxPlain, dwPlain, _) = Conv2d.Reference.Backward(Rand.D(dy), Rand.D(x), Rand.D(w), g);
+        var yAbs = Convolution.Reference.Forward(Abs(x), Abs(w), null, g);
+        var (dxAbs, dwAbs, _) = Convolution.Reference.Backward(Abs(dy), Abs(x), Abs(w), g);
+        var (dxPlain, dwPlain, _) = Convolution.Reference.Backward(Rand.D(dy), Rand.D(x), Rand.D(w), g);
         double u = Math.Pow(2, -10);
-        Tol.Close(Conv2d.Reference.Forward(Rand.D(x), Rand.D(w), Rand.D(bias), g), y.ToArray(), u * yAbs.Max() + 1e-5, 0, what + " y at tf32 bound");
+        Tol.Close(Convolution.Reference.Forward(Rand.D(x), Rand.D(w), Rand.D(bias), g), y.ToArray(), u * yAbs.Max() + 1e-5, 0, what + " y at tf32 bound");
         Tol.Close(dxPlain, dx.ToArray(), u * dxAbs.Max() + 1e-5, 0, what + " dx at tf32 bound");
         Tol.Close(dwPlain, dw.ToArray(), u * dwAbs.Max() + 1e-5, 0, what + " dw at tf32 bound");
     }
@@ -175,14 +177,14 @@ public class ImplicitGemmTests
         uint[] Run()
         {
             var dw = Tensor.Full(D, float.NaN, g.Cout * g.CKK);
-            WithPrecision(D, p, () => { Conv2d.BackwardWeight(D, dw.Data, tdy.Data, tx.Data, g, tile); return 0; });
+            WithPrecision(D, p, () => { Convolution.BackwardWeight(D, dw.Data, tdy.Data, tx.Data, g, tile); return 0; });
             return Array.ConvertAll(dw.ToArray(), BitConverter.SingleToUInt32Bits);
         }
         var first = Run();
         Assert.Equal(first, Run());
         // and the split changes only the summation order: close to the unsplit result
         var whole = Tensor.Full(D, float.NaN, g.Cout * g.CKK);
-        WithPrecision(D, p, () => { Conv2d.BackwardWeight(D, whole.Data, tdy.Data, tx.Data, g, tile with { Splits = 1 }); return 0; });
+        WithPrecision(D, p, () => { Convolution.BackwardWeight(D, whole.Data, tdy.Data, tx.Data, g, tile with { Splits = 1 }); return 0; });
         Tol.Close(Rand.D(whole.ToArray()), Array.ConvertAll(first, BitConverter.UInt32BitsToSingle), 1e-5, 1e-5, $"dw {p} split 5 vs 1");
     }
 
@@ -192,7 +194,7 @@ public class ImplicitGemmTests
         var g = ConvGeom.From([1, 1, 4, 4], [1, 1, 3, 3], null, 1, 1, 1);
         using var scope = new TensorScope();
         var x = Tensor.Zeros(D, 16); var w = Tensor.Zeros(D, 9); var y = Tensor.Zeros(D, 16);
-        var e = Assert.Throws<ArgumentException>(() => Conv2d.Forward(D, y.Data, x.Data, w.Data, null, g, new GemmTile(48, 64)));
+        var e = Assert.Throws<ArgumentException>(() => Convolution.Forward(D, y.Data, x.Data, w.Data, null, g, new GemmTile(48, 64)));
         Assert.Contains("48x64", e.Message);
     }
 }

@@ -1,8 +1,10 @@
+using Ccr.Kernels.Contrastive;
+using Ccr.Kernels.Ops;
 using Ccr.Bench.Report;
 using Ccr.Kernels;
 using Ccr.Tests.Common;
 using Ccr.Tests.Train;
-using Ccr.Train.Training;
+using Ccr.Training;
 using Xunit;
 
 namespace Ccr.Tests.Kernels;

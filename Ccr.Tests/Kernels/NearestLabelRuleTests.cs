@@ -1,7 +1,9 @@
+using Ccr.Kernels.Contrastive;
+using Ccr.Kernels.Ops;
 using System.Text.Json;
 using Ccr.Kernels;
 using Ccr.Nn;
-using Ccr.Nn.Ccr;
+using Ccr.Nn.Contrastive;
 using Ccr.Nn.Functional;
 using Ccr.Tests.Common;
 using Xunit;

@@ -1,3 +1,5 @@
+using Ccr.Kernels.Contrastive;
+using Ccr.Kernels.Ops;
 using Ccr.Kernels;
 using Ccr.Bench.Sass;
 using Xunit;
@@ -23,7 +25,7 @@ public class PtxCompileTests
         Type[] gemm = [typeof(Gemm.StridedK), typeof(Gemm.StridedMN), typeof(Gemm.ScaledOutput)];
 
         // one warp, one instruction: exactly one mma, and the emulation's warp barriers sit in the branch ptxas drops
-        var single = ptx.Ptx(PtxCompiler.Kernel(typeof(Ccr.Kernels.Mma), "SingleKernel"));
+        var single = ptx.Ptx(PtxCompiler.Kernel(typeof(Ccr.Kernels.Ops.Mma), "SingleKernel"));
         Assert.Equal(1, PtxCompiler.Count(single, Mma));
         // the TF32 GEMM: 2 x 4 mma tiles per warp per k-step of 8, both k-steps of a stage written out
         var tf32 = ptx.Ptx(PtxCompiler.Kernel(typeof(ImplicitGemm), "Tf32Kernel").MakeGenericMethod([typeof(TileShapes.T64x64), .. gemm]));

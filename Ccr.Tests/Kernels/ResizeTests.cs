@@ -1,9 +1,11 @@
+using Ccr.Kernels.Contrastive;
+using Ccr.Kernels.Ops;
 using Ccr.Kernels;
 using Ccr.Nn;
 using Ccr.Nn.Functional;
 using Ccr.Tests.Common;
 using Xunit;
-using Ref = Ccr.Kernels.Resize.Reference;
+using Ref = Ccr.Kernels.Ops.Resize.Reference;
 
 namespace Ccr.Tests.Kernels;
 

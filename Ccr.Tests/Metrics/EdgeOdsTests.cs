@@ -1,5 +1,5 @@
 using Ccr.Tests.Data;
-using Ccr.Train.Metrics;
+using Ccr.Training.Metrics;
 using Xunit;
 
 namespace Ccr.Tests.Metrics;
@@ -129,7 +129,7 @@ public class EdgeMatchingReferenceTests
     public void IncrementalMatchingEqualsFromScratchMaximumMatching(int seed)
     {
         const int h = 20, w = 24;
-        var rng = new Ccr.Train.Data.KeyedRng((ulong)seed);
+        var rng = new Ccr.Training.Data.KeyedRng((ulong)seed);
         var prob = new float[h * w];
         var gt = new float[h * w];
         for (int i = 0; i < h * w; i++)

@@ -1,7 +1,7 @@
 using System.Text.Json;
 using Ccr.Tests.Data;
-using Ccr.Train.Data;
-using Ccr.Train.Metrics;
+using Ccr.Training.Data;
+using Ccr.Training.Metrics;
 using Xunit;
 
 namespace Ccr.Tests.Metrics;

@@ -1,6 +1,6 @@
 using Ccr.Tests.Data;
-using Ccr.Train.Data;
-using Ccr.Train.Metrics;
+using Ccr.Training.Data;
+using Ccr.Training.Metrics;
 using Xunit;
 
 namespace Ccr.Tests.Metrics;

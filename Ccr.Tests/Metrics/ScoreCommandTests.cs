@@ -1,7 +1,7 @@
 using System.Text.Json;
 using Ccr.Tests.Data;
 using Ccr.Train.Commands;
-using Ccr.Train.Data;
+using Ccr.Training.Data;
 using Xunit;
 
 namespace Ccr.Tests.Metrics;

@@ -1,8 +1,8 @@
 using System.Text.Json;
 using Ccr.Tests.Data;
 using Ccr.Train.Commands;
-using Ccr.Train.Data;
-using Ccr.Train.Metrics;
+using Ccr.Training.Data;
+using Ccr.Training.Metrics;
 using SixLabors.ImageSharp;
 using SixLabors.ImageSharp.Formats.Png;
 using SixLabors.ImageSharp.PixelFormats;

@@ -1,7 +1,7 @@
 using System.Text.Json;
 using Ccr.Tests.Common;
 using Ccr.Tests.Data;
-using Ccr.Train.Metrics;
+using Ccr.Training.Metrics;
 using Xunit;
 
 namespace Ccr.Tests.Metrics;

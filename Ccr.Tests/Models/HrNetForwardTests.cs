@@ -2,7 +2,7 @@ using Ccr.Nn;
 using Ccr.Nn.IO;
 using Ccr.Nn.Models;
 using Ccr.Tests.Common;
-using Ccr.Train.Models;
+using Ccr.Training.MultiTask;
 using Xunit;
 
 namespace Ccr.Tests.Models;

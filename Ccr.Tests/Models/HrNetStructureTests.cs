@@ -3,7 +3,7 @@ using Ccr.Nn.IO;
 using Ccr.Nn.Models;
 using Ccr.Tests.Common;
 using Ccr.Train.Commands;
-using Ccr.Train.Models;
+using Ccr.Training.MultiTask;
 using Xunit;
 
 namespace Ccr.Tests.Models;

@@ -1,7 +1,9 @@
+using Ccr.Kernels.Contrastive;
+using Ccr.Kernels.Ops;
 using System.Text;
 using Ccr.Bench.Report;
 using Ccr.Kernels;
-using Ccr.Train.Data;
+using Ccr.Training.Data;
 using Xunit;
 
 namespace Ccr.Tests.Reporting;

@@ -1,7 +1,7 @@
 using System.Globalization;
 using Ccr.Tests.Common;
-using Ccr.Train.Reporting;
-using Ccr.Train.Training;
+using Ccr.Training.Reporting;
+using Ccr.Training;
 using Xunit;
 
 namespace Ccr.Tests.Reporting;

@@ -1,5 +1,6 @@
+using Ccr.Nn;
 using System.Globalization;
-using Ccr.Train.Reporting;
+using Ccr.Training.Reporting;
 using SixLabors.ImageSharp;
 using SixLabors.ImageSharp.PixelFormats;
 using Xunit;
@@ -78,7 +79,7 @@ public sealed class ReportingTests : IDisposable
     [Fact]
     public void DistanceHistogramCountsMatchTheSamples()
     {
-        var rng = new global::Ccr.Nn.Rng(7);
+        var rng = new Rng(7);
         float[] Draw(int n, double mean, double spread) =>
             Enumerable.Range(0, n).Select(_ => (float)Math.Clamp(mean + spread * (rng.NextFloat() - 0.5), 0, 2)).ToArray();
         var series = new[]

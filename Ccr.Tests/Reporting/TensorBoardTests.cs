@@ -1,10 +1,10 @@
 using System.Buffers.Binary;
 using System.Globalization;
 using System.Text.Json;
-using Ccr.Train.Config;
-using Ccr.Train.Reporting;
-using Ccr.Train.Reporting.Proto;
-using Ccr.Train.Training;
+using Ccr.Training.Config;
+using Ccr.Training.Reporting;
+using Ccr.Training.Reporting.Proto;
+using Ccr.Training;
 using Ccr.Tests.Common;
 using SixLabors.ImageSharp;
 using SixLabors.ImageSharp.PixelFormats;

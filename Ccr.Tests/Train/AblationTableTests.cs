@@ -1,5 +1,5 @@
 using Ccr.Tests.Common;
-using Ccr.Train.Training;
+using Ccr.Training;
 using Xunit;
 using RunMetrics = System.Collections.Generic.Dictionary<string, System.Collections.Generic.Dictionary<string, double>>;
 

@@ -1,8 +1,8 @@
 using Ccr.Nn;
 using Ccr.Nn.Functional;
 using Ccr.Tests.Common;
-using Ccr.Train.Config;
-using Ccr.Train.Training;
+using Ccr.Training.Config;
+using Ccr.Training;
 using Xunit;
 
 namespace Ccr.Tests.Train;
@@ -28,21 +28,21 @@ public class CcrProbeTests
             var cfg = Tiny(Path.Combine(root, "data"));
             using var s = new TrainSession(cfg, Devices.Cpu);
             var batch = s.Loader.MakeBatch(0, 0);
-            var rng = s.Ccr!.SamplingRng;
-            var counter = s.Ccr.Counter.ToIntArray();
+            var rng = s.CcrLoss!.SamplingRng;
+            var counter = s.CcrLoss.Counter.ToIntArray();
             // the same pairs (host generator) and anchors (device counter) for every forward pass
-            Rng Fresh() { s.Ccr.Counter.IntData.CopyFrom(counter); return new(rng.State, rng.Inc, raw: true); }
+            Rng Fresh() { s.CcrLoss.Counter.IntData.CopyFrom(counter); return new(rng.State, rng.Inc, raw: true); }
 
             // the training loss as the trainer builds it, lambda fully ramped up
             float[] whole;
             using (var scope = new TensorScope())
             {
-                s.Ccr.SamplingRng = Fresh();
+                s.CcrLoss.SamplingRng = Fresh();
                 var db = DeviceBatch.Create(s.Device, batch, cfg.Tasks, s.Info, forCcr: true);
                 var outputs = s.Model.Forward(db.Images);
                 var losses = cfg.Tasks.Select(t => TaskHeads.Loss(t, outputs[t].Prediction, db, s.Info.EdgePosWeight)).ToList();
                 var weights = cfg.Tasks.Select(t => cfg.LossWeights[t]).ToList();
-                losses.Add(s.Ccr.Forward(outputs.ToDictionary(o => o.Key, o => o.Value.Features), db.CcrLabels, 1e9).Loss);
+                losses.Add(s.CcrLoss.Forward(outputs.ToDictionary(o => o.Key, o => o.Value.Features), db.CcrLabels, 1e9).Loss);
                 weights.Add(1f);
                 s.Arena.ZeroGrad();
                 F.WeightedSum(losses, weights.ToArray()).Backward();
@@ -53,7 +53,7 @@ public class CcrProbeTests
             var names = s.Root.NamedParameters().Select(p => p.Name).ToList();
             foreach (var term in cfg.Tasks.Append("ccr"))
             {
-                s.Ccr.SamplingRng = Fresh();
+                s.CcrLoss.SamplingRng = Fresh();
                 var g = CcrProbe.Gradient(s, batch, term, out double value);
                 Assert.True(double.IsFinite(value) && value > 0, $"{term} loss {value}");
                 for (int i = 0; i < g.Length; i++) sum[i] += g[i];

@@ -1,5 +1,5 @@
 using Ccr.Kernels;
-using Ccr.Train.Training;
+using Ccr.Training;
 using Ccr.Tests.Common;
 using Xunit;
 

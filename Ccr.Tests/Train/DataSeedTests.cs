@@ -1,5 +1,6 @@
+using Ccr.Training;
 using Ccr.Train.Cli;
-using Ccr.Train.Config;
+using Ccr.Training.Config;
 using Xunit;
 
 namespace Ccr.Tests.Train;
@@ -51,7 +52,7 @@ public class DataSeedTests
     [Fact]
     public void BadDataSeedNamesTheKey()
     {
-        var e = Assert.Throws<UsageException>(() => FromYaml("seed: 1\n", "data.seed=abc"));
+        var e = Assert.Throws<ConfigException>(() => FromYaml("seed: 1\n", "data.seed=abc"));
         Assert.Contains("data.seed", e.Message);
     }
 }

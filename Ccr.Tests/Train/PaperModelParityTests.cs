@@ -1,13 +1,13 @@
 using System.Text.Json;
 using Ccr.Bench.Report;
 using Ccr.Nn;
-using Ccr.Nn.Ccr;
+using Ccr.Nn.Contrastive;
 using Ccr.Nn.Models;
 using Ccr.Nn.Modules;
 using Ccr.Tests.Common;
-using Ccr.Train.Config;
-using Ccr.Train.Models;
-using Ccr.Train.Training;
+using Ccr.Training.Config;
+using Ccr.Training.MultiTask;
+using Ccr.Training;
 using Xunit;
 
 namespace Ccr.Tests.Train;

@@ -5,9 +5,9 @@ using Ccr.Tests.Common;
 using Ccr.Tests.Data;
 using Ccr.Train.Cli;
 using Ccr.Train.Commands;
-using Ccr.Train.Config;
-using Ccr.Train.Models;
-using Ccr.Train.Training;
+using Ccr.Training.Config;
+using Ccr.Training.MultiTask;
+using Ccr.Training;
 using Xunit;
 
 namespace Ccr.Tests.Train;
@@ -79,20 +79,20 @@ public class PaperPresetTests
     {
         var m = new ModelConfig { Backbone = "hrnet_w18_small_v2", Pretrained = "timm" };
         string empty = TestData.TempDir("hf-empty");
-        var e = Assert.Throws<UsageException>(() => PretrainedWeights.Resolve(m, Env(("HOME", empty), ("HF_HOME", empty))));
+        var e = Assert.Throws<ConfigException>(() => PretrainedWeights.Resolve(m, Env(("HOME", empty), ("HF_HOME", empty))));
         Assert.Contains("timm.create_model('hrnet_w18_small_v2.ms_in1k', pretrained=True)", e.Message);
         Assert.Contains("huggingface-cli download timm/hrnet_w18_small_v2.ms_in1k", e.Message);
         Assert.Contains("--set model.pretrained=none", e.Message);
         Assert.Contains(Path.Combine(empty, "hub"), e.Message);
-        var tiny = Assert.Throws<UsageException>(() => PretrainedWeights.Resolve(new ModelConfig { Backbone = "hrnet_tiny", Pretrained = "timm" }, Env()));
+        var tiny = Assert.Throws<ConfigException>(() => PretrainedWeights.Resolve(new ModelConfig { Backbone = "hrnet_tiny", Pretrained = "timm" }, Env()));
         Assert.Contains("model.pretrained=none", tiny.Message);
-        var path = Assert.Throws<UsageException>(() => PretrainedWeights.Resolve(new ModelConfig { Pretrained = "/no/such/w.safetensors" }, Env()));
+        var path = Assert.Throws<ConfigException>(() => PretrainedWeights.Resolve(new ModelConfig { Pretrained = "/no/such/w.safetensors" }, Env()));
         Assert.Contains("/no/such/w.safetensors", path.Message);
 
         // The train command stops before it builds anything (no run folder).
         var cfg = ConfigLoader.Load("nyud-hrnet18", ["model.pretrained=/no/such/w.safetensors"]);
         string run = Path.Combine(TestData.TempDir("run"), "r");
-        Assert.Throws<UsageException>(() => TrainCommand.TrainAndReport(cfg, run, resume: false));
+        Assert.Throws<ConfigException>(() => TrainCommand.TrainAndReport(cfg, run, resume: false));
         Assert.False(Directory.Exists(run));
     }
 
@@ -120,7 +120,7 @@ public class PaperPresetTests
         SafeTensors.Write(wrong, tensors.Select(t => ("module." + t.Name, t.Tensor)));
         var fresh = new HrNet(d, new Rng(3), HrNetConfig.Tiny);
         var before = fresh.Parameters().First().ToArray();
-        var e = Assert.Throws<UsageException>(() => PretrainedWeights.Load(fresh, wrong));
+        var e = Assert.Throws<ConfigException>(() => PretrainedWeights.Load(fresh, wrong));
         Assert.Contains($"0 of {n} tensors match", e.Message);
         Assert.Contains(wrong, e.Message);
         Assert.Equal(before, fresh.Parameters().First().ToArray());

@@ -1,7 +1,10 @@
+using Ccr.Kernels.Contrastive;
+using Ccr.Kernels.Ops;
+using Ccr.Training;
 using Ccr.Kernels;
 using Ccr.Train.Cli;
 using Ccr.Train.Commands;
-using Ccr.Train.Config;
+using Ccr.Training.Config;
 using Xunit;
 
 namespace Ccr.Tests.Train;
@@ -15,9 +18,9 @@ public class PrecisionOptionTests
     [Fact]
     public void DefaultIsFp32AndBothSpellingsSelectTf32()
     {
-        Assert.Equal(MathPrecision.Fp32, TrainCommand.Precision(Load()));
-        Assert.Equal(MathPrecision.Tf32, TrainCommand.Precision(Load("--precision", "tf32")));
-        Assert.Equal(MathPrecision.Tf32, TrainCommand.Precision(Load("--set", "train.precision=TF32")));
+        Assert.Equal(MathPrecision.Fp32, TrainSession.Precision(Load()));
+        Assert.Equal(MathPrecision.Tf32, TrainSession.Precision(Load("--precision", "tf32")));
+        Assert.Equal(MathPrecision.Tf32, TrainSession.Precision(Load("--set", "train.precision=TF32")));
         // the resolved config carries it, so a resumed run keeps its arithmetic
         Assert.Contains("precision: tf32", ConfigLoader.ToYaml(Load("--precision", "tf32")));
     }
@@ -25,7 +28,7 @@ public class PrecisionOptionTests
     [Fact]
     public void UnknownPrecisionIsAUsageErrorNamingTheKey()
     {
-        var e = Assert.Throws<UsageException>(() => TrainCommand.Precision(Load("--precision", "fp16")));
+        var e = Assert.Throws<ConfigException>(() => TrainSession.Precision(Load("--precision", "fp16")));
         Assert.Contains("train.precision", e.Message);
         Assert.Contains("fp16", e.Message);
     }

@@ -1,6 +1,8 @@
+using Ccr.Kernels.Contrastive;
+using Ccr.Kernels.Ops;
 using Ccr.Kernels;
 using Ccr.Nn;
-using Ccr.Nn.Ccr;
+using Ccr.Nn.Contrastive;
 using Ccr.Nn.Functional;
 using Ccr.Nn.Modules;
 using Ccr.Nn.Optim;
@@ -35,7 +37,7 @@ public class StepGraphTests
         {
             public readonly Conv2d Conv, Sem, Dep;
             public readonly BatchNorm2d Bn;
-            public readonly CcrLoss Ccr;
+            public readonly CcrLoss CcrLoss;
 
             public Net(Device d, Rng rng, StepScalars scalars)
             {
@@ -44,7 +46,7 @@ public class StepGraphTests
                 Sem = Child("sem", new Conv2d(d, rng, 4, 3, 1));
                 Dep = Child("dep", new Conv2d(d, rng, 4, 1, 1));
                 var cfg = new CcrConfig { Sharing = ProjectorSharing.None, TopK = 4, NumNegatives = 2, Gamma = 0.05f, RampEpochs = 4 };
-                Ccr = Child("ccr", new CcrLoss(d, rng, cfg, [("semseg", 4), ("depth", 4)], seed: 7, scalars: scalars));
+                CcrLoss = Child("ccr", new CcrLoss(d, rng, cfg, [("semseg", 4), ("depth", 4)], seed: 7, scalars: scalars));
             }
         }
 
@@ -82,9 +84,9 @@ public class StepGraphTests
             _adam.Lr = 1e-2f / (k + 1);
             _adam.PrepareUpdate();
             _epoch = 0.5 * k;
-            _net.Ccr.SetLambda(_epoch);
+            _net.CcrLoss.SetLambda(_epoch);
             _scalars.Upload();
-            _pairs = _net.Ccr.NextPairs(["semseg", "depth"]);
+            _pairs = _net.CcrLoss.NextPairs(["semseg", "depth"]);
         }
 
         /// <summary>The device's part: launches only.</summary>
@@ -96,7 +98,7 @@ public class StepGraphTests
             var f = _net.Bn.ForwardRelu(_net.Conv.Forward(_images));
             var ce = F.CrossEntropy(_net.Sem.Forward(f), _sem, 255);
             var l1 = F.MaskedL1(_net.Dep.Forward(f), _dep);
-            var (ccr, _) = _net.Ccr.Forward(new Dictionary<string, Tensor> { ["semseg"] = f, ["depth"] = f },
+            var (ccr, _) = _net.CcrLoss.Forward(new Dictionary<string, Tensor> { ["semseg"] = f, ["depth"] = f },
                                             new Dictionary<string, TaskLabels> { ["semseg"] = ls, ["depth"] = ld }, _pairs, _epoch);
             var total = F.WeightedSum([ce, l1, ccr], [1f, 2f, 1f]);
             _adam.ZeroGrad();
@@ -112,7 +114,7 @@ public class StepGraphTests
             var floats = _arena.Values.ToArray().Concat(_adam.StateTensors().SelectMany(t => t.Value.ToArray()))
                 .Concat(_net.Bn.RunningMean.ToArray()).Concat(_net.Bn.RunningVar.ToArray()).Concat(_guard.Read().Terms);
             var s = _guard.Read();
-            return [.. floats.Select(Bits), .. _net.Ccr.Counter.ToIntArray(), (int)_net.Bn.NumBatchesTracked, s.Tripped ? 1 : 0];
+            return [.. floats.Select(Bits), .. _net.CcrLoss.Counter.ToIntArray(), (int)_net.Bn.NumBatchesTracked, s.Tripped ? 1 : 0];
         }
 
         public float[] Terms => _guard.Read().Terms;

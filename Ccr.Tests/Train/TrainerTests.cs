@@ -1,6 +1,8 @@
+using Ccr.Train.Commands;
+using Ccr.Nn;
 using Ccr.Train.Cli;
-using Ccr.Train.Config;
-using Ccr.Train.Training;
+using Ccr.Training.Config;
+using Ccr.Training;
 using Ccr.Tests.Common;
 using Xunit;
 
@@ -67,20 +69,20 @@ public class TrainerTests
             Train(Tiny(data, "train.max_steps=2", "device=cpu"), run, resume: false);
             string ckpt = Path.Combine(run, "last.ckpt");
             string ev = Path.Combine(root, "eval");
-            Assert.Equal(0, global::Ccr.Train.Commands.EvalCommand.Run(["--checkpoint", ckpt, "--out", ev, "--save-predictions"]));
-            var evalJson = global::Ccr.Train.Training.EvalFiles.Read(Path.Combine(ev, "eval.json"));
+            Assert.Equal(0, EvalCommand.Run(["--checkpoint", ckpt, "--out", ev, "--save-predictions"]));
+            var evalJson = EvalFiles.Read(Path.Combine(ev, "eval.json"));
 
             // score reads the saved prediction files back: class maps and depth are stored exactly
             string synth = Directory.GetDirectories(data).Single();
             string scored = Path.Combine(root, "scored.json");
-            Assert.Equal(0, global::Ccr.Train.Commands.ScoreCommand.Run(["--data", "synth:" + synth, "--predictions",
+            Assert.Equal(0, ScoreCommand.Run(["--data", "synth:" + synth, "--predictions",
                 Path.Combine(ev, "predictions"), "--tasks", "semseg,depth", "--out", scored]));
-            var s = global::Ccr.Train.Training.EvalFiles.Read(scored);
+            var s = EvalFiles.Read(scored);
             Assert.Equal(evalJson["semseg"]["mIoU"], s["semseg"]["mIoU"], 9);
             Assert.Equal(evalJson["depth"]["rmse"], s["depth"]["rmse"], 5);
 
             string pics = Path.Combine(root, "pics");
-            Assert.Equal(0, global::Ccr.Train.Commands.InferCommand.Run(["--checkpoint", ckpt, "--images", Path.Combine(synth, "images"), "--out", pics]));
+            Assert.Equal(0, InferCommand.Run(["--checkpoint", ckpt, "--images", Path.Combine(synth, "images"), "--out", pics]));
             var png = Directory.GetFiles(pics, "*.png").Order().ToArray();
             Assert.NotEmpty(png);
             using var img = SixLabors.ImageSharp.Image.Load(png[0]);
@@ -124,7 +126,7 @@ public class TrainerTests
             };
             var args = new List<string> { "--out", Path.Combine(root, "ablate"), "--tables", "table1,table3", "--seeds", "2", "--split", "test" };
             foreach (var s in sets) { args.Add("--set"); args.Add(s); }
-            Assert.Equal(0, global::Ccr.Train.Commands.AblateCommand.Run(args.ToArray()));
+            Assert.Equal(0, AblateCommand.Run(args.ToArray()));
             string md = File.ReadAllText(Path.Combine(root, "ablate", "ablation.md"));
             foreach (var row in new[] { "Table 1", "Table 3", "ST baseline", "MT baseline", "CCR-Basic", "+ Proj + SS + CTS", "CCR, unshared", "CCR, Tt-shared", "CCR, Ts-shared", "scored on the test split" })
                 Assert.Contains(row, md);
@@ -162,12 +164,12 @@ public class TrainerTests
 
             // a second call finds every result and trains nothing
             var stamp = File.GetLastWriteTimeUtc(Path.Combine(run0, "eval-test.json"));
-            Assert.Equal(0, global::Ccr.Train.Commands.AblateCommand.Run([.. args, "--rows", "ccr_full"]));
+            Assert.Equal(0, AblateCommand.Run([.. args, "--rows", "ccr_full"]));
             Assert.Equal(stamp, File.GetLastWriteTimeUtc(Path.Combine(run0, "eval-test.json")));
             // --rows keeps the baselines and the rows named
             using var only = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(root, "ablate", "ablation.json")));
             Assert.Equal(["st_baseline", "mt_baseline", "ccr_full"], only.RootElement.GetProperty("table1").EnumerateArray().Select(r => r.GetProperty("name").GetString()));
-            Assert.Throws<UsageException>(() => global::Ccr.Train.Commands.AblateCommand.Run([.. args, "--rows", "ccr_nope"]));
+            Assert.Throws<UsageException>(() => AblateCommand.Run([.. args, "--rows", "ccr_nope"]));
         }
         finally
         {
@@ -186,7 +188,7 @@ public class TrainerTests
             Train(Tiny(Path.Combine(root, "data"), "train.epochs=1"), run, resume: false);
             string ckpt = Path.Combine(run, "last.ckpt");
             var good = File.ReadAllBytes(ckpt);
-            var e = Assert.Throws<global::Ccr.Nn.NonFiniteException>(() =>
+            var e = Assert.Throws<NonFiniteException>(() =>
                 Train(Tiny(Path.Combine(root, "data"), "train.epochs=3", "train.lr=1e30", "train.schedule=constant", "train.warmup_epochs=0"), run, resume: true));
             Assert.Matches(@"became non-finite at step \d+", e.Message);
             Assert.Contains("training diverged", e.Message);
@@ -202,10 +204,10 @@ public class TrainerTests
     [Fact]
     public void UnknownConfigKeysAreErrorsThatListTheValidOnes()
     {
-        var e = Assert.Throws<UsageException>(() => ConfigLoader.Load("synth-cpu", ["train.learning_rate=0.1"]));
+        var e = Assert.Throws<ConfigException>(() => ConfigLoader.Load("synth-cpu", ["train.learning_rate=0.1"]));
         Assert.Contains("unknown key 'train.learning_rate'", e.Message);
         Assert.Contains("train.lr", e.Message);
-        var e2 = Assert.Throws<UsageException>(() => ConfigLoader.Load("synth-cpu", ["train.lr=fast"]));
+        var e2 = Assert.Throws<ConfigException>(() => ConfigLoader.Load("synth-cpu", ["train.lr=fast"]));
         Assert.Contains("train.lr", e2.Message);
         var cfg = ConfigLoader.Load("synth-cpu", ["train.lr=0.01", "tasks=[semseg,depth]"]);
         Assert.Equal(0.01f, cfg.Train.Lr);

@@ -1,3 +1,5 @@
+using Ccr.Training;
+
 namespace Ccr.Train.Cli;
 
 /// <summary>

@@ -1,12 +1,13 @@
+using Ccr.Nn.IO;
 using System.Diagnostics;
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using Ccr.Train.Cli;
-using Ccr.Train.Config;
-using Ccr.Train.Data;
-using Ccr.Train.Metrics;
-using Ccr.Train.Training;
+using Ccr.Training.Config;
+using Ccr.Training.Data;
+using Ccr.Training.Metrics;
+using Ccr.Training;
 
 namespace Ccr.Train.Commands;
 
@@ -168,7 +169,7 @@ public static class AblateCommand
                     var cfg = ConfigLoader.Load(Path.Combine(dir, "config.yaml"), []);
                     using var device = Kernels.Device.Create(cfg.Device, verbose: false);
                     using var session = new TrainSession(cfg, device);
-                    global::Ccr.Nn.IO.Checkpoint.Load(Path.Combine(dir, "last.ckpt"), session.Root);
+                    Checkpoint.Load(Path.Combine(dir, "last.ckpt"), session.Root);
                     CcrProbe.Measure(session, batches: 4).Save(path);
                 }
                 if (File.Exists(path)) list.Add(CcrProbe.Result.Load(path));
@@ -263,7 +264,7 @@ public static class AblateCommand
         {
             using var device = Kernels.Device.Create(cfg.Device, verbose: false);
             using var session = new TrainSession(cfg, device);
-            global::Ccr.Nn.IO.Checkpoint.Load(Path.Combine(dir, "last.ckpt"), session.Root);
+            Checkpoint.Load(Path.Combine(dir, "last.ckpt"), session.Root);
             var metrics = Evaluator.Run(session, session.ValSet, cfg.Eval.BatchSize);
             RunLog.WriteEval(evalPath, metrics, null);
             Console.WriteLine($"{split}: " + Trainer.Summary(metrics, null));
@@ -288,7 +289,7 @@ public static class AblateCommand
             var q = ccr.FirstOrDefault(x => x.Target == p.Target && x.Source == p.Source);
             if (q == null) continue;
             string png = Path.Combine(outDir, $"figure_distances_{p.Target}_{p.Source}.png");
-            Reporting.DistanceHistograms.Write(png, $"{p.Target} features, pairs from {p.Source} labels",
+            Training.Reporting.DistanceHistograms.Write(png, $"{p.Target} features, pairs from {p.Source} labels",
                 [("MT baseline", p.Pos, p.Neg), ("CCR", q.Pos, q.Neg)]);
             written.Add(Path.GetFileName(png));
         }

@@ -1,5 +1,7 @@
 using Ccr.Train.Cli;
-using Ccr.Train.Config;
+using Ccr.Training.Config;
+
+using Ccr.Training;
 
 namespace Ccr.Train.Commands;
 

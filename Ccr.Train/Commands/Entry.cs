@@ -1,7 +1,9 @@
 using Ccr.Nn;
 using Ccr.Nn.IO;
 using Ccr.Train.Cli;
-using Ccr.Train.Data;
+using Ccr.Training.Data;
+
+using Ccr.Training;
 
 namespace Ccr.Train.Commands;
 
@@ -44,11 +46,11 @@ public static class Entry
         string command = args.Length == 0 ? "demo" : args[0];
         // [distributed] a rank's stdout may be the launcher's pseudo-terminal although it ends in a log
         // file: no terminal control sequences from any rank
-        if (Distributed.Launcher.UnderMpirun) Environment.SetEnvironmentVariable("TERM", "dumb");
+        if (Training.DataParallel.Launcher.UnderMpirun) Environment.SetEnvironmentVariable("TERM", "dumb");
         try
         {
             // [distributed] only train and eval know how to share the work of several ranks
-            if (Distributed.Launcher.UnderMpirun && (args.Length == 0 || args[0] is not ("train" or "eval" or "--help" or "-h" or "help")))
+            if (Training.DataParallel.Launcher.UnderMpirun && (args.Length == 0 || args[0] is not ("train" or "eval" or "--help" or "-h" or "help")))
                 throw new UsageException($"under mpirun only 'train' and 'eval' run data-parallel; run '{(args.Length > 0 ? args[0] : "demo")}' as one process");
             if (args.Length == 0) return DemoCommand.Run([]);
             return args[0] switch
@@ -70,7 +72,7 @@ public static class Entry
             var (code, message) = Describe(e, command);
             Console.Out.Flush();
             // [distributed] an error before the ranks connect (a config error) is printed by every rank: say which
-            if (Distributed.Launcher.Current is { } ranks) message = $"rank {ranks.Rank} of {ranks.Size}: {message}";
+            if (Training.DataParallel.Launcher.Current is { } ranks) message = $"rank {ranks.Rank} of {ranks.Size}: {message}";
             Console.Error.WriteLine(message);
             return code;
         }
@@ -85,7 +87,7 @@ public static class Entry
         bool trains = command is "train" or "demo" or "ablate";
         return e switch
         {
-            UsageException => (ExitCodes.Usage, Line(e.Message)),
+            UsageException or ConfigException => (ExitCodes.Usage, Line(e.Message)),
             DataFileException => (ExitCodes.DataError, $"data error: {Line(e.Message)}" +
                 (trains ? " (--set data.skip_bad=true skips bad samples)" : "")),
             NonFiniteException => (ExitCodes.Diverged, $"stopped: {Line(e.Message)}"),

@@ -1,11 +1,11 @@
 using Ccr.Kernels;
 using Ccr.Nn.IO;
 using Ccr.Train.Cli;
-using Ccr.Train.Config;
-using Ccr.Train.Data;
-using Ccr.Train.Distributed;
-using Ccr.Train.Models;
-using Ccr.Train.Training;
+using Ccr.Training.Config;
+using Ccr.Training.Data;
+using Ccr.Training.DataParallel;
+using Ccr.Training.MultiTask;
+using Ccr.Training;
 
 namespace Ccr.Train.Commands;
 
@@ -42,7 +42,7 @@ public static class EvalCommand
         if (limit is < 1) throw new UsageException($"eval: --limit must be at least 1, got {limit}");
         // [distributed] under mpirun every rank scores its shard and rank 0 writes eval.json
         var dist = Launcher.Start(new DistributedConfig().TimeoutS);
-        return Launcher.Run(dist, () => Evaluate(a, ckpt, limit, dist));
+        return RankExit.Run(dist, () => Evaluate(a, ckpt, limit, dist));
     }
 
     static int Evaluate(Args a, string ckpt, int? limit, DistContext dist)
@@ -69,7 +69,7 @@ public static class EvalCommand
                 (cfg.Eval.BatchSize > 1 ? $"try --set eval.batch_size={Math.Max(1, cfg.Eval.BatchSize / 2)}" : "try --device cpu"), e);
         }
         if (!dist.IsPrimary) return 0;
-        double? dm = baseline != null ? Metrics.DeltaM.Compute(metrics, baseline) : null;
+        double? dm = baseline != null ? Training.Metrics.DeltaM.Compute(metrics, baseline) : null;
         Directory.CreateDirectory(outDir);
         RunLog.WriteEval(Path.Combine(outDir, "eval.json"), metrics, dm);
         ResultsTable.Print(metrics, outDir);
@@ -105,7 +105,7 @@ public sealed class LoadedModel : IDisposable
             if (yaml.Trim().Length == 0) throw new UsageException($"{ckpt}: the checkpoint holds no config; pass --config");
             cfg = ConfigLoader.FromText(yaml, $"{ckpt} (its saved config)", sets);
         }
-        var precision = TrainCommand.Precision(cfg);
+        var precision = TrainSession.Precision(cfg);
         var device = CommandDevice.Open(cfg.Device, verbose: dist.IsPrimary, cudaOrdinal: dist.LocalRank);
         device.Precision = precision;
         MultiTaskModel? model = null;

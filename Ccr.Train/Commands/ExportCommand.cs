@@ -1,6 +1,8 @@
 using System.Globalization;
 using Ccr.Train.Cli;
-using Ccr.Train.Export;
+using Ccr.Training.Export;
+
+using Ccr.Training;
 
 namespace Ccr.Train.Commands;
 

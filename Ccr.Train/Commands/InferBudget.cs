@@ -1,6 +1,8 @@
 using Ccr.Kernels;
 using Ccr.Nn;
-using Ccr.Train.Models;
+using Ccr.Training.MultiTask;
+
+using Ccr.Training;
 
 namespace Ccr.Train.Commands;
 

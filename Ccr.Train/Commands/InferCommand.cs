@@ -1,9 +1,9 @@
 using Ccr.Kernels;
 using Ccr.Nn;
 using Ccr.Train.Cli;
-using Ccr.Train.Data;
-using Ccr.Train.Models;
-using Ccr.Train.Training;
+using Ccr.Training.Data;
+using Ccr.Training.MultiTask;
+using Ccr.Training;
 
 namespace Ccr.Train.Commands;
 
@@ -45,7 +45,7 @@ public static class InferCommand
             || f.EndsWith(".jpeg", StringComparison.OrdinalIgnoreCase) || f.EndsWith(".png", StringComparison.OrdinalIgnoreCase)).Order().ToList();
         if (files.Count == 0) throw new UsageException($"infer: no .jpg or .png images in '{dir}'");
         using var loaded = ckpt != null ? LoadedModel.Open(ckpt, a) : null;
-        using var runner = onnx != null ? new Export.OnnxRunner(onnx) : null;
+        using var runner = onnx != null ? new Training.Export.OnnxRunner(onnx) : null;
         string outDir = a.Get("out")!;
         RunFolder.RefuseFile(outDir, "infer");
         var bad = new List<string>();
@@ -87,7 +87,7 @@ public static class InferCommand
             if (runner?.FixedSize is var (_, eh, ew) && (eh != h || ew != w))
                 throw new UsageException($"infer: {onnx} takes {eh}x{ew} images only and {f} is {h}x{w}; export with --dynamic for any size");
             List<(string Task, object Prediction)> preds;
-            try { preds = loaded != null ? Predict(loaded.Model, loaded.Device, img, h, w) : PredictOnnx(runner!, img, h, w); }
+            try { preds = loaded != null ? Inference.Predict(loaded.Model, loaded.Device, img, h, w) : Inference.PredictOnnx(runner!, img, h, w); }
             catch (OutOfMemoryException e)
             {
                 throw new OutOfMemoryException($"{e.Message} (image {f}, {h}x{w}); try smaller images" +
@@ -120,33 +120,5 @@ public static class InferCommand
         {
             return null;
         }
-    }
-
-    /// <summary>The same predictions from an ONNX export (which pads and crops inside its graph).</summary>
-    public static List<(string Task, object Prediction)> PredictOnnx(Export.OnnxRunner runner, float[] img, int h, int w)
-    {
-        var norm = new float[3 * h * w];
-        Augment.Normalize(img, norm, h * w);
-        var outs = runner.Run(norm, 1, h, w);
-        return runner.Tasks.Select(t => (t, Predictions.From(t, outs[t].Data, 1, outs[t].Shape[1], h, w, 0, h, w))).ToList();
-    }
-
-    /// <summary>Predictions of every task for one image (3, H, W) in [0, 1]; the input is padded to
-    /// a multiple of 32 (the backbone's stride) and the outputs cropped back.</summary>
-    public static List<(string Task, object Prediction)> Predict(MultiTaskModel model, Device device, float[] img, int h, int w)
-    {
-        var norm = new float[3 * h * w];
-        Augment.Normalize(img, norm, h * w);
-        var (x, ph, pw) = Evaluator.PadToStride(norm, 1, h, w);
-        using var scope = new TensorScope();
-        using var _ = new NoGrad();
-        var outputs = model.Forward(Tensor.FromArray(device, x, 1, 3, ph, pw));
-        var r = new List<(string, object)>();
-        foreach (var t in model.Tasks)
-        {
-            var o = outputs[t.Name].Prediction;
-            r.Add((t.Name, Predictions.From(t.Name, o.ToArray(), 1, o.Dim(1), o.Dim(2), o.Dim(3), 0, h, w)));
-        }
-        return r;
     }
 }

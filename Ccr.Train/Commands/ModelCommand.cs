@@ -1,7 +1,9 @@
 using Ccr.Kernels;
 using Ccr.Nn;
 using Ccr.Nn.Models;
-using Ccr.Train.Models;
+using Ccr.Training.MultiTask;
+
+using Ccr.Training;
 
 namespace Ccr.Train.Commands;
 

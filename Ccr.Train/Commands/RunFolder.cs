@@ -1,6 +1,8 @@
 using System.Runtime.InteropServices;
 using Ccr.Train.Cli;
 
+using Ccr.Training;
+
 namespace Ccr.Train.Commands;
 
 /// <summary>

@@ -1,7 +1,7 @@
 using System.Runtime.InteropServices;
 using Ccr.Kernels;
 using Ccr.Train.Cli;
-using Ccr.Train.Training;
+using Ccr.Training;
 
 namespace Ccr.Train.Commands;
 
@@ -24,7 +24,7 @@ public static class CommandDevice
         if (budget is var (bytes, source))
         {
             // [distributed] the ranks of one machine share its memory
-            if (source != "CCR_MEMORY_LIMIT_MB" && Distributed.Launcher.Current is { LocalSize: > 1 } ranks)
+            if (source != "CCR_MEMORY_LIMIT_MB" && Training.DataParallel.Launcher.Current is { LocalSize: > 1 } ranks)
                 bytes /= ranks.LocalSize;
             // the CPU device's memory is the host's: its pool takes a share, the host arrays the rest
             if (source == "CCR_MEMORY_LIMIT_MB") d.Pool.LimitBytes = bytes;

@@ -1,7 +1,9 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
-using Ccr.Train.Data;
-using Ccr.Train.Metrics;
+using Ccr.Training.Data;
+using Ccr.Training.Metrics;
+
+using Ccr.Training;
 
 namespace Ccr.Train.Commands;
 
@@ -153,7 +155,7 @@ public static class ScoreCommand
         foreach (var (task, m) in computed) result[task] = m;
         if (baselineFile != null)
         {
-            var baseline = ReadResults(baselineFile);
+            var baseline = EvalFiles.Read(baselineFile);
             result["delta_m"] = DeltaM.Compute(computed, baseline, chosen);
             if (chosen.Contains(TaskNames.Saliency))
                 result["delta_m_mtl"] = DeltaM.Compute(computed, baseline, chosen, TaskInfo.MainMetricMtl);
@@ -198,29 +200,5 @@ public static class ScoreCommand
     {
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
         File.WriteAllText(path, JsonSerializer.Serialize(result, Json));
-    }
-
-    /// <summary>Reads an eval.json's per-task blocks (other top-level entries such as delta_m are skipped).</summary>
-    public static Dictionary<string, Dictionary<string, double>> ReadResults(string path)
-    {
-        if (!File.Exists(path)) throw new DataFileException(path, "results file not found");
-        try
-        {
-            using var doc = JsonDocument.Parse(File.ReadAllText(path));
-            var r = new Dictionary<string, Dictionary<string, double>>();
-            foreach (var p in doc.RootElement.EnumerateObject())
-            {
-                if (p.Value.ValueKind != JsonValueKind.Object) continue;
-                var m = new Dictionary<string, double>();
-                foreach (var q in p.Value.EnumerateObject())
-                    if (q.Value.ValueKind == JsonValueKind.Number) m[q.Name] = q.Value.GetDouble();
-                r[p.Name] = m;
-            }
-            return r;
-        }
-        catch (JsonException e)
-        {
-            throw new DataFileException(path, $"not valid JSON ({e.Message})", e);
-        }
     }
 }

@@ -1,9 +1,9 @@
 using Ccr.Kernels;
 using Ccr.Train.Cli;
-using Ccr.Train.Config;
-using Ccr.Train.Distributed;
-using Ccr.Train.Models;
-using Ccr.Train.Training;
+using Ccr.Training.Config;
+using Ccr.Training.DataParallel;
+using Ccr.Training.MultiTask;
+using Ccr.Training;
 
 namespace Ccr.Train.Commands;
 
@@ -48,7 +48,7 @@ public static class TrainCommand
         }
         // [distributed] under mpirun: one rank per process; a failing rank stops the job with its reason
         var dist = Launcher.Start(cfg.Distributed.TimeoutS);
-        return Launcher.Run(dist, () => TrainAndReport(cfg, dir, resume, dist: dist));
+        return RankExit.Run(dist, () => TrainAndReport(cfg, dir, resume, dist: dist));
     }
 
     /// <summary>The config from --config (else <paramref name="fallback"/>, else the defaults), then
@@ -131,7 +131,7 @@ public static class TrainCommand
         using var signals = dist.IsDistributed ? null : new StopSignals();
         if (!resume && dist.IsPrimary && !numbered) RunFolder.RefuseExisting(dir, "train"); // [distributed] rank 0 owns the folder
         if (!string.IsNullOrEmpty(cfg.Eval.Baseline)) EvalFiles.CheckBaseline(cfg.Eval.Baseline, cfg.Tasks, "eval.baseline");
-        var precision = Precision(cfg);
+        var precision = TrainSession.Precision(cfg);
         // a missing file stops here, before anything starts; [distributed] rank 0 loads it and sends it
         string? weights = dist.IsPrimary ? PretrainedWeights.Resolve(cfg.Model) : null;
         using var device = CommandDevice.Open(cfg.Device, verbose: dist.IsPrimary, cudaOrdinal: dist.LocalRank);
@@ -142,7 +142,7 @@ public static class TrainCommand
                 : $"pretrained backbone: none (model.pretrained={(cfg.Model.Pretrained.Length == 0 ? "\"\"" : cfg.Model.Pretrained)}), training from scratch");
         DistributedTraining.ShareParameters(session); // [distributed] rank 0's (pretrained) weights on every rank
         if (dist.IsPrimary) Console.WriteLine($"model: {cfg.Model.Backbone} + {cfg.Model.Head} heads, {session.Model.ParameterCount():N0} parameters" +
-                          (session.Ccr != null ? $", CCR with {session.Ccr.ProjectorCount} projector(s)" : ", no CCR"));
+                          (session.CcrLoss != null ? $", CCR with {session.CcrLoss.ProjectorCount} projector(s)" : ", no CCR"));
         // the folder is taken (locked, a dead end's files kept aside) once everything that can fail has been built
         using var folderLock = dist.IsPrimary ? RunFolder.Claim(ref dir, resume, numbered, "train", Console.WriteLine) : null;
         if (dist.IsPrimary) Console.WriteLine($"data: {cfg.Data.Dataset} ({session.TrainSet.Count} train / {session.ValSet.Count} val), " +
@@ -175,12 +175,4 @@ public static class TrainCommand
             ResultsTable.Print(trainer.LastEval, dir, ChanceLevels.Compute(session.ValSet, cfg.Tasks));
         return ExitCodes.Ok;
     }
-
-    /// <summary>train.precision as the kernels' setting; anything but fp32 / tf32 is a usage error.</summary>
-    public static MathPrecision Precision(TrainConfig cfg) => cfg.Train.Precision.Trim().ToLowerInvariant() switch
-    {
-        "fp32" => MathPrecision.Fp32,
-        "tf32" => MathPrecision.Tf32,
-        _ => throw new UsageException($"train.precision must be fp32 or tf32, got '{cfg.Train.Precision}'"),
-    };
 }
