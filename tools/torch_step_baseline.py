@@ -59,7 +59,8 @@ import torch_timing  # noqa: E402
 LEVELS = [18, 36, 72, 144]
 TASKS = [("semseg", 40), ("depth", 1), ("normals", 3)]
 LOSS_WEIGHTS = {"semseg": 1.0, "depth": 1.0, "normals": 10.0}
-FPN, HEAD, PROJ = 256, 128, 128
+FPN, HEAD, PROJ = 256, 128, 128  # the published widths; --fpn / --head / --proj change them
+MIN_ANCHORS = 0  # ccr.min_anchors: a floor on anchors per image (0: gamma alone, the paper's rule)
 MEAN, STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
 
 
@@ -195,7 +196,7 @@ def ccr_loss(out, projectors, labels, rng):
             valid = lab[:, 0] > 0
         else:
             valid = lab.norm(dim=1) > 0
-        anchors = ccr.sample_anchors(valid, max(1, int(0.01 * h * w + 1e-4)))
+        anchors = ccr.sample_anchors(valid, max(1, int(0.01 * h * w + 1e-4), min(MIN_ANCHORS, h * w)))
         total = total + ccr.pair_loss(proj, lab, valid, anchors, s)
     return total
 
@@ -346,7 +347,13 @@ def main():
     ap.add_argument("--standin-backbone", action="store_true", help="without timm: run the step on a stand-in backbone")
     ap.add_argument("--count-params", action="store_true")
     ap.add_argument("--backbone-listing", help="timm's state-dict listing, for --count-params without timm")
+    ap.add_argument("--fpn", type=int, default=FPN, help="FPN neck width (model.fpn_channels)")
+    ap.add_argument("--head", type=int, default=HEAD, help="each task decoder's width (model.head_channels)")
+    ap.add_argument("--proj", type=int, default=PROJ, help="CCR projector width (ccr.proj_dim)")
+    ap.add_argument("--min-anchors", type=int, default=MIN_ANCHORS, help="ccr.min_anchors")
     a = ap.parse_args()
+    global FPN, HEAD, PROJ, MIN_ANCHORS
+    FPN, HEAD, PROJ, MIN_ANCHORS = a.fpn, a.head, a.proj, a.min_anchors
     if a.threads > 0:
         torch.set_num_threads(a.threads)
     if a.count_params:

@@ -1,3 +1,4 @@
+using Ccr.Tests.Common;
 using Ccr.Training.Data;
 using Xunit;
 
@@ -45,10 +46,8 @@ public static class TestData
 
     public static int[] ReadInts(string path) => Npy.Read(path).Data.Select(v => (int)v).ToArray();
 
-    /// <summary>|expected - got| &lt;= atol + rtol |expected|, with the values in the message.</summary>
-    public static void Close(double expected, double got, double atol = 1e-6, double rtol = 0, string what = "")
-    {
-        Assert.True(Math.Abs(expected - got) <= atol + rtol * Math.Abs(expected),
-            $"{what}: expected {expected:R}, got {got:R} (atol {atol}, rtol {rtol})");
-    }
+    /// <summary><see cref="Tol.Close(double, double, double, double, string)"/> with the metric tests'
+    /// defaults (atol 1e-6, rtol 0): one tolerance rule, one NaN rule, in the whole suite.</summary>
+    public static void Close(double expected, double got, double atol = 1e-6, double rtol = 0, string what = "") =>
+        Tol.Close(expected, got, atol, rtol, what);
 }

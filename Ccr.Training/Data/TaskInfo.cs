@@ -19,23 +19,11 @@ public static class TaskNames
 }
 
 /// <summary>
-/// Per-task facts of the reference protocol (docs/PROTOCOLS.md): the loss weight, the metric that
-/// Δm uses, and whether lower is better for it.
+/// Per-task facts of the reference protocol (docs/PROTOCOLS.md): the metric that Δm uses and whether
+/// lower is better for it (the loss weights are config: TrainConfig.LossWeights).
 /// </summary>
 public static class TaskInfo
 {
-    /// <summary>Loss weights of ATRC / InvPT (human parts 2, normals 10, edge 50, saliency 5).</summary>
-    public static double LossWeight(string task) => task switch
-    {
-        TaskNames.Semseg => 1.0,
-        TaskNames.HumanParts => 2.0,
-        TaskNames.Depth => 1.0,
-        TaskNames.Normals => 10.0,
-        TaskNames.Edge => 50.0,
-        TaskNames.Saliency => 5.0,
-        _ => throw new ArgumentException($"unknown task '{task}'"),
-    };
-
     /// <summary>The metric key of each task that Δm compares (a key of the task's eval.json block).</summary>
     public static string MainMetric(string task) => task switch
     {
