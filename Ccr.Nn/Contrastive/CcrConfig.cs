@@ -94,8 +94,8 @@ public sealed record CcrConfig
         if (MinAnchors < 0) throw new ArgumentException($"ccr.min_anchors must be >= 0, got {MinAnchors}");
         if (TopK < 1) throw new ArgumentException($"ccr.top_k must be >= 1, got {TopK}");
         if (NumNegatives < 1 || NumNegatives > CcrSelect.MaxNegatives)
-            throw new ArgumentException($"ccr.num_negatives must be in [1, {CcrSelect.MaxNegatives}], got {NumNegatives}");
-        if (ProjectionDim < 1) throw new ArgumentException($"ccr.projection_dim must be >= 1, got {ProjectionDim}");
+            throw new ArgumentException($"ccr.negatives must be in [1, {CcrSelect.MaxNegatives}], got {NumNegatives}");
+        if (ProjectionDim < 1) throw new ArgumentException($"ccr.proj_dim must be >= 1, got {ProjectionDim}");
         if (HiddenDim < 0) throw new ArgumentException($"ccr.hidden_dim must be >= 0, got {HiddenDim}");
         if (!(Lambda >= 0)) throw new ArgumentException($"ccr.lambda must be >= 0, got {Lambda}");
         if (!(RampEpochs >= 0)) throw new ArgumentException($"ccr.ramp_epochs must be >= 0, got {RampEpochs}");
