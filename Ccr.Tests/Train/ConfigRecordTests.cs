@@ -53,6 +53,25 @@ public class ConfigRecordTests
         Assert.Equal(FromYaml(preset.Replace("sampling: hard", "sampling: basic")), ConfigLoader.Load("synth-cpu", ["ccr.sampling=basic"]));
     }
 
+    /// <summary>TrainConfig spells out its equality (its collections): a key that the equality
+    /// missed would let a changed config compare equal. A new top-level key fails here until listed.</summary>
+    [Fact]
+    public void ChangingAnyTopLevelKeyMakesADifferentRecord()
+    {
+        var changes = new Dictionary<string, string>
+        {
+            ["name"] = "name=other", ["seed"] = "seed=5", ["device"] = "device=cpu", ["data"] = "data.workers=3",
+            ["tasks"] = "tasks=[depth]", ["model"] = "model.head_channels=3", ["train"] = "train.lr=0.5",
+            ["loss_weights"] = "loss_weights.semseg=3", ["ccr"] = "ccr.margin=0.5", ["eval"] = "eval.batch_size=3",
+            ["distributed"] = "distributed.bucket_mb=3",
+        };
+        Assert.Equal(ConfigSchema.Fields(typeof(TrainConfig)).Select(f => f.Key).Order(), changes.Keys.Order());
+        var baseline = ConfigLoader.Load(null, ["eval.metric=depth.rmse"]);
+        Assert.Equal(baseline, ConfigLoader.Load(null, ["eval.metric=depth.rmse"]));
+        foreach (var (key, set) in changes)
+            Assert.False(baseline.Equals(ConfigLoader.Load(null, ["eval.metric=depth.rmse", set])), key);
+    }
+
     [Fact]
     public void AConfigThatOmitsACcrKeyGetsTheDefaultRunsHaveAlwaysUsed()
     {
