@@ -40,13 +40,15 @@ public static class DistanceSamples
         {
             foreach (var (target, source) in pairs)
             {
-                var cfg = TrainSession.ToCcrConfig(s.Config.Ccr);
-                cfg.Sharing = ProjectorSharing.None;
-                cfg.Sampling = Ccr.Kernels.Contrastive.CcrSampling.Basic;
-                cfg.Pairs = PairSelection.AllPairs;
-                cfg.RampEpochs = 0;
-                cfg.CollectSamples = true;
-                cfg.Gamma = Math.Max(cfg.Gamma, 0.05f); // more anchors per image than training uses: a figure wants samples
+                var cfg = s.Config.Ccr with
+                {
+                    Sharing = ProjectorSharing.None,
+                    Sampling = Ccr.Kernels.Contrastive.CcrSampling.Basic,
+                    Pairs = PairSelection.AllPairs,
+                    RampEpochs = 0,
+                    CollectSamples = true,
+                    Gamma = Math.Max(s.Config.Ccr.Gamma, 0.05f), // more anchors per image than training uses: a figure wants samples
+                };
                 var channels = new List<(string, int)>
                 {
                     (target, s.Model.Decoders[target].FeatureChannels), (source, s.Model.Decoders[source].FeatureChannels),

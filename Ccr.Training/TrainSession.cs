@@ -82,15 +82,14 @@ public sealed class TrainSession : IDisposable
         // infer take every weight from the checkpoint.
         if (c.Ccr.Enabled && c.Tasks.Count > 1)
         {
-            var cc = ToCcrConfig(c.Ccr);
             try
             {
-                CcrLoss = new CcrLoss(device, rng, cc, c.Tasks.Select(t => (t, Model.Decoders[t].FeatureChannels)).ToList(),
+                CcrLoss = new CcrLoss(device, rng, c.Ccr, c.Tasks.Select(t => (t, Model.Decoders[t].FeatureChannels)).ToList(),
                                   seed: (ulong)c.Seed + 1000, scalars: Scalars);
             }
             catch (ArgumentException e)
             {
-                throw new ConfigException($"ccr.sharing = {c.Ccr.Sharing}: {e.Message}");
+                throw new ConfigException($"ccr.sharing = {c.Ccr.Sharing.ConfigWord()}: {e.Message}");
             }
         }
         Root = new TrainModule(Model, CcrLoss);
@@ -114,17 +113,17 @@ public sealed class TrainSession : IDisposable
         long warmup = (long)Math.Round(c.Train.WarmupEpochs * perEpoch);
         Schedule = c.Train.Schedule switch
         {
-            "poly" => LrSchedule.Poly(c.Train.Lr, perEpoch * c.Train.Epochs, warmup),
-            "constant" => LrSchedule.Constant(c.Train.Lr, warmup),
-            _ => throw new ConfigException($"train.schedule must be poly or constant, got '{c.Train.Schedule}'"),
+            ScheduleKind.Poly => LrSchedule.Poly(c.Train.Lr, perEpoch * c.Train.Epochs, warmup),
+            ScheduleKind.Constant => LrSchedule.Constant(c.Train.Lr, warmup),
+            _ => throw new ArgumentOutOfRangeException(nameof(c), c.Train.Schedule, "train.schedule"),
         };
         Arena = new ParameterArena(Root.Parameters().ToList());
         Optimizer = c.Train.Optimizer switch
         {
-            "adam" => new Adam(Arena, c.Train.Lr, weightDecay: c.Train.WeightDecay, scalars: Scalars),
-            "adamw" => new AdamW(Arena, c.Train.Lr, weightDecay: c.Train.WeightDecay, scalars: Scalars),
-            "sgd" => new Sgd(Arena, c.Train.Lr, c.Train.Momentum, weightDecay: c.Train.WeightDecay, scalars: Scalars),
-            _ => throw new ConfigException($"train.optimizer must be adam, adamw or sgd, got '{c.Train.Optimizer}'"),
+            OptimizerKind.Adam => new Adam(Arena, c.Train.Lr, weightDecay: c.Train.WeightDecay, scalars: Scalars),
+            OptimizerKind.AdamW => new AdamW(Arena, c.Train.Lr, weightDecay: c.Train.WeightDecay, scalars: Scalars),
+            OptimizerKind.Sgd => new Sgd(Arena, c.Train.Lr, c.Train.Momentum, weightDecay: c.Train.WeightDecay, scalars: Scalars),
+            _ => throw new ArgumentOutOfRangeException(nameof(c), c.Train.Optimizer, "train.optimizer"),
         };
         LossTermNames = [.. c.Tasks, .. CcrLoss != null ? new[] { "ccr" } : [], "total"];
         Guard = new FiniteGuard(device, LossTermNames.Count);
@@ -143,13 +142,21 @@ public sealed class TrainSession : IDisposable
             TaskInfo.IsClassification(t) ? info.Classes(t) : 0))).ToList();
         var kind = c.Model.Head switch
         {
-            "fpn" => DecoderKind.SemanticFpn,
-            "hrnet" => DecoderKind.HrNetHead,
-            _ => throw new ConfigException($"model.head must be fpn or hrnet, got '{c.Model.Head}'"),
+            HeadKind.Fpn => DecoderKind.SemanticFpn,
+            HeadKind.HrNet => DecoderKind.HrNetHead,
+            _ => throw new ArgumentOutOfRangeException(nameof(c), c.Model.Head, "model.head"),
         };
-        return new MultiTaskModel(device, rng, HrNetConfig.ByName(c.Model.Backbone), kind, specs,
+        return new MultiTaskModel(device, rng, Backbone(c.Model.Backbone), kind, specs,
                                   c.Model.FpnChannels, c.Model.HeadChannels);
     }
+
+    /// <summary>The network shape of model.backbone.</summary>
+    public static HrNetConfig Backbone(BackboneKind backbone) => backbone switch
+    {
+        BackboneKind.HrnetW18SmallV2 => HrNetConfig.W18SmallV2,
+        BackboneKind.HrnetTiny => HrNetConfig.Tiny,
+        _ => throw new ArgumentOutOfRangeException(nameof(backbone), backbone, "model.backbone"),
+    };
 
     public static (IDataset Train, IDataset Val) OpenData(TrainConfig c) =>
         (OpenSplit(c, c.Data.TrainSplit), OpenSplit(c, c.Data.ValSplit));
@@ -160,55 +167,23 @@ public sealed class TrainSession : IDisposable
         var policy = c.Data.SkipBad ? BadSamplePolicy.Skip : BadSamplePolicy.Stop;
         switch (c.Data.Dataset)
         {
-            case "synth":
+            case DatasetKind.Synth:
             {
                 string dir = SynthRooms.EnsureCached(c.Data.Path, c.Data.Height, c.Data.Width, (ulong)(c.Data.Seed ?? c.Seed),
                                                      c.Data.TrainSize, c.Data.ValSize, c.Data.TestSize);
                 return SynthRooms.Open(dir, split, c.Tasks, policy);
             }
-            case "nyud" or "pascal":
+            case DatasetKind.Nyud or DatasetKind.Pascal:
             {
+                string dataset = c.Data.Dataset.ConfigWord();
                 if (!Directory.Exists(c.Data.Path))
-                    throw new ConfigException($"data.path = {c.Data.Path}: folder does not exist (dataset {c.Data.Dataset}; see data/README.md)");
-                return DatasetSpec.Open(c.Data.Dataset + ":" + c.Data.Path, split, c.Tasks, policy);
+                    throw new ConfigException($"data.path = {c.Data.Path}: folder does not exist (dataset {dataset}; see data/README.md)");
+                return DatasetSpec.Open(dataset + ":" + c.Data.Path, split, c.Tasks, policy); // the spec the eval/score commands' --data takes
             }
             default:
-                throw new ConfigException($"data.dataset must be synth, nyud or pascal, got '{c.Data.Dataset}'");
+                throw new ArgumentOutOfRangeException(nameof(c), c.Data.Dataset, "data.dataset");
         }
     }
-
-    public static CcrConfig ToCcrConfig(CcrSettings s) => new()
-    {
-        Margin = s.Margin,
-        Gamma = s.Gamma,
-        MinAnchors = s.MinAnchors,
-        TopK = s.TopK,
-        NumNegatives = s.Negatives,
-        Lambda = s.Lambda,
-        RampEpochs = s.RampEpochs,
-        ProjectionDim = s.ProjDim,
-        Sampling = s.Sampling switch
-        {
-            "hard" => CcrSampling.Hard,
-            "basic" => CcrSampling.Basic,
-            _ => throw new ConfigException($"ccr.sampling must be hard or basic, got '{s.Sampling}'"),
-        },
-        Sharing = s.Sharing switch
-        {
-            "source" => ProjectorSharing.SourceShared,
-            "none" => ProjectorSharing.None,
-            "unshared" => ProjectorSharing.Unshared,
-            "target" => ProjectorSharing.TargetShared,
-            "both" => ProjectorSharing.BothShared,
-            _ => throw new ConfigException($"ccr.sharing must be source, unshared, target or both, got '{s.Sharing}'"),
-        },
-        Pairs = s.PairSelection switch
-        {
-            "random" => PairSelection.RandomSource,
-            "all" => PairSelection.AllPairs,
-            _ => throw new ConfigException($"ccr.pair_selection must be random or all, got '{s.PairSelection}'"),
-        },
-    };
 
     public void Dispose()
     {
@@ -220,13 +195,4 @@ public sealed class TrainSession : IDisposable
         Root.DisposeTensors();
         Scalars.Dispose();
     }
-
-
-    /// <summary>train.precision as the kernels' setting; anything but fp32 / tf32 is a usage error.</summary>
-    public static MathPrecision Precision(TrainConfig cfg) => cfg.Train.Precision.Trim().ToLowerInvariant() switch
-    {
-        "fp32" => MathPrecision.Fp32,
-        "tf32" => MathPrecision.Tf32,
-        _ => throw new ConfigException($"train.precision must be fp32 or tf32, got '{cfg.Train.Precision}'"),
-    };
 }

@@ -38,7 +38,7 @@ public class TrainStepBenchmarks
         var cfg = ConfigLoader.Load(Preset, [$"data.path={Path.Combine(_dir, "data")}", "data.train_size=16", "data.val_size=2",
                                              $"ccr.enabled={Ccr.ToString().ToLowerInvariant()}",
                                              $"train.cuda_graph={Graph.ToString().ToLowerInvariant()}"]);
-        _d = Device.Create(cfg.Device, verbose: false);
+        _d = Device.Create(cfg.Device.ConfigWord(), verbose: false);
         _s = new TrainSession(cfg, _d);
         _t = new Trainer(_s, Path.Combine(_dir, "run"), Console.WriteLine);
         _batch = _s.Loader.MakeBatch(0, 0);

@@ -101,7 +101,7 @@ public static class LaunchCount
     public static List<Row> Count(Device d, TrainConfig cfg, string runDir, int steps, int sms, string id)
     {
         if (d.Variant != KernelVariant.Cuda) throw new ArgumentException("launch count: the CUDA variant's launches are counted (the CPU variant computes on the host)");
-        d.Precision = TrainSession.Precision(cfg);
+        d.Precision = cfg.Train.Precision;
         var rows = new List<Row>();
         try
         {
@@ -115,7 +115,7 @@ public static class LaunchCount
                     perKernel = d.Launches.CountWithoutRunning(() => trainer.TrainStep(b, 1.0, log: false));
                 long total = perKernel.Sum(p => (long)p.Count);
                 long sums = perKernel.Where(p => p.Kernel.Contains("SplitSum", StringComparison.Ordinal)).Sum(p => (long)p.Count);
-                rows.Add(new Row(id, cfg.Ccr.Enabled, cfg.Train.Precision, k, total, sums, perKernel.Count, perKernel));
+                rows.Add(new Row(id, cfg.Ccr.Enabled, cfg.Train.Precision.ConfigWord(), k, total, sums, perKernel.Count, perKernel));
             }
         }
         finally

@@ -156,9 +156,9 @@ public static class ReportCommand
         using var cpu = Device.CreateCpu(KernelVariant.Cpu);
         var rng = new Rng(0);
         var specs = new[] { new TaskSpec("semseg", 40), new TaskSpec("depth", 1), new TaskSpec("normals", 3) };
-        var model = new MultiTaskModel(cpu, rng, HrNetConfig.ByName(cfg.Model.Backbone), DecoderKind.SemanticFpn, specs,
+        var model = new MultiTaskModel(cpu, rng, TrainSession.Backbone(cfg.Model.Backbone), DecoderKind.SemanticFpn, specs,
                                        cfg.Model.FpnChannels, cfg.Model.HeadChannels);
-        var ccr = new CcrLoss(cpu, rng, TrainSession.ToCcrConfig(cfg.Ccr),
+        var ccr = new CcrLoss(cpu, rng, cfg.Ccr,
                               specs.Select(s => (s.Name, model.Decoders[s.Name].FeatureChannels)).ToList());
         long m = model.ParameterCount(), c = ccr.ParameterCount();
         model.DisposeTensors();

@@ -75,7 +75,7 @@ public sealed class StepBench(Device d, string outDir, string dataDir, int batch
     void CountCalls(ResultRow row, CudaApiCounter counter)
     {
         var cfg = Config(dataDir, batch, row.Id.StartsWith("step.ccr."), row.Precision, graph: !row.Id.EndsWith(".nograph"));
-        d.Precision = TrainSession.Precision(cfg); // as the train command sets it
+        d.Precision = cfg.Train.Precision; // as the train command sets it
         string runDir = Path.Combine(outDir, "step-runs", row.Id + ".count");
         Directory.CreateDirectory(runDir);
         using var session = new TrainSession(cfg, d);
@@ -119,7 +119,7 @@ public sealed class StepBench(Device d, string outDir, string dataDir, int batch
     void Measure(ResultRow row, bool ccr, string precision, bool graph)
     {
         var cfg = Config(dataDir, batch, ccr, precision, graph);
-        d.Precision = TrainSession.Precision(cfg);
+        d.Precision = cfg.Train.Precision;
         d.Pool.ReleaseCached();
         long baseline = d.Pool.BytesInUse;
         string runDir = Path.Combine(outDir, "step-runs", row.Id);

@@ -29,35 +29,48 @@ public enum PairSelection
     AllPairs,
 }
 
-/// <summary>Hyper-parameters of cross-task contrastive regularisation; defaults are the paper's.</summary>
-public sealed class CcrConfig
+/// <summary>
+/// Hyper-parameters of cross-task contrastive regularisation; defaults are the paper's. The one CCR
+/// settings type: a run's config deserialises its <c>ccr:</c> section straight into it (Ccr.Training's
+/// ConfigSchema maps the YAML keys, e.g. <c>negatives</c> to <see cref="NumNegatives"/>), and
+/// <see cref="CcrLoss"/> takes it as it is. Immutable: a variant is a <c>with</c> copy.
+/// </summary>
+public sealed record CcrConfig
 {
+    /// <summary>Whether a multi-task run builds the regulariser at all (the YAML's ccr.enabled);
+    /// <see cref="CcrLoss"/> itself does not read it.</summary>
+    public bool Enabled { get; init; } = true;
     /// <summary>Triplet margin m.</summary>
-    public float Margin { get; set; } = 0.2f;
+    public float Margin { get; init; } = 0.2f;
     /// <summary>Anchors per image as a fraction of the projection map's pixels (see <see cref="AnchorsPerImage"/>).</summary>
-    public float Gamma { get; set; } = 0.01f;
+    public float Gamma { get; init; } = 0.01f;
     /// <summary>A floor on anchors per image (0: none, the paper's rule). The paper's gamma gives
     /// 192 anchors on its 120x160 maps but one on a 12x16 map; the floor keeps small images
     /// sampling a comparable number (see <see cref="AnchorsPerImage"/>).</summary>
-    public int MinAnchors { get; set; }
+    public int MinAnchors { get; init; }
     /// <summary>k of the k nearest (positives) and k farthest (negatives) labels of continuous tasks.</summary>
-    public int TopK { get; set; } = 128;
+    public int TopK { get; init; } = 128;
     /// <summary>C_neg: negatives per anchor.</summary>
-    public int NumNegatives { get; set; } = 16;
-    public CcrSampling Sampling { get; set; } = CcrSampling.Hard;
-    public ProjectorSharing Sharing { get; set; } = ProjectorSharing.SourceShared;
-    public PairSelection Pairs { get; set; } = PairSelection.RandomSource;
+    public int NumNegatives { get; init; } = 16;
+    public CcrSampling Sampling { get; init; } = CcrSampling.Hard;
+    public ProjectorSharing Sharing { get; init; } = ProjectorSharing.SourceShared;
+    public PairSelection Pairs { get; init; } = PairSelection.RandomSource;
     /// <summary>lambda^ctr once ramped up.</summary>
-    public float Lambda { get; set; } = 1f;
-    /// <summary>Epochs over which lambda rises linearly from 0 (the paper: "the first several epochs"); 0: no ramp.</summary>
-    public double RampEpochs { get; set; } = 5;
+    public float Lambda { get; init; } = 1f;
+    /// <summary>Epochs over which lambda rises linearly from 0 (the paper: "the first several epochs"); 0: no ramp.
+    /// 1 is what every run config has used (the YAML default and every preset), so a config that
+    /// omits the key and code that builds the record directly agree. A float, as the YAML has
+    /// always been read: a ramp like 0.3 keeps the float's value.</summary>
+    public float RampEpochs { get; init; } = 1f;
     /// <summary>Projector output dimension D.</summary>
-    public int ProjectionDim { get; set; } = 128;
-    /// <summary>Width of the projector's hidden 1x1 conv; 0 means the input's channel count.</summary>
-    public int HiddenDim { get; set; }
+    public int ProjectionDim { get; init; } = 128;
+    /// <summary>Width of the projector's hidden 1x1 conv; 0 means the input's channel count. Not a
+    /// config key (runs use the input's width).</summary>
+    public int HiddenDim { get; init; }
     /// <summary>Copy every positive / negative feature distance to the host after each step (for the
-    /// paper's Figures 1 and 5); costs a device synchronisation, so off by default.</summary>
-    public bool CollectSamples { get; set; }
+    /// paper's Figures 1 and 5); costs a device synchronisation, so off by default. Not a config key
+    /// (the distance probe sets it on its own copy).</summary>
+    public bool CollectSamples { get; init; }
 
     /// <summary>lambda at a (fractional) epoch: lambda * min(1, epoch / RampEpochs).</summary>
     public float LambdaAt(double epoch) =>
@@ -81,8 +94,8 @@ public sealed class CcrConfig
         if (MinAnchors < 0) throw new ArgumentException($"ccr.min_anchors must be >= 0, got {MinAnchors}");
         if (TopK < 1) throw new ArgumentException($"ccr.top_k must be >= 1, got {TopK}");
         if (NumNegatives < 1 || NumNegatives > CcrSelect.MaxNegatives)
-            throw new ArgumentException($"ccr.num_negatives must be in [1, {CcrSelect.MaxNegatives}], got {NumNegatives}");
-        if (ProjectionDim < 1) throw new ArgumentException($"ccr.projection_dim must be >= 1, got {ProjectionDim}");
+            throw new ArgumentException($"ccr.negatives must be in [1, {CcrSelect.MaxNegatives}], got {NumNegatives}");
+        if (ProjectionDim < 1) throw new ArgumentException($"ccr.proj_dim must be >= 1, got {ProjectionDim}");
         if (HiddenDim < 0) throw new ArgumentException($"ccr.hidden_dim must be >= 0, got {HiddenDim}");
         if (!(Lambda >= 0)) throw new ArgumentException($"ccr.lambda must be >= 0, got {Lambda}");
         if (!(RampEpochs >= 0)) throw new ArgumentException($"ccr.ramp_epochs must be >= 0, got {RampEpochs}");

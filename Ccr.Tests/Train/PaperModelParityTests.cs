@@ -42,9 +42,9 @@ public class PaperModelParityTests
         var cfg = ConfigLoader.Load("nyud-hrnet18", ["model.pretrained=none"]);
         var rng = new Rng(0);
         var specs = new[] { new TaskSpec("semseg", 40), new TaskSpec("depth", 1), new TaskSpec("normals", 3) };
-        var model = new MultiTaskModel(Devices.Cpu, rng, HrNetConfig.ByName(cfg.Model.Backbone), DecoderKind.SemanticFpn, specs,
+        var model = new MultiTaskModel(Devices.Cpu, rng, TrainSession.Backbone(cfg.Model.Backbone), DecoderKind.SemanticFpn, specs,
                                        cfg.Model.FpnChannels, cfg.Model.HeadChannels);
-        var ccr = new CcrLoss(Devices.Cpu, rng, TrainSession.ToCcrConfig(cfg.Ccr),
+        var ccr = new CcrLoss(Devices.Cpu, rng, cfg.Ccr,
                               specs.Select(s => (s.Name, model.Decoders[s.Name].FeatureChannels)).ToList());
         try
         {

@@ -22,8 +22,8 @@ public class PaperPresetTests
     public void PaperPresetsUsePublishedWidthsAndTimmWeights(string preset)
     {
         var c = ConfigLoader.Load(preset, []);
-        Assert.Equal(("fpn", 256, 128, "timm"), (c.Model.Head, c.Model.FpnChannels, c.Model.HeadChannels, c.Model.Pretrained));
-        Assert.Equal("hrnet_w18_small_v2", c.Model.Backbone);
+        Assert.Equal((HeadKind.Fpn, 256, 128, "timm"), (c.Model.Head, c.Model.FpnChannels, c.Model.HeadChannels, c.Model.Pretrained));
+        Assert.Equal(BackboneKind.HrnetW18SmallV2, c.Model.Backbone);
     }
 
     [Fact]
@@ -55,7 +55,7 @@ public class PaperPresetTests
     [Fact]
     public void TimmWeightsAreFoundInTheHuggingFaceCache()
     {
-        var m = new ModelConfig { Backbone = "hrnet_w18_small_v2", Pretrained = "timm" };
+        var m = new ModelConfig { Backbone = BackboneKind.HrnetW18SmallV2, Pretrained = "timm" };
         string root = TestData.TempDir("hf");
         string home = Path.Combine(root, "home"), hfHome = Path.Combine(root, "hfhome");
         // ~/.cache/huggingface/hub when nothing is set
@@ -77,14 +77,14 @@ public class PaperPresetTests
     [Fact]
     public void MissingWeightsStopWithDirections()
     {
-        var m = new ModelConfig { Backbone = "hrnet_w18_small_v2", Pretrained = "timm" };
+        var m = new ModelConfig { Backbone = BackboneKind.HrnetW18SmallV2, Pretrained = "timm" };
         string empty = TestData.TempDir("hf-empty");
         var e = Assert.Throws<ConfigException>(() => PretrainedWeights.Resolve(m, Env(("HOME", empty), ("HF_HOME", empty))));
         Assert.Contains("timm.create_model('hrnet_w18_small_v2.ms_in1k', pretrained=True)", e.Message);
         Assert.Contains("huggingface-cli download timm/hrnet_w18_small_v2.ms_in1k", e.Message);
         Assert.Contains("--set model.pretrained=none", e.Message);
         Assert.Contains(Path.Combine(empty, "hub"), e.Message);
-        var tiny = Assert.Throws<ConfigException>(() => PretrainedWeights.Resolve(new ModelConfig { Backbone = "hrnet_tiny", Pretrained = "timm" }, Env()));
+        var tiny = Assert.Throws<ConfigException>(() => PretrainedWeights.Resolve(new ModelConfig { Backbone = BackboneKind.HrnetTiny, Pretrained = "timm" }, Env()));
         Assert.Contains("model.pretrained=none", tiny.Message);
         var path = Assert.Throws<ConfigException>(() => PretrainedWeights.Resolve(new ModelConfig { Pretrained = "/no/such/w.safetensors" }, Env()));
         Assert.Contains("/no/such/w.safetensors", path.Message);

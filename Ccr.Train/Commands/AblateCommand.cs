@@ -167,7 +167,7 @@ public static class AblateCommand
                 {
                     Console.WriteLine($"=== probing where CCR acts: {v.Label}, seed {seed}");
                     var cfg = ConfigLoader.Load(Path.Combine(dir, "config.yaml"), []);
-                    using var device = Kernels.Device.Create(cfg.Device, verbose: false);
+                    using var device = Kernels.Device.Create(cfg.Device.ConfigWord(), verbose: false);
                     using var session = new TrainSession(cfg, device);
                     Checkpoint.Load(Path.Combine(dir, "last.ckpt"), session.Root);
                     CcrProbe.Measure(session, batches: 4).Save(path);
@@ -190,16 +190,14 @@ public static class AblateCommand
     static void CheckSplit(TrainConfig c, string split)
     {
         if (split == c.Data.TrainSplit) throw new UsageException($"ablate: --split {split} is the training split; score on val or a held-out split");
-        if (c.Data.Dataset == "synth")
+        if (c.Data.Dataset == DatasetKind.Synth)
         {
             if (split != "test") throw new UsageException($"ablate: SynthRooms has the splits train, val and test, not '{split}'");
             if (c.Data.TestSize <= 0) throw new UsageException("ablate: --split test needs a SynthRooms test split: set data.test_size (e.g. --set data.test_size=300)");
         }
         else
         {
-            var saved = c.Data.ValSplit;
-            c.Data.ValSplit = split;
-            try { TrainSession.OpenData(c); } finally { c.Data.ValSplit = saved; }
+            TrainSession.OpenData(c with { Data = c.Data with { ValSplit = split } });
         }
     }
 
@@ -258,21 +256,13 @@ public static class AblateCommand
     /// <summary>Loads the run's last.ckpt (its final model) and scores it on another split.</summary>
     static void EvaluateOn(TrainConfig cfg, string dir, string split, string evalPath)
     {
-        string saved = cfg.Data.ValSplit;
-        cfg.Data.ValSplit = split;
-        try
-        {
-            using var device = Kernels.Device.Create(cfg.Device, verbose: false);
-            using var session = new TrainSession(cfg, device);
-            Checkpoint.Load(Path.Combine(dir, "last.ckpt"), session.Root);
-            var metrics = Evaluator.Run(session, session.ValSet, cfg.Eval.BatchSize);
-            RunLog.WriteEval(evalPath, metrics, null);
-            Console.WriteLine($"{split}: " + Trainer.Summary(metrics, null));
-        }
-        finally
-        {
-            cfg.Data.ValSplit = saved;
-        }
+        cfg = cfg with { Data = cfg.Data with { ValSplit = split } }; // the session's validation set is the split scored
+        using var device = Kernels.Device.Create(cfg.Device.ConfigWord(), verbose: false);
+        using var session = new TrainSession(cfg, device);
+        Checkpoint.Load(Path.Combine(dir, "last.ckpt"), session.Root);
+        var metrics = Evaluator.Run(session, session.ValSet, cfg.Eval.BatchSize);
+        RunLog.WriteEval(evalPath, metrics, null);
+        Console.WriteLine($"{split}: " + Trainer.Summary(metrics, null));
     }
 
     /// <summary>The paper's Figures 1 and 5: pair distance histograms of the multi-task baseline

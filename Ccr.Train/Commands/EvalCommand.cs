@@ -105,13 +105,12 @@ public sealed class LoadedModel : IDisposable
             if (yaml.Trim().Length == 0) throw new UsageException($"{ckpt}: the checkpoint holds no config; pass --config");
             cfg = ConfigLoader.FromText(yaml, $"{ckpt} (its saved config)", sets);
         }
-        var precision = TrainSession.Precision(cfg);
         var device = CommandDevice.Open(cfg.Device, verbose: dist.IsPrimary, cudaOrdinal: dist.LocalRank);
-        device.Precision = precision;
+        device.Precision = cfg.Train.Precision;
         MultiTaskModel? model = null;
         try
         {
-            model = TrainSession.BuildModel(cfg, device, DatasetInfo.ByName(cfg.Data.Dataset), new Nn.Rng((ulong)cfg.Seed, 1));
+            model = TrainSession.BuildModel(cfg, device, DatasetInfo.Of(cfg.Data.Dataset), new Nn.Rng((ulong)cfg.Seed, 1));
             var state = Checkpoint.LoadWeights(ckpt, model, "model.");  // the TrainModule's "model" child; every rank reads it
             model.Eval();
             return new LoadedModel { Config = cfg, Device = device, Model = model, State = state };

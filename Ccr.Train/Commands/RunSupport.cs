@@ -11,6 +11,11 @@ namespace Ccr.Train.Commands;
 /// (<see cref="HostMemory"/>).</summary>
 public static class CommandDevice
 {
+    /// <summary>The device a config's <c>device</c> key asks for.</summary>
+    public static Device Open(Training.Config.DeviceChoice choice, bool verbose = true, int cudaOrdinal = 0) =>
+        Open(Training.Config.ConfigEnums.ConfigWord(choice), verbose, cudaOrdinal);
+
+    /// <summary>The device a word asks for: cuda, cpu or auto (null or blank: auto), as --device gives it.</summary>
     public static Device Open(string? choice, bool verbose = true, int cudaOrdinal = 0)
     {
         string resolved = Choice(choice, Environment.GetEnvironmentVariable("CCR_DEVICE"));

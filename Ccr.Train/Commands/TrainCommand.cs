@@ -101,11 +101,11 @@ public static class TrainCommand
         catch (UsageException) { return cfg; }
         static IEnumerable<(string Key, string Value)> Shape(TrainConfig c) =>
         [
-            ("tasks", "[" + string.Join(",", c.Tasks) + "]"), ("data.dataset", c.Data.Dataset),
-            ("model.backbone", c.Model.Backbone), ("model.head", c.Model.Head),
+            ("tasks", "[" + string.Join(",", c.Tasks) + "]"), ("data.dataset", c.Data.Dataset.ConfigWord()),
+            ("model.backbone", c.Model.Backbone.ConfigWord()), ("model.head", c.Model.Head.ConfigWord()),
             ("model.fpn_channels", c.Model.FpnChannels.ToString()), ("model.head_channels", c.Model.HeadChannels.ToString()),
-            ("ccr.enabled", c.Ccr.Enabled.ToString().ToLowerInvariant()), ("ccr.sharing", c.Ccr.Sharing),
-            ("ccr.proj_dim", c.Ccr.ProjDim.ToString()), ("train.optimizer", c.Train.Optimizer),
+            ("ccr.enabled", c.Ccr.Enabled.ToString().ToLowerInvariant()), ("ccr.sharing", c.Ccr.Sharing.ConfigWord()),
+            ("ccr.proj_dim", c.Ccr.ProjectionDim.ToString()), ("train.optimizer", c.Train.Optimizer.ConfigWord()),
         ];
         var diff = Shape(saved).Zip(Shape(cfg)).Where(p => p.First.Value != p.Second.Value)
             .Select(p => $"{p.First.Key} = {p.Second.Value} (the checkpoint's: {p.First.Value})").ToList();
@@ -131,21 +131,20 @@ public static class TrainCommand
         using var signals = dist.IsDistributed ? null : new StopSignals();
         if (!resume && dist.IsPrimary && !numbered) RunFolder.RefuseExisting(dir, "train"); // [distributed] rank 0 owns the folder
         if (!string.IsNullOrEmpty(cfg.Eval.Baseline)) EvalFiles.CheckBaseline(cfg.Eval.Baseline, cfg.Tasks, "eval.baseline");
-        var precision = TrainSession.Precision(cfg);
         // a missing file stops here, before anything starts; [distributed] rank 0 loads it and sends it
         string? weights = dist.IsPrimary ? PretrainedWeights.Resolve(cfg.Model) : null;
         using var device = CommandDevice.Open(cfg.Device, verbose: dist.IsPrimary, cudaOrdinal: dist.LocalRank);
-        device.Precision = precision;
+        device.Precision = cfg.Train.Precision;
         using var session = new TrainSession(cfg, device, dist: dist);
         if (dist.IsPrimary)
             Console.WriteLine(weights != null ? PretrainedWeights.Load(session.Model.Backbone, weights)
                 : $"pretrained backbone: none (model.pretrained={(cfg.Model.Pretrained.Length == 0 ? "\"\"" : cfg.Model.Pretrained)}), training from scratch");
         DistributedTraining.ShareParameters(session); // [distributed] rank 0's (pretrained) weights on every rank
-        if (dist.IsPrimary) Console.WriteLine($"model: {cfg.Model.Backbone} + {cfg.Model.Head} heads, {session.Model.ParameterCount():N0} parameters" +
+        if (dist.IsPrimary) Console.WriteLine($"model: {cfg.Model.Backbone.ConfigWord()} + {cfg.Model.Head.ConfigWord()} heads, {session.Model.ParameterCount():N0} parameters" +
                           (session.CcrLoss != null ? $", CCR with {session.CcrLoss.ProjectorCount} projector(s)" : ", no CCR"));
         // the folder is taken (locked, a dead end's files kept aside) once everything that can fail has been built
         using var folderLock = dist.IsPrimary ? RunFolder.Claim(ref dir, resume, numbered, "train", Console.WriteLine) : null;
-        if (dist.IsPrimary) Console.WriteLine($"data: {cfg.Data.Dataset} ({session.TrainSet.Count} train / {session.ValSet.Count} val), " +
+        if (dist.IsPrimary) Console.WriteLine($"data: {cfg.Data.Dataset.ConfigWord()} ({session.TrainSet.Count} train / {session.ValSet.Count} val), " +
                           $"{session.Loader.BatchesPerEpoch} steps per epoch, {session.TotalSteps} steps; run folder {dir}");
         var trainer = new Trainer(session, dir);
         if (resume) trainer.Resume();

@@ -1,4 +1,3 @@
-using Ccr.Nn.Models;
 using Ccr.Kernels.Contrastive;
 using System.Globalization;
 using Ccr.Training.Data;
@@ -6,9 +5,10 @@ using Ccr.Training.Data;
 namespace Ccr.Training.Config;
 
 /// <summary>
-/// The value checks of a typed config, all run before anything is created (run folder, data,
-/// device): every out-of-range number, unknown choice or inconsistent combination is reported with
-/// its config key, all of them on one line. Files the config names are checked by the command
+/// The one check of a config, run before anything is created (run folder, data, device): the
+/// reading problems (unknown keys, values of the wrong type, unknown choices; <see cref="ConfigSchema"/>)
+/// and every out-of-range number or inconsistent combination of the typed record, each with its
+/// config key, all of them in one error on one line. Files the config names are checked by the command
 /// that uses them, also before anything is created. A new config key adds its check to
 /// <see cref="Problems"/> beside its neighbours.
 /// </summary>
@@ -21,12 +21,13 @@ public static class ConfigChecks
     /// SynthRooms image size; null when only the data set knows (real data without augmentation).</summary>
     static (int H, int W)? TrainingSize(TrainConfig c) =>
         c.Data.Augment ? (c.Data.CropHeight, c.Data.CropWidth)
-        : c.Data.Dataset == "synth" ? (c.Data.Height, c.Data.Width) : null;
+        : c.Data.Dataset == DatasetKind.Synth ? (c.Data.Height, c.Data.Width) : null;
 
-    /// <summary>Throws a <see cref="ConfigException"/> listing every problem of <paramref name="c"/>.</summary>
-    public static void Validate(TrainConfig c, string source)
+    /// <summary>Throws a <see cref="ConfigException"/> listing <paramref name="readProblems"/> (found while
+    /// typing the YAML) and every problem of <paramref name="c"/>, after "<paramref name="source"/>: ".</summary>
+    public static void Validate(TrainConfig c, string source, IEnumerable<string>? readProblems = null)
     {
-        var p = Problems(c);
+        var p = (readProblems ?? []).Concat(Problems(c)).ToList();
         if (p.Count > 0) throw new ConfigException($"{source}: " + string.Join("; ", p));
     }
 
@@ -38,22 +39,18 @@ public static class ConfigChecks
         {
             if (!ok) p.Add($"{key} = {Show(value)}: {rule}");
         }
-        void OneOf(string key, string value, params string[] allowed) =>
-            Need(allowed.Contains(value), key, value, "must be one of " + string.Join(", ", allowed));
         static bool Finite(float v) => float.IsFinite(v);
 
         Need(!string.IsNullOrWhiteSpace(c.Name) && c.Name.IndexOfAny(Path.GetInvalidFileNameChars()) < 0 && c.Name is not ("." or ".."),
              "name", c.Name, "must be a plain folder name");
         Need(c.Seed >= 0, "seed", c.Seed, "must be >= 0");
-        OneOf("device", c.Device.Trim().ToLowerInvariant(), "auto", "cuda", "cpu");
 
         // data
         var d = c.Data;
-        OneOf("data.dataset", d.Dataset, "synth", "nyud", "pascal");
         Need(!string.IsNullOrWhiteSpace(d.Path), "data.path", d.Path, "must name a folder");
         // files named by the config (data.path, model.pretrained, eval.baseline) are checked where they are
         // used, before anything is created: a checkpoint's saved config must load on a machine without them
-        if (d.Dataset == "synth")
+        if (d.Dataset == DatasetKind.Synth)
         {
             Need(d.TrainSize >= 1, "data.train_size", d.TrainSize, "must be >= 1");
             Need(d.ValSize >= 1, "data.val_size", d.ValSize, "must be >= 1");
@@ -61,8 +58,8 @@ public static class ConfigChecks
             Need(d.Width >= 32, "data.width", d.Width, "must be >= 32 (the backbone's stride)");
         }
         // one SynthRooms image's buffers (3 x H x W floats and its label maps) must fit .NET arrays
-        Need(d.Dataset != "synth" || d.Height <= MaxSide, "data.height", d.Height, $"must be <= {MaxSide} (one image's buffers must fit in memory)");
-        Need(d.Dataset != "synth" || d.Width <= MaxSide, "data.width", d.Width, $"must be <= {MaxSide} (one image's buffers must fit in memory)");
+        Need(d.Dataset != DatasetKind.Synth || d.Height <= MaxSide, "data.height", d.Height, $"must be <= {MaxSide} (one image's buffers must fit in memory)");
+        Need(d.Dataset != DatasetKind.Synth || d.Width <= MaxSide, "data.width", d.Width, $"must be <= {MaxSide} (one image's buffers must fit in memory)");
         Need(d.CropHeight >= 32, "data.crop_height", d.CropHeight, "must be >= 32 (the backbone's stride)");
         Need(d.CropWidth >= 32, "data.crop_width", d.CropWidth, "must be >= 32 (the backbone's stride)");
         Need(d.Workers >= 0, "data.workers", d.Workers, "must be >= 0");
@@ -73,12 +70,9 @@ public static class ConfigChecks
         Need(c.Tasks.Count >= 1, "tasks", c.Tasks, "must list at least one task");
         foreach (var t in c.Tasks) Need(TaskNames.All.Contains(t), "tasks", c.Tasks, $"unknown task '{t}' (known: {string.Join(", ", TaskNames.All)})");
         Need(c.Tasks.Distinct().Count() == c.Tasks.Count, "tasks", c.Tasks, "lists a task twice");
-        if (d.Dataset is "synth" or "nyud" or "pascal")
-        {
-            var info = DatasetInfo.ByName(d.Dataset);
-            foreach (var t in c.Tasks.Where(TaskNames.All.Contains))
-                Need(info.AvailableTasks.Contains(t), "tasks", c.Tasks, $"dataset {d.Dataset} has no '{t}' labels (has: {string.Join(", ", info.AvailableTasks)})");
-        }
+        var info = DatasetInfo.Of(d.Dataset);
+        foreach (var t in c.Tasks.Where(TaskNames.All.Contains))
+            Need(info.AvailableTasks.Contains(t), "tasks", c.Tasks, $"dataset {d.Dataset.ConfigWord()} has no '{t}' labels (has: {string.Join(", ", info.AvailableTasks)})");
         foreach (var (t, w) in c.LossWeights)
         {
             Need(TaskNames.All.Contains(t), "loss_weights." + t, w, $"unknown task (known: {string.Join(", ", TaskNames.All)})");
@@ -87,9 +81,7 @@ public static class ConfigChecks
 
         // model
         var m = c.Model;
-        var backbones = HrNetConfig.All.Select(b => b.Name).ToArray();
-        OneOf("model.backbone", m.Backbone, backbones);
-        OneOf("model.head", m.Head, "fpn", "hrnet");
+        // model.backbone, model.head and every other choice are enums: ConfigSchema refused unknown words
         Need(m.FpnChannels >= 1, "model.fpn_channels", m.FpnChannels, "must be >= 1");
         Need(m.HeadChannels >= 1, "model.head_channels", m.HeadChannels, "must be >= 1");
         // model.pretrained (timm, none or a file) is resolved by MultiTask.PretrainedWeights before training starts
@@ -108,30 +100,25 @@ public static class ConfigChecks
                  $"with {th}x{tw} training images batch norm would see one value per channel at the backbone's stride 32 " +
                  "(batch_size x ceil(H/32) x ceil(W/32) must be > 1): use train.batch_size >= 2, or crops of more than 32 pixels on a side");
         }
-        OneOf("train.optimizer", o.Optimizer, "adam", "adamw", "sgd");
         Need(Finite(o.Lr) && o.Lr > 0, "train.lr", o.Lr, "must be a finite number > 0");
         Need(Finite(o.WeightDecay) && o.WeightDecay >= 0, "train.weight_decay", o.WeightDecay, "must be a finite number >= 0");
         Need(Finite(o.Momentum) && o.Momentum >= 0 && o.Momentum < 1, "train.momentum", o.Momentum, "must be in [0, 1)");
         Need(Finite(o.WarmupEpochs) && o.WarmupEpochs >= 0, "train.warmup_epochs", o.WarmupEpochs, "must be a finite number >= 0");
-        OneOf("train.schedule", o.Schedule, "poly", "constant");
         Need(o.LogEvery >= 1, "train.log_every", o.LogEvery, "must be >= 1");
         Need(o.EvalEvery >= 0, "train.eval_every", o.EvalEvery, "must be >= 0 (0: only at the end)");
         Need(o.CheckpointEvery >= 0, "train.checkpoint_every", o.CheckpointEvery, "must be >= 0 (0: only at the end)");
-        OneOf("train.precision", o.Precision.Trim().ToLowerInvariant(), "fp32", "tf32");
 
         // the regulariser (checked even when disabled: ablations switch it on with --set ccr.enabled=true)
         var r = c.Ccr;
         Need(Finite(r.Margin) && r.Margin >= 0, "ccr.margin", r.Margin, "must be a finite number >= 0");
         Need(r.Gamma > 0 && r.Gamma <= 1, "ccr.gamma", r.Gamma, "must be in (0, 1] (the share of pixels used as anchors)");
+        Need(r.MinAnchors >= 0, "ccr.min_anchors", r.MinAnchors, "must be >= 0 (0: gamma alone)");
         Need(r.TopK >= 1, "ccr.top_k", r.TopK, "must be >= 1");
-        Need(r.Negatives >= 1 && r.Negatives <= CcrSelect.MaxNegatives, "ccr.negatives", r.Negatives,
+        Need(r.NumNegatives >= 1 && r.NumNegatives <= CcrSelect.MaxNegatives, "ccr.negatives", r.NumNegatives,
              $"must be in [1, {(CcrSelect.MaxNegatives)}]");
         Need(Finite(r.Lambda) && r.Lambda >= 0, "ccr.lambda", r.Lambda, "must be a finite number >= 0");
         Need(Finite(r.RampEpochs) && r.RampEpochs >= 0, "ccr.ramp_epochs", r.RampEpochs, "must be a finite number >= 0");
-        OneOf("ccr.sampling", r.Sampling, "hard", "basic");
-        OneOf("ccr.sharing", r.Sharing, "source", "unshared", "target", "both", "none");
-        OneOf("ccr.pair_selection", r.PairSelection, "random", "all");
-        Need(r.ProjDim >= 1, "ccr.proj_dim", r.ProjDim, "must be >= 1");
+        Need(r.ProjectionDim >= 1, "ccr.proj_dim", r.ProjectionDim, "must be >= 1");
 
         // evaluation
         var e = c.Eval;

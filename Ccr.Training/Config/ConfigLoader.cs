@@ -1,19 +1,15 @@
-using System.Globalization;
-using System.Reflection;
 using YamlDotNet.Serialization;
-using YamlDotNet.Serialization.NamingConventions;
 
 namespace Ccr.Training.Config;
 
 /// <summary>
-/// Loads a YAML config, applies <c>--set a.b=value</c> overrides, and refuses keys that do not
-/// exist with the list of valid ones. Overrides are applied to the YAML tree before typing, so a
-/// bad value is reported with its key.
+/// Loads a YAML config the one way every command does: the file or preset text and the
+/// <c>--set a.b=value</c> overrides become one node tree, the tree becomes a typed
+/// <see cref="TrainConfig"/> (<see cref="ConfigSchema"/>), and <see cref="ConfigChecks"/> reports
+/// every problem of it, each with its key, in one error.
 /// </summary>
 public static class ConfigLoader
 {
-    static readonly INamingConvention Naming = UnderscoredNamingConvention.Instance;
-
     /// <summary>
     /// The config from <paramref name="path"/> (a YAML file or a built-in preset name; null: the
     /// defaults) with <paramref name="overrides"/> applied, typed and checked. Every problem is a
@@ -64,24 +60,17 @@ public static class ConfigLoader
             tree = raw as Dictionary<object, object?> ?? (raw == null ? new() : throw new ConfigException($"config '{source}': top level must be a mapping of keys"));
         }
         foreach (var o in overrides) ApplyOverride(tree, o);
-        Validate(tree, typeof(TrainConfig), "", text == null ? "--set" : source);
-        MergeDefaults(tree);
-        var yaml = new SerializerBuilder().Build().Serialize(tree);
-        TrainConfig c;
-        try
+        // one tree (file or preset, then every --set) -> one typed record -> one check of everything
+        var problems = new List<string>();
+        var c = ConfigSchema.Read(tree, problems);
+        c = c with
         {
-            c = new DeserializerBuilder().WithNamingConvention(Naming).Build().Deserialize<TrainConfig>(yaml) ?? new TrainConfig();
-        }
-        catch (YamlDotNet.Core.YamlException e)
-        {
-            throw new ConfigException($"config {source}: {e.InnerException?.Message ?? YamlMessage(e)}");
-        }
-        c.Tasks ??= new();
-        c.LossWeights ??= new();
-        c.Data.Seed ??= c.Seed; // configs without data.seed generate their data from the run's seed, as before
-        if (string.IsNullOrEmpty(c.Eval.Metric) && c.Tasks.Count > 0 && c.Tasks.All(Data.TaskNames.All.Contains))
-            c.Eval.Metric = EvalMetrics.Default(c.Tasks);
-        ConfigChecks.Validate(c, text == null ? "config" : source);
+            // configs without data.seed generate their data from the run's seed, as before
+            Data = c.Data with { Seed = c.Data.Seed ?? c.Seed },
+            Eval = string.IsNullOrEmpty(c.Eval.Metric) && c.Tasks.Count > 0 && c.Tasks.All(Data.TaskNames.All.Contains)
+                ? c.Eval with { Metric = EvalMetrics.Default(c.Tasks) } : c.Eval,
+        };
+        ConfigChecks.Validate(c, text != null ? source : "config", problems);
         return c;
     }
 
@@ -152,22 +141,6 @@ public static class ConfigLoader
     static string YamlMessage(YamlDotNet.Core.YamlException e) =>
         System.Text.RegularExpressions.Regex.Replace(e.Message, @"^\(Line: [^)]*\) - \(Line: [^)]*\): ", "");
 
-    /// <summary>Map-valued keys (loss_weights) keep the defaults of the keys not given, so
-    /// <c>--set loss_weights.semseg=2</c> changes one weight and leaves the others as they were.</summary>
-    static void MergeDefaults(Dictionary<object, object?> tree)
-    {
-        var defaults = new TrainConfig();
-        foreach (var prop in typeof(TrainConfig).GetProperties(BindingFlags.Public | BindingFlags.Instance))
-        {
-            if (prop.GetValue(defaults) is not System.Collections.IDictionary dict) continue;
-            string key = Naming.Apply(prop.Name);
-            if (!tree.TryGetValue(key, out var v) || v is not Dictionary<object, object?> given) continue;
-            foreach (System.Collections.DictionaryEntry kv in dict)
-                if (!given.ContainsKey(kv.Key))
-                    given[kv.Key] = Convert.ToString(kv.Value, CultureInfo.InvariantCulture);
-        }
-    }
-
     /// <summary>Names of the configs built into the program (the repository's configs/*.yaml).</summary>
     public static IEnumerable<string> Presets =>
         typeof(ConfigLoader).Assembly.GetManifestResourceNames()
@@ -181,8 +154,9 @@ public static class ConfigLoader
         return s == null ? null : new StreamReader(s).ReadToEnd();
     }
 
-    public static string ToYaml(TrainConfig c) =>
-        new SerializerBuilder().WithNamingConvention(Naming).Build().Serialize(c);
+    /// <summary>The resolved config as a run folder's config.yaml: every key, snake_case, choices as
+    /// their lower-case words; <see cref="FromText"/> reads it back to an equal record.</summary>
+    public static string ToYaml(TrainConfig c) => new SerializerBuilder().Build().Serialize(ConfigSchema.Write(c));
 
     static void ApplyOverride(Dictionary<object, object?> tree, string o)
     {
@@ -201,42 +175,5 @@ public static class ConfigLoader
         if (value.StartsWith('[') && value.EndsWith(']'))
             parsed = value[1..^1].Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Cast<object?>().ToList();
         node[keys[^1]] = parsed;
-    }
-
-    /// <summary>Every key must name a property (snake_case) of the config class at that level.</summary>
-    static void Validate(Dictionary<object, object?> tree, Type type, string prefix, string source)
-    {
-        var props = type.GetProperties(BindingFlags.Public | BindingFlags.Instance)
-            .ToDictionary(p => Naming.Apply(p.Name), p => p);
-        foreach (var (k, v) in tree)
-        {
-            string key = k.ToString() ?? "";
-            if (!props.TryGetValue(key, out var prop))
-                throw new ConfigException($"{source}: unknown key '{prefix}{key}'. Valid keys here: " +
-                    string.Join(", ", props.Keys.Select(p => prefix + p)));
-            var t = Nullable.GetUnderlyingType(prop.PropertyType) ?? prop.PropertyType;
-            bool nested = t.IsClass && t != typeof(string) && !t.IsGenericType;
-            if (nested)
-            {
-                if (v is Dictionary<object, object?> sub) Validate(sub, t, prefix + key + ".", source);
-                else throw new ConfigException($"{source}: '{prefix}{key}' is a section; give its keys (e.g. {prefix}{key}.{Naming.Apply(t.GetProperties()[0].Name)}=...)");
-            }
-            else if (t == typeof(Dictionary<string, float>))
-            {
-                if (v is not Dictionary<object, object?> map)
-                    throw new ConfigException($"{source}: '{prefix}{key}' is a map of task: weight (e.g. {prefix}{key}.semseg=2)");
-                foreach (var (mk, mv) in map)
-                    if (mv is not string ms || !float.TryParse(ms, NumberStyles.Float, CultureInfo.InvariantCulture, out float w) || !float.IsFinite(w))
-                        throw new ConfigException($"{source}: '{prefix}{key}.{mk}' expects a number, got '{mv}'");
-            }
-            else if (v is string s && (t == typeof(int) || t == typeof(float) || t == typeof(bool)))
-            {
-                bool ok = t == typeof(int) ? int.TryParse(s, NumberStyles.Integer, CultureInfo.InvariantCulture, out _)
-                        : t == typeof(float) ? float.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out float f) && float.IsFinite(f)
-                        : bool.TryParse(s, out _);
-                string kind = t == typeof(int) ? "an integer" : t == typeof(float) ? "a finite number" : "true or false";
-                if (!ok) throw new ConfigException($"{source}: '{prefix}{key}' expects {kind}, got '{s}'");
-            }
-        }
     }
 }

@@ -75,6 +75,15 @@ public sealed record DatasetInfo(
     public static readonly DatasetInfo Synth = new("synth", SynthClasses.Count, SynthClasses.PartsCount, 0.8, 0.011,
         [TaskNames.Semseg, TaskNames.Depth, TaskNames.Normals, TaskNames.Edge, TaskNames.Saliency, TaskNames.HumanParts]);
 
+    /// <summary>The labels and class counts of a config's data.dataset.</summary>
+    public static DatasetInfo Of(Config.DatasetKind dataset) => dataset switch
+    {
+        Config.DatasetKind.Nyud => Nyud,
+        Config.DatasetKind.Pascal => Pascal,
+        Config.DatasetKind.Synth => Synth,
+        _ => throw new ArgumentOutOfRangeException(nameof(dataset), dataset, null),
+    };
+
     public static DatasetInfo ByName(string name) => name switch
     {
         "nyud" => Nyud,

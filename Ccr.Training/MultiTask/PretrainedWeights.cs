@@ -26,9 +26,9 @@ public static class PretrainedWeights
     public const string None = "none";
 
     /// <summary>The Hugging Face repository of timm's weights for each backbone that has them.</summary>
-    public static readonly IReadOnlyDictionary<string, string> TimmRepos = new Dictionary<string, string>
+    public static readonly IReadOnlyDictionary<BackboneKind, string> TimmRepos = new Dictionary<BackboneKind, string>
     {
-        ["hrnet_w18_small_v2"] = "timm/hrnet_w18_small_v2.ms_in1k",
+        [BackboneKind.HrnetW18SmallV2] = "timm/hrnet_w18_small_v2.ms_in1k",
     };
 
     /// <summary>The weights file that the config asks for, or null for none; throws <see cref="ConfigException"/>
@@ -41,19 +41,19 @@ public static class PretrainedWeights
         if (p != Timm)
         {
             if (!File.Exists(p))
-                throw new ConfigException($"model.pretrained: '{p}' does not exist. Give a safetensors file of timm's {m.Backbone} " +
+                throw new ConfigException($"model.pretrained: '{p}' does not exist. Give a safetensors file of timm's {m.Backbone.ConfigWord()} " +
                     $"weights (docs/WEIGHTS.md), 'timm' to find them in the Hugging Face cache, or 'none' to train from scratch.");
             return p;
         }
         if (!TimmRepos.TryGetValue(m.Backbone, out var repo))
-            throw new ConfigException($"model.pretrained=timm: timm has no weights for backbone '{m.Backbone}' " +
-                $"(it has: {string.Join(", ", TimmRepos.Keys)}); set model.pretrained=none to train it from scratch.");
+            throw new ConfigException($"model.pretrained=timm: timm has no weights for backbone '{m.Backbone.ConfigWord()}' " +
+                $"(it has: {string.Join(", ", TimmRepos.Keys.Select(k => k.ConfigWord()))}); set model.pretrained=none to train it from scratch.");
         var dirs = HubDirs(env).ToList();
         foreach (string hub in dirs)
             if (FindInHub(hub, repo) is string f) return f;
         string cacheName = "models--" + repo.Replace("/", "--");
         throw new ConfigException(
-            $"model.pretrained=timm: timm's ImageNet weights of {m.Backbone} ({repo}) are not in the Hugging Face cache " +
+            $"model.pretrained=timm: timm's ImageNet weights of {m.Backbone.ConfigWord()} ({repo}) are not in the Hugging Face cache " +
             $"(looked for {cacheName}/snapshots/*/model.safetensors in {string.Join(", ", dirs)}).\n" +
             $"  get them once with timm:          python -c \"import timm; timm.create_model('{repo["timm/".Length..]}', pretrained=True)\"\n" +
             $"  or with huggingface_hub:          huggingface-cli download {repo} model.safetensors\n" +
