@@ -107,11 +107,11 @@ public sealed class LoadedModel : IDisposable
         }
         var precision = TrainSession.Precision(cfg);
         var device = CommandDevice.Open(cfg.Device, verbose: dist.IsPrimary, cudaOrdinal: dist.LocalRank);
-        device.Precision = precision;
         MultiTaskModel? model = null;
         try
         {
             model = TrainSession.BuildModel(cfg, device, DatasetInfo.ByName(cfg.Data.Dataset), new Nn.Rng((ulong)cfg.Seed, 1));
+            model.To(precision);
             var state = Checkpoint.LoadWeights(ckpt, model, "model.");  // the TrainModule's "model" child; every rank reads it
             model.Eval();
             return new LoadedModel { Config = cfg, Device = device, Model = model, State = state };

@@ -131,11 +131,9 @@ public static class TrainCommand
         using var signals = dist.IsDistributed ? null : new StopSignals();
         if (!resume && dist.IsPrimary && !numbered) RunFolder.RefuseExisting(dir, "train"); // [distributed] rank 0 owns the folder
         if (!string.IsNullOrEmpty(cfg.Eval.Baseline)) EvalFiles.CheckBaseline(cfg.Eval.Baseline, cfg.Tasks, "eval.baseline");
-        var precision = TrainSession.Precision(cfg);
         // a missing file stops here, before anything starts; [distributed] rank 0 loads it and sends it
         string? weights = dist.IsPrimary ? PretrainedWeights.Resolve(cfg.Model) : null;
         using var device = CommandDevice.Open(cfg.Device, verbose: dist.IsPrimary, cudaOrdinal: dist.LocalRank);
-        device.Precision = precision;
         using var session = new TrainSession(cfg, device, dist: dist);
         if (dist.IsPrimary)
             Console.WriteLine(weights != null ? PretrainedWeights.Load(session.Model.Backbone, weights)
