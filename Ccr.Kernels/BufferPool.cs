@@ -99,8 +99,7 @@ public sealed class BufferPool : IDisposable
             }
             else
             {
-                if (GrowthForbiddenBy is { } who)
-                    throw new InvalidOperationException($"the buffer pool would grow by {size} bytes during {who}");
+                if (GrowthForbiddenBy is { } who) throw new PoolGrowthException(size, who);
                 slot = new Slot(_nextId++, size, AllocateOrRetry(size, bytes));
                 _slots[slot.Id] = slot;
                 _byBuffer[Native(slot.Buffer)] = slot;
@@ -209,6 +208,16 @@ public sealed class BufferPool : IDisposable
     }
 
     public void Dispose() => ReleaseCached();
+}
+
+/// <summary>A request would have allocated while <see cref="BufferPool.GrowthForbiddenBy"/> was set
+/// (a CUDA graph capture: <see cref="StepGraphs"/> retries the capture at the key's next step).
+/// An <see cref="InvalidOperationException"/>, as before it had its own type.</summary>
+public sealed class PoolGrowthException(long bytes, string during)
+    : InvalidOperationException($"the buffer pool would grow by {bytes} bytes during {during}")
+{
+    /// <summary>The size class that would have been allocated.</summary>
+    public long Bytes { get; } = bytes;
 }
 
 /// <summary>A block rented from the pool; disposing it returns it (once).</summary>
