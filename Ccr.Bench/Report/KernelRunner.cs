@@ -152,7 +152,7 @@ public static class KernelRunner
             {
                 var x = Rand(s[0]);
                 var y = Tensor.Empty(d, s[0]);
-                return Timing.MedianMs(() => { var dst = y.Data.View; x.Data.View.CopyTo(in dst); }, d.Synchronize, plan);
+                return Timing.MedianMs(() => { var dst = y.Data.View; x.Data.View.CopyTo(d.Stream, in dst); }, d.Synchronize, plan);
             }
             case "ccr_fwd" or "ccr_fwd_bwd":
                 return TimeCcrPair(d, c, precision, plan, rng);

@@ -290,13 +290,14 @@ public class StepGraphTests
         var created = d.Accelerator.CreateStream();
         try
         {
-            Assert.Same(d.Accelerator.DefaultStream, d.Stream);
+            var ilgpuDefault = d.Accelerator.DefaultStream;
+            Assert.Same(ilgpuDefault, d.Stream);
             using var block = d.Pool.Rent(1000 * sizeof(float));
             var x = new Buf<float>(block, 0, 1000);
             Elementwise.Fill(d, x, 2f); // loads the kernel while the default stream is the device's
             d.SwitchStream(created);
             Assert.Same(created, d.Stream);
-            Assert.Same(d.Accelerator.DefaultStream, d.Accelerator.DefaultStream); // ILGPU's own default untouched
+            Assert.Same(ilgpuDefault, d.Accelerator.DefaultStream); // ILGPU's own default untouched
             Elementwise.Fill(d, x, 3f);
             d.Synchronize();
             Assert.All(x.ToArray(), v => Assert.Equal(3f, v));
