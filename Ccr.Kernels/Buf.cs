@@ -53,7 +53,7 @@ public readonly struct Buf<T> where T : unmanaged
         if (src.Length != Length) throw new ArgumentException($"copy of {src.Length} elements into a buffer of {Length}");
         HostCopies.Count();
         if (_block.Raw.AcceleratorType == AcceleratorType.CPU) { _block.Raw.Accelerator.Synchronize(); src.CopyTo(Span); }
-        else View.CopyFromCPU(src.ToArray());
+        else View.CopyFromCPU(_block.Stream, src.ToArray());
     }
 
     public T[] ToArray()
@@ -61,7 +61,7 @@ public readonly struct Buf<T> where T : unmanaged
         var a = new T[Length];
         HostCopies.Count();
         if (_block.Raw.AcceleratorType == AcceleratorType.CPU) { _block.Raw.Accelerator.Synchronize(); Span.CopyTo(a); }
-        else View.CopyToCPU(a);
+        else View.CopyToCPU(_block.Stream, a); // waits for the stream: the launches that wrote it first
         return a;
     }
 }

@@ -62,7 +62,17 @@ public sealed class BufferPool : IDisposable
     /// <summary>Told the block id of every rental while a <see cref="LaunchLog.Recording"/> runs.</summary>
     internal Action<long>? RentObserver;
 
-    internal BufferPool(Accelerator acc) => _acc = acc;
+    readonly Func<AcceleratorStream> _stream;
+
+    /// <summary>The device's stream as it is now (<see cref="Device.Stream"/>): host copies of its
+    /// blocks (<see cref="Buf{T}.CopyFrom"/>, <see cref="Buf{T}.ToArray"/>) are issued on it.</summary>
+    internal AcceleratorStream Stream => _stream();
+
+    internal BufferPool(Accelerator acc, Func<AcceleratorStream> stream)
+    {
+        _acc = acc;
+        _stream = stream;
+    }
 
     /// <summary>Size classes: multiples of 512 B up to 1 MiB, then steps of 1/8 of a power of two,
     /// so that a reused block wastes at most 12.5%.</summary>
@@ -89,8 +99,7 @@ public sealed class BufferPool : IDisposable
             }
             else
             {
-                if (GrowthForbiddenBy is { } who)
-                    throw new InvalidOperationException($"the buffer pool would grow by {size} bytes during {who}");
+                if (GrowthForbiddenBy is { } who) throw new PoolGrowthException(size, who);
                 slot = new Slot(_nextId++, size, AllocateOrRetry(size, bytes));
                 _slots[slot.Id] = slot;
                 _byBuffer[Native(slot.Buffer)] = slot;
@@ -201,6 +210,16 @@ public sealed class BufferPool : IDisposable
     public void Dispose() => ReleaseCached();
 }
 
+/// <summary>A request would have allocated while <see cref="BufferPool.GrowthForbiddenBy"/> was set
+/// (a CUDA graph capture: <see cref="StepGraphs"/> retries the capture at the key's next step).
+/// An <see cref="InvalidOperationException"/>, as before it had its own type.</summary>
+public sealed class PoolGrowthException(long bytes, string during)
+    : InvalidOperationException($"the buffer pool would grow by {bytes} bytes during {during}")
+{
+    /// <summary>The size class that would have been allocated.</summary>
+    public long Bytes { get; } = bytes;
+}
+
 /// <summary>A block rented from the pool; disposing it returns it (once).</summary>
 public sealed class PooledBlock : IDisposable
 {
@@ -216,6 +235,9 @@ public sealed class PooledBlock : IDisposable
     {
         _pool = pool; _slot = slot;
     }
+
+    /// <summary>The stream copies of this block go to: its device's <see cref="Device.Stream"/>.</summary>
+    internal AcceleratorStream Stream => _pool.Stream;
 
     public MemoryBuffer1D<byte, Stride1D.Dense> Raw =>
         IsReturned ? throw new ObjectDisposedException("PooledBlock", "device buffer used after it was returned to the pool") : Buffer;

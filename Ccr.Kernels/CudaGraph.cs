@@ -1,4 +1,3 @@
-using System.Reflection;
 using System.Runtime.InteropServices;
 using ILGPU.Runtime;
 using ILGPU.Runtime.Cuda;
@@ -15,9 +14,9 @@ namespace Ccr.Kernels;
 /// <remarks>
 /// The legacy default stream (ILGPU's <see cref="Accelerator.DefaultStream"/> on CUDA is the null
 /// stream) cannot be captured, so <see cref="UseCaptureStream"/> makes a created stream the
-/// accelerator's default: every launch (<see cref="Launch.Load{T1}"/> uses the default stream)
-/// and every copy then go to it, in one order. It is a blocking stream, so anything still issued
-/// on the null stream stays ordered with it. Untested without a GPU (none in CI): the CPU
+/// device's <see cref="Device.Stream"/>: every launch (<see cref="Launch.Load{T1}"/>'s launchers
+/// pass the device's stream) and every copy and memset of ours go to it, in one order. It is a
+/// blocking stream, so anything ILGPU still issues on the null stream stays ordered with it. Untested without a GPU (none in CI): the CPU
 /// accelerator has no graphs, and <see cref="StepGraphs"/> falls back to plain launches there.
 /// </remarks>
 public static class CudaGraph
@@ -34,30 +33,17 @@ public static class CudaGraph
     [DllImport(Lib)] static extern int cuGraphGetNodes(IntPtr graph, IntPtr nodes, ref nuint count);
     [DllImport(Lib)] static extern int cuGetErrorName(int error, out IntPtr name);
 
-    /// <summary>Makes a created (capturable) stream the default stream of <paramref name="d"/>'s CUDA
-    /// accelerator, once; returns its handle. Throws <see cref="NotSupportedException"/> with the
-    /// reason when that cannot be done.</summary>
+    /// <summary>Makes a created (capturable) stream <paramref name="d"/>'s <see cref="Device.Stream"/>,
+    /// once; returns its handle. Throws <see cref="NotSupportedException"/> when the device is not CUDA.</summary>
     public static IntPtr UseCaptureStream(Device d)
     {
         if (d.Accelerator is not CudaAccelerator cuda) throw new NotSupportedException("CUDA graphs need a CUDA device");
-        if (cuda.DefaultStream is CudaStream { StreamPtr: var p } && p != IntPtr.Zero) return p; // done before
-        d.Synchronize();
+        if (d.Stream is CudaStream { StreamPtr: var p } && p != IntPtr.Zero) return p; // done before
+        // blocking (not CU_STREAM_NON_BLOCKING): whatever ILGPU still issues on the legacy null stream
+        // (its own allocations' initialisation) stays ordered with the device's work
         var stream = cuda.CreateStream(StreamFlags.CU_STREAM_DEFAULT);
-        try { ReplaceDefaultStream(cuda, stream); }
-        catch (NotSupportedException) { stream.Dispose(); throw; }
+        d.SwitchStream(stream); // the device owns it from here
         return stream.StreamPtr;
-    }
-
-    /// <summary>Makes <paramref name="stream"/> the default stream of <paramref name="accelerator"/>:
-    /// every later launch (<see cref="Launch"/>'s launchers read the default stream at each launch)
-    /// and every copy without an explicit stream goes to it. ILGPU sets DefaultStream in the
-    /// constructor only (a protected setter), so this goes through reflection.</summary>
-    public static void ReplaceDefaultStream(Accelerator accelerator, AcceleratorStream stream)
-    {
-        var setter = typeof(Accelerator).GetProperty(nameof(Accelerator.DefaultStream))?.GetSetMethod(nonPublic: true)
-            ?? throw new NotSupportedException("this ILGPU has no settable Accelerator.DefaultStream");
-        try { setter.Invoke(accelerator, [stream]); }
-        catch (TargetInvocationException e) { throw new NotSupportedException($"cannot replace ILGPU's default stream: {e.InnerException?.Message}"); }
     }
 
     /// <summary>Starts capturing <paramref name="stream"/>: launches on it are recorded, not run.</summary>

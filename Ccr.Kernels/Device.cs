@@ -26,9 +26,15 @@ public sealed class Device : IDisposable
     public BufferPool Pool { get; }
     /// <summary>Every kernel launch passes through here: counted, and recorded or captured on request.</summary>
     public LaunchLog Launches { get; }
-    /// <summary>Arithmetic of the CUDA variant's GEMMs and convolutions (the train command's
-    /// <c>--precision</c>); the CPU variant ignores it and computes in fp32.</summary>
-    public MathPrecision Precision { get; set; } = MathPrecision.Fp32;
+    /// <summary>The stream every launch (<see cref="Launch.Load{T1}"/>'s launchers read it at each
+    /// launch), host copy and memset of this device is issued on: the accelerator's default stream
+    /// until <see cref="SwitchStream"/> (a CUDA graph capture needs a created stream: the legacy null
+    /// stream cannot be captured).</summary>
+    public AcceleratorStream Stream { get; private set; }
+    /// <summary>Multiprocessors the GEMM tile chooser plans for (whether to split K, the split sum's
+    /// grid): the accelerator's, unless the device was created to plan for another card
+    /// (<c>Ccr.Bench launches</c> counts on the CPU as an H100 would split).</summary>
+    public int Multiprocessors { get; }
     public bool IsCuda => Accelerator.AcceleratorType == AcceleratorType.Cuda;
     /// <summary>Why <see cref="Create"/> fell back to the CPU although CUDA was allowed: "no CUDA
     /// device" and what the driver lookup tried (<see cref="CudaLibrary.Report"/>); null otherwise.</summary>
@@ -45,17 +51,19 @@ public sealed class Device : IDisposable
     readonly ConcurrentDictionary<Type, object> _kernels = new();
     bool _disposed;
 
-    Device(Context context, Accelerator accelerator, KernelVariant variant)
+    Device(Context context, Accelerator accelerator, KernelVariant variant, int? planMultiprocessors = null)
     {
         Context = context;
         Accelerator = accelerator;
         Variant = variant;
+        Stream = accelerator.DefaultStream;
+        Multiprocessors = planMultiprocessors ?? accelerator.NumMultiprocessors;
         int warp = Math.Max(1, accelerator.WarpSize);
         int maxGroup = Math.Min(256, accelerator.MaxNumThreadsPerGroup);
         GroupSize = Math.Max(warp, maxGroup / warp * warp);
         GridGroups = Math.Max(1, accelerator.NumMultiprocessors *
             Math.Max(1, accelerator.MaxNumThreadsPerMultiprocessor / GroupSize));
-        Pool = new BufferPool(accelerator);
+        Pool = new BufferPool(accelerator, () => Stream);
         Launches = new LaunchLog(Pool);
     }
 
@@ -107,20 +115,24 @@ public sealed class Device : IDisposable
     /// A CPU-accelerator device. With <see cref="KernelVariant.Cpu"/>: 2 threads per group, 1 group
     /// per multiprocessor, one multiprocessor per core (fast for grid-stride kernels). With
     /// <see cref="KernelVariant.Cuda"/>: 256 threads per group, so the GPU kernels' barriers and
-    /// shared memory can be tested (slow; tiny shapes only).
+    /// shared memory can be tested (slow; tiny shapes only). <paramref name="planMultiprocessors"/>:
+    /// the <see cref="Multiprocessors"/> the GEMM tile chooser plans for, when not the accelerator's
+    /// (counting launches as a GPU of that many SMs would issue them; any grid runs on the CPU).
     /// </summary>
-    public static Device CreateCpu(KernelVariant variant = KernelVariant.Cpu) =>
+    public static Device CreateCpu(KernelVariant variant = KernelVariant.Cpu, int? planMultiprocessors = null) =>
         variant == KernelVariant.Cpu
-            ? CreateCpu(2, 1, Math.Max(1, Environment.ProcessorCount), variant)
-            : CreateCpu(32, 8, 1, variant);
+            ? CreateCpu(2, 1, Math.Max(1, Environment.ProcessorCount), variant, planMultiprocessors)
+            : CreateCpu(32, 8, 1, variant, planMultiprocessors);
 
     /// <summary>A CPU-accelerator device of <paramref name="warpsPerGroup"/> warps of
     /// <paramref name="threadsPerWarp"/> lanes (tests of warp-level code on several shapes).</summary>
-    public static Device CreateCpu(int threadsPerWarp, int warpsPerGroup, int multiprocessors, KernelVariant variant)
+    public static Device CreateCpu(int threadsPerWarp, int warpsPerGroup, int multiprocessors, KernelVariant variant,
+                                   int? planMultiprocessors = null)
     {
+        if (planMultiprocessors is <= 0) throw new ArgumentOutOfRangeException(nameof(planMultiprocessors), $"{planMultiprocessors} multiprocessors");
         var cpu = new CPUDevice(threadsPerWarp, warpsPerGroup, multiprocessors);
         var ctx = Context.Create(b => b.CPU(cpu).EnableAlgorithms().Optimize(OptimizationLevel.O2));
-        return new Device(ctx, cpu.CreateAccelerator(ctx), variant);
+        return new Device(ctx, cpu.CreateAccelerator(ctx), variant, planMultiprocessors);
     }
 
     /// <summary>Kernel launchers of one op family, loaded once per accelerator and cached.</summary>
@@ -130,7 +142,24 @@ public sealed class Device : IDisposable
         return (T)_kernels.GetOrAdd(typeof(T), _ => load(this));
     }
 
+    /// <summary>Waits for everything issued to the accelerator, on any stream.</summary>
     public void Synchronize() => Accelerator.Synchronize();
+
+    /// <summary>Makes <paramref name="stream"/> the device's <see cref="Stream"/> from now on, for
+    /// kernels loaded before as well. Waits for the work already issued first, so nothing on the
+    /// old stream races the new one. The device owns a stream it is given and disposes it when it
+    /// switches away or is disposed (never the accelerator's default stream, which ILGPU owns).</summary>
+    public void SwitchStream(AcceleratorStream stream)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        ArgumentNullException.ThrowIfNull(stream);
+        if (ReferenceEquals(stream, Stream)) return;
+        if (stream.Accelerator != Accelerator) throw new ArgumentException("a stream of another accelerator", nameof(stream));
+        Synchronize();
+        var old = Stream;
+        Stream = stream;
+        if (!ReferenceEquals(old, Accelerator.DefaultStream)) old.Dispose();
+    }
 
     public override string ToString() =>
         $"{Accelerator.Name} ({Accelerator.AcceleratorType}, {Variant} kernels, " +
@@ -141,6 +170,7 @@ public sealed class Device : IDisposable
         if (_disposed) return;
         _disposed = true;
         Pool.Dispose();
+        if (!ReferenceEquals(Stream, Accelerator.DefaultStream)) Stream.Dispose();
         Accelerator.Dispose();
         Context.Dispose();
     }

@@ -9,7 +9,7 @@ namespace Ccr.Kernels;
 /// <summary>One kernel launch as a <see cref="LaunchLog.Recording"/> saw it: the kernel, its grid
 /// and group, and every argument as text: scalars by value (floats round-trip), views as
 /// <c>#block+offset:length</c> with the pool's block id (<c>ext#n</c> for a buffer outside the pool),
-/// structs field by field. Two launches with equal records run the same code on the same memory.</summary>
+/// structs by their public fields. Two launches with equal records run the same code on the same memory.</summary>
 public sealed record LaunchRecord(string Kernel, string Config, string Args)
 {
     public override string ToString() => $"{Kernel}<<<{Config}>>>({Args})";
@@ -133,7 +133,9 @@ public sealed class LaunchLog
         }
         var t = a.GetType();
         if (depth > 4 || !t.IsValueType) return a.ToString() ?? t.Name;
-        var fields = t.GetFields(BindingFlags.Instance | BindingFlags.Public | BindingFlags.NonPublic);
+        // kernel argument structs keep all their data in public fields (a test checks every struct a
+        // kernel takes), so the public fields describe an argument whole
+        var fields = t.GetFields(BindingFlags.Instance | BindingFlags.Public);
         return "{" + string.Join(" ", fields.Select(f => $"{f.Name}={Describe(f.GetValue(a), blocks, depth + 1)}")) + "}";
     }
 

@@ -140,7 +140,7 @@ public sealed class StepGraphs : IDisposable
         catch (Exception ex) when (ex is not OutOfMemoryException)
         {
             counters?.Write(before); // the capture pass changed host counters for a step that did not run
-            if (ex is InvalidOperationException && ex.Message.Contains("pool would grow"))
+            if (ex is PoolGrowthException)
             {
                 if (++e.GrowthFailures == MaxGrowthFailures) _say($"CUDA graphs: a step keeps needing new device memory; it runs with plain launches ({ex.Message})");
             }

@@ -94,14 +94,14 @@ public sealed class StepUpload : IDisposable
 
     /// <summary>Issues this step's copies: the current pinned slot into its staging slot (one
     /// host-to-device copy), then each destination's bytes from the staging into its fixed buffer
-    /// (device copies), all on the accelerator's default stream (the step's stream, the one graphs
-    /// are captured from and replayed on). Counts as one host copy (<see cref="HostCopies"/>), so a
+    /// (device copies), all on the device's stream (<see cref="Device.Stream"/>: the step's stream, the
+    /// one graphs are captured from and replayed on). Counts as one host copy (<see cref="HostCopies"/>), so a
     /// step that forbids host copies cannot commit.</summary>
     public void Commit()
     {
         HostCopies.Count();
         if (!_waited) _copied[_slot]?.Wait(); // a step that wrote nothing still must not race the slot
-        var stream = _d.Accelerator.DefaultStream;
+        var stream = _d.Stream;
         if (_d.IsHostMemory) _d.Accelerator.Synchronize(); // as Buf.CopyFrom: CPU kernels of the last step first
         ArrayView<byte> staging = _staging.View.SubView(_slot * SlotBytes, SlotBytes);
         staging.CopyFrom(stream, _host[_slot].ArrayView);

@@ -37,6 +37,9 @@ public sealed class TrainSession : IDisposable
 {
     public TrainConfig Config { get; }
     public Device Device { get; }
+    /// <summary>train.precision: the arithmetic of every conv and GEMM of the step (backbone, decoders,
+    /// CCR's projectors), set on the whole <see cref="Root"/> module once it is built.</summary>
+    public MathPrecision ComputePrecision { get; }
     public DatasetInfo Info { get; }
     public IDataset TrainSet { get; }
     public IDataset ValSet { get; }
@@ -70,6 +73,7 @@ public sealed class TrainSession : IDisposable
     {
         Config = c;
         Device = device;
+        ComputePrecision = c.Train.Precision;
         Dist = dist ?? DataParallel.DistContext.Single;
         foreach (var t in c.Tasks) TaskNames.Validate(t);
         (TrainSet, ValSet) = Dist.PrimaryFirst(() => OpenData(c), "the data set"); // [distributed] rank 0 generates SynthRooms
@@ -93,6 +97,7 @@ public sealed class TrainSession : IDisposable
             }
         }
         Root = new TrainModule(Model, CcrLoss);
+        Root.To(ComputePrecision);
         Loader = new DataLoader(TrainSet, new DataLoaderOptions
         {
             BatchSize = c.Train.BatchSize,

@@ -321,7 +321,7 @@ public sealed class Trainer
         }
         if (Graphs() is { } graphs)
         {
-            string key = $"{batch.N}x{batch.Height}x{batch.Width}|{_s.Device.Precision}|" +
+            string key = $"{batch.N}x{batch.Height}x{batch.Width}|{_s.ComputePrecision}|" +
                          string.Join(",", pairs?.Select(p => p.Target + "<" + p.Source) ?? []);
             LastStepMode = graphs.Run(key, Body, eager: log, _bnCounters ??= BatchNormCounters());
         }

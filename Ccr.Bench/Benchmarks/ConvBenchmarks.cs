@@ -20,15 +20,15 @@ public class ConvBenchmarks : ConvBenchBase
     [Benchmark]
     public void Conv2dForward()
     {
-        Convolution.Forward(_d, _y, _x, _w, _bias, _g);
+        Convolution.Forward(_d, _y, _x, _w, _bias, _g, precision: _precision);
         _d.Synchronize();
     }
 
     [Benchmark]
     public void Conv2dBackward()
     {
-        Convolution.BackwardInput(_d, _dx, _y, _w, _g);
-        Convolution.BackwardWeight(_d, _dw, _y, _x, _g);
+        Convolution.BackwardInput(_d, _dx, _y, _w, _g, precision: _precision);
+        Convolution.BackwardWeight(_d, _dw, _y, _x, _g, precision: _precision);
         Convolution.BackwardBias(_d, _db, _y, _g);
         _d.Synchronize();
     }
@@ -44,7 +44,7 @@ public class ConvGemmBenchmarks : ConvBenchBase
     [Benchmark]
     public void Gemm_()
     {
-        Gemm.Run(_d, _c, _a, _b, _m, _n, _k);
+        Gemm.Run(_d, _c, _a, _b, _m, _n, _k, precision: _precision);
         _d.Synchronize();
     }
 }
@@ -78,21 +78,21 @@ public class ConvPassBenchmarks : ConvBenchBase
     [Benchmark]
     public void Forward()
     {
-        Convolution.Forward(_d, _y, _x, _w, _bias, _g);
+        Convolution.Forward(_d, _y, _x, _w, _bias, _g, precision: _precision);
         _d.Synchronize();
     }
 
     [Benchmark]
     public void InputGrad()
     {
-        Convolution.BackwardInput(_d, _dx, _y, _w, _g);
+        Convolution.BackwardInput(_d, _dx, _y, _w, _g, precision: _precision);
         _d.Synchronize();
     }
 
     [Benchmark]
     public void WeightGrad()
     {
-        Convolution.BackwardWeight(_d, _dw, _y, _x, _g);
+        Convolution.BackwardWeight(_d, _dw, _y, _x, _g, precision: _precision);
         _d.Synchronize();
     }
 }
@@ -115,6 +115,7 @@ public abstract class ConvBenchBase
     }
 
     protected Device _d = null!;
+    protected MathPrecision _precision;
     readonly List<PooledBlock> _blocks = [];
     protected Buf<float> _a, _b, _c, _x, _w, _bias, _y, _dx, _dw, _db;
     protected ConvGeom _g;
@@ -126,7 +127,7 @@ public abstract class ConvBenchBase
     public void Setup()
     {
         _d = Device.Create(verbose: false);
-        _d.Precision = Precision == "tf32" ? MathPrecision.Tf32 : MathPrecision.Fp32;
+        _precision = Precision == "tf32" ? MathPrecision.Tf32 : MathPrecision.Fp32;
         var r = new Ccr.Nn.Rng(1);
         _isGemm = Shape.Contains('x');
         if (_isGemm)
@@ -163,7 +164,7 @@ public abstract class ConvBenchBase
             ? $"// flops: gemm {Shape} = {2.0 * _m * _n * _k / 1e9:F3} GFLOP (GFLOP/s = GFLOP / mean seconds)"
             : $"// flops: conv {_g} forward = dx = dw = {2.0 * _g.Macs / 1e9:F3} GFLOP, backward = {4.0 * _g.Macs / 1e9:F3} GFLOP (GFLOP/s = GFLOP / mean seconds)");
         if (!_isGemm && _d.Variant == KernelVariant.Cuda)
-            Console.WriteLine($"// {Precision} tiles: forward {Convolution.Plan(_d, _g, Convolution.Pass.Forward)}, dx {Convolution.Plan(_d, _g, Convolution.Pass.InputGrad)}, dw {Convolution.Plan(_d, _g, Convolution.Pass.WeightGrad)}");
+            Console.WriteLine($"// {Precision} tiles: forward {Convolution.Plan(_d, _g, Convolution.Pass.Forward, _precision)}, dx {Convolution.Plan(_d, _g, Convolution.Pass.InputGrad, _precision)}, dw {Convolution.Plan(_d, _g, Convolution.Pass.WeightGrad, _precision)}");
         foreach (var b in _blocks) b.Dispose();
         _blocks.Clear();
         _d.Dispose();

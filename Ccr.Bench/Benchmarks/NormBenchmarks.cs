@@ -77,7 +77,7 @@ public class NormBenchmarks
 
     /// <summary>Driver copy of one tensor into another (cuMemcpy device to device on a GPU).</summary>
     [Benchmark(Baseline = true)]
-    public void DeviceCopy() { var dst = _y2.Data.View; _x.Data.View.CopyTo(in dst); _d.Synchronize(); }
+    public void DeviceCopy() { var dst = _y2.Data.View; _x.Data.View.CopyTo(_d.Stream, in dst); _d.Synchronize(); }
 
     /// <summary>Our own copy kernel (Axpby with beta 0: y = x): what a grid-stride kernel reaches.</summary>
     [Benchmark]

@@ -29,8 +29,7 @@ public static class KernelRunner
             try
             {
                 GC.Collect(); // the previous case's host arrays: no collection inside this one's timing
-                d.Precision = ParsePrecision(c.Precision);
-                row.Ms = Time(d, c, plan);
+                row.Ms = Time(d, c, ParsePrecision(c.Precision), plan);
                 if (c.Flop > 0) row.Extra["gflops"] = c.Flop / (row.Ms.Value * 1e6);
                 if (c.Bytes > 0) row.Extra["gbs"] = c.Bytes / (row.Ms.Value * 1e6);
             }
@@ -38,7 +37,6 @@ public static class KernelRunner
             {
                 row.Status = ResultRow.Fail(e);
             }
-            finally { d.Precision = MathPrecision.Fp32; }
             done(row);
         }
     }
@@ -52,7 +50,7 @@ public static class KernelRunner
         _ => throw new ArgumentException($"precision must be fp32 or tf32, got '{p}'"),
     };
 
-    static double Time(Device d, KernelCase c, TimingPlan plan)
+    static double Time(Device d, KernelCase c, MathPrecision precision, TimingPlan plan)
     {
         var rng = new Rng(7);
         using var scope = new TensorScope();
@@ -79,20 +77,20 @@ public static class KernelRunner
                     var x = Rand(n, cin, h, w);
                     var b = bias ? Rand(cout) : null;
                     var y = Tensor.Empty(d, n, cout, g.OH, g.OW);
-                    op = () => Convolution.Forward(d, y.Data, x.Data, wt.Data, b?.Data, g);
+                    op = () => Convolution.Forward(d, y.Data, x.Data, wt.Data, b?.Data, g, precision: precision);
                 }
                 else if (c.Op == "conv_dx")
                 {
                     var dy = Rand(n, cout, g.OH, g.OW);
                     var dx = Tensor.Empty(d, n, cin, h, w);
-                    op = () => Convolution.BackwardInput(d, dx.Data, dy.Data, wt.Data, g);
+                    op = () => Convolution.BackwardInput(d, dx.Data, dy.Data, wt.Data, g, precision: precision);
                 }
                 else
                 {
                     var dy = Rand(n, cout, g.OH, g.OW);
                     var x = Rand(n, cin, h, w);
                     var dw = Tensor.Empty(d, cout, cin, k, k);
-                    op = () => Convolution.BackwardWeight(d, dw.Data, dy.Data, x.Data, g);
+                    op = () => Convolution.BackwardWeight(d, dw.Data, dy.Data, x.Data, g, precision: precision);
                 }
                 return Timing.MedianMs(op, d.Synchronize, plan);
             }
@@ -102,7 +100,7 @@ public static class KernelRunner
                 var a = Rand(m, k);
                 var b = Rand(k, n);
                 var cc = Tensor.Empty(d, m, n);
-                return Timing.MedianMs(() => Gemm.Run(d, cc.Data, a.Data, b.Data, m, n, k), d.Synchronize, plan);
+                return Timing.MedianMs(() => Gemm.Run(d, cc.Data, a.Data, b.Data, m, n, k, precision: precision), d.Synchronize, plan);
             }
             case "bn":
             {
@@ -154,10 +152,10 @@ public static class KernelRunner
             {
                 var x = Rand(s[0]);
                 var y = Tensor.Empty(d, s[0]);
-                return Timing.MedianMs(() => { var dst = y.Data.View; x.Data.View.CopyTo(in dst); }, d.Synchronize, plan);
+                return Timing.MedianMs(() => { var dst = y.Data.View; x.Data.View.CopyTo(d.Stream, in dst); }, d.Synchronize, plan);
             }
             case "ccr_fwd" or "ccr_fwd_bwd":
-                return TimeCcrPair(d, c, plan, rng);
+                return TimeCcrPair(d, c, precision, plan, rng);
             default:
                 throw new ArgumentException($"unknown op '{c.Op}' in case {c.Id}");
         }
@@ -166,7 +164,7 @@ public static class KernelRunner
     /// <summary>One CCR task pair: the target's unit-norm projection map (N, D, H, W) against the
     /// source's labels at the same size (random classes / depths / normals, ~10% invalid; the same
     /// recipe as tools/torch_ccr_baseline.py).</summary>
-    static double TimeCcrPair(Device d, KernelCase c, TimingPlan plan, Rng rng)
+    static double TimeCcrPair(Device d, KernelCase c, MathPrecision precision, TimingPlan plan, Rng rng)
     {
         int n = c.Shape[0], dim = c.Shape[1], h = c.Shape[2], w = c.Shape[3], hw = h * w;
         string source = c.Source ?? throw new ArgumentException($"{c.Id}: no label kind");
@@ -196,6 +194,7 @@ public static class KernelRunner
         using var labels = TaskLabels.Create(d, source, lab, n, h, w);
         var cfg = new CcrConfig { Sharing = ProjectorSharing.None, RampEpochs = 0 };
         var ccr = new CcrLoss(d, new Rng(3), cfg, [(target, dim), (source, dim)]);
+        ccr.To(precision); // its projectors' convs, as the training session sets them
         var features = new Dictionary<string, Tensor> { [target] = proj };
         var labelMap = new Dictionary<string, TaskLabels> { [source] = labels };
         // the step's host part once (as the trainer does before each step): the pair and lambda's upload

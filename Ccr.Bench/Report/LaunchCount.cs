@@ -1,6 +1,5 @@
 using Ccr.Kernels.Contrastive;
 using Ccr.Kernels.Ops;
-using System.Reflection;
 using System.Text.Json;
 using Ccr.Kernels;
 using Ccr.Training.Config;
@@ -20,10 +19,10 @@ namespace Ccr.Bench.Report;
 /// Launches do depend on the shape in one way: the GEMM tile chooser splits K (one more launch,
 /// the ordered sum) when a GEMM's tiles cannot fill the device, which depends on the pixels per
 /// image and on the number of SMs. So the count runs at the real shape (default batch 4, 480x640,
-/// as the GPU report's step) and the tile chooser is shown the SMs of the card (default 132, an
-/// H100 SXM or H200) for the counted steps only: nothing runs while it is shown, so the CPU
-/// accelerator's one real multiprocessor never meets a launch made for 132. CCR's random task pairs
-/// change which kernels run from step to step: several steps are counted and each is printed.
+/// as the GPU report's step) on a device created to plan for the SMs of the card (default 132, an
+/// H100 SXM or H200; <see cref="Device.Multiprocessors"/>): its GEMMs split K as that card's would
+/// (any grid runs on the CPU accelerator, and the counted steps run nothing). CCR's random task
+/// pairs change which kernels run from step to step: several steps are counted and each is printed.
 /// </remarks>
 public static class LaunchCount
 {
@@ -60,7 +59,7 @@ public static class LaunchCount
         {
             string data = Path.Combine(root, "data");
             SyntheticNyud.Write(data, batch, height, width);
-            using var d = Device.CreateCpu(KernelVariant.Cuda);
+            using var d = Device.CreateCpu(KernelVariant.Cuda, planMultiprocessors: sms);
             Console.WriteLine($"kernel launches per training step of the paper model (nyud-hrnet18), batch {batch}, {height}x{width}, " +
                               $"CUDA variant on the CPU, tile choice for {sms} SMs, no kernel run:");
             var rows = new List<Row>();
@@ -68,7 +67,7 @@ public static class LaunchCount
                 foreach (var ccr in new[] { false, true })
                 {
                     var cfg = StepBench.Config(data, batch, ccr, precision, graph: false);
-                    rows.AddRange(Count(d, cfg, Path.Combine(root, "run"), steps, sms, StepBench.Id(ccr, precision)));
+                    rows.AddRange(Count(d, cfg, Path.Combine(root, "run"), steps, StepBench.Id(ccr, precision)));
                 }
             foreach (var g in rows.GroupBy(r => r.Id))
             {
@@ -96,12 +95,13 @@ public static class LaunchCount
 
     /// <summary>The launches of <paramref name="steps"/> consecutive training steps of
     /// <paramref name="cfg"/> on <paramref name="d"/> (the CUDA variant), counted without running
-    /// them, with the tile chooser seeing <paramref name="sms"/> SMs. The first step is counted too:
-    /// it issues the same launches (kernel loading and pool growth are host work).</summary>
-    public static List<Row> Count(Device d, TrainConfig cfg, string runDir, int steps, int sms, string id)
+    /// them, with the tile chooser planning for the device's <see cref="Device.Multiprocessors"/>
+    /// and every conv and GEMM at the config's precision (the session sets it on its model). The
+    /// first step is counted too: it issues the same launches (kernel loading and pool growth are
+    /// host work).</summary>
+    public static List<Row> Count(Device d, TrainConfig cfg, string runDir, int steps, string id)
     {
         if (d.Variant != KernelVariant.Cuda) throw new ArgumentException("launch count: the CUDA variant's launches are counted (the CPU variant computes on the host)");
-        d.Precision = cfg.Train.Precision;
         var rows = new List<Row>();
         try
         {
@@ -110,36 +110,15 @@ public static class LaunchCount
             var b = session.Loader.MakeBatch(0, 0);
             for (int k = 0; k < steps; k++)
             {
-                List<(string Kernel, int Count)> perKernel;
-                using (ShowMultiprocessors(d, sms))
-                    perKernel = d.Launches.CountWithoutRunning(() => trainer.TrainStep(b, 1.0, log: false));
+                var perKernel = d.Launches.CountWithoutRunning(() => trainer.TrainStep(b, 1.0, log: false));
                 long total = perKernel.Sum(p => (long)p.Count);
                 long sums = perKernel.Where(p => p.Kernel.Contains("SplitSum", StringComparison.Ordinal)).Sum(p => (long)p.Count);
                 rows.Add(new Row(id, cfg.Ccr.Enabled, cfg.Train.Precision.ConfigWord(), k, total, sums, perKernel.Count, perKernel));
             }
         }
-        finally
-        {
-            d.Precision = MathPrecision.Fp32;
-            d.Pool.ReleaseCached();
-        }
+        finally { d.Pool.ReleaseCached(); }
         return rows;
     }
-
-    /// <summary>Makes the CPU accelerator report <paramref name="sms"/> multiprocessors until disposed
-    /// (ILGPU's Device.NumMultiprocessors has a protected setter: reflection). Only while nothing
-    /// runs: the CPU accelerator's worker threads were made for its real count.</summary>
-    static IDisposable ShowMultiprocessors(Device d, int sms)
-    {
-        var dev = d.Accelerator.Device;
-        var prop = typeof(ILGPU.Runtime.Device).GetProperty(nameof(ILGPU.Runtime.Device.NumMultiprocessors))!;
-        var setter = prop.GetSetMethod(nonPublic: true) ?? throw new NotSupportedException("this ILGPU has no settable Device.NumMultiprocessors");
-        int before = dev.NumMultiprocessors;
-        setter.Invoke(dev, [sms]);
-        return new Restore(() => setter.Invoke(dev, [before]));
-    }
-
-    sealed class Restore(Action undo) : IDisposable { public void Dispose() => undo(); }
 
     static int Positive(string s, string name) =>
         int.TryParse(s, out int v) && v > 0 ? v : throw new ArgumentException($"launches: {name} must be a positive integer, got '{s}'");

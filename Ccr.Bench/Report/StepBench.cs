@@ -49,11 +49,7 @@ public sealed class StepBench(Device d, string outDir, string dataDir, int batch
                 rows.Add(row);
                 try { Measure(row, ccr, precision, graph); }
                 catch (Exception e) { row.Status = ResultRow.Fail(e); }
-                finally
-                {
-                    d.Precision = MathPrecision.Fp32;
-                    d.Pool.ReleaseCached();
-                }
+                finally { d.Pool.ReleaseCached(); }
                 done(row);
             }
         if (counter == null) return;
@@ -61,11 +57,7 @@ public sealed class StepBench(Device d, string outDir, string dataDir, int batch
         {
             try { CountCalls(row, counter); }
             catch (Exception e) { row.Extra.Remove("launches"); Console.WriteLine($"  launch count of {row.Id} failed: {ResultRow.Fail(e)}"); }
-            finally
-            {
-                d.Precision = MathPrecision.Fp32;
-                d.Pool.ReleaseCached();
-            }
+            finally { d.Pool.ReleaseCached(); }
             saved();
         }
     }
@@ -75,7 +67,6 @@ public sealed class StepBench(Device d, string outDir, string dataDir, int batch
     void CountCalls(ResultRow row, CudaApiCounter counter)
     {
         var cfg = Config(dataDir, batch, row.Id.StartsWith("step.ccr."), row.Precision, graph: !row.Id.EndsWith(".nograph"));
-        d.Precision = cfg.Train.Precision; // as the train command sets it
         string runDir = Path.Combine(outDir, "step-runs", row.Id + ".count");
         Directory.CreateDirectory(runDir);
         using var session = new TrainSession(cfg, d);
@@ -119,7 +110,6 @@ public sealed class StepBench(Device d, string outDir, string dataDir, int batch
     void Measure(ResultRow row, bool ccr, string precision, bool graph)
     {
         var cfg = Config(dataDir, batch, ccr, precision, graph);
-        d.Precision = cfg.Train.Precision;
         d.Pool.ReleaseCached();
         long baseline = d.Pool.BytesInUse;
         string runDir = Path.Combine(outDir, "step-runs", row.Id);

@@ -72,14 +72,6 @@ public sealed class ConvVerify : IVerifySuite
 
     static string Name(MathPrecision p) => p == MathPrecision.Tf32 ? "tf32" : "fp32";
 
-    static T WithPrecision<T>(Device d, MathPrecision p, Func<T> f)
-    {
-        var keep = d.Precision;
-        d.Precision = p;
-        try { return f(); }
-        finally { d.Precision = keep; }
-    }
-
     static float[] Tf32(float[] v) => Array.ConvertAll(v, Mma.RoundTf32);
 
     static (double[], float[]) MmaCase(Device d)
@@ -95,7 +87,7 @@ public sealed class ConvVerify : IVerifySuite
         var a = VerifyData.Floats(r, (long)m * k); var b = VerifyData.Floats(r, (long)k * n); var c = VerifyData.Floats(r, (long)m * n);
         using var scope = new TensorScope();
         var tA = Tensor.FromArray(d, a, a.Length); var tB = Tensor.FromArray(d, b, b.Length); var tC = Tensor.FromArray(d, c, c.Length);
-        WithPrecision(d, p, () => { Gemm.Run(d, tC.Data, tA.Data, tB.Data, m, n, k, ta, tb, 0.5f, 0.25f); return 0; });
+        Gemm.Run(d, tC.Data, tA.Data, tB.Data, m, n, k, ta, tb, 0.5f, 0.25f, precision: p);
         var (ar, br) = p == MathPrecision.Tf32 ? (Tf32(a), Tf32(b)) : (a, b);
         return (Gemm.Reference.Run(VerifyData.D(c), VerifyData.D(ar), VerifyData.D(br), m, n, k, ta, tb, 0.5, 0.25), tC.ToArray());
     }
@@ -138,36 +130,33 @@ public sealed class ConvVerify : IVerifySuite
         var tx = Tensor.FromArray(d, c.X, c.X.Length); var tw = Tensor.FromArray(d, c.W, c.W.Length);
         var tdy = Tensor.FromArray(d, c.Dy, c.Dy.Length);
         var e = c.Expected(p);
-        return WithPrecision(d, p, () =>
+        switch (which)
         {
-            switch (which)
+            case 0:
             {
-                case 0:
-                {
-                    var tb = c.B != null ? Tensor.FromArray(d, c.B, c.B.Length) : null;
-                    var y = Tensor.Empty(d, c.Dy.Length);
-                    Convolution.Forward(d, y.Data, tx.Data, tw.Data, tb?.Data, g, tile);
-                    return (e.Y, y.ToArray());
-                }
-                case 1:
-                {
-                    var dx = Tensor.Empty(d, c.X.Length);
-                    Convolution.BackwardInput(d, dx.Data, tdy.Data, tw.Data, g, tile);
-                    return (e.Dx, dx.ToArray());
-                }
-                case 2:
-                {
-                    var dw = Tensor.Empty(d, c.W.Length);
-                    Convolution.BackwardWeight(d, dw.Data, tdy.Data, tx.Data, g, tile);
-                    return (e.Dw, dw.ToArray());
-                }
-                default:
-                {
-                    var db = Tensor.Empty(d, g.Cout);
-                    Convolution.BackwardBias(d, db.Data, tdy.Data, g);
-                    return (e.Db, db.ToArray());
-                }
+                var tb = c.B != null ? Tensor.FromArray(d, c.B, c.B.Length) : null;
+                var y = Tensor.Empty(d, c.Dy.Length);
+                Convolution.Forward(d, y.Data, tx.Data, tw.Data, tb?.Data, g, tile, p);
+                return (e.Y, y.ToArray());
             }
-        });
+            case 1:
+            {
+                var dx = Tensor.Empty(d, c.X.Length);
+                Convolution.BackwardInput(d, dx.Data, tdy.Data, tw.Data, g, tile, p);
+                return (e.Dx, dx.ToArray());
+            }
+            case 2:
+            {
+                var dw = Tensor.Empty(d, c.W.Length);
+                Convolution.BackwardWeight(d, dw.Data, tdy.Data, tx.Data, g, tile, p);
+                return (e.Dw, dw.ToArray());
+            }
+            default:
+            {
+                var db = Tensor.Empty(d, g.Cout);
+                Convolution.BackwardBias(d, db.Data, tdy.Data, g);
+                return (e.Db, db.ToArray());
+            }
+        }
     }
 }

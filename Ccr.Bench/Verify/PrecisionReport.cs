@@ -36,13 +36,12 @@ public static class PrecisionReport
             var (edx, edw, _) = Convolution.Reference.Backward(D(dy), D(x), D(w), g);
             foreach (var p in new[] { MathPrecision.Fp32, MathPrecision.Tf32 })
             {
-                d.Precision = p;
                 using var scope = new TensorScope();
                 var tx = Tensor.FromArray(d, x, x.Length); var tw = Tensor.FromArray(d, w, w.Length); var tdy = Tensor.FromArray(d, dy, dy.Length);
                 var y = Tensor.Empty(d, dy.Length); var dx = Tensor.Empty(d, x.Length); var dw = Tensor.Empty(d, w.Length);
-                Convolution.Forward(d, y.Data, tx.Data, tw.Data, null, g);
-                Convolution.BackwardInput(d, dx.Data, tdy.Data, tw.Data, g);
-                Convolution.BackwardWeight(d, dw.Data, tdy.Data, tx.Data, g);
+                Convolution.Forward(d, y.Data, tx.Data, tw.Data, null, g, precision: p);
+                Convolution.BackwardInput(d, dx.Data, tdy.Data, tw.Data, g, precision: p);
+                Convolution.BackwardWeight(d, dw.Data, tdy.Data, tx.Data, g, precision: p);
                 Console.WriteLine($"conv {g} {p}: relative L2 error y {Rel(ey, y.ToArray()):E2}, dx {Rel(edx, dx.ToArray()):E2}, dw {Rel(edw, dw.ToArray()):E2}");
             }
         }
@@ -50,11 +49,10 @@ public static class PrecisionReport
         var e = Gemm.Reference.Run(null, D(a), D(b), gemm, gemm, gemm);
         foreach (var p in new[] { MathPrecision.Fp32, MathPrecision.Tf32 })
         {
-            d.Precision = p;
             using var scope = new TensorScope();
             var ta = Tensor.FromArray(d, a, a.Length); var tb = Tensor.FromArray(d, b, b.Length); var tc = Tensor.Empty(d, gemm * gemm);
             var sw = Stopwatch.StartNew();
-            Gemm.Run(d, tc.Data, ta.Data, tb.Data, gemm, gemm, gemm);
+            Gemm.Run(d, tc.Data, ta.Data, tb.Data, gemm, gemm, gemm, precision: p);
             d.Synchronize();
             Console.WriteLine($"gemm {gemm}^3 {p}: relative L2 error {Rel(e, tc.ToArray()):E2} (first call, with its JIT: {sw.Elapsed.TotalMilliseconds:F0} ms)");
         }

@@ -188,12 +188,12 @@ public static partial class Convolution
         _ => (g.Cout, g.CKK, g.N * g.OHW),
     };
 
-    /// <summary>The tile the CUDA variant picks for <paramref name="pass"/> on <paramref name="d"/> (at the device's
-    /// precision unless <paramref name="precision"/> is given).</summary>
-    public static GemmTile Plan(Device d, ConvGeom g, Pass pass, MathPrecision? precision = null)
+    /// <summary>The tile the CUDA variant picks for <paramref name="pass"/> on <paramref name="d"/> at
+    /// <paramref name="precision"/>.</summary>
+    public static GemmTile Plan(Device d, ConvGeom g, Pass pass, MathPrecision precision = MathPrecision.Fp32)
     {
         var (m, n, k) = GemmShape(g, pass);
-        return GemmTiles.Choose(m, n, k, 1, precision ?? d.Precision, d.Accelerator.NumMultiprocessors);
+        return GemmTiles.Choose(m, n, k, 1, precision, d.Multiprocessors);
     }
 
     // every flat index the gathers form must fit int32 (they index with int arithmetic)
@@ -204,29 +204,32 @@ public static partial class Convolution
             throw new ArgumentException($"conv2d: {g} is too large for the CUDA variant's 32-bit indexing ({most} elements)");
     }
 
-    static void ImplicitForward(Device d, Buf<float> y, Buf<float> x, Buf<float> w, Buf<float>? bias, ConvGeom g, GemmTile? tile)
+    static void ImplicitForward(Device d, Buf<float> y, Buf<float> x, Buf<float> w, Buf<float>? bias, ConvGeom g, GemmTile? tile,
+                                MathPrecision precision)
     {
         CheckInt32(g);
         var ix = ConvIndex.From(g);
         var sc = new OutputStore { Cout = g.Cout, OHW = g.OHW, HasBias = bias != null ? 1 : 0, ByOHW = ix.ByOHW };
         ImplicitGemm.Run(d, y, w, x, bias, new WeightRows { CKK = g.CKK }, new InputPatches { G = ix }, sc,
-            1, g.Cout, g.N * g.OHW, g.CKK, tile);
+            1, g.Cout, g.N * g.OHW, g.CKK, tile, precision);
     }
 
-    static void ImplicitBackwardInput(Device d, Buf<float> dx, Buf<float> dy, Buf<float> w, ConvGeom g, GemmTile? tile)
+    static void ImplicitBackwardInput(Device d, Buf<float> dx, Buf<float> dy, Buf<float> w, ConvGeom g, GemmTile? tile,
+                                      MathPrecision precision)
     {
         CheckInt32(g);
         var ix = ConvIndex.From(g);
         var sc = new PlanesStore { Channels = g.Cin, Plane = g.HW, ByPlane = ix.ByHW };
         ImplicitGemm.Run(d, dx, w, dy, null, new WeightColumns { G = ix }, new GradOutTaps { G = ix }, sc,
-            1, g.Cin, g.N * g.HW, g.Cout * g.K * g.K, tile);
+            1, g.Cin, g.N * g.HW, g.Cout * g.K * g.K, tile, precision);
     }
 
-    static void ImplicitBackwardWeight(Device d, Buf<float> dw, Buf<float> dy, Buf<float> x, ConvGeom g, GemmTile? tile)
+    static void ImplicitBackwardWeight(Device d, Buf<float> dw, Buf<float> dy, Buf<float> x, ConvGeom g, GemmTile? tile,
+                                       MathPrecision precision)
     {
         CheckInt32(g);
         var ix = ConvIndex.From(g);
         ImplicitGemm.Run(d, dw, dy, x, null, new GradOutRows { G = ix }, new InputPatchesT { G = ix }, new RowsStore { N = g.CKK },
-            1, g.Cout, g.CKK, g.N * g.OHW, tile);
+            1, g.Cout, g.CKK, g.N * g.OHW, tile, precision);
     }
 }

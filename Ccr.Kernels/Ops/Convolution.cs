@@ -51,7 +51,7 @@ public struct ConvGeom
 
 /// <summary>
 /// 2-D convolution forward and backward. CUDA variant: implicit GEMMs that gather from NCHW directly
-/// (Convolution.Implicit.cs; fp32 or TF32 per <see cref="Device.Precision"/>). CPU variant (host SIMD code):
+/// (Convolution.Implicit.cs; fp32 or TF32 per each call's <see cref="MathPrecision"/>). CPU variant (host SIMD code):
 /// direct correlation for stride-1 convs with few channels, else im2col + the host GEMM; 1x1 stride-1
 /// convs skip im2col, and the batch is processed in chunks so the column buffer stays under
 /// <see cref="ColsLimit"/> floats. Every function writes its output (=), activation and parameter
@@ -68,11 +68,11 @@ public static partial class Convolution
 
     /// <summary>y (N, Cout, OH, OW) = conv(x (N, Cin, H, W), w (Cout, Cin, K, K)) + bias (Cout).</summary>
     public static unsafe void Forward(Device d, Buf<float> y, Buf<float> x, Buf<float> w, Buf<float>? bias, ConvGeom g,
-                                      GemmTile? tile = null)
+                                      GemmTile? tile = null, MathPrecision precision = MathPrecision.Fp32)
     {
         Check(g, y, "y", (long)g.N * g.Cout * g.OHW, x, "x", (long)g.N * g.Cin * g.HW, w, "w", (long)g.Cout * g.CKK);
         if (bias is { } bb) Launch.SameLength("conv2d", bb.Length, g.Cout, "bias and output channels");
-        if (!Gemm.Host(d)) { ImplicitForward(d, y, x, w, bias, g, tile); return; }
+        if (!Gemm.Host(d)) { ImplicitForward(d, y, x, w, bias, g, tile, precision); return; }
         PooledBlock? scratch = null;
         if (DirectForward(g)) Correlate(d, y.Ptr, g.Cout, g.OH, g.OW, x.Ptr, g.Cin, g.H, g.W, g.P, w.Ptr, g.N, g.K);
         else ForChunks(d, g, out scratch, (n0, nb, cols) =>
@@ -93,10 +93,11 @@ public static partial class Convolution
     }
 
     /// <summary>dx (N, Cin, H, W) = gradient of the conv with respect to x, given dy (N, Cout, OH, OW). Written (=).</summary>
-    public static void BackwardInput(Device d, Buf<float> dx, Buf<float> dy, Buf<float> w, ConvGeom g, GemmTile? tile = null)
+    public static void BackwardInput(Device d, Buf<float> dx, Buf<float> dy, Buf<float> w, ConvGeom g, GemmTile? tile = null,
+                                     MathPrecision precision = MathPrecision.Fp32)
     {
         Check(g, dy, "dy", (long)g.N * g.Cout * g.OHW, dx, "dx", (long)g.N * g.Cin * g.HW, w, "w", (long)g.Cout * g.CKK);
-        if (!Gemm.Host(d)) { ImplicitBackwardInput(d, dx, dy, w, g, tile); return; }
+        if (!Gemm.Host(d)) { ImplicitBackwardInput(d, dx, dy, w, g, tile, precision); return; }
         if (DirectBackwardInput(g)) { HostBackwardInputDirect(d, dx, dy, w, g); return; }
         ForChunks(d, g, out var scratch, (n0, nb, dcols) =>
         {
@@ -111,10 +112,11 @@ public static partial class Convolution
 
     /// <summary>dw (Cout, Cin, K, K) = sum over the batch of dy (Cout, OHW) cols^T (OHW, CKK). Written (=).
     /// Deterministic on both variants: the CUDA variant's K split is summed in slice order (no atomics).</summary>
-    public static void BackwardWeight(Device d, Buf<float> dw, Buf<float> dy, Buf<float> x, ConvGeom g, GemmTile? tile = null)
+    public static void BackwardWeight(Device d, Buf<float> dw, Buf<float> dy, Buf<float> x, ConvGeom g, GemmTile? tile = null,
+                                      MathPrecision precision = MathPrecision.Fp32)
     {
         Check(g, dy, "dy", (long)g.N * g.Cout * g.OHW, x, "x", (long)g.N * g.Cin * g.HW, dw, "dw", (long)g.Cout * g.CKK);
-        if (!Gemm.Host(d)) { ImplicitBackwardWeight(d, dw, dy, x, g, tile); return; }
+        if (!Gemm.Host(d)) { ImplicitBackwardWeight(d, dw, dy, x, g, tile, precision); return; }
         if (DirectForward(g)) { HostWeightGradDirect(d, dw, dy, x, g); return; }
         ForChunks(d, g, out var scratch, (n0, nb, cols) =>
         {

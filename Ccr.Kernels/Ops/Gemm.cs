@@ -12,7 +12,7 @@ namespace Ccr.Kernels.Ops;
 /// beta = 0 ignores C's old contents (NaN too). Batched entry: the same product for each of
 /// <c>batch</c> matrices at element strides strideA / strideB / strideC (stride 0 shares a matrix).
 /// CUDA variant: <see cref="ImplicitGemm"/> (padded, double-buffered shared tiles; fp32 with 4x4 outputs per
-/// thread or TF32 on the tensor cores, per <see cref="Device.Precision"/>; tile and K split from
+/// thread or TF32 on the tensor cores, per each call's <see cref="MathPrecision"/> argument; tile and K split from
 /// <see cref="GemmTiles.Choose"/>). CPU variant: host SIMD with packed B panels, cache blocking, Parallel.For.
 /// </summary>
 public static partial class Gemm
@@ -73,15 +73,16 @@ public static partial class Gemm
     /// <summary>C (M, N) = alpha * op(A) op(B) + beta * C. A is (M, K), or (K, M) with transA;
     /// B is (K, N), or (N, K) with transB.</summary>
     public static void Run(Device d, Buf<float> c, Buf<float> a, Buf<float> b, int m, int n, int k,
-                           bool transA = false, bool transB = false, float alpha = 1f, float beta = 0f, GemmTile? tile = null) =>
-        Batched(d, c, a, b, 1, m, n, k, 0, 0, 0, transA, transB, alpha, beta, tile);
+                           bool transA = false, bool transB = false, float alpha = 1f, float beta = 0f, GemmTile? tile = null,
+                           MathPrecision precision = MathPrecision.Fp32) =>
+        Batched(d, c, a, b, 1, m, n, k, 0, 0, 0, transA, transB, alpha, beta, tile, precision);
 
     /// <summary>For z in [0, batch): C_z = alpha * op(A_z) op(B_z) + beta * C_z, with A_z starting at
     /// element z * strideA of <paramref name="a"/> (likewise B, C). A stride of 0 shares one matrix.</summary>
     public static void Batched(Device d, Buf<float> c, Buf<float> a, Buf<float> b, int batch, int m, int n, int k,
                                long strideC, long strideA, long strideB,
                                bool transA = false, bool transB = false, float alpha = 1f, float beta = 0f,
-                               GemmTile? tile = null)
+                               GemmTile? tile = null, MathPrecision precision = MathPrecision.Fp32)
     {
         if (m < 0 || n < 0 || k < 0 || batch < 0)
             throw new ArgumentException($"gemm: negative size (batch {batch}, M {m}, N {n}, K {k})");
@@ -108,10 +109,10 @@ public static partial class Gemm
         // the operand types say which way each is contiguous (the load layout is compile-time): four combinations
         int sa = (int)strideA, sb = (int)strideB;
         bool aK = g.SAp == 1, bK = g.SBp == 1;
-        if (aK && bK) ImplicitGemm.Run(d, c, a, b, null, new StridedK { Stride = sa, SMN = g.SAi, SK = g.SAp }, new StridedK { Stride = sb, SMN = g.SBj, SK = g.SBp }, sc, batch, m, n, k, tile);
-        else if (aK) ImplicitGemm.Run(d, c, a, b, null, new StridedK { Stride = sa, SMN = g.SAi, SK = g.SAp }, new StridedMN { Stride = sb, SMN = g.SBj, SK = g.SBp }, sc, batch, m, n, k, tile);
-        else if (bK) ImplicitGemm.Run(d, c, a, b, null, new StridedMN { Stride = sa, SMN = g.SAi, SK = g.SAp }, new StridedK { Stride = sb, SMN = g.SBj, SK = g.SBp }, sc, batch, m, n, k, tile);
-        else ImplicitGemm.Run(d, c, a, b, null, new StridedMN { Stride = sa, SMN = g.SAi, SK = g.SAp }, new StridedMN { Stride = sb, SMN = g.SBj, SK = g.SBp }, sc, batch, m, n, k, tile);
+        if (aK && bK) ImplicitGemm.Run(d, c, a, b, null, new StridedK { Stride = sa, SMN = g.SAi, SK = g.SAp }, new StridedK { Stride = sb, SMN = g.SBj, SK = g.SBp }, sc, batch, m, n, k, tile, precision);
+        else if (aK) ImplicitGemm.Run(d, c, a, b, null, new StridedK { Stride = sa, SMN = g.SAi, SK = g.SAp }, new StridedMN { Stride = sb, SMN = g.SBj, SK = g.SBp }, sc, batch, m, n, k, tile, precision);
+        else if (bK) ImplicitGemm.Run(d, c, a, b, null, new StridedMN { Stride = sa, SMN = g.SAi, SK = g.SAp }, new StridedK { Stride = sb, SMN = g.SBj, SK = g.SBp }, sc, batch, m, n, k, tile, precision);
+        else ImplicitGemm.Run(d, c, a, b, null, new StridedMN { Stride = sa, SMN = g.SAi, SK = g.SAp }, new StridedMN { Stride = sb, SMN = g.SBj, SK = g.SBp }, sc, batch, m, n, k, tile, precision);
     }
 
     static void Need(string what, long have, long stride, int batch, long one, int rows, int cols)

@@ -75,17 +75,18 @@ public static partial class ImplicitGemm
     /// <summary>
     /// C (batch x M x N) = A B through <paramref name="sc"/>: A element (i, k) = <paramref name="la"/>'s gather from
     /// <paramref name="a"/>, B element (k, j) = <paramref name="lb"/>'s gather (read as (j, k)) from <paramref name="b"/>.
-    /// <paramref name="tile"/> null: <see cref="GemmTiles.Choose"/>. Sizes must fit int32.
+    /// <paramref name="tile"/> null: <see cref="GemmTiles.Choose"/> for <paramref name="precision"/> (fp32 on the
+    /// CUDA cores or TF32 on the tensor cores) and the device's <see cref="Device.Multiprocessors"/>. Sizes must fit int32.
     /// </summary>
     public static void Run<TA, TB, TC>(Device d, Buf<float> c, Buf<float> a, Buf<float> b, Buf<float>? bias,
-                                       TA la, TB lb, TC sc, int batch, int m, int n, int k, GemmTile? tile = null)
+                                       TA la, TB lb, TC sc, int batch, int m, int n, int k, GemmTile? tile = null,
+                                       MathPrecision precision = MathPrecision.Fp32)
         where TA : struct, IGemmOperand where TB : struct, IGemmOperand where TC : struct, IGemmOutput
     {
         if (m == 0 || n == 0 || batch == 0) return;
         if ((long)m * n > int.MaxValue)
             throw new ArgumentException($"gemm: C of {m} x {n} is too large for the CUDA variant's 32-bit indexing");
-        var precision = d.Precision;
-        var tl = tile ?? GemmTiles.Choose(m, n, k, batch, precision, d.Accelerator.NumMultiprocessors);
+        var tl = tile ?? GemmTiles.Choose(m, n, k, batch, precision, d.Multiprocessors);
         GemmTiles.Validate(tl, precision);
         bool tf32 = precision == MathPrecision.Tf32;
         int threads = TileShapes.Threads(tl, precision);
@@ -124,7 +125,7 @@ public static partial class ImplicitGemm
         var wsv = new Buf<float>(ws, 0, (long)batch * splits * m * n);
         main(config, wsv.View, a.View, b.View, biasView, la, lb, sc, t);
         int groupSize = d.GroupSize;
-        int blocks = (int)Math.Clamp(((long)m * n + groupSize - 1) / groupSize, 1, Math.Max(1, 4 * d.Accelerator.NumMultiprocessors));
+        int blocks = (int)Math.Clamp(((long)m * n + groupSize - 1) / groupSize, 1, Math.Max(1, 4 * d.Multiprocessors));
         var sumConfig = new KernelConfig(new Index3D(blocks, batch, 1), new Index3D(groupSize, 1, 1));
         d.Kernels(static d => new LoadedSum<TC>(d)).SplitSum(sumConfig, c.View, wsv.View, biasView, sc, t, new FastDiv(n));
     }

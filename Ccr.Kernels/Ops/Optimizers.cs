@@ -85,7 +85,7 @@ public static partial class Optimizers
             Sgd = d.Load<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>,
                          ArrayView<float>, float, float, int>(SgdKernel);
             Never = a.Allocate1D<int>(1);
-            Never.MemSetToZero();
+            Never.MemSetToZero(d.Stream);
         }
     }
 

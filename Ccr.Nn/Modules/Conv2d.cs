@@ -1,4 +1,5 @@
 using Ccr.Kernels;
+using Ccr.Kernels.Ops;
 
 namespace Ccr.Nn.Modules;
 
@@ -14,6 +15,9 @@ public sealed class Conv2d : Layer
     public int Dilation { get; }
     public Tensor Weight { get; }
     public Tensor? Bias { get; }
+    /// <summary>Arithmetic of this layer's GEMMs (forward and both gradients) on the CUDA variant;
+    /// fp32 until set, usually for a whole model by <see cref="Module.To(MathPrecision)"/>.</summary>
+    public MathPrecision Precision { get; set; } = MathPrecision.Fp32;
 
     public Conv2d(Device d, Rng rng, int inChannels, int outChannels, int kernelSize,
                   int stride = 1, int padding = 0, int dilation = 1, bool bias = true)
@@ -27,7 +31,9 @@ public sealed class Conv2d : Layer
         if (bias) Bias = Param("bias", Init.Uniform(d, rng, -bound, bound, outChannels));
     }
 
-    public override Tensor Forward(Tensor x) => Functional.F.Conv2d(x, Weight, Bias, Stride, Padding, Dilation);
+    protected override void ApplyPrecision(MathPrecision precision) => Precision = precision;
+
+    public override Tensor Forward(Tensor x) => Functional.F.Conv2d(x, Weight, Bias, Stride, Padding, Dilation, Precision);
 
     /// <summary>Multiply-adds of one forward pass on an input of HxW (per image).</summary>
     public long Macs(int h, int w)

@@ -1,3 +1,5 @@
+using Ccr.Kernels.Ops;
+
 namespace Ccr.Nn.Modules;
 
 /// <summary>
@@ -63,6 +65,20 @@ public abstract class Module
     }
 
     public void Eval() => Train(false);
+
+    /// <summary>Runs the GEMMs and convolutions of this module and all its children at
+    /// <paramref name="precision"/> (the CUDA variant's fp32 or TF32; the CPU variant computes in
+    /// fp32), as PyTorch's <c>model.to(dtype)</c> converts a whole model in one call. Returns this module.</summary>
+    public Module To(MathPrecision precision)
+    {
+        ApplyPrecision(precision);
+        foreach (var (_, m) in _children) m.To(precision);
+        return this;
+    }
+
+    /// <summary>This module's own share of <see cref="To(MathPrecision)"/>: a module that runs GEMMs
+    /// itself (not through children) keeps the precision and passes it to them.</summary>
+    protected virtual void ApplyPrecision(MathPrecision precision) { }
 
     public void ZeroGrad()
     {

@@ -18,14 +18,6 @@ public class ImplicitGemmTests
 {
     static Device D => Devices.CudaOnCpu;
 
-    static T WithPrecision<T>(Device d, MathPrecision p, Func<T> f)
-    {
-        var keep = d.Precision;
-        d.Precision = p;
-        try { return f(); }
-        finally { d.Precision = keep; }
-    }
-
     static float[] Tf32(float[] v) => Array.ConvertAll(v, Mma.RoundTf32);
     static double[] Abs(float[] v) => Array.ConvertAll(v, x => Math.Abs((double)x));
 
@@ -92,7 +84,7 @@ public class ImplicitGemmTests
         using var scope = new TensorScope();
         var tA = Tensor.FromArray(D, a, a.Length); var tB = Tensor.FromArray(D, b, b.Length); var tC = Tensor.FromArray(D, c0, c0.Length);
         var tile = new GemmTile(bm, bn, splits);
-        WithPrecision(D, p, () => { Gemm.Run(D, tC.Data, tA.Data, tB.Data, m, n, k, ta, tb, 0.5f, -0.25f, tile); return 0; });
+        Gemm.Run(D, tC.Data, tA.Data, tB.Data, m, n, k, ta, tb, 0.5f, -0.25f, tile, p);
         var got = tC.ToArray();
         string what = $"gemm {p} {tile} M{m} N{n} K{k} transA {ta} transB {tb}";
         if (p == MathPrecision.Fp32)
@@ -135,13 +127,9 @@ public class ImplicitGemmTests
         var tx = Tensor.FromArray(D, x, x.Length); var tw = Tensor.FromArray(D, w, w.Length);
         var tb = Tensor.FromArray(D, bias, bias.Length); var tdy = Tensor.FromArray(D, dy, dy.Length);
         var y = Tensor.Full(D, float.NaN, dy.Length); var dx = Tensor.Full(D, float.NaN, x.Length); var dw = Tensor.Full(D, float.NaN, w.Length);
-        WithPrecision(D, p, () =>
-        {
-            Convolution.Forward(D, y.Data, tx.Data, tw.Data, tb.Data, g, tile);
-            Convolution.BackwardInput(D, dx.Data, tdy.Data, tw.Data, g, tile);
-            Convolution.BackwardWeight(D, dw.Data, tdy.Data, tx.Data, g, tile);
-            return 0;
-        });
+        Convolution.Forward(D, y.Data, tx.Data, tw.Data, tb.Data, g, tile, p);
+        Convolution.BackwardInput(D, dx.Data, tdy.Data, tw.Data, g, tile, p);
+        Convolution.BackwardWeight(D, dw.Data, tdy.Data, tx.Data, g, tile, p);
         string what = $"conv {p} {tile} {g}";
         bool tf32 = p == MathPrecision.Tf32;
         // the reference on the operands the kernel multiplies: tf32-rounded when TF32 (products then exact)
@@ -177,14 +165,14 @@ public class ImplicitGemmTests
         uint[] Run()
         {
             var dw = Tensor.Full(D, float.NaN, g.Cout * g.CKK);
-            WithPrecision(D, p, () => { Convolution.BackwardWeight(D, dw.Data, tdy.Data, tx.Data, g, tile); return 0; });
+            Convolution.BackwardWeight(D, dw.Data, tdy.Data, tx.Data, g, tile, p);
             return Array.ConvertAll(dw.ToArray(), BitConverter.SingleToUInt32Bits);
         }
         var first = Run();
         Assert.Equal(first, Run());
         // and the split changes only the summation order: close to the unsplit result
         var whole = Tensor.Full(D, float.NaN, g.Cout * g.CKK);
-        WithPrecision(D, p, () => { Convolution.BackwardWeight(D, whole.Data, tdy.Data, tx.Data, g, tile with { Splits = 1 }); return 0; });
+        Convolution.BackwardWeight(D, whole.Data, tdy.Data, tx.Data, g, tile with { Splits = 1 }, p);
         Tol.Close(Rand.D(whole.ToArray()), Array.ConvertAll(first, BitConverter.UInt32BitsToSingle), 1e-5, 1e-5, $"dw {p} split 5 vs 1");
     }
 

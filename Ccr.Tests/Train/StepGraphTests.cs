@@ -277,25 +277,35 @@ public class StepGraphTests
         Assert.Null(StepGraphs.Create(D, _ => { })); // no GPU: plain launches, nothing to say
     }
 
-    /// <summary>CUDA capture needs every launch on the created stream that replaces ILGPU's default
-    /// (the legacy null stream cannot be captured), including kernels loaded before the swap: the
-    /// launchers read the default stream at each launch. The CPU accelerator cannot show which
-    /// stream a launch went to; it checks what it can: this ILGPU's default stream can be replaced
-    /// (the reflection call UseCaptureStream makes), and a kernel loaded before the swap runs after it.</summary>
+    /// <summary>CUDA capture needs every launch and copy on the created stream that the device
+    /// switches to (the legacy null stream cannot be captured), including kernels loaded before the
+    /// switch: the launchers pass <see cref="Device.Stream"/> at each launch. The CPU accelerator
+    /// cannot show which stream a launch went to; it checks what it can: the device's stream is the
+    /// accelerator's default until switched, a kernel loaded before the switch runs after it, copies
+    /// go through, and the device owns (disposes) a stream it switched to.</summary>
     [Fact]
-    public void TheDefaultStreamCanBeReplacedUnderLoadedKernels()
+    public void TheDeviceStreamCanBeSwitchedUnderLoadedKernels()
     {
-        using var d = Device.CreateCpu(KernelVariant.Cuda); // its ops launch kernels
-        using var block = d.Pool.Rent(1000 * sizeof(float));
-        var x = new Buf<float>(block, 0, 1000);
-        Elementwise.Fill(d, x, 2f); // loads the kernel on the original stream
-        var original = d.Accelerator.DefaultStream;
-        using var created = d.Accelerator.CreateStream();
-        CudaGraph.ReplaceDefaultStream(d.Accelerator, created);
-        Assert.Same(created, d.Accelerator.DefaultStream);
-        Elementwise.Fill(d, x, 3f);
-        d.Synchronize();
-        Assert.All(x.ToArray(), v => Assert.Equal(3f, v));
-        CudaGraph.ReplaceDefaultStream(d.Accelerator, original); // the accelerator disposes its own stream
+        var d = Device.CreateCpu(KernelVariant.Cuda); // its ops launch kernels
+        var created = d.Accelerator.CreateStream();
+        try
+        {
+            var ilgpuDefault = d.Accelerator.DefaultStream;
+            Assert.Same(ilgpuDefault, d.Stream);
+            using var block = d.Pool.Rent(1000 * sizeof(float));
+            var x = new Buf<float>(block, 0, 1000);
+            Elementwise.Fill(d, x, 2f); // loads the kernel while the default stream is the device's
+            d.SwitchStream(created);
+            Assert.Same(created, d.Stream);
+            Assert.Same(ilgpuDefault, d.Accelerator.DefaultStream); // ILGPU's own default untouched
+            Elementwise.Fill(d, x, 3f);
+            d.Synchronize();
+            Assert.All(x.ToArray(), v => Assert.Equal(3f, v));
+            x.CopyFrom(Enumerable.Repeat(5f, 1000).ToArray());
+            Assert.All(x.ToArray(), v => Assert.Equal(5f, v));
+            Assert.Throws<NotSupportedException>(() => CudaGraph.UseCaptureStream(d)); // CUDA only
+        }
+        finally { d.Dispose(); }
+        Assert.True(created.IsDisposed); // the device disposed the stream it was given
     }
 }

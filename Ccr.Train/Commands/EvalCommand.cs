@@ -106,11 +106,11 @@ public sealed class LoadedModel : IDisposable
             cfg = ConfigLoader.FromText(yaml, $"{ckpt} (its saved config)", sets);
         }
         var device = CommandDevice.Open(cfg.Device, verbose: dist.IsPrimary, cudaOrdinal: dist.LocalRank);
-        device.Precision = cfg.Train.Precision;
         MultiTaskModel? model = null;
         try
         {
             model = TrainSession.BuildModel(cfg, device, DatasetInfo.Of(cfg.Data.Dataset), new Nn.Rng((ulong)cfg.Seed, 1));
+            model.To(cfg.Train.Precision);
             var state = Checkpoint.LoadWeights(ckpt, model, "model.");  // the TrainModule's "model" child; every rank reads it
             model.Eval();
             return new LoadedModel { Config = cfg, Device = device, Model = model, State = state };

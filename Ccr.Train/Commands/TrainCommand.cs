@@ -134,7 +134,6 @@ public static class TrainCommand
         // a missing file stops here, before anything starts; [distributed] rank 0 loads it and sends it
         string? weights = dist.IsPrimary ? PretrainedWeights.Resolve(cfg.Model) : null;
         using var device = CommandDevice.Open(cfg.Device, verbose: dist.IsPrimary, cudaOrdinal: dist.LocalRank);
-        device.Precision = cfg.Train.Precision;
         using var session = new TrainSession(cfg, device, dist: dist);
         if (dist.IsPrimary)
             Console.WriteLine(weights != null ? PretrainedWeights.Load(session.Model.Backbone, weights)

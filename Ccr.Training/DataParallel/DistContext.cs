@@ -25,6 +25,9 @@ public sealed class DistContext : IDisposable
     public bool IsDistributed => Size > 1;
     /// <summary>The gradient averaging of the session built on this context (null: one rank).</summary>
     public GradientReducer? Reducer { get; internal set; }
+    /// <summary>The test hook's fault for the session built on this context (<c>CCR_FAULT</c>, read
+    /// once when the session is built), or null.</summary>
+    public FaultInjection? Fault { get; internal set; }
 
     public DistContext(ICommunicator comm, ICommunicator gradComm, MpiRuntime? runtime, int localRank)
     {

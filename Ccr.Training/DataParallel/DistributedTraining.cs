@@ -24,6 +24,7 @@ public static class DistributedTraining
     {
         var d = s.Dist;
         if (!d.IsDistributed) return;
+        d.Fault = FaultInjection.FromEnvironment(); // once: a malformed CCR_FAULT stops every rank here, before training
         ShareParameters(s);
         // The model's norms only: CCR's projectors see different task pairs on different ranks.
         int synced = s.Config.Distributed.SyncBn ? BatchNormSync.Attach(s.Model, d.Comm) : 0;
@@ -247,23 +248,10 @@ public static class DistributedTraining
         }
     }
 
-    /// <summary>Test hook: CCR_FAULT=RANK:STEP:KIND makes rank RANK fail before step STEP, with
-    /// KIND kill (SIGKILL to itself), throw, oom or hang, so that the tests can check that every
-    /// other rank stops within the time limit. Ignored by a single process.</summary>
+    /// <summary>Test hook: the fault <c>CCR_FAULT</c> asked for (<see cref="FaultInjection"/>, read
+    /// when the session was built), if it falls on this rank before this step. Ignored by a single process.</summary>
     public static void BeforeStep(TrainSession s, long step)
     {
-        if (!s.Dist.IsDistributed || Environment.GetEnvironmentVariable("CCR_FAULT") is not { Length: > 0 } spec) return;
-        var f = spec.Split(':');
-        if (f.Length != 3 || !int.TryParse(f[0], out int rank) || !long.TryParse(f[1], out long at))
-            throw new ConfigException($"CCR_FAULT must be RANK:STEP:KIND (kill, throw, oom or hang), got '{spec}'");
-        if (rank != s.Dist.Rank || at != step) return;
-        switch (f[2])
-        {
-            case "kill": System.Diagnostics.Process.GetCurrentProcess().Kill(); Thread.Sleep(Timeout.Infinite); break;
-            case "throw": throw new InvalidOperationException($"injected fault at step {step} (CCR_FAULT)");
-            case "oom": throw new OutOfMemoryException($"injected out-of-memory at step {step} (CCR_FAULT)");
-            case "hang": Thread.Sleep(Timeout.Infinite); break;
-            default: throw new ConfigException($"CCR_FAULT kind must be kill, throw, oom or hang, got '{f[2]}'");
-        }
+        if (s.Dist.IsDistributed) s.Dist.Fault?.Strike(s.Dist.Rank, step);
     }
 }
