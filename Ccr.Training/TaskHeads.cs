@@ -4,7 +4,7 @@ using Ccr.Nn.Functional;
 namespace Ccr.Training;
 
 /// <summary>
-/// What each task predicts and how it is trained (docs/PROTOCOLS.md): output channels, the loss on the
+/// What each task predicts and how it is trained (docs/guide/PROTOCOLS.md): output channels, the loss on the
 /// raw network output, and the conversion of the output to the prediction that metrics score.
 /// </summary>
 public static class TaskHeads

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The GPU report in one command: everything issue 11 asks a GPU machine to measure, in one run on one
-# card, written under OUT (docs/GPU.md says how to run it with the device tool):
+# card, written under OUT (docs/guide/GPU.md says how to run it with the device tool):
 #   verify            Ccr.Bench verify on the card (every kernel against its float64 reference)
 #   ours_kernels      Ccr.Bench report --parts model,kernels: parameter counts, kernel cases at the
 #                     paper's shapes (cases.json), the CCR pair

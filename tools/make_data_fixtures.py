@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Tiny NYUD-v2 and PASCAL-Context fixtures in the layouts of docs/PROTOCOLS.md, for the loader tests.
+"""Tiny NYUD-v2 and PASCAL-Context fixtures in the layouts of docs/guide/PROTOCOLS.md, for the loader tests.
 
 Run with Debian's python3 (+ python3-numpy, python3-scipy, python3-pil):
     /usr/bin/python3 tools/make_data_fixtures.py

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """Random metric fixtures and their expected values, computed with NumPy from the definitions in
-docs/PROTOCOLS.md (independently of the C# code).
+docs/guide/PROTOCOLS.md (independently of the C# code).
 
 Run with Debian's python3 + python3-numpy:  /usr/bin/python3 tools/make_metric_fixtures.py
 Writes Ccr.Tests/Fixtures/metrics/*.npy and expected.json. Tests read them; they never run Python.

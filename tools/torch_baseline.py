@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""PyTorch timings of the ops that Ccr.Bench benchmarks, at the same shapes, for docs/PERFORMANCE.md.
+"""PyTorch timings of the ops that Ccr.Bench benchmarks, at the same shapes, for docs/notes/PERFORMANCE.md.
 
 Run on the same machine (and card) as Ccr.Bench, in the same session:
     /usr/bin/python3 tools/torch_baseline.py [--device cpu|cuda] [--threads N]

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """PyTorch (cuDNN on a GPU) timings of conv2d forward, input gradient and weight gradient, each on its own,
 at the shapes of Ccr.Bench's ConvPassBenchmarks (the paper's HRNet-W18-small-v2 + FPN decoders at batch 4,
-480x640 input), in fp32 or TF32, for docs/PERFORMANCE.md.
+480x640 input), in fp32 or TF32, for docs/notes/PERFORMANCE.md.
 
 Run on the same machine (and card) as Ccr.Bench, in the same session:
     python3 tools/torch_conv_baseline.py --device cuda --precision fp32

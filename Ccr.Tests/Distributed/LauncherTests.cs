@@ -54,7 +54,7 @@ public class LauncherTests
         Assert.Equal(3, RankExit.Describe(new OutOfMemoryException("pool")).Code);
         Assert.StartsWith("out of memory", RankExit.Describe(new OutOfMemoryException("pool")).Reason);
         Assert.Equal(4, RankExit.Describe(new NonFiniteException("loss is NaN", "depth")).Code);
-        // the codes of every command (docs/ERRORS.md): 7 for a failed collective, 70 (with the trace) for a bug
+        // the codes of every command (docs/guide/ERRORS.md): 7 for a failed collective, 70 (with the trace) for a bug
         Assert.Equal(7, RankExit.Describe(new DistributedException("rank 0: timed out")).Code);
         Assert.Equal(70, RankExit.Describe(new InvalidOperationException("boom")).Code);
         Assert.Contains("InvalidOperationException: boom", RankExit.Describe(new InvalidOperationException("boom")).Reason);

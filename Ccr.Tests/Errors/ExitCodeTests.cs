@@ -9,7 +9,7 @@ using Xunit;
 
 namespace Ccr.Tests.Errors;
 
-/// <summary>Every error class has its exit code and a one-line message, and docs/ERRORS.md lists every code.</summary>
+/// <summary>Every error class has its exit code and a one-line message, and docs/guide/ERRORS.md lists every code.</summary>
 public class ExitCodeTests
 {
     public static TheoryData<string, int> Cases => new()
@@ -71,9 +71,9 @@ public class ExitCodeTests
     [Fact]
     public void EveryExitCodeIsDocumented()
     {
-        string doc = File.ReadAllText(Path.Combine(TestData.RepoRoot, "docs", "ERRORS.md"));
+        string doc = File.ReadAllText(Path.Combine(TestData.RepoRoot, "docs", "guide", "ERRORS.md"));
         foreach (var f in typeof(ExitCodes).GetFields(BindingFlags.Public | BindingFlags.Static))
-            Assert.True(doc.Contains($"| {f.GetValue(null)} |"), $"exit code {f.Name} = {f.GetValue(null)} is not in docs/ERRORS.md");
-        Assert.Contains("docs/ERRORS.md", File.ReadAllText(Path.Combine(TestData.RepoRoot, "README.md")));
+            Assert.True(doc.Contains($"| {f.GetValue(null)} |"), $"exit code {f.Name} = {f.GetValue(null)} is not in docs/guide/ERRORS.md");
+        Assert.Contains("docs/guide/ERRORS.md", File.ReadAllText(Path.Combine(TestData.RepoRoot, "README.md")));
     }
 }

@@ -7,7 +7,7 @@ using Ccr.Training;
 
 namespace Ccr.Train.Commands;
 
-/// <summary>The process exit codes (docs/ERRORS.md lists them with what each error means).</summary>
+/// <summary>The process exit codes (docs/guide/ERRORS.md lists them with what each error means).</summary>
 public static class ExitCodes
 {
     public const int Ok = 0;
@@ -118,7 +118,7 @@ public static class Entry
 
             Every command takes --help. Exit codes: 0 done, 1 data error, 2 usage or config error,
             3 out of memory, 4 training diverged, 5 unusable checkpoint, 6 I/O error (e.g. full disk), 7 a data-parallel run failed,
-            130 / 143 stopped by Ctrl-C / SIGTERM (last.ckpt written), 70 internal error. See docs/ERRORS.md.
+            130 / 143 stopped by Ctrl-C / SIGTERM (last.ckpt written), 70 internal error. See docs/guide/ERRORS.md.
             """);
         return 0;
     }

@@ -55,7 +55,7 @@ public static class RankExit
     }
 
     /// <summary>The reason and the exit code of a rank's failure: the codes and messages of every
-    /// command (Commands/Entry.cs, docs/ERRORS.md); a bug's reason carries its trace after the first line.</summary>
+    /// command (Commands/Entry.cs, docs/guide/ERRORS.md); a bug's reason carries its trace after the first line.</summary>
     public static (string Reason, int Code) Describe(Exception e)
     {
         var (code, message) = Entry.Describe(e, "train");

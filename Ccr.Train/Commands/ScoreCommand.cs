@@ -9,7 +9,7 @@ namespace Ccr.Train.Commands;
 
 /// <summary>
 /// <c>score</c>: evaluates saved predictions (DIR/&lt;task&gt;/&lt;id&gt;.png|npy, see
-/// <see cref="PredictionWriter"/>) against a dataset's labels with the metrics of docs/PROTOCOLS.md and
+/// <see cref="PredictionWriter"/>) against a dataset's labels with the metrics of docs/guide/PROTOCOLS.md and
 /// writes eval.json: {"semseg": {"mIoU": ..., "pixAcc": ...}, "depth": {"rmse": ...}, ...,
 /// "delta_m": ...} (delta_m only with --baseline).
 /// </summary>
@@ -44,7 +44,7 @@ public static class ScoreCommand
           --help               this text
 
         Saliency is reported under both protocols: maxF (ATRC / InvPT, beta^2 = 0.3) and
-        maxF_mtl, mIoU_mtl (Multi-Task-Learning-PyTorch's eval_sal, beta = 1). docs/PROTOCOLS.md
+        maxF_mtl, mIoU_mtl (Multi-Task-Learning-PyTorch's eval_sal, beta = 1). docs/guide/PROTOCOLS.md
         says which protocol every number follows.
 
         Exit code 0 on success, 1 on a data error, 2 on a usage error.
@@ -83,7 +83,7 @@ public static class ScoreCommand
             }
             if (data == null || predictions == null) throw new ArgumentException("--data and --predictions are required");
             CheckDataSpec(data);
-            // usage errors (2), as docs/ERRORS.md says: a task name or a folder named on the command line
+            // usage errors (2), as docs/guide/ERRORS.md says: a task name or a folder named on the command line
             if (File.Exists(predictions)) throw new ArgumentException($"--predictions '{predictions}' is a file; name the folder of predictions");
             if (!Directory.Exists(predictions)) throw new ArgumentException($"--predictions '{predictions}': folder not found");
             tasksArg?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(TaskNames.Validate).ToList();

@@ -23,7 +23,7 @@ public sealed record TrainConfig
     public IReadOnlyList<string> Tasks { get; init; } = ["semseg", "depth", "normals"];
     public ModelConfig Model { get; init; } = new();
     public OptimConfig Train { get; init; } = new();
-    /// <summary>Per-task loss weights (docs/PROTOCOLS.md). A config or --set that gives some of them
+    /// <summary>Per-task loss weights (docs/guide/PROTOCOLS.md). A config or --set that gives some of them
     /// keeps these defaults for the others.</summary>
     public IReadOnlyDictionary<string, float> LossWeights { get; init; } = new Dictionary<string, float>
     {

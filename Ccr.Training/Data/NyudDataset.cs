@@ -1,7 +1,7 @@
 namespace Ccr.Training.Data;
 
 /// <summary>
-/// NYUD-v2 in the ATRC / MTI-Net layout (docs/PROTOCOLS.md): images/&lt;id&gt;.jpg|png,
+/// NYUD-v2 in the ATRC / MTI-Net layout (docs/guide/PROTOCOLS.md): images/&lt;id&gt;.jpg|png,
 /// segmentation/&lt;id&gt;.png (0 unlabelled -&gt; 255, else label - 1), depth/&lt;id&gt;.npy (metres, 0
 /// invalid), normals/&lt;id&gt;.npy (H, W, 3) or .png, edge/&lt;id&gt;.npy|png, gt_sets/&lt;split&gt;.txt.
 /// The same class reads a SynthRooms cache, which adds saliency/&lt;id&gt;.png (v / 255 &gt; 0.5) and

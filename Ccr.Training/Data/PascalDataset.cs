@@ -1,7 +1,7 @@
 namespace Ccr.Training.Data;
 
 /// <summary>
-/// PASCAL-Context in the ATRC / MTI-Net layout (docs/PROTOCOLS.md): JPEGImages/&lt;id&gt;.jpg,
+/// PASCAL-Context in the ATRC / MTI-Net layout (docs/guide/PROTOCOLS.md): JPEGImages/&lt;id&gt;.jpg,
 /// ImageSets/Context/&lt;split&gt;.txt, semseg/pascal-context/&lt;id&gt;.png (21 classes, 255 ignore),
 /// human_parts/&lt;id&gt;.mat, normals_distill/&lt;id&gt;.png, sal_distill/&lt;id&gt;.png,
 /// pascal-context/trainval/&lt;id&gt;.mat (LabelMap, for edges).

@@ -1,7 +1,7 @@
 namespace Ccr.Training.Data;
 
 /// <summary>
-/// Saved predictions in the formats of docs/PROTOCOLS.md, at the original image size, under
+/// Saved predictions in the formats of docs/guide/PROTOCOLS.md, at the original image size, under
 /// DIR/&lt;task&gt;/&lt;id&gt;.png|npy: semseg / human_parts as class-index grayscale PNG; normals as
 /// RGB PNG 255 (n + 1) / 2 of the L2-normalised vector; sal and edge as grayscale PNG
 /// 255 x probability; depth as float32 .npy (H, W) in metres. <see cref="Read"/> is the inverse

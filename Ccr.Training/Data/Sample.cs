@@ -2,7 +2,7 @@ namespace Ccr.Training.Data;
 
 /// <summary>
 /// One host-side sample as a dataset returns it, before augmentation and normalisation.
-/// Every label uses the conventions of docs/PROTOCOLS.md so that losses and metrics never need to know
+/// Every label uses the conventions of docs/guide/PROTOCOLS.md so that losses and metrics never need to know
 /// which dataset a sample came from:
 /// <list type="bullet">
 /// <item><c>Image</c> (3, H, W) RGB in [0, 1], not normalised (the loader applies ImageNet

@@ -19,7 +19,7 @@ public static class TaskNames
 }
 
 /// <summary>
-/// Per-task facts of the reference protocol (docs/PROTOCOLS.md): the metric that Δm uses and whether
+/// Per-task facts of the reference protocol (docs/guide/PROTOCOLS.md): the metric that Δm uses and whether
 /// lower is better for it (the loss weights are config: TrainConfig.LossWeights).
 /// </summary>
 public static class TaskInfo

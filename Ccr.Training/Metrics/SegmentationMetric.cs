@@ -3,7 +3,7 @@ using Ccr.Training.Data;
 namespace Ccr.Training.Metrics;
 
 /// <summary>
-/// mIoU and pixel accuracy (semseg, human parts) as docs/PROTOCOLS.md defines them: TP / FP / FN per
+/// mIoU and pixel accuracy (semseg, human parts) as docs/guide/PROTOCOLS.md defines them: TP / FP / FN per
 /// class summed over the whole dataset, label 255 ignored, IoU_c = TP / max(TP + FP + FN, eps),
 /// mean over all classes (a class absent from both labels and predictions counts as 0);
 /// pixAcc = correct / valid pixels. A predicted index outside [0, C) is wrong everywhere

@@ -42,7 +42,7 @@ public static class PretrainedWeights
         {
             if (!File.Exists(p))
                 throw new ConfigException($"model.pretrained: '{p}' does not exist. Give a safetensors file of timm's {m.Backbone.ConfigWord()} " +
-                    $"weights (docs/WEIGHTS.md), 'timm' to find them in the Hugging Face cache, or 'none' to train from scratch.");
+                    $"weights (docs/guide/WEIGHTS.md), 'timm' to find them in the Hugging Face cache, or 'none' to train from scratch.");
             return p;
         }
         if (!TimmRepos.TryGetValue(m.Backbone, out var repo))
@@ -57,7 +57,7 @@ public static class PretrainedWeights
             $"(looked for {cacheName}/snapshots/*/model.safetensors in {string.Join(", ", dirs)}).\n" +
             $"  get them once with timm:          python -c \"import timm; timm.create_model('{repo["timm/".Length..]}', pretrained=True)\"\n" +
             $"  or with huggingface_hub:          huggingface-cli download {repo} model.safetensors\n" +
-            "  or point at a file:               --set model.pretrained=PATH/TO/model.safetensors   (docs/WEIGHTS.md)\n" +
+            "  or point at a file:               --set model.pretrained=PATH/TO/model.safetensors   (docs/guide/WEIGHTS.md)\n" +
             "  or train from scratch on purpose: --set model.pretrained=none");
     }
 
