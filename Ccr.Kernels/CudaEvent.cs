@@ -9,7 +9,7 @@ namespace Ccr.Kernels;
 /// when that work must be finished (<see cref="StepUpload"/>: before a pinned slot is rewritten).
 /// Created without timing (CU_EVENT_DISABLE_TIMING), the cheapest kind. Untested without a GPU.
 /// </summary>
-public sealed class CudaEvent : IDisposable
+internal sealed class CudaEvent : IDisposable
 {
     const string Lib = "libcuda.so.1";
     const uint DisableTiming = 0x2;

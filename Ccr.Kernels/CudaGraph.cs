@@ -19,7 +19,7 @@ namespace Ccr.Kernels;
 /// blocking stream, so anything ILGPU still issues on the null stream stays ordered with it. Untested without a GPU (none in CI): the CPU
 /// accelerator has no graphs, and <see cref="StepGraphs"/> falls back to plain launches there.
 /// </remarks>
-public static class CudaGraph
+internal static class CudaGraph
 {
     const string Lib = "libcuda.so.1";
     const int CaptureModeThreadLocal = 1; // CU_STREAM_CAPTURE_MODE_THREAD_LOCAL: unsafe calls of this thread fail the capture
@@ -110,4 +110,4 @@ public static class CudaGraph
 }
 
 /// <summary>A CUDA driver call of graph capture or replay failed (the message names the call and the error).</summary>
-public sealed class CudaGraphException(string message) : Exception(message);
+internal sealed class CudaGraphException(string message) : Exception(message);

@@ -18,7 +18,7 @@ namespace Ccr.Kernels;
 /// InvalidOperationException). So under WSL ours stays out and ILGPU's is left to work; and if some
 /// other code set one first, ours stays out too, and says so in <see cref="Report"/>.
 /// </remarks>
-public static class CudaLibrary
+internal static class CudaLibrary
 {
     /// <summary>The library name ILGPU's CUDA imports ask for on Linux (CudaAPI.xml: &lt;Linux&gt;cuda).</summary>
     public const string IlgpuName = "cuda";

@@ -25,7 +25,7 @@ public sealed class Device : IDisposable
     public KernelVariant Variant { get; }
     public BufferPool Pool { get; }
     /// <summary>Every kernel launch passes through here: counted, and recorded or captured on request.</summary>
-    public LaunchLog Launches { get; }
+    internal LaunchLog Launches { get; }
     /// <summary>The stream every launch (<see cref="Launch.Load{T1}"/>'s launchers read it at each
     /// launch), host copy and memset of this device is issued on: the accelerator's default stream
     /// until <see cref="SwitchStream"/> (a CUDA graph capture needs a created stream: the legacy null

@@ -25,7 +25,7 @@ namespace Ccr.Kernels;
 /// capture them). CPU variant: SIMD host code over the CPU accelerator's memory.
 /// The reference is <see cref="double.IsFinite"/> itself.
 /// </summary>
-public static class FiniteCheck
+internal static class FiniteCheck
 {
     public const int Tripped = 0, Counter = 1, FirstStep = 2, FirstTerm = 3, Scratch = 4, StateLength = 5;
     const int ExponentMask = 0x7F800000;

@@ -16,7 +16,7 @@ namespace Ccr.Kernels;
 // device's LaunchLog: counted always; recorded, or captured for a replay instead of run, only
 // while a test or the step-graph runner asks (LaunchLog.Quiet is false then). The slow path is a
 // separate method so that the fast path allocates nothing.
-public static partial class Launch
+internal static partial class Launch
 {
 
     public static Action<KernelConfig, T1> Load<T1>(this Device d, Action<T1> kernel, KernelSpecialization? specialization = null) where T1 : struct

@@ -4,7 +4,7 @@ using ILGPU.Runtime;
 namespace Ccr.Kernels;
 
 /// <summary>Launch shapes shared by every op family.</summary>
-public static partial class Launch
+internal static partial class Launch
 {
     /// <summary>A 1-D grid-stride launch over <paramref name="n"/> elements: enough groups to fill the
     /// device, never more than the work needs. Kernels loop with stride <see cref="Stride"/>.</summary>

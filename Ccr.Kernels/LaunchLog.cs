@@ -10,7 +10,7 @@ namespace Ccr.Kernels;
 /// and group, and every argument as text: scalars by value (floats round-trip), views as
 /// <c>#block+offset:length</c> with the pool's block id (<c>ext#n</c> for a buffer outside the pool),
 /// structs by their public fields. Two launches with equal records run the same code on the same memory.</summary>
-public sealed record LaunchRecord(string Kernel, string Config, string Args)
+internal sealed record LaunchRecord(string Kernel, string Config, string Args)
 {
     public override string ToString() => $"{Kernel}<<<{Config}>>>({Args})";
 }
@@ -23,7 +23,7 @@ public sealed record LaunchRecord(string Kernel, string Config, string Args)
 /// later replay instead of being run (<see cref="StepGraphs"/> on the CPU accelerator: the semantics
 /// of stream capture, testable without a GPU).
 /// </summary>
-public sealed class LaunchLog
+internal sealed class LaunchLog
 {
     readonly BufferPool _pool;
     readonly ConditionalWeakTable<object, object> _external = new();

@@ -1,12 +1,12 @@
 namespace Ccr.Kernels;
 
 /// <summary>How <see cref="StepGraphs.Run"/> ran a step.</summary>
-public enum StepMode { Eager, Captured, Replayed }
+internal enum StepMode { Eager, Captured, Replayed }
 
 /// <summary>Host-side counters that a step body changes (batch norm's num_batches_tracked): read
 /// before and after a captured body, so that a replay, which runs no host code, can add the same
 /// change, and a failed capture can undo it.</summary>
-public sealed record HostCounters(Func<long[]> Read, Action<long[]> Write);
+internal sealed record HostCounters(Func<long[]> Read, Action<long[]> Write);
 
 /// <summary>
 /// Captures a training step as a CUDA graph and replays it (the step is latency-bound: ~7 us of
@@ -32,7 +32,7 @@ public sealed record HostCounters(Func<long[]> Read, Action<long[]> Write);
 /// (<see cref="Emulated"/>): the same semantics (nothing runs during the capture; a replay runs
 /// only the kernels), so that the whole mechanism is tested without a GPU.
 /// </remarks>
-public sealed class StepGraphs : IDisposable
+internal sealed class StepGraphs : IDisposable
 {
     sealed class Entry
     {

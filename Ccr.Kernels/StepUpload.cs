@@ -32,7 +32,7 @@ namespace Ccr.Kernels;
 /// On the CPU accelerator the same path runs with its synchronous copies (plain memory copies),
 /// so results are bit for bit those of individual uploads.
 /// </remarks>
-public sealed class StepUpload : IDisposable
+internal sealed class StepUpload : IDisposable
 {
     const int Slots = 2;
     const long Align = 256;

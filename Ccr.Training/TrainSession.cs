@@ -62,7 +62,7 @@ public sealed class TrainSession : IDisposable
     /// <summary>Saliency's class weights of the current batch (when "sal" is trained).</summary>
     public ScalarSlot? SaliencyWeights { get; }
     /// <summary>The trainer's CUDA graphs of the step (made by the trainer on first use; disposed here).</summary>
-    public StepGraphs? Graphs { get; set; }
+    internal StepGraphs? Graphs { get; set; }
     /// <summary>The trainer's fixed device buffers of the batch (refilled every step; disposed here).</summary>
     public DeviceBatch? Staging { get; set; }
 

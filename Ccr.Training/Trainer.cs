@@ -277,7 +277,7 @@ public sealed class Trainer
     }
 
     /// <summary>How the most recent <see cref="TrainStep"/> ran (eager, captured, replayed).</summary>
-    public StepMode LastStepMode { get; private set; }
+    internal StepMode LastStepMode { get; private set; }
     /// <summary>Replays the kept launches of the CUDA variant on the CPU accelerator as if they were CUDA
     /// graphs (tests of the capture without a GPU; <see cref="StepGraphs"/>).</summary>
     public bool EmulateCudaGraphs { get; init; }

@@ -26,7 +26,7 @@ namespace Ccr.Kernels;
 // device's LaunchLog: counted always; recorded, or captured for a replay instead of run, only
 // while a test or the step-graph runner asks (LaunchLog.Quiet is false then). The slow path is a
 // separate method so that the fast path allocates nothing.
-public static partial class Launch
+internal static partial class Launch
 {''']
 for n in range(1, N + 1):
     ts = ", ".join(f"T{i}" for i in range(1, n + 1))

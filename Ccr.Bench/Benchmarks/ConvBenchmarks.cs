@@ -118,7 +118,7 @@ public abstract class ConvBenchBase
     protected MathPrecision _precision;
     readonly List<PooledBlock> _blocks = [];
     protected Buf<float> _a, _b, _c, _x, _w, _bias, _y, _dx, _dw, _db;
-    protected ConvGeom _g;
+    private protected ConvGeom _g;
     protected int _m, _n, _k;
     bool _isGemm;
     protected abstract string Shape { get; }

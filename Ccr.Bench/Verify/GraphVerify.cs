@@ -46,7 +46,7 @@ public sealed class GraphVerify : IVerifySuite
 
     /// <summary>Throws unless the plain run was all eager and the graphed run replayed at least one
     /// step without a word from the graph runner (a capture failure or fallback is said there).</summary>
-    public static void CheckModes(IReadOnlyList<StepMode> plain, IReadOnlyList<StepMode> graphed, IReadOnlyList<string> said)
+    internal static void CheckModes(IReadOnlyList<StepMode> plain, IReadOnlyList<StepMode> graphed, IReadOnlyList<string> said)
     {
         if (said.Count > 0) throw new InvalidOperationException("graphs: " + string.Join("; ", said));
         if (!graphed.Contains(StepMode.Replayed))

@@ -1,6 +1,6 @@
 namespace Ccr.Kernels.Contrastive;
 
-public static partial class CcrAnchors
+internal static partial class CcrAnchors
 {
     /// <summary>Host reference of the anchor sampler: a whole-image sort of the valid pixels by
     /// (hash, index) instead of a radix select or heap.</summary>

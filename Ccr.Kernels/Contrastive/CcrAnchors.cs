@@ -23,7 +23,7 @@ namespace Ccr.Kernels.Contrastive;
 /// CPU variant: Parallel.For over images with a bounded heap. Both give exactly
 /// <see cref="Reference.Sample"/>'s anchors.
 /// </summary>
-public static partial class CcrAnchors
+internal static partial class CcrAnchors
 {
     // ---------------------------------------------------------------- the counter-based hash
 

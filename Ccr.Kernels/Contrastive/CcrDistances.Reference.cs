@@ -1,6 +1,6 @@
 namespace Ccr.Kernels.Contrastive;
 
-public static partial class CcrDistances
+internal static partial class CcrDistances
 {
     /// <summary>float64 brute-force references of the CCR distance matrices (same layouts).</summary>
     public static class Reference

@@ -20,7 +20,7 @@ public enum CcrLabelMetric { Discrete = 0, L1 = 1, Angle = 2 }
 /// anchor, a positive or a negative. Discrete labels give 0 (same class) or 1.
 /// Both functions write their output (=). float64 references in CcrDistances.Reference.cs.
 /// </summary>
-public static partial class CcrDistances
+internal static partial class CcrDistances
 {
     // ---------------------------------------------------------------- kernels (grid-stride)
 

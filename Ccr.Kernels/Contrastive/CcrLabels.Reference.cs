@@ -2,7 +2,7 @@ using Ccr.Kernels;
 using Ccr.Kernels.Ops;
 namespace Ccr.Kernels.Contrastive;
 
-public static partial class CcrLabels
+internal static partial class CcrLabels
 {
     /// <summary>float64 reference of the label preparation (same layouts), written per output pixel
     /// from the definition. The source index follows PyTorch's float rule (<see cref="Resize.NearestSrc"/>);

@@ -18,7 +18,7 @@ namespace Ccr.Kernels.Contrastive;
 /// valid (N, h*w) int32, 1 or 0. Writes both (=). One grid-stride kernel serves both variants (it
 /// touches N*h*w pixels once). Reference in CcrLabels.Reference.cs.
 /// </summary>
-public static partial class CcrLabels
+internal static partial class CcrLabels
 {
     public const float IgnoreIndex = 255f;
 

@@ -4,7 +4,7 @@ using System.Runtime.CompilerServices;
 namespace Ccr.Kernels.Contrastive;
 
 /// <summary>The CPU variant of the mining: host code on the CPU accelerator's memory.</summary>
-public static partial class CcrSelect
+internal static partial class CcrSelect
 {
     // ---------------------------------------------------------------- CPU variant (host code)
 

@@ -6,7 +6,7 @@ using ILGPU.Algorithms;
 namespace Ccr.Kernels.Contrastive;
 
 /// <summary>The CUDA variant's group-wide radix select, shared by the mining and the anchor sampler.</summary>
-public static partial class CcrSelect
+internal static partial class CcrSelect
 {
     /// <summary>Where a key of a row comes from (mining distances, anchor hashes); a struct, so the
     /// kernel is specialised per source without a virtual call.</summary>

@@ -1,6 +1,6 @@
 namespace Ccr.Kernels.Contrastive;
 
-public static partial class CcrSelect
+internal static partial class CcrSelect
 {
     /// <summary>
     /// float64 brute-force references of the mining: whole-row sorts instead of radix selects and

@@ -38,7 +38,7 @@ public enum CcrSampling { Hard = 0, Basic = 1 }
 /// (CcrSelect.Radix.cs).
 /// CPU variant: Parallel.For over rows with a bounded max-heap. Index outputs have no backward.
 /// </summary>
-public static partial class CcrSelect
+internal static partial class CcrSelect
 {
     public const ulong None = ulong.MaxValue;
     /// <summary>Largest C_neg the CUDA variant's shared buffer holds.</summary>

@@ -1,6 +1,6 @@
 namespace Ccr.Kernels.Contrastive;
 
-public static partial class CcrTriplet
+internal static partial class CcrTriplet
 {
     /// <summary>float64 references: the mean triplet loss over existing triplets and its gradient.</summary>
     public static class Reference

@@ -19,7 +19,7 @@ namespace Ccr.Kernels.Contrastive;
 /// contributions in a fixed order (no atomics; see LinkKernel); CPU, one image per task, serial
 /// within it. The gradient of a distance that is exactly 0 is 0 (as ATen's cdist), and a hinge at exactly 0 passes no gradient.
 /// </summary>
-public static partial class CcrTriplet
+internal static partial class CcrTriplet
 {
     /// <summary>Indices into the stats buffer written by <see cref="Reduce"/>.</summary>
     public enum Stat

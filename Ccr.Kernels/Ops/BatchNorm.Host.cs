@@ -11,7 +11,7 @@ namespace Ccr.Kernels.Ops;
 /// chunks of 4096 and in double across chunks. Each channel is summed by one thread in a fixed
 /// order: deterministic.
 /// </summary>
-public static partial class BatchNorm
+internal static partial class BatchNorm
 {
     static void ForwardHost(Buf<float> y, Buf<float> mean, Buf<float> invstd, Buf<float> runningMean, Buf<float> runningVar,
                             Buf<float> x, Buf<float>? residual, Buf<float> weight, Buf<float> bias, int n, int c, int hw,

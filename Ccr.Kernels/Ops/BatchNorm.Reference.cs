@@ -1,6 +1,6 @@
 namespace Ccr.Kernels.Ops;
 
-public static partial class BatchNorm
+internal static partial class BatchNorm
 {
     /// <summary>
     /// float64 host references of batch norm 2d with PyTorch's semantics, optionally followed by a

@@ -5,7 +5,7 @@ using ILGPU.Runtime;
 namespace Ccr.Kernels.Ops;
 
 /// <summary>Scalars of the batch-norm kernels (one struct keeps the kernel signatures short).</summary>
-public struct BnParams
+internal struct BnParams
 {
     public ChannelSplit Split;
     public float Momentum, Eps;
@@ -31,7 +31,7 @@ public struct BnParams
 /// backward = 2, all deterministic. CPU variant: host SIMD code (BatchNorm.Host.cs).
 /// float64 reference: BatchNorm.Reference.cs.
 /// </summary>
-public static partial class BatchNorm
+internal static partial class BatchNorm
 {
     // ---------------------------------------------------------------- kernels
 

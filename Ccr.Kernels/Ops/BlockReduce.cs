@@ -4,14 +4,14 @@ using ILGPU.Runtime;
 namespace Ccr.Kernels.Ops;
 
 /// <summary>Two floats summed together by <see cref="BlockReduce.Sum2"/>.</summary>
-public struct Float2
+internal struct Float2
 {
     public float X, Y;
     public Float2(float x, float y) { X = x; Y = y; }
 }
 
 /// <summary>Four floats summed together by <see cref="BlockReduce.Sum4"/>.</summary>
-public struct Float4
+internal struct Float4
 {
     public float X, Y, Z, W;
     public Float4(float x, float y, float z, float w) { X = x; Y = y; Z = z; W = w; }
@@ -33,7 +33,7 @@ public struct Float4
 /// size is a power of two, and there are at most <see cref="MaxWarps"/> warps. With one warp the
 /// shared array and both barriers are skipped. Every thread of the group must call it (barriers).
 /// </summary>
-public static class BlockReduce
+internal static class BlockReduce
 {
     /// <summary>Warps per group the shared array holds: 64 (a 1024-thread group of 16-lane warps,
     /// or a 256-thread group of 4-lane CPU warps).</summary>

@@ -14,7 +14,7 @@ namespace Ccr.Kernels.Ops;
 ///            (a weight gradient is a small C with a long reduction: 18 x 162 outputs over 76,800 pixels).
 /// Out-of-image taps read as 0. The forward adds the bias in its epilogue.
 /// </summary>
-public static partial class Convolution
+internal static partial class Convolution
 {
     /// <summary>ConvGeom plus the divisors the gathers need (flat pixel / patch index to coordinates).</summary>
     public struct ConvIndex

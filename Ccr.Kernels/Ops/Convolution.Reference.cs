@@ -1,6 +1,6 @@
 namespace Ccr.Kernels.Ops;
 
-public static partial class Convolution
+internal static partial class Convolution
 {
     /// <summary>float64 host references of conv2d forward and backward: direct loops over the
     /// definition, no im2col, so they share no indexing with the kernels.</summary>

@@ -7,7 +7,7 @@ namespace Ccr.Kernels.Ops;
 
 /// <summary>Shape of one 2-D convolution (PyTorch's conv2d): x (N, Cin, H, W), w (Cout, Cin, K, K),
 /// y (N, Cout, OH, OW) with OH = (H + 2P - D(K-1) - 1) / S + 1.</summary>
-public struct ConvGeom
+internal struct ConvGeom
 {
     public int N, Cin, H, W, Cout, K, S, P, D, OH, OW;
 
@@ -59,7 +59,7 @@ public struct ConvGeom
 /// variant's entry points overrides <see cref="GemmTiles.Choose"/> (tests, verify, benchmarks); the CPU
 /// variant ignores it.
 /// </summary>
-public static partial class Convolution
+internal static partial class Convolution
 {
     /// <summary>Largest im2col scratch buffer, in floats (64 MiB); at least one image is always done.</summary>
     public const long ColsLimit = 1L << 24;

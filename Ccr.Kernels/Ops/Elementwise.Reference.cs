@@ -1,6 +1,6 @@
 namespace Ccr.Kernels.Ops;
 
-public static partial class Elementwise
+internal static partial class Elementwise
 {
     /// <summary>float64 host references of the elementwise ops.</summary>
     public static class Reference

@@ -16,7 +16,7 @@ namespace Ccr.Kernels.Ops;
 /// one thread). CPU variant: SIMD host code (TensorPrimitives / Vector) on the CPU accelerator's host
 /// memory. The float64 references are in Elementwise.Reference.cs.
 /// </summary>
-public static partial class Elementwise
+internal static partial class Elementwise
 {
     // ---------------------------------------------------------------- kernels (grid-stride, 4 per iteration)
 

@@ -1,6 +1,6 @@
 namespace Ccr.Kernels.Ops;
 
-public static partial class Gemm
+internal static partial class Gemm
 {
     /// <summary>float64 host reference of the GEMM (row-major, same conventions as <see cref="Run"/>).</summary>
     public static class Reference

@@ -15,7 +15,7 @@ namespace Ccr.Kernels.Ops;
 /// thread or TF32 on the tensor cores, per each call's <see cref="MathPrecision"/> argument; tile and K split from
 /// <see cref="GemmTiles.Choose"/>). CPU variant: host SIMD with packed B panels, cache blocking, Parallel.For.
 /// </summary>
-public static partial class Gemm
+internal static partial class Gemm
 {
     // ---------------------------------------------------------------- CUDA variant: the implicit-GEMM kernels
 
@@ -378,7 +378,7 @@ public static partial class Gemm
     }
 }
 
-public static partial class Gemm
+internal static partial class Gemm
 {
     const int DR = 3, DKC = 1024; // dot-form tile: 3 rows of A x 3 rows of B; K chunk (4 KiB per row)
 

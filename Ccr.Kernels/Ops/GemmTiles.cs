@@ -1,14 +1,10 @@
 namespace Ccr.Kernels.Ops;
 
-/// <summary>Arithmetic of the CUDA variant's GEMMs and convolutions: plain fp32 on the CUDA cores, or
-/// TF32 on the tensor cores (operands rounded to a 10-bit mantissa, products accumulated in fp32).
-/// The CPU variant always computes in fp32.</summary>
-public enum MathPrecision { Fp32, Tf32 }
 
 /// <summary>One implicit-GEMM launch shape: a BM x BN block tile of C, and the number of slices the
 /// reduction (K) is split into (1: none). Splits &gt; 1 write per-slice partial tiles to a workspace that a
 /// second kernel sums in slice order, so the result does not depend on scheduling.</summary>
-public readonly record struct GemmTile(int BM, int BN, int Splits = 1)
+internal readonly record struct GemmTile(int BM, int BN, int Splits = 1)
 {
     public override string ToString() => Splits > 1 ? $"{BM}x{BN} split {Splits}" : $"{BM}x{BN}";
 }
@@ -20,7 +16,7 @@ public readonly record struct GemmTile(int BM, int BN, int Splits = 1)
 /// N = batch x pixels (up to 4 x 240 x 320) and K = Cin x k x k, or, for weight gradients, small M x N
 /// (Cout x Cin k k) with K = batch x pixels; so the tiles come in tall, square and wide forms.
 /// </summary>
-public static class GemmTiles
+internal static class GemmTiles
 {
     public static readonly GemmTile[] Fp32 = [new(64, 64), new(32, 128), new(128, 32), new(64, 128), new(128, 64), new(128, 128)];
     public static readonly GemmTile[] Tf32 = [new(64, 64), new(32, 128), new(128, 64), new(64, 128)];

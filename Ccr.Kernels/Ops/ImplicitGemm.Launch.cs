@@ -4,7 +4,7 @@ using ILGPU.Runtime.Cuda;
 
 namespace Ccr.Kernels.Ops;
 
-public static partial class ImplicitGemm
+internal static partial class ImplicitGemm
 {
     // ---------------------------------------------------------------- split K: ordered sum of the partials
 

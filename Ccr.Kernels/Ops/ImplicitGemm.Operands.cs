@@ -11,7 +11,7 @@ namespace Ccr.Kernels.Ops;
 /// bounds test and the load. Off: element offset; H, W: coordinates (or 0) whose sums the load bounds-checks;
 /// R: a residue both sides must agree on (the stride test of a strided conv's input gradient), else 0.
 /// </summary>
-public struct Gather
+internal struct Gather
 {
     public int Off, H, W, R;
 
@@ -32,7 +32,7 @@ public struct Gather
 /// difference from a plain sum: an infinite A element at k = K - 1 meets B's zeros past K, so an output
 /// that should be infinite is NaN; finite inputs are unaffected, and the finite check flags both.)
 /// </summary>
-public interface IGemmOperand
+internal interface IGemmOperand
 {
     /// <summary>True when consecutive k are adjacent in memory (the kernel then gives consecutive lanes
     /// consecutive k, so loads coalesce); false when consecutive mn are. A constant per type.</summary>
@@ -47,7 +47,7 @@ public interface IGemmOperand
 
 /// <summary>Where C (i, j) of product <paramref name="z"/> goes, with whatever epilogue (bias, alpha /
 /// beta) the op needs. Called once per element of C, in range.</summary>
-public interface IGemmOutput
+internal interface IGemmOutput
 {
     void Store(ArrayView<float> dst, ArrayView<float> bias, int z, int i, int j, float v);
 }
@@ -56,7 +56,7 @@ public interface IGemmOutput
 /// instructions on a GPU). With l = ceil(log2 d), k = 31 + l and m = ceil(2^k / d), the error
 /// e = m d - 2^k &lt; d makes e n &lt; 2^k, hence floor(n m / 2^k) = floor(n / d); n m &lt; 2^63 fits a ulong.
 /// The kernels call it only outside their main loops (per-thread set-up, per-stage column entries).</summary>
-public struct FastDiv
+internal struct FastDiv
 {
     public ulong Mul;
     public int Shift;

@@ -5,10 +5,10 @@ namespace Ccr.Kernels.Ops;
 
 /// <summary>Four floats moved as one 128-bit shared-memory access (ILGPU vectorises a struct load or store
 /// through a view of this type: <c>ld.shared.v4.f32</c>).</summary>
-public struct F4 { public float X, Y, Z, W; }
+internal struct F4 { public float X, Y, Z, W; }
 
 /// <summary>Two floats moved as one 64-bit access.</summary>
-public struct F2 { public float X, Y; }
+internal struct F2 { public float X, Y; }
 
 // How one operand tile (BMN x BK, stored [k][mn] in shared memory with row stride BMN + pad) is split among
 // the block's threads. Each thread loads E = BMN BK / threads elements per stage, as NRows x NCols: rows are
@@ -20,7 +20,7 @@ public struct F2 { public float X, Y; }
 //   k-fast operands: NCols = 1 (E <= 4) or E / 4 adjacent k per thread, consecutive threads on consecutive k,
 //     NRows = E / NCols mn spaced threads / (BK / NCols) apart; scalar stores.
 // Every count is a compile-time constant once the kernel is specialised, so the element code below unrolls.
-public static partial class ImplicitGemm
+internal static partial class ImplicitGemm
 {
     /// <summary>Reduction depth of one shared-memory stage.</summary>
     const int BK = GemmTiles.BK;

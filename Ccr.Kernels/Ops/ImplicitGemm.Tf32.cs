@@ -4,7 +4,7 @@ using ILGPU.Runtime.Cuda;
 
 namespace Ccr.Kernels.Ops;
 
-public static partial class ImplicitGemm
+internal static partial class ImplicitGemm
 {
     // ---------------------------------------------------------------- TF32: warps of 32x32 outputs on the tensor cores
 

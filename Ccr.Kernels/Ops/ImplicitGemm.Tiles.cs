@@ -7,7 +7,7 @@ namespace Ccr.Kernels.Ops;
 /// (BM / 4 MI) x (BN / 4 MJ) grid and each owns MI x MJ micro tiles of 4 x 4 outputs; TF32: 32 x 32 outputs
 /// per warp, MI = MJ = 0.
 /// </summary>
-public interface IGemmTileShape
+internal interface IGemmTileShape
 {
     int BM { get; }
     int BN { get; }
@@ -17,7 +17,7 @@ public interface IGemmTileShape
 }
 
 /// <summary>The tile shapes the kernels are compiled for (<see cref="GemmTiles"/> lists them as values).</summary>
-public static class TileShapes
+internal static class TileShapes
 {
     // fp32: 4 x 8 (or 8 x 4) outputs per thread, 8 x 8 on the big tile
     public struct F64x64 : IGemmTileShape { public int BM => 64; public int BN => 64; public int Threads => 128; public int MI => 1; public int MJ => 2; }

@@ -6,7 +6,7 @@ using ILGPU.Runtime.Cuda;
 namespace Ccr.Kernels.Ops;
 
 /// <summary>Everything a launch of the implicit-GEMM kernels needs besides the operands and the tile shape.</summary>
-public struct GemmLaunch
+internal struct GemmLaunch
 {
     public int M, N, K, Batch, Splits, KChunk;
     public FastDiv BySplits;
@@ -29,7 +29,7 @@ public struct GemmLaunch
 /// parameters (ILGPU specialises each combination), so conv forward, both conv gradients and the plain GEMM
 /// share this code.
 /// </summary>
-public static partial class ImplicitGemm
+internal static partial class ImplicitGemm
 {
     /// <summary>Floats of emulation scratch per warp (TF32 off a GPU): two 16x8 A and four 8x8 B fragments.</summary>
     const int WarpScratch = 2 * Mma.StageAFloats + 4 * Mma.StageBFloats;

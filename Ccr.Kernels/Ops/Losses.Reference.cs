@@ -1,6 +1,6 @@
 namespace Ccr.Kernels.Ops;
 
-public static partial class Losses
+internal static partial class Losses
 {
     /// <summary>float64 host references of the losses: each returns the loss and the gradient of the
     /// loss with respect to the first input (scaled by <c>dloss</c>).</summary>

@@ -16,7 +16,7 @@ namespace Ccr.Kernels.Ops;
 /// batch whose crops are all void should not poison a training run.
 /// float64 references: Losses.Reference.cs.
 /// </summary>
-public static partial class Losses
+internal static partial class Losses
 {
     // Stage 2: one group reduces the per-group partials (numerator in [0, G), denominator in
     // [G, 2G)) into stats = [num / den (0 when den == 0), den].

@@ -7,14 +7,14 @@ namespace Ccr.Kernels.Ops;
 /// <summary>A fragment of the 16x8 (rows x k) A operand of <c>mma.m16n8k8</c>, as tf32 bit patterns in
 /// PTX register order a0..a3: lane = 4 * group + t holds A(group, t), A(group + 8, t), A(group, t + 4),
 /// A(group + 8, t + 4).</summary>
-public struct FragA { public uint A0, A1, A2, A3; }
+internal struct FragA { public uint A0, A1, A2, A3; }
 
 /// <summary>A fragment of the 8x8 (k x cols) B operand: lane = 4 * group + t holds B(t, group), B(t + 4, group).</summary>
-public struct FragB { public uint B0, B1; }
+internal struct FragB { public uint B0, B1; }
 
 /// <summary>A fragment of the 16x8 fp32 accumulator: lane = 4 * group + t holds C(group, 2t), C(group, 2t + 1),
 /// C(group + 8, 2t), C(group + 8, 2t + 1).</summary>
-public struct Acc { public float C0, C1, C2, C3; }
+internal struct Acc { public float C0, C1, C2, C3; }
 
 /// <summary>
 /// The warp-level TF32 multiply D = A (16x8) B (8x8) + C of <c>mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32</c>
@@ -28,7 +28,7 @@ public struct Acc { public float C0, C1, C2, C3; }
 /// fp32 values rounded by <see cref="RoundTf32"/> (what <c>cvt.rna.tf32.f32</c> does), so the hardware's
 /// products are exact and the emulation's agree with them.
 /// </summary>
-public static class Mma
+internal static class Mma
 {
     /// <summary>Floats of shared scratch one warp needs to stage one 16x8 A and one 8x8 B fragment.</summary>
     public const int StageAFloats = 16 * 8, StageBFloats = 8 * 8;

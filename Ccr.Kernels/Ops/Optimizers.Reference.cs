@@ -1,6 +1,6 @@
 namespace Ccr.Kernels.Ops;
 
-public static partial class Optimizers
+internal static partial class Optimizers
 {
     /// <summary>float64 references of the optimiser steps, written as PyTorch 1.13's single-tensor
     /// <c>_single_tensor_adam</c> / <c>_single_tensor_sgd</c>; they update the arrays in place.</summary>

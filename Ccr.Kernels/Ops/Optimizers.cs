@@ -19,7 +19,7 @@ namespace Ccr.Kernels.Ops;
 /// non-zero the update is skipped, leaving parameters and state untouched, so a step whose loss or
 /// gradients were not finite changes nothing and the host need not look before launching.
 /// </summary>
-public static partial class Optimizers
+internal static partial class Optimizers
 {
     // ---------------------------------------------------------------- kernels
 

@@ -11,7 +11,7 @@ namespace Ccr.Kernels.Ops;
 /// atomics); per channel, many groups share a channel (<see cref="ChannelSplit"/>), so an
 /// 18-channel layer still fills the GPU. CPU variant: host code on spans, sums in double.
 /// </summary>
-public static partial class Reductions
+internal static partial class Reductions
 {
     // ---------------------------------------------------------------- kernels
 
@@ -210,7 +210,7 @@ public static partial class Reductions
 /// each a contiguous run of memory: loads are coalesced, with no division per element. Many parts
 /// per channel are what let an 18-channel layer fill a GPU (one group per channel gives 18 groups).
 /// </summary>
-public struct ChannelSplit
+internal struct ChannelSplit
 {
     public int N, C, Hw, Parts;
 
@@ -260,7 +260,7 @@ public struct ChannelSplit
 }
 
 /// <summary>One plane's share of a <see cref="ChannelSplit"/> range: x[Base + A .. Base + B).</summary>
-public struct PlaneSegment
+internal struct PlaneSegment
 {
     public long Base;
     public int A, B;

@@ -1,6 +1,6 @@
 namespace Ccr.Kernels.Ops;
 
-public static partial class Resize
+internal static partial class Resize
 {
     /// <summary>float64 host references of the resizes (PyTorch's index rules; weights in double).
     /// x (P, inH, inW), y (P, outH, outW).</summary>

@@ -11,7 +11,7 @@ namespace Ccr.Kernels.Ops;
 /// variant gathers (one thread per input pixel, fixed order, no float atomics); the CPU variant
 /// scatter-adds serially within a plane, planes in parallel. Reference in Resize.Reference.cs.
 /// </summary>
-public static partial class Resize
+internal static partial class Resize
 {
     // ---------------------------------------------------------------- index arithmetic (PyTorch's)
 

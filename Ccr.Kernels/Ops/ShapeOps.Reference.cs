@@ -1,6 +1,6 @@
 namespace Ccr.Kernels.Ops;
 
-public static partial class ShapeOps
+internal static partial class ShapeOps
 {
     /// <summary>float64 host references of the shape ops.   x (N, C, HW)</summary>
     public static class Reference

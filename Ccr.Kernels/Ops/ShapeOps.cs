@@ -12,7 +12,7 @@ namespace Ccr.Kernels.Ops;
 /// CUDA variant: grid-stride kernels. CPU variant: span copies and SIMD over the H*W plane.
 /// Reference in ShapeOps.Reference.cs; reductions (sum, mean, per-channel sums) are in Reductions.cs.
 /// </summary>
-public static partial class ShapeOps
+internal static partial class ShapeOps
 {
     // ---------------------------------------------------------------- kernels
 

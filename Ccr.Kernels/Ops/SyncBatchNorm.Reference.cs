@@ -1,6 +1,6 @@
 namespace Ccr.Kernels.Ops;
 
-public static partial class SyncBatchNorm
+internal static partial class SyncBatchNorm
 {
     /// <summary>float64 host references of the synchronised batch norm pieces.   x, dy (N, C, H, W)</summary>
     public static class Reference

@@ -20,7 +20,7 @@ namespace Ccr.Kernels.Ops;
 /// does, so few-channel layers fill a GPU poorly), grid-stride for dx. CPU variant: host code over
 /// contiguous H*W planes, sums in double. The float64 references are in SyncBatchNorm.Reference.cs.
 /// </summary>
-public static partial class SyncBatchNorm
+internal static partial class SyncBatchNorm
 {
     // ---------------------------------------------------------------- kernels
 

@@ -59,7 +59,7 @@ public class LaunchLoadGeneratedTests
             // device's LaunchLog: counted always; recorded, or captured for a replay instead of run, only
             // while a test or the step-graph runner asks (LaunchLog.Quiet is false then). The slow path is a
             // separate method so that the fast path allocates nothing.
-            public static partial class Launch
+            internal static partial class Launch
             {
             """,
         };

@@ -1,3 +1,4 @@
+using Ccr.Kernels;
 using Ccr.Kernels.Ops;
 using Ccr.Nn.Contrastive;
 using Ccr.Tests.Data;

@@ -1,3 +1,4 @@
+using Ccr.Kernels;
 using Ccr.Kernels.Contrastive;
 using Ccr.Kernels.Ops;
 using Ccr.Nn.Contrastive;
