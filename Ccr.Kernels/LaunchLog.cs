@@ -2,7 +2,6 @@ using System.Globalization;
 using System.Reflection;
 using System.Runtime.CompilerServices;
 using ILGPU;
-using ILGPU.Runtime;
 
 namespace Ccr.Kernels;
 

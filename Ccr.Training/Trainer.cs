@@ -7,7 +7,6 @@ using Ccr.Nn.Functional;
 using Ccr.Nn.IO;
 using Ccr.Training.Config;
 using Ccr.Training.Data;
-using Ccr.Training.Metrics;
 
 namespace Ccr.Training;
 

@@ -1,5 +1,4 @@
 using Ccr.Kernels.Contrastive;
-using Ccr.Kernels.Ops;
 using BenchmarkDotNet.Attributes;
 using Ccr.Kernels;
 using Ccr.Nn;

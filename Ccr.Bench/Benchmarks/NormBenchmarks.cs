@@ -1,11 +1,9 @@
-using Ccr.Kernels.Contrastive;
 using Ccr.Kernels.Ops;
 using BenchmarkDotNet.Attributes;
 using BenchmarkDotNet.Columns;
 using BenchmarkDotNet.Configs;
 using BenchmarkDotNet.Reports;
 using BenchmarkDotNet.Running;
-using Ccr.Kernels;
 using Ccr.Nn;
 using ILGPU.Runtime;
 using Device = Ccr.Kernels.Device;

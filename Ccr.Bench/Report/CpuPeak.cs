@@ -1,4 +1,3 @@
-using Ccr.Kernels.Contrastive;
 using Ccr.Kernels.Ops;
 using System.Diagnostics;
 using System.Runtime.Intrinsics;

@@ -2,7 +2,6 @@ using System.Diagnostics;
 using Ccr.Kernels;
 using Ccr.Nn;
 using Ccr.Nn.Contrastive;
-using Ccr.Nn.Models;
 using Ccr.Training.Config;
 using Ccr.Training.MultiTask;
 using Ccr.Training;

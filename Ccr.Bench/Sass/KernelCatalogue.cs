@@ -1,7 +1,5 @@
-using Ccr.Kernels.Contrastive;
 using Ccr.Kernels.Ops;
 using System.Reflection;
-using Ccr.Kernels;
 
 namespace Ccr.Bench.Sass;
 

@@ -3,7 +3,6 @@ using System.Text.RegularExpressions;
 using ILGPU;
 using ILGPU.Backends.EntryPoints;
 using ILGPU.Backends.PTX;
-using ILGPU.Runtime;
 using ILGPU.Runtime.Cuda;
 
 namespace Ccr.Bench.Sass;

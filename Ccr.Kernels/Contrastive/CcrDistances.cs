@@ -1,9 +1,7 @@
-using Ccr.Kernels;
 using Ccr.Kernels.Ops;
 using System.Numerics.Tensors;
 using ILGPU;
 using ILGPU.Algorithms;
-using ILGPU.Runtime;
 
 namespace Ccr.Kernels.Contrastive;
 

@@ -1,4 +1,3 @@
-using Ccr.Kernels;
 using Ccr.Kernels.Ops;
 namespace Ccr.Kernels.Contrastive;
 

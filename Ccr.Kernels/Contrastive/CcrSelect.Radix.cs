@@ -1,4 +1,3 @@
-using Ccr.Kernels;
 using Ccr.Kernels.Ops;
 using ILGPU;
 using ILGPU.Algorithms;

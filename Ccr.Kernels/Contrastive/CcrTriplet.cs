@@ -1,8 +1,6 @@
-using Ccr.Kernels;
 using Ccr.Kernels.Ops;
 using ILGPU;
 using ILGPU.Algorithms;
-using ILGPU.Runtime;
 
 namespace Ccr.Kernels.Contrastive;
 

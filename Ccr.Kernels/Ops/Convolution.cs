@@ -1,6 +1,5 @@
 using System.Numerics;
 using System.Numerics.Tensors;
-using ILGPU;
 using ILGPU.Runtime;
 
 namespace Ccr.Kernels.Ops;

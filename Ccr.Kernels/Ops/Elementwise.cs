@@ -2,7 +2,6 @@ using System.Numerics;
 using System.Numerics.Tensors;
 using System.Runtime.InteropServices;
 using ILGPU;
-using ILGPU.Runtime;
 
 namespace Ccr.Kernels.Ops;
 

@@ -2,7 +2,6 @@ using System.Numerics;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 using ILGPU;
-using ILGPU.Runtime;
 
 namespace Ccr.Kernels.Ops;
 

@@ -1,7 +1,6 @@
 using System.Numerics.Tensors;
 using ILGPU;
 using ILGPU.Algorithms;
-using ILGPU.Runtime;
 
 namespace Ccr.Kernels.Ops;
 

@@ -1,7 +1,6 @@
 using System.Numerics;
 using System.Runtime.InteropServices;
 using ILGPU;
-using ILGPU.Runtime;
 
 namespace Ccr.Kernels.Ops;
 

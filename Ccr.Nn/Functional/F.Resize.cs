@@ -1,6 +1,4 @@
-using Ccr.Kernels.Contrastive;
 using Ccr.Kernels.Ops;
-using Ccr.Kernels;
 
 namespace Ccr.Nn.Functional;
 

@@ -1,5 +1,4 @@
 using Ccr.Kernels;
-using Ccr.Kernels.Ops;
 
 namespace Ccr.Nn.Modules;
 

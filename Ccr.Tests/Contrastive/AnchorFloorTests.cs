@@ -1,4 +1,3 @@
-using Ccr.Kernels;
 using Ccr.Nn;
 using Ccr.Nn.Contrastive;
 using Ccr.Tests.Common;

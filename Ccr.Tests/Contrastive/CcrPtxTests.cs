@@ -1,5 +1,4 @@
 using Ccr.Kernels.Contrastive;
-using Ccr.Kernels.Ops;
 using Ccr.Kernels;
 using Ccr.Bench.Sass;
 using Xunit;

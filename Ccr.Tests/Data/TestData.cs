@@ -1,6 +1,5 @@
 using Ccr.Tests.Common;
 using Ccr.Training.Data;
-using Xunit;
 
 namespace Ccr.Tests.Data;
 

@@ -1,6 +1,5 @@
 using Ccr.Nn.IO;
 using Ccr.Train.Commands;
-using Ccr.Tests.Data;
 using Xunit;
 
 namespace Ccr.Tests.Errors;

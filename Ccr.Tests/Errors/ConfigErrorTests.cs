@@ -1,8 +1,6 @@
 using Ccr.Training;
-using Ccr.Train.Cli;
 using Ccr.Train.Commands;
 using Ccr.Training.Config;
-using Ccr.Tests.Data;
 using Xunit;
 
 namespace Ccr.Tests.Errors;

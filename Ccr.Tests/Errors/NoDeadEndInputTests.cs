@@ -3,7 +3,6 @@ using System.Diagnostics;
 using System.Runtime.InteropServices;
 using System.Text;
 using Ccr.Tests.Common;
-using Ccr.Tests.Data;
 using Ccr.Train.Cli;
 using Ccr.Train.Commands;
 using Ccr.Training.Config;

@@ -2,7 +2,6 @@ using System.Diagnostics;
 using System.Text;
 using Ccr.Tests.Common;
 using Ccr.Nn.IO;
-using Ccr.Tests.Data;
 using Ccr.Tests.Distributed;
 using Ccr.Train.Commands;
 using Ccr.Training.DataParallel;

@@ -4,7 +4,6 @@ using Ccr.Nn.IO;
 using Ccr.Train.Cli;
 using Ccr.Train.Commands;
 using Ccr.Training.Config;
-using Ccr.Training.Data;
 using Ccr.Training;
 using Xunit;
 

@@ -1,6 +1,5 @@
 using Ccr.Train.Commands;
 using Ccr.Training;
-using Ccr.Tests.Data;
 using Xunit;
 
 namespace Ccr.Tests.Errors;

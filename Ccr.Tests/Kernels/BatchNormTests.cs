@@ -1,5 +1,4 @@
 using Ccr.Nn.Modules;
-using Ccr.Kernels.Contrastive;
 using Ccr.Kernels.Ops;
 using Ccr.Kernels;
 using Ccr.Nn;

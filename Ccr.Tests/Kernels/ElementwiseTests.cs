@@ -1,7 +1,5 @@
 using Ccr.Nn.Functional;
-using Ccr.Kernels.Contrastive;
 using Ccr.Kernels.Ops;
-using Ccr.Kernels;
 using Ccr.Nn;
 using Ccr.Tests.Common;
 using Xunit;

@@ -1,7 +1,6 @@
 using System.Reflection;
 using Ccr.Kernels;
 using ILGPU;
-using ILGPU.Runtime;
 using Xunit;
 
 namespace Ccr.Tests.Kernels;

@@ -1,4 +1,3 @@
-using System.Text;
 using Ccr.Tests.Data;
 using Xunit;
 

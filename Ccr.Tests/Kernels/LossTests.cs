@@ -1,7 +1,5 @@
-using Ccr.Kernels.Contrastive;
 using Ccr.Kernels.Ops;
 using System.Text.Json;
-using Ccr.Kernels;
 using Ccr.Nn;
 using Ccr.Nn.Functional;
 using Ccr.Tests.Common;

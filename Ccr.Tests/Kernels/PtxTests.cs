@@ -1,7 +1,6 @@
 using Ccr.Kernels.Contrastive;
 using Ccr.Kernels.Ops;
 using System.Reflection;
-using Ccr.Kernels;
 using Ccr.Bench.Sass;
 using Xunit;
 

@@ -1,8 +1,6 @@
-using Ccr.Kernels.Contrastive;
 using Ccr.Kernels.Ops;
 using System.Text;
 using Ccr.Bench.Report;
-using Ccr.Kernels;
 using Ccr.Training.Data;
 using Xunit;
 

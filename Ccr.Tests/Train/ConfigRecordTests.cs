@@ -1,5 +1,4 @@
 using Ccr.Kernels;
-using Ccr.Kernels.Ops;
 using Ccr.Nn.Contrastive;
 using Ccr.Tests.Data;
 using Ccr.Training;

@@ -1,5 +1,4 @@
 using Ccr.Training;
-using Ccr.Train.Cli;
 using Ccr.Training.Config;
 using Xunit;
 

@@ -2,7 +2,6 @@ using System.Text.Json;
 using Ccr.Bench.Report;
 using Ccr.Nn;
 using Ccr.Nn.Contrastive;
-using Ccr.Nn.Models;
 using Ccr.Nn.Modules;
 using Ccr.Tests.Common;
 using Ccr.Training.Config;

@@ -3,7 +3,6 @@ using Ccr.Nn.IO;
 using Ccr.Nn.Models;
 using Ccr.Tests.Common;
 using Ccr.Tests.Data;
-using Ccr.Train.Cli;
 using Ccr.Train.Commands;
 using Ccr.Training.Config;
 using Ccr.Training.MultiTask;

@@ -1,5 +1,3 @@
-using Ccr.Training;
-
 namespace Ccr.Train.Cli;
 
 /// <summary>

@@ -5,7 +5,6 @@ using System.Text;
 using System.Text.Json;
 using Ccr.Train.Cli;
 using Ccr.Training.Config;
-using Ccr.Training.Data;
 using Ccr.Training.Metrics;
 using Ccr.Training;
 

@@ -1,7 +1,6 @@
 using Ccr.Train.Cli;
 using Ccr.Training.Config;
 
-using Ccr.Training;
 
 namespace Ccr.Train.Commands;
 

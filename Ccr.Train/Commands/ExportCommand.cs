@@ -2,7 +2,6 @@ using System.Globalization;
 using Ccr.Train.Cli;
 using Ccr.Training.Export;
 
-using Ccr.Training;
 
 namespace Ccr.Train.Commands;
 

@@ -1,7 +1,6 @@
 using System.Globalization;
 using Ccr.Train.Cli;
 
-using Ccr.Training;
 
 namespace Ccr.Train.Commands;
 

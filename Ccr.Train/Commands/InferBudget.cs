@@ -2,7 +2,6 @@ using Ccr.Kernels;
 using Ccr.Nn;
 using Ccr.Training.MultiTask;
 
-using Ccr.Training;
 
 namespace Ccr.Train.Commands;
 

@@ -1,8 +1,6 @@
-using Ccr.Kernels;
 using Ccr.Nn;
 using Ccr.Train.Cli;
 using Ccr.Training.Data;
-using Ccr.Training.MultiTask;
 using Ccr.Training;
 
 namespace Ccr.Train.Commands;

@@ -3,7 +3,6 @@ using Ccr.Nn;
 using Ccr.Nn.Models;
 using Ccr.Training.MultiTask;
 
-using Ccr.Training;
 
 namespace Ccr.Train.Commands;
 

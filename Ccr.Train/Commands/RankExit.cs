@@ -1,6 +1,5 @@
 using Ccr.Training.DataParallel;
 
-using Ccr.Training;
 
 namespace Ccr.Train.Commands;
 

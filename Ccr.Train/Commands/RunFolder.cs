@@ -1,7 +1,6 @@
 using System.Runtime.InteropServices;
 using Ccr.Train.Cli;
 
-using Ccr.Training;
 
 namespace Ccr.Train.Commands;
 

@@ -1,4 +1,3 @@
-using Ccr.Kernels;
 using Ccr.Train.Cli;
 using Ccr.Training.Config;
 using Ccr.Training.DataParallel;

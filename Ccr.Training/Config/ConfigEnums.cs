@@ -1,6 +1,5 @@
 using Ccr.Kernels;
 using Ccr.Kernels.Contrastive;
-using Ccr.Kernels.Ops;
 using Ccr.Nn.Contrastive;
 
 namespace Ccr.Training.Config;

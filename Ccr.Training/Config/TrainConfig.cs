@@ -1,5 +1,4 @@
 using Ccr.Kernels;
-using Ccr.Kernels.Ops;
 using Ccr.Nn.Contrastive;
 
 namespace Ccr.Training.Config;

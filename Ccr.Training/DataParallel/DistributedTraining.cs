@@ -3,7 +3,6 @@ using Ccr.Nn;
 using Ccr.Nn.Distributed;
 using Ccr.Nn.IO;
 using Ccr.Nn.Modules;
-using Ccr.Training;
 
 namespace Ccr.Training.DataParallel;
 

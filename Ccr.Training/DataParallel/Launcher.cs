@@ -1,5 +1,4 @@
 using System.Runtime.InteropServices;
-using Ccr.Nn;
 using Ccr.Nn.Distributed;
 
 namespace Ccr.Training.DataParallel;

@@ -1,7 +1,6 @@
 using Ccr.Kernels;
 using Ccr.Nn;
 using Ccr.Training.MultiTask;
-using Ccr.Training;
 
 namespace Ccr.Training.Export;
 

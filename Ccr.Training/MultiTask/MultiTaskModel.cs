@@ -1,5 +1,4 @@
 using Ccr.Kernels;
-using Conv2d = Ccr.Nn.Modules.Conv2d;
 using Ccr.Nn;
 using Ccr.Nn.Functional;
 using Ccr.Nn.Models;

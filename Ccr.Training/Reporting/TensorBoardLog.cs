@@ -1,7 +1,6 @@
 using Ccr.Kernels;
 using Ccr.Training.Data;
 using Ccr.Training.MultiTask;
-using Ccr.Training;
 
 namespace Ccr.Training.Reporting;
 
