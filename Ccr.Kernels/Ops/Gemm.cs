@@ -153,6 +153,8 @@ public static partial class Gemm
         if (beta == 0f && !store0) new Span<float>(c, checked(m * n)).Clear();
         else if (beta != 1f) System.Numerics.Tensors.TensorPrimitives.Multiply(new Span<float>(c, m * n), beta, new Span<float>(c, m * n));
         if (k == 0 || alpha == 0f) return;
+        Observe?.Invoke(m, n, k, transA, transB);
+        if (Packed) { HostPacked(c, a, b, m, n, k, transA, transB, alpha, store0); return; }
         int nr = Wide ? 32 : 2 * VW;
         int sAi = transA ? 1 : k, sAp = transA ? m : 1;
         // small M: A's block is small, so a deeper K block costs no cache and saves Parallel.For rounds

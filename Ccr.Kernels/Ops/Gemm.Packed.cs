@@ -1,0 +1,316 @@
+using System.Numerics;
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
+namespace Ccr.Kernels.Ops;
+
+/// <summary>
+/// The CPU variant's packed GEMM (BLIS-style, issue 20). For each K block of KC: A (M, KC) is packed into
+/// panels of MR rows (panel[p][r] = A(i0 + r, p0 + p), zero rows past M), then for each N block of NC,
+/// B (KC, NC) into strips of NR columns (strip[p][q] = B(p0 + p, j0 + q), zero columns past N). The
+/// micro-kernel multiplies one MR-row panel by one NR-column strip into MR x NR accumulators held in
+/// registers, reading both operands contiguously whatever the transposes were. Loop order inside a block
+/// (the BLIS one, seen from row-major C): an A panel (MR x KC, 18 KB at 12 x 384) stays in L1 while the
+/// B strips of the block stream from L2 (KC x NC sized to half of it).
+/// Determinism: every output sums its K blocks in order and, inside a block, p in order; threads only
+/// split the (M block, strip range) tiles of a block, so the result does not depend on the thread count.
+/// </summary>
+public static partial class Gemm
+{
+    /// <summary>Packed path on (default) or the previous unpacked strips (kept reachable for the
+    /// before/after benchmark, `Ccr.Bench cpu-peak --shapes`).</summary>
+    internal static bool Packed { get; set; } = true;
+
+    /// <summary>Sees every CPU-variant product (M, N, K, transA, transB) before it runs: `Ccr.Bench cpu-peak --shapes`
+    /// collects the paper network's GEMMs with it. Null (no cost) otherwise.</summary>
+    internal static Action<int, int, int, bool, bool>? Observe { get; set; }
+
+    /// <summary>Threads the packed path splits a block over; tests pin 1 vs 2 to check determinism.</summary>
+    internal static int PackedThreads { get; set; } = Environment.ProcessorCount;
+
+    // micro-tile: 12 x 32 in 512-bit registers (24 accumulators + 2 B vectors + 1 broadcast of the 32 zmm),
+    // 6 x 2 vectors of Vector<T> otherwise (12 accumulators: fits the 16 ymm of an AVX2 machine)
+    const int MRWide = 12, NRWide = 32, MRNarrow = 6;
+    static int NRNarrow => 2 * Vector<float>.Count;
+
+    /// <summary>Cache sizes in bytes from /sys (Linux), else 32 KiB L1d and 1 MiB L2.</summary>
+    internal static readonly (int L1, int L2) Caches = ReadCaches();
+
+    // one buffer per calling thread, grown when a larger product arrives and then reused: no allocation in
+    // the steady step. Pinned (POH), so its address holds without `fixed`.
+    [ThreadStatic] static float[]? packBuffer;
+
+    static unsafe float* PackBuffer(long floats)
+    {
+        if (packBuffer == null || packBuffer.LongLength < floats + 16)
+            packBuffer = GC.AllocateUninitializedArray<float>(checked((int)(floats + 16)), pinned: true);
+        var p = (float*)Unsafe.AsPointer(ref packBuffer[0]);
+        return (float*)(((nint)p + 63) & ~(nint)63); // 64-byte aligned: a zmm load never splits a line
+    }
+
+    /// <summary>(KC, NC) for a micro-tile: an A panel MR x KC in half of L1 (the B strip row and C tile
+    /// share the rest), a B block KC x NC in half of L2.</summary>
+    internal static (int KC, int NC) Blocking(int mr, int nr)
+    {
+        int kc = Math.Clamp(Caches.L1 / 2 / (mr * 4) / 8 * 8, 64, KcCap);
+        int nc = Math.Clamp(Caches.L2 / 2 / (kc * 4) / nr * nr, nr, 4096 / nr * nr);
+        return (kc, nc);
+    }
+
+    internal static int KcCap { get; set; } = 512;
+
+    static unsafe void HostPacked(float* c, float* a, float* b, int m, int n, int k,
+                                  bool transA, bool transB, float alpha, bool store0)
+    {
+        bool wide = Wide;
+        int mr = wide ? MRWide : MRNarrow, nr = wide ? NRWide : NRNarrow;
+        var (kcMax, ncMax) = Blocking(mr, nr);
+        long sAi = transA ? 1 : k, sAp = transA ? m : 1, sBp = transB ? 1 : n, sBj = transB ? k : 1;
+        int panels = (m + mr - 1) / mr;
+        int kc0 = Math.Min(kcMax, k), nc0 = Math.Min(ncMax, (n + nr - 1) / nr * nr);
+        long aFloats = (long)panels * mr * kc0, bFloats = (long)kc0 * nc0;
+        float* aPack = PackBuffer(aFloats + bFloats), bPack = aPack + aFloats;
+        int threads = Math.Max(1, PackedThreads);
+        for (int p0 = 0; p0 < k; p0 += kcMax)
+        {
+            int kc = Math.Min(kcMax, k - p0);
+            bool store = store0 && p0 == 0;
+            float* aBlk = a + p0 * sAp, bBlk = b + p0 * sBp;
+            // A once per K block: (M, kc) is at most a few MB and every N block reuses it
+            ForTasks(panels, (long)m * kc < 1 << 16 ? 1 : threads, (lo, hi) =>
+            {
+                for (int q = lo; q < hi; q++) PackA(aPack + (long)q * mr * kc, aBlk, q * mr, Math.Min(mr, m - q * mr), mr, kc, sAi, sAp);
+            });
+            for (int j0 = 0; j0 < n; j0 += ncMax)
+            {
+                int jn = Math.Min(ncMax, n - j0), strips = (jn + nr - 1) / nr;
+                float* bJ = bBlk + j0 * sBj;
+                bool smallB = (long)jn * kc < 1 << 16;
+                ForTasks(strips, smallB ? 1 : threads, (lo, hi) =>
+                {
+                    for (int s = lo; s < hi; s++) PackB(bPack + (long)s * nr * kc, bJ + s * nr * sBj, Math.Min(nr, jn - s * nr), nr, kc, sBp, sBj);
+                });
+                // tasks: M blocks x strip ranges, 2 per thread when the work pays for them; M first (each task
+                // then streams the whole B block, shared in L3, against its own A panels), N when M is short
+                long work = (long)m * jn * kc;
+                int tasksWanted = work < 1 << 18 ? 1 : 2 * threads;
+                int mBlocks = Math.Min(panels, tasksWanted);
+                int sChunks = Math.Clamp((tasksWanted + mBlocks - 1) / mBlocks, 1, strips);
+                int tasks = mBlocks * sChunks;
+                float* cJ = c + j0;
+                ForTasks(tasks, tasksWanted == 1 ? 1 : threads, (lo, hi) =>
+                {
+                    for (int t = lo; t < hi; t++)
+                    {
+                        int mb = t / sChunks, sc = t % sChunks;
+                        int q0 = (int)((long)panels * mb / mBlocks), q1 = (int)((long)panels * (mb + 1) / mBlocks);
+                        int s0 = (int)((long)strips * sc / sChunks), s1 = (int)((long)strips * (sc + 1) / sChunks);
+                        for (int q = q0; q < q1; q++)
+                        {
+                            int rows = Math.Min(mr, m - q * mr);
+                            float* ap = aPack + (long)q * mr * kc;
+                            for (int s = s0; s < s1; s++)
+                            {
+                                int cols = Math.Min(nr, jn - s * nr);
+                                float* ct = cJ + (long)q * mr * n + s * nr;
+                                float* bp = bPack + (long)s * nr * kc;
+                                if (wide) Tile12x32(kc, ap, bp, ct, n, alpha, store, rows, cols);
+                                else Tile6xV2(kc, ap, bp, ct, n, alpha, store, rows, cols);
+                            }
+                        }
+                    }
+                });
+            }
+        }
+    }
+
+    // body(lo, hi) over [0, count) cut into `parts` contiguous ranges; which thread runs a range does not
+    // change any output (ranges own disjoint outputs or pack disjoint panels)
+    static void ForTasks(int count, int parts, Action<int, int> body)
+    {
+        parts = Math.Min(parts, count);
+        if (parts <= 1) { body(0, count); return; }
+        Parallel.For(0, parts, t => body((int)((long)count * t / parts), (int)((long)count * (t + 1) / parts)));
+    }
+
+    // panel[p][r] = A(i0 + r, p), r < rows; zero for rows..mr (computed, never stored)
+    static unsafe void PackA(float* dst, float* a, int i0, int rows, int mr, int kc, long sAi, long sAp)
+    {
+        if (sAi == 1)
+        {
+            // A stored (K, M): each p's MR values are adjacent
+            for (int p = 0; p < kc; p++)
+            {
+                float* src = a + p * sAp + i0, o = dst + p * mr;
+                int r = 0;
+                for (; r < rows; r++) o[r] = src[r];
+                for (; r < mr; r++) o[r] = 0f;
+            }
+            return;
+        }
+        for (int r = 0; r < mr; r++)
+        {
+            float* o = dst + r;
+            if (r >= rows) { for (int p = 0; p < kc; p++) o[p * mr] = 0f; continue; }
+            float* src = a + (i0 + r) * sAi; // row contiguous along p (sAp = 1)
+            for (int p = 0; p < kc; p++) o[p * mr] = src[p];
+        }
+    }
+
+    // strip[p][q] = B(p, q), q < cols; zero for cols..nr
+    static unsafe void PackB(float* dst, float* b, int cols, int nr, int kc, long sBp, long sBj)
+    {
+        if (sBj == 1)
+        {
+            int vw = Vector<float>.Count;
+            for (int p = 0; p < kc; p++)
+            {
+                float* src = b + p * sBp, o = dst + p * nr;
+                if (cols == nr) { for (int q = 0; q < nr; q += vw) *(Vector<float>*)(o + q) = *(Vector<float>*)(src + q); }
+                else { int q = 0; for (; q < cols; q++) o[q] = src[q]; for (; q < nr; q++) o[q] = 0f; }
+            }
+            return;
+        }
+        // B stored (N, K): column q of B is a contiguous row of the storage
+        for (int q = 0; q < nr; q++)
+        {
+            float* o = dst + q;
+            if (q >= cols) { for (int p = 0; p < kc; p++) o[p * nr] = 0f; continue; }
+            float* src = b + q * sBj;
+            for (int p = 0; p < kc; p++) o[p * nr] = src[p];
+        }
+    }
+
+    // C tile (rows x cols, row stride ldc) = alpha acc (store) or C + alpha acc as one fused multiply-add.
+    // A partial tile goes through a stack copy of the accumulators, with the same arithmetic per element.
+    static unsafe void Finish(float* acc, int nr, float* c, int ldc, float alpha, bool store, int rows, int cols)
+    {
+        for (int i = 0; i < rows; i++)
+        {
+            float* r = c + (long)i * ldc, t = acc + i * nr;
+            if (store) for (int q = 0; q < cols; q++) r[q] = alpha * t[q];
+            else for (int q = 0; q < cols; q++) r[q] = MathF.FusedMultiplyAdd(alpha, t[q], r[q]);
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static unsafe void Out512(float* r, Vector512<float> v0, Vector512<float> v1, Vector512<float> alpha, bool store)
+    {
+        if (store) { Vector512.Store(alpha * v0, r); Vector512.Store(alpha * v1, r + 16); }
+        else
+        {
+            Vector512.Store(Avx512F.FusedMultiplyAdd(alpha, v0, Vector512.Load(r)), r);
+            Vector512.Store(Avx512F.FusedMultiplyAdd(alpha, v1, Vector512.Load(r + 16)), r + 16);
+        }
+    }
+
+    // 12 x 32 micro-tile on AVX-512: per p, 2 loads of B, 12 broadcasts of A, 24 FMAs into 24 zmm accumulators
+    // (2 FMA units x 4 cycles latency need >= 8 independent chains)
+    [SkipLocalsInit]
+    static unsafe void Tile12x32(int kc, float* ap, float* bp, float* c, int ldc, float alpha, bool store, int rows, int cols)
+    {
+        Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
+        Vector512<float> c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
+        Vector512<float> c60 = default, c61 = default, c70 = default, c71 = default, c80 = default, c81 = default;
+        Vector512<float> c90 = default, c91 = default, ca0 = default, ca1 = default, cb0 = default, cb1 = default;
+        for (int p = 0; p < kc; p++, ap += MRWide, bp += NRWide)
+        {
+            var b0 = Vector512.Load(bp); var b1 = Vector512.Load(bp + 16);
+            var x = Vector512.Create(ap[0]); c00 = Avx512F.FusedMultiplyAdd(x, b0, c00); c01 = Avx512F.FusedMultiplyAdd(x, b1, c01);
+            x = Vector512.Create(ap[1]); c10 = Avx512F.FusedMultiplyAdd(x, b0, c10); c11 = Avx512F.FusedMultiplyAdd(x, b1, c11);
+            x = Vector512.Create(ap[2]); c20 = Avx512F.FusedMultiplyAdd(x, b0, c20); c21 = Avx512F.FusedMultiplyAdd(x, b1, c21);
+            x = Vector512.Create(ap[3]); c30 = Avx512F.FusedMultiplyAdd(x, b0, c30); c31 = Avx512F.FusedMultiplyAdd(x, b1, c31);
+            x = Vector512.Create(ap[4]); c40 = Avx512F.FusedMultiplyAdd(x, b0, c40); c41 = Avx512F.FusedMultiplyAdd(x, b1, c41);
+            x = Vector512.Create(ap[5]); c50 = Avx512F.FusedMultiplyAdd(x, b0, c50); c51 = Avx512F.FusedMultiplyAdd(x, b1, c51);
+            x = Vector512.Create(ap[6]); c60 = Avx512F.FusedMultiplyAdd(x, b0, c60); c61 = Avx512F.FusedMultiplyAdd(x, b1, c61);
+            x = Vector512.Create(ap[7]); c70 = Avx512F.FusedMultiplyAdd(x, b0, c70); c71 = Avx512F.FusedMultiplyAdd(x, b1, c71);
+            x = Vector512.Create(ap[8]); c80 = Avx512F.FusedMultiplyAdd(x, b0, c80); c81 = Avx512F.FusedMultiplyAdd(x, b1, c81);
+            x = Vector512.Create(ap[9]); c90 = Avx512F.FusedMultiplyAdd(x, b0, c90); c91 = Avx512F.FusedMultiplyAdd(x, b1, c91);
+            x = Vector512.Create(ap[10]); ca0 = Avx512F.FusedMultiplyAdd(x, b0, ca0); ca1 = Avx512F.FusedMultiplyAdd(x, b1, ca1);
+            x = Vector512.Create(ap[11]); cb0 = Avx512F.FusedMultiplyAdd(x, b0, cb0); cb1 = Avx512F.FusedMultiplyAdd(x, b1, cb1);
+        }
+        var va = Vector512.Create(alpha);
+        bool full = rows == MRWide && cols == NRWide;
+        float* tmp = stackalloc float[MRWide * NRWide];
+        float* o = full ? c : tmp;
+        int ld = full ? ldc : NRWide;
+        bool st = store || !full; // the stack copy takes the raw sums (alpha 1, stored exactly)
+        var one = full ? va : Vector512<float>.One;
+        Out512(o, c00, c01, one, st); Out512(o + ld, c10, c11, one, st); Out512(o + 2 * ld, c20, c21, one, st);
+        Out512(o + 3 * ld, c30, c31, one, st); Out512(o + 4 * ld, c40, c41, one, st); Out512(o + 5 * ld, c50, c51, one, st);
+        Out512(o + 6 * ld, c60, c61, one, st); Out512(o + 7 * ld, c70, c71, one, st); Out512(o + 8 * ld, c80, c81, one, st);
+        Out512(o + 9 * ld, c90, c91, one, st); Out512(o + 10 * ld, ca0, ca1, one, st); Out512(o + 11 * ld, cb0, cb1, one, st);
+        if (!full) Finish(tmp, NRWide, c, ldc, alpha, store, rows, cols);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static unsafe void OutV(float* r, Vector<float> v0, Vector<float> v1, Vector<float> alpha, bool store)
+    {
+        int vw = Vector<float>.Count;
+        if (store) { *(Vector<float>*)r = alpha * v0; *(Vector<float>*)(r + vw) = alpha * v1; }
+        else
+        {
+            *(Vector<float>*)r = Vector.FusedMultiplyAdd(alpha, v0, *(Vector<float>*)r);
+            *(Vector<float>*)(r + vw) = Vector.FusedMultiplyAdd(alpha, v1, *(Vector<float>*)(r + vw));
+        }
+    }
+
+    // 6 x (2 Vector<T>) micro-tile: 12 accumulators, the classic AVX2 shape (6 x 16)
+    [SkipLocalsInit]
+    static unsafe void Tile6xV2(int kc, float* ap, float* bp, float* c, int ldc, float alpha, bool store, int rows, int cols)
+    {
+        int vw = Vector<float>.Count, nr = 2 * vw;
+        Vector<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
+        Vector<float> c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
+        for (int p = 0; p < kc; p++, ap += MRNarrow, bp += nr)
+        {
+            var b0 = *(Vector<float>*)bp; var b1 = *(Vector<float>*)(bp + vw);
+            var x = new Vector<float>(ap[0]); c00 = Vector.FusedMultiplyAdd(x, b0, c00); c01 = Vector.FusedMultiplyAdd(x, b1, c01);
+            x = new Vector<float>(ap[1]); c10 = Vector.FusedMultiplyAdd(x, b0, c10); c11 = Vector.FusedMultiplyAdd(x, b1, c11);
+            x = new Vector<float>(ap[2]); c20 = Vector.FusedMultiplyAdd(x, b0, c20); c21 = Vector.FusedMultiplyAdd(x, b1, c21);
+            x = new Vector<float>(ap[3]); c30 = Vector.FusedMultiplyAdd(x, b0, c30); c31 = Vector.FusedMultiplyAdd(x, b1, c31);
+            x = new Vector<float>(ap[4]); c40 = Vector.FusedMultiplyAdd(x, b0, c40); c41 = Vector.FusedMultiplyAdd(x, b1, c41);
+            x = new Vector<float>(ap[5]); c50 = Vector.FusedMultiplyAdd(x, b0, c50); c51 = Vector.FusedMultiplyAdd(x, b1, c51);
+        }
+        var va = new Vector<float>(alpha);
+        bool full = rows == MRNarrow && cols == nr;
+        float* tmp = stackalloc float[MRNarrow * 32]; // nr <= 32 (Vector<T> up to 512 bits)
+        float* o = full ? c : tmp;
+        int ld = full ? ldc : nr;
+        bool st = store || !full;
+        var one = full ? va : Vector<float>.One;
+        OutV(o, c00, c01, one, st); OutV(o + ld, c10, c11, one, st); OutV(o + 2 * ld, c20, c21, one, st);
+        OutV(o + 3 * ld, c30, c31, one, st); OutV(o + 4 * ld, c40, c41, one, st); OutV(o + 5 * ld, c50, c51, one, st);
+        if (!full) Finish(tmp, nr, c, ldc, alpha, store, rows, cols);
+    }
+
+    static (int, int) ReadCaches()
+    {
+        int l1 = 32 << 10, l2 = 1 << 20;
+        try
+        {
+            const string root = "/sys/devices/system/cpu/cpu0/cache";
+            if (!Directory.Exists(root)) return (l1, l2);
+            foreach (var dir in Directory.GetDirectories(root, "index*"))
+            {
+                string level = File.ReadAllText(Path.Combine(dir, "level")).Trim();
+                string type = File.ReadAllText(Path.Combine(dir, "type")).Trim();
+                int size = ParseSize(File.ReadAllText(Path.Combine(dir, "size")).Trim());
+                if (size <= 0) continue;
+                if (level == "1" && type == "Data") l1 = size;
+                else if (level == "2" && type != "Instruction") l2 = size;
+            }
+        }
+        catch (IOException) { }
+        catch (UnauthorizedAccessException) { }
+        return (l1, l2);
+    }
+
+    // "48K", "2048K", "1M" -> bytes; 0 when unreadable
+    static int ParseSize(string s)
+    {
+        long mult = s.EndsWith('K') ? 1 << 10 : s.EndsWith('M') ? 1 << 20 : 1;
+        return long.TryParse(mult == 1 ? s : s[..^1], out long v) ? (int)Math.Min(int.MaxValue, v * mult) : 0;
+    }
+}
