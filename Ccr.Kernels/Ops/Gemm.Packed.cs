@@ -22,9 +22,9 @@ public static partial class Gemm
     /// before/after benchmark, `Ccr.Bench cpu-peak --shapes`).</summary>
     internal static bool Packed { get; set; } = true;
 
-    /// <summary>Sees every CPU-variant product (M, N, K, transA, transB) before it runs: `Ccr.Bench cpu-peak --shapes`
-    /// collects the paper network's GEMMs with it. Null (no cost) otherwise.</summary>
-    internal static Action<int, int, int, bool, bool>? Observe { get; set; }
+    /// <summary>Sees every CPU-variant <see cref="Batched"/> / <see cref="Run"/> call before it runs: `Ccr.Bench cpu-peak
+    /// --shapes` collects the paper network's GEMMs with it. Null (no cost) otherwise.</summary>
+    internal static Action<HostCall>? Observe { get; set; }
 
     /// <summary>Threads the packed path splits a block over; tests pin 1 vs 2 to check determinism.</summary>
     internal static int PackedThreads { get; set; } = Environment.ProcessorCount;
@@ -60,18 +60,61 @@ public static partial class Gemm
 
     internal static int KcCap { get; set; } = 512;
 
-    static unsafe void HostPacked(float* c, float* a, float* b, int m, int n, int k,
-                                  bool transA, bool transB, float alpha, bool store0)
+    /// <summary>One host call as <see cref="Observe"/> sees it: a batch of products of one shape (A or B shared
+    /// by the batch when its stride is 0).</summary>
+    internal readonly record struct HostCall(int Batch, int M, int N, int K, bool TransA, bool TransB, bool SharedA, bool SharedB);
+
+    // Batched products: the images of a conv chunk are small GEMMs (e.g. 72 x 48 x 648 at the network's
+    // lowest resolution), so the batch is split over the threads, one whole product each (each owns its C:
+    // the thread count changes no sum); a batch that does not split evenly runs its products one after the
+    // other, each split inside.
+    static unsafe void HostPackedBatched(float* c, float* a, float* b, int batch, Args g, bool transA, bool transB)
+    {
+        int threads = Math.Max(1, PackedThreads);
+        void One(int z, int inner) => HostPackedOne(c + z * g.StrideC, a + z * g.StrideA, b + z * g.StrideB, g.M, g.N, g.K,
+                                                     transA, transB, g.Alpha, g.Beta, inner);
+        if (batch == 1 || threads == 1 || batch % threads != 0 && batch < 4 * threads)
+        {
+            for (int z = 0; z < batch; z++) One(z, threads);
+            return;
+        }
+        ForTasks(batch, threads, (lo, hi) => { for (int z = lo; z < hi; z++) One(z, 1); });
+    }
+
+    static unsafe void HostPackedOne(float* c, float* a, float* b, int m, int n, int k, bool transA, bool transB,
+                                     float alpha, float beta, int threads)
+    {
+        // beta first, so the blocked loop only ever adds; beta = 0 with work to do: the first K block stores
+        // instead of adding (no clearing pass over C, and NaN in the old C is ignored)
+        bool store0 = beta == 0f && k > 0 && alpha != 0f;
+        if (beta == 0f && !store0) new Span<float>(c, checked(m * n)).Clear();
+        else if (beta != 1f) System.Numerics.Tensors.TensorPrimitives.Multiply(new Span<float>(c, m * n), beta, new Span<float>(c, m * n));
+        if (k == 0 || alpha == 0f) return;
+        long sAi = transA ? 1 : k, sAp = transA ? m : 1, sBp = transB ? 1 : n, sBj = transB ? k : 1;
+        int mr = Wide ? MRWide : MRNarrow, nr = Wide ? NRWide : NRNarrow;
+        // a short N pads the NR-wide strips (N = 12 in a 32-wide tile: 63% of the FMAs wasted): then compute
+        // C^T = op(B)^T op(A)^T instead, whose rows are C's columns, when that pads at least 20% less
+        long padded = Up(m, mr) * Up(n, nr), swapped = Up(n, mr) * Up(m, nr);
+        if (swapped * 5 < padded * 4)
+            HostPacked(c, 1, n, b, sBj, sBp, a, sAp, sAi, n, m, k, alpha, store0, threads);
+        else
+            HostPacked(c, n, 1, a, sAi, sAp, b, sBp, sBj, m, n, k, alpha, store0, threads);
+    }
+
+    static long Up(int x, int to) => (long)(x + to - 1) / to * to;
+
+    // C(i, j) = c[i rsC + j csC] (=, or += on later K blocks) alpha sum_p A(i, p) B(p, j), with A(i, p) = a[i sAi + p sAp]
+    // and B(p, j) = b[p sBp + j sBj]
+    static unsafe void HostPacked(float* c, long rsC, long csC, float* a, long sAi, long sAp, float* b, long sBp, long sBj,
+                                  int m, int n, int k, float alpha, bool store0, int threads)
     {
         bool wide = Wide;
         int mr = wide ? MRWide : MRNarrow, nr = wide ? NRWide : NRNarrow;
         var (kcMax, ncMax) = Blocking(mr, nr);
-        long sAi = transA ? 1 : k, sAp = transA ? m : 1, sBp = transB ? 1 : n, sBj = transB ? k : 1;
         int panels = (m + mr - 1) / mr;
         int kc0 = Math.Min(kcMax, k), nc0 = Math.Min(ncMax, (n + nr - 1) / nr * nr);
         long aFloats = (long)panels * mr * kc0, bFloats = (long)kc0 * nc0;
         float* aPack = PackBuffer(aFloats + bFloats), bPack = aPack + aFloats;
-        int threads = Math.Max(1, PackedThreads);
         for (int p0 = 0; p0 < k; p0 += kcMax)
         {
             int kc = Math.Min(kcMax, k - p0);
@@ -98,7 +141,7 @@ public static partial class Gemm
                 int mBlocks = Math.Min(panels, tasksWanted);
                 int sChunks = Math.Clamp((tasksWanted + mBlocks - 1) / mBlocks, 1, strips);
                 int tasks = mBlocks * sChunks;
-                float* cJ = c + j0;
+                float* cJ = c + j0 * csC;
                 ForTasks(tasks, tasksWanted == 1 ? 1 : threads, (lo, hi) =>
                 {
                     for (int t = lo; t < hi; t++)
@@ -113,10 +156,10 @@ public static partial class Gemm
                             for (int s = s0; s < s1; s++)
                             {
                                 int cols = Math.Min(nr, jn - s * nr);
-                                float* ct = cJ + (long)q * mr * n + s * nr;
+                                float* ct = cJ + q * mr * rsC + s * nr * csC;
                                 float* bp = bPack + (long)s * nr * kc;
-                                if (wide) Tile12x32(kc, ap, bp, ct, n, alpha, store, rows, cols);
-                                else Tile6xV2(kc, ap, bp, ct, n, alpha, store, rows, cols);
+                                if (wide) Tile12x32(kc, ap, bp, ct, rsC, csC, alpha, store, rows, cols);
+                                else Tile6xV2(kc, ap, bp, ct, rsC, csC, alpha, store, rows, cols);
                             }
                         }
                     }
@@ -142,7 +185,7 @@ public static partial class Gemm
             // A stored (K, M): each p's MR values are adjacent
             for (int p = 0; p < kc; p++)
             {
-                float* src = a + p * sAp + i0, o = dst + p * mr;
+                float* src = a + p * sAp + i0, o = dst + p * mr; // i0 * sAi with sAi = 1
                 int r = 0;
                 for (; r < rows; r++) o[r] = src[r];
                 for (; r < mr; r++) o[r] = 0f;
@@ -153,8 +196,9 @@ public static partial class Gemm
         {
             float* o = dst + r;
             if (r >= rows) { for (int p = 0; p < kc; p++) o[p * mr] = 0f; continue; }
-            float* src = a + (i0 + r) * sAi; // row contiguous along p (sAp = 1)
-            for (int p = 0; p < kc; p++) o[p * mr] = src[p];
+            float* src = a + (i0 + r) * sAi; // a row of A along p (contiguous unless the operand was swapped in)
+            if (sAp == 1) for (int p = 0; p < kc; p++) o[p * mr] = src[p];
+            else for (int p = 0; p < kc; p++) o[p * mr] = src[p * sAp];
         }
     }
 
@@ -178,19 +222,21 @@ public static partial class Gemm
             float* o = dst + q;
             if (q >= cols) { for (int p = 0; p < kc; p++) o[p * nr] = 0f; continue; }
             float* src = b + q * sBj;
-            for (int p = 0; p < kc; p++) o[p * nr] = src[p];
+            if (sBp == 1) for (int p = 0; p < kc; p++) o[p * nr] = src[p];
+            else for (int p = 0; p < kc; p++) o[p * nr] = src[p * sBp];
         }
     }
 
-    // C tile (rows x cols, row stride ldc) = alpha acc (store) or C + alpha acc as one fused multiply-add.
-    // A partial tile goes through a stack copy of the accumulators, with the same arithmetic per element.
-    static unsafe void Finish(float* acc, int nr, float* c, int ldc, float alpha, bool store, int rows, int cols)
+    // C tile (rows x cols at strides rsC, csC) = alpha acc (store) or C + alpha acc as one fused multiply-add.
+    // A partial or transposed (csC != 1) tile goes through a stack copy of the accumulators, with the same
+    // arithmetic per element as the full tile's vector stores.
+    static unsafe void Finish(float* acc, int nr, float* c, long rsC, long csC, float alpha, bool store, int rows, int cols)
     {
         for (int i = 0; i < rows; i++)
         {
-            float* r = c + (long)i * ldc, t = acc + i * nr;
-            if (store) for (int q = 0; q < cols; q++) r[q] = alpha * t[q];
-            else for (int q = 0; q < cols; q++) r[q] = MathF.FusedMultiplyAdd(alpha, t[q], r[q]);
+            float* r = c + i * rsC, t = acc + i * nr;
+            if (store) for (int q = 0; q < cols; q++) r[q * csC] = alpha * t[q];
+            else for (int q = 0; q < cols; q++) r[q * csC] = MathF.FusedMultiplyAdd(alpha, t[q], r[q * csC]);
         }
     }
 
@@ -208,7 +254,7 @@ public static partial class Gemm
     // 12 x 32 micro-tile on AVX-512: per p, 2 loads of B, 12 broadcasts of A, 24 FMAs into 24 zmm accumulators
     // (2 FMA units x 4 cycles latency need >= 8 independent chains)
     [SkipLocalsInit]
-    static unsafe void Tile12x32(int kc, float* ap, float* bp, float* c, int ldc, float alpha, bool store, int rows, int cols)
+    static unsafe void Tile12x32(int kc, float* ap, float* bp, float* c, long rsC, long csC, float alpha, bool store, int rows, int cols)
     {
         Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
         Vector512<float> c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
@@ -231,17 +277,17 @@ public static partial class Gemm
             x = Vector512.Create(ap[11]); cb0 = Avx512F.FusedMultiplyAdd(x, b0, cb0); cb1 = Avx512F.FusedMultiplyAdd(x, b1, cb1);
         }
         var va = Vector512.Create(alpha);
-        bool full = rows == MRWide && cols == NRWide;
+        bool full = rows == MRWide && cols == NRWide && csC == 1;
         float* tmp = stackalloc float[MRWide * NRWide];
         float* o = full ? c : tmp;
-        int ld = full ? ldc : NRWide;
+        long ld = full ? rsC : NRWide;
         bool st = store || !full; // the stack copy takes the raw sums (alpha 1, stored exactly)
         var one = full ? va : Vector512<float>.One;
         Out512(o, c00, c01, one, st); Out512(o + ld, c10, c11, one, st); Out512(o + 2 * ld, c20, c21, one, st);
         Out512(o + 3 * ld, c30, c31, one, st); Out512(o + 4 * ld, c40, c41, one, st); Out512(o + 5 * ld, c50, c51, one, st);
         Out512(o + 6 * ld, c60, c61, one, st); Out512(o + 7 * ld, c70, c71, one, st); Out512(o + 8 * ld, c80, c81, one, st);
         Out512(o + 9 * ld, c90, c91, one, st); Out512(o + 10 * ld, ca0, ca1, one, st); Out512(o + 11 * ld, cb0, cb1, one, st);
-        if (!full) Finish(tmp, NRWide, c, ldc, alpha, store, rows, cols);
+        if (!full) Finish(tmp, NRWide, c, rsC, csC, alpha, store, rows, cols);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -258,7 +304,7 @@ public static partial class Gemm
 
     // 6 x (2 Vector<T>) micro-tile: 12 accumulators, the classic AVX2 shape (6 x 16)
     [SkipLocalsInit]
-    static unsafe void Tile6xV2(int kc, float* ap, float* bp, float* c, int ldc, float alpha, bool store, int rows, int cols)
+    static unsafe void Tile6xV2(int kc, float* ap, float* bp, float* c, long rsC, long csC, float alpha, bool store, int rows, int cols)
     {
         int vw = Vector<float>.Count, nr = 2 * vw;
         Vector<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
@@ -274,15 +320,15 @@ public static partial class Gemm
             x = new Vector<float>(ap[5]); c50 = Vector.FusedMultiplyAdd(x, b0, c50); c51 = Vector.FusedMultiplyAdd(x, b1, c51);
         }
         var va = new Vector<float>(alpha);
-        bool full = rows == MRNarrow && cols == nr;
+        bool full = rows == MRNarrow && cols == nr && csC == 1;
         float* tmp = stackalloc float[MRNarrow * 32]; // nr <= 32 (Vector<T> up to 512 bits)
         float* o = full ? c : tmp;
-        int ld = full ? ldc : nr;
+        long ld = full ? rsC : nr;
         bool st = store || !full;
         var one = full ? va : Vector<float>.One;
         OutV(o, c00, c01, one, st); OutV(o + ld, c10, c11, one, st); OutV(o + 2 * ld, c20, c21, one, st);
         OutV(o + 3 * ld, c30, c31, one, st); OutV(o + 4 * ld, c40, c41, one, st); OutV(o + 5 * ld, c50, c51, one, st);
-        if (!full) Finish(tmp, nr, c, ldc, alpha, store, rows, cols);
+        if (!full) Finish(tmp, nr, c, rsC, csC, alpha, store, rows, cols);
     }
 
     static (int, int) ReadCaches()

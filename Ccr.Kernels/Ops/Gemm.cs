@@ -126,6 +126,8 @@ public static partial class Gemm
     static unsafe void HostBatched(Buf<float> c, Buf<float> a, Buf<float> b, int batch, Args g, bool transA, bool transB)
     {
         float* pc = c.Ptr, pa = a.Ptr, pb = b.Ptr;
+        Observe?.Invoke(new HostCall(batch, g.M, g.N, g.K, transA, transB, g.StrideA == 0, g.StrideB == 0));
+        if (Packed) { HostPackedBatched(pc, pa, pb, batch, g, transA, transB); return; }
         for (int z = 0; z < batch; z++)
             Host(pc + z * g.StrideC, pa + z * g.StrideA, pb + z * g.StrideB, g.M, g.N, g.K, transA, transB, g.Alpha, g.Beta);
     }
@@ -147,14 +149,13 @@ public static partial class Gemm
     public static unsafe void Host(float* c, float* a, float* b, int m, int n, int k,
                                    bool transA, bool transB, float alpha, float beta)
     {
+        if (Packed) { HostPackedOne(c, a, b, m, n, k, transA, transB, alpha, beta, PackedThreads); return; }
         // beta first, so the blocked loop only ever adds
         // beta = 0 with work to do: the first K block stores instead of adding (no clearing pass over C)
         bool store0 = beta == 0f && k > 0 && alpha != 0f;
         if (beta == 0f && !store0) new Span<float>(c, checked(m * n)).Clear();
         else if (beta != 1f) System.Numerics.Tensors.TensorPrimitives.Multiply(new Span<float>(c, m * n), beta, new Span<float>(c, m * n));
         if (k == 0 || alpha == 0f) return;
-        Observe?.Invoke(m, n, k, transA, transB);
-        if (Packed) { HostPacked(c, a, b, m, n, k, transA, transB, alpha, store0); return; }
         int nr = Wide ? 32 : 2 * VW;
         int sAi = transA ? 1 : k, sAp = transA ? m : 1;
         // small M: A's block is small, so a deeper K block costs no cache and saves Parallel.For rounds

@@ -60,17 +60,20 @@ public class GemmPackedTests
         int keep = Gemm.PackedThreads;
         try
         {
-            foreach (var (m, n, k, ta, tb) in new[] { (200, 700, 300, false, false), (96, 1300, 600, true, false), (333, 257, 129, false, true), (18, 3072, 288, true, true) })
+            // split over M and N, over N only, computed as C^T (N = 12 pads a 32-wide tile), and a conv chunk's
+            // batch of 8 products with one shared A (split over the batch)
+            foreach (var (batch, m, n, k, ta, tb) in new[] { (1, 200, 700, 300, false, false), (1, 96, 1300, 600, true, false), (1, 333, 257, 129, false, true),
+                                                              (1, 18, 3072, 288, true, true), (1, 1296, 12, 144, true, false), (8, 72, 48, 648, false, false) })
             {
                 var r = Rand.New(m + n + k);
-                var a = Rand.Floats(r, (long)m * k); var b = Rand.Floats(r, (long)k * n);
+                var a = Rand.Floats(r, (long)m * k); var b = Rand.Floats(r, (long)k * n * batch);
                 float[] Run(int threads)
                 {
                     Gemm.PackedThreads = threads;
                     using var scope = new TensorScope();
                     var tA = Tensor.FromArray(d, a, a.Length); var tB = Tensor.FromArray(d, b, b.Length);
-                    var tC = Tensor.Full(d, float.NaN, m * n);
-                    Gemm.Run(d, tC.Data, tA.Data, tB.Data, m, n, k, ta, tb);
+                    var tC = Tensor.Full(d, float.NaN, m * n * batch);
+                    Gemm.Batched(d, tC.Data, tA.Data, tB.Data, batch, m, n, k, (long)m * n, 0, (long)k * n, ta, tb);
                     return tC.ToArray();
                 }
                 var one = Run(1);
@@ -79,7 +82,7 @@ public class GemmPackedTests
                     var many = Run(threads);
                     for (int i = 0; i < one.Length; i++)
                         if (BitConverter.SingleToInt32Bits(one[i]) != BitConverter.SingleToInt32Bits(many[i]))
-                            Assert.Fail($"M{m} N{n} K{k} transA {ta} transB {tb}: element {i} is {one[i]:R} on 1 thread, {many[i]:R} on {threads}");
+                            Assert.Fail($"batch {batch} M{m} N{n} K{k} transA {ta} transB {tb}: element {i} is {one[i]:R} on 1 thread, {many[i]:R} on {threads}");
                 }
                 Assert.Equal(one, Run(1)); // and run to run
             }
