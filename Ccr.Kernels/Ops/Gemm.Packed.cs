@@ -37,15 +37,16 @@ public static partial class Gemm
     /// <summary>Cache sizes in bytes from /sys (Linux), else 32 KiB L1d and 1 MiB L2.</summary>
     internal static readonly (int L1, int L2) Caches = ReadCaches();
 
-    // one buffer per calling thread, grown when a larger product arrives and then reused: no allocation in
-    // the steady step. Pinned (POH), so its address holds without `fixed`.
-    [ThreadStatic] static float[]? packBuffer;
+    // buffers per thread, grown when a larger product arrives and then reused: no allocation in the steady
+    // step. Pinned (POH), so their addresses hold without `fixed`. `shared` holds a batch's shared operand,
+    // packed once by the calling thread and read by every worker.
+    [ThreadStatic] static float[]? packBuffer, sharedBuffer;
 
-    static unsafe float* PackBuffer(long floats)
+    static unsafe float* Buffer(ref float[]? buffer, long floats)
     {
-        if (packBuffer == null || packBuffer.LongLength < floats + 16)
-            packBuffer = GC.AllocateUninitializedArray<float>(checked((int)(floats + 16)), pinned: true);
-        var p = (float*)Unsafe.AsPointer(ref packBuffer[0]);
+        if (buffer == null || buffer.LongLength < floats + 16)
+            buffer = GC.AllocateUninitializedArray<float>(checked((int)(floats + 16)), pinned: true);
+        var p = (float*)Unsafe.AsPointer(ref buffer[0]);
         return (float*)(((nint)p + 63) & ~(nint)63); // 64-byte aligned: a zmm load never splits a line
     }
 
@@ -64,15 +65,54 @@ public static partial class Gemm
     /// by the batch when its stride is 0).</summary>
     internal readonly record struct HostCall(int Batch, int M, int N, int K, bool TransA, bool TransB, bool SharedA, bool SharedB);
 
-    // Batched products: the images of a conv chunk are small GEMMs (e.g. 72 x 48 x 648 at the network's
-    // lowest resolution), so the batch is split over the threads, one whole product each (each owns its C:
-    // the thread count changes no sum); a batch that does not split evenly runs its products one after the
-    // other, each split inside.
+    /// <summary>One product as the packed loops see it: C(i, j) = c[i RsC + j CsC], A(i, p) = a[i SAi + p SAp],
+    /// B(p, j) = b[p SBp + j SBj], M x N x K.</summary>
+    unsafe readonly struct Operands(float* c, long rsC, long csC, float* a, long sAi, long sAp, float* b, long sBp, long sBj, int m, int n)
+    {
+        public readonly float* C = c, A = a, B = b;
+        public readonly long RsC = rsC, CsC = csC, SAi = sAi, SAp = sAp, SBp = sBp, SBj = sBj;
+        public readonly int M = m, N = n;
+    }
+
+    // a short N pads the NR-wide strips (N = 12 in a 32-wide tile: 63% of the FMAs wasted): then C^T =
+    // op(B)^T op(A)^T is computed instead, whose rows are C's columns, when that pads at least 20% less
+    static bool Swaps(int m, int n)
+    {
+        int mr = Wide ? MRWide : MRNarrow, nr = Wide ? NRWide : NRNarrow;
+        return Up(n, mr) * Up(m, nr) * 5 < Up(m, mr) * Up(n, nr) * 4;
+    }
+
+    static unsafe Operands Orient(float* c, float* a, float* b, int m, int n, int k, bool transA, bool transB, bool swap)
+    {
+        long sAi = transA ? 1 : k, sAp = transA ? m : 1, sBp = transB ? 1 : n, sBj = transB ? k : 1;
+        return swap ? new Operands(c, 1, n, b, sBj, sBp, a, sAp, sAi, n, m) : new Operands(c, n, 1, a, sAi, sAp, b, sBp, sBj, m, n);
+    }
+
+    static long Up(int x, int to) => (long)(x + to - 1) / to * to;
+
+    // Batched products: the images of a conv chunk are small GEMMs (e.g. 72 x 48 x 648 at the network's lowest
+    // resolution) that share the weights. The shared operand is packed once for the whole batch (repacking it
+    // per image cost about as much as the image's FMAs), and the batch is split over the threads, one whole
+    // product each (each owns its C: the thread count changes no sum); a batch that does not split evenly runs
+    // its products one after the other, each split inside.
     static unsafe void HostPackedBatched(float* c, float* a, float* b, int batch, Args g, bool transA, bool transB)
     {
         int threads = Math.Max(1, PackedThreads);
-        void One(int z, int inner) => HostPackedOne(c + z * g.StrideC, a + z * g.StrideA, b + z * g.StrideB, g.M, g.N, g.K,
-                                                     transA, transB, g.Alpha, g.Beta, inner);
+        bool swap = Swaps(g.M, g.N), work = g.K > 0 && g.Alpha != 0f;
+        float* aPre = null, bPre = null;
+        if (batch > 1 && work)
+        {
+            var o = Orient(c, a, b, g.M, g.N, g.K, transA, transB, swap);
+            long strideA = swap ? g.StrideB : g.StrideA, strideB = swap ? g.StrideA : g.StrideB;
+            if (strideA == 0) aPre = PackAllA(o, g.K);
+            else if (strideB == 0) bPre = PackAllB(o, g.K);
+        }
+        void One(int z, int inner)
+        {
+            float* cz = c + z * g.StrideC;
+            if (!Prepare(cz, g.M, g.N, g.K, g.Alpha, g.Beta, out bool store0)) return;
+            HostPacked(Orient(cz, a + z * g.StrideA, b + z * g.StrideB, g.M, g.N, g.K, transA, transB, swap), g.K, g.Alpha, store0, inner, aPre, bPre);
+        }
         if (batch == 1 || threads == 1 || batch % threads != 0 && batch < 4 * threads)
         {
             for (int z = 0; z < batch; z++) One(z, threads);
@@ -84,44 +124,77 @@ public static partial class Gemm
     static unsafe void HostPackedOne(float* c, float* a, float* b, int m, int n, int k, bool transA, bool transB,
                                      float alpha, float beta, int threads)
     {
-        // beta first, so the blocked loop only ever adds; beta = 0 with work to do: the first K block stores
-        // instead of adding (no clearing pass over C, and NaN in the old C is ignored)
-        bool store0 = beta == 0f && k > 0 && alpha != 0f;
-        if (beta == 0f && !store0) new Span<float>(c, checked(m * n)).Clear();
-        else if (beta != 1f) System.Numerics.Tensors.TensorPrimitives.Multiply(new Span<float>(c, m * n), beta, new Span<float>(c, m * n));
-        if (k == 0 || alpha == 0f) return;
-        long sAi = transA ? 1 : k, sAp = transA ? m : 1, sBp = transB ? 1 : n, sBj = transB ? k : 1;
-        int mr = Wide ? MRWide : MRNarrow, nr = Wide ? NRWide : NRNarrow;
-        // a short N pads the NR-wide strips (N = 12 in a 32-wide tile: 63% of the FMAs wasted): then compute
-        // C^T = op(B)^T op(A)^T instead, whose rows are C's columns, when that pads at least 20% less
-        long padded = Up(m, mr) * Up(n, nr), swapped = Up(n, mr) * Up(m, nr);
-        if (swapped * 5 < padded * 4)
-            HostPacked(c, 1, n, b, sBj, sBp, a, sAp, sAi, n, m, k, alpha, store0, threads);
-        else
-            HostPacked(c, n, 1, a, sAi, sAp, b, sBp, sBj, m, n, k, alpha, store0, threads);
+        if (!Prepare(c, m, n, k, alpha, beta, out bool store0)) return;
+        HostPacked(Orient(c, a, b, m, n, k, transA, transB, Swaps(m, n)), k, alpha, store0, threads, null, null);
     }
 
-    static long Up(int x, int to) => (long)(x + to - 1) / to * to;
+    // beta first, so the blocked loop only ever adds; beta = 0 with work to do: the first K block stores instead
+    // of adding (no clearing pass over C, and NaN in the old C is ignored). False when nothing is left to add.
+    static unsafe bool Prepare(float* c, int m, int n, int k, float alpha, float beta, out bool store0)
+    {
+        store0 = beta == 0f && k > 0 && alpha != 0f;
+        if (beta == 0f && !store0) new Span<float>(c, checked(m * n)).Clear();
+        else if (beta != 1f) System.Numerics.Tensors.TensorPrimitives.Multiply(new Span<float>(c, m * n), beta, new Span<float>(c, m * n));
+        return k > 0 && alpha != 0f;
+    }
 
-    // C(i, j) = c[i rsC + j csC] (=, or += on later K blocks) alpha sum_p A(i, p) B(p, j), with A(i, p) = a[i sAi + p sAp]
-    // and B(p, j) = b[p sBp + j sBj]
-    static unsafe void HostPacked(float* c, long rsC, long csC, float* a, long sAi, long sAp, float* b, long sBp, long sBj,
-                                  int m, int n, int k, float alpha, bool store0, int threads)
+    // A packed for every K block, block p0 at panels * MR * p0 (the layout HostPacked packs one block in)
+    static unsafe float* PackAllA(Operands o, int k)
+    {
+        int mr = Wide ? MRWide : MRNarrow, nr = Wide ? NRWide : NRNarrow, kcMax = Blocking(mr, nr).KC;
+        int panels = (o.M + mr - 1) / mr;
+        float* dst = Buffer(ref sharedBuffer, (long)panels * mr * k);
+        for (int p0 = 0; p0 < k; p0 += kcMax)
+        {
+            int kc = Math.Min(kcMax, k - p0);
+            for (int q = 0; q < panels; q++)
+                PackA(dst + (long)panels * mr * p0 + (long)q * mr * kc, o.A + p0 * o.SAp, q * mr, Math.Min(mr, o.M - q * mr), mr, kc, o.SAi, o.SAp);
+        }
+        return dst;
+    }
+
+    // B packed for every (K block, N block), block (p0, j0) at p0 * Up(N, NR) + j0 * kc
+    static unsafe float* PackAllB(Operands o, int k)
+    {
+        int mr = Wide ? MRWide : MRNarrow, nr = Wide ? NRWide : NRNarrow;
+        var (kcMax, ncMax) = Blocking(mr, nr);
+        long np = Up(o.N, nr);
+        float* dst = Buffer(ref sharedBuffer, np * k);
+        for (int p0 = 0; p0 < k; p0 += kcMax)
+        {
+            int kc = Math.Min(kcMax, k - p0);
+            for (int j0 = 0; j0 < o.N; j0 += ncMax)
+            {
+                int jn = Math.Min(ncMax, o.N - j0);
+                for (int s = 0; s * nr < jn; s++)
+                    PackB(dst + p0 * np + (long)j0 * kc + (long)s * nr * kc, o.B + p0 * o.SBp + (j0 + s * nr) * o.SBj, Math.Min(nr, jn - s * nr), nr, kc, o.SBp, o.SBj);
+            }
+        }
+        return dst;
+    }
+
+    // C (=, or += on later K blocks) alpha op(A) op(B) for one oriented product; aPre / bPre: that operand
+    // already packed for all of K (PackAllA / PackAllB), else it is packed here block by block
+    static unsafe void HostPacked(Operands o, int k, float alpha, bool store0, int threads, float* aPre, float* bPre)
     {
         bool wide = Wide;
-        int mr = wide ? MRWide : MRNarrow, nr = wide ? NRWide : NRNarrow;
+        int mr = wide ? MRWide : MRNarrow, nr = wide ? NRWide : NRNarrow, m = o.M, n = o.N;
         var (kcMax, ncMax) = Blocking(mr, nr);
+        long sAi = o.SAi, sAp = o.SAp, sBp = o.SBp, sBj = o.SBj, rsC = o.RsC, csC = o.CsC;
         int panels = (m + mr - 1) / mr;
         int kc0 = Math.Min(kcMax, k), nc0 = Math.Min(ncMax, (n + nr - 1) / nr * nr);
-        long aFloats = (long)panels * mr * kc0, bFloats = (long)kc0 * nc0;
-        float* aPack = PackBuffer(aFloats + bFloats), bPack = aPack + aFloats;
+        long aFloats = aPre == null ? (long)panels * mr * kc0 : 0, bFloats = bPre == null ? (long)kc0 * nc0 : 0;
+        float* buf = Buffer(ref packBuffer, aFloats + bFloats);
+        float* aPack = aPre == null ? buf : null, bPack = bPre == null ? buf + aFloats : null;
+        float* a = o.A, b = o.B, c = o.C;
         for (int p0 = 0; p0 < k; p0 += kcMax)
         {
             int kc = Math.Min(kcMax, k - p0);
             bool store = store0 && p0 == 0;
             float* aBlk = a + p0 * sAp, bBlk = b + p0 * sBp;
+            if (aPre != null) aPack = aPre + (long)panels * mr * p0;
             // A once per K block: (M, kc) is at most a few MB and every N block reuses it
-            ForTasks(panels, (long)m * kc < 1 << 16 ? 1 : threads, (lo, hi) =>
+            else ForTasks(panels, (long)m * kc < 1 << 16 ? 1 : threads, (lo, hi) =>
             {
                 for (int q = lo; q < hi; q++) PackA(aPack + (long)q * mr * kc, aBlk, q * mr, Math.Min(mr, m - q * mr), mr, kc, sAi, sAp);
             });
@@ -129,11 +202,12 @@ public static partial class Gemm
             {
                 int jn = Math.Min(ncMax, n - j0), strips = (jn + nr - 1) / nr;
                 float* bJ = bBlk + j0 * sBj;
-                bool smallB = (long)jn * kc < 1 << 16;
-                ForTasks(strips, smallB ? 1 : threads, (lo, hi) =>
+                if (bPre != null) bPack = bPre + p0 * Up(n, nr) + (long)j0 * kc;
+                else ForTasks(strips, (long)jn * kc < 1 << 16 ? 1 : threads, (lo, hi) =>
                 {
                     for (int s = lo; s < hi; s++) PackB(bPack + (long)s * nr * kc, bJ + s * nr * sBj, Math.Min(nr, jn - s * nr), nr, kc, sBp, sBj);
                 });
+                float* aP = aPack, bP = bPack;
                 // tasks: M blocks x strip ranges, 2 per thread when the work pays for them; M first (each task
                 // then streams the whole B block, shared in L3, against its own A panels), N when M is short
                 long work = (long)m * jn * kc;
@@ -152,12 +226,12 @@ public static partial class Gemm
                         for (int q = q0; q < q1; q++)
                         {
                             int rows = Math.Min(mr, m - q * mr);
-                            float* ap = aPack + (long)q * mr * kc;
+                            float* ap = aP + (long)q * mr * kc;
                             for (int s = s0; s < s1; s++)
                             {
                                 int cols = Math.Min(nr, jn - s * nr);
                                 float* ct = cJ + q * mr * rsC + s * nr * csC;
-                                float* bp = bPack + (long)s * nr * kc;
+                                float* bp = bP + (long)s * nr * kc;
                                 if (wide) Tile12x32(kc, ap, bp, ct, rsC, csC, alpha, store, rows, cols);
                                 else Tile6xV2(kc, ap, bp, ct, rsC, csC, alpha, store, rows, cols);
                             }

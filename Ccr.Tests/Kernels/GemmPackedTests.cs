@@ -51,6 +51,40 @@ public class GemmPackedTests
         });
     }
 
+    /// <summary>A batch packs its shared operand once for all of K: shared A or B, with and without the C^T
+    /// orientation (N = 12), across K blocks, against the reference image by image.</summary>
+    [SkippableTheory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void BatchesWithASharedOperandMatchReference(bool wide)
+    {
+        Skip.If(wide && !Gemm.Wide512Supported, "no AVX-512 on this machine");
+        WithWidth(wide, () =>
+        {
+            var d = Devices.Cpu;
+            foreach (var (batch, m, n, k, ta, tb, sharedA) in new[] { (8, 72, 48, 648, false, false, true), (4, 144, 12, 1296, false, false, true),
+                                                                      (3, 648, 12, 72, true, false, true), (5, 12, 144, 700, false, true, false),
+                                                                      (6, 37, 53, 61, true, true, false) })
+            {
+                var r = Rand.New(batch * 1000 + m + n + k);
+                var a = Rand.Floats(r, (long)m * k * (sharedA ? 1 : batch)); var b = Rand.Floats(r, (long)k * n * (sharedA ? batch : 1));
+                using var scope = new TensorScope();
+                var tA = Tensor.FromArray(d, a, a.Length); var tB = Tensor.FromArray(d, b, b.Length);
+                var tC = Tensor.Full(d, float.NaN, batch * m * n);
+                Gemm.Batched(d, tC.Data, tA.Data, tB.Data, batch, m, n, k, (long)m * n, sharedA ? 0 : (long)m * k, sharedA ? (long)k * n : 0, ta, tb, 0.5f);
+                var got = tC.ToArray();
+                for (int z = 0; z < batch; z++)
+                {
+                    var az = sharedA ? a : a.AsSpan(z * m * k, m * k).ToArray();
+                    var bz = sharedA ? b.AsSpan(z * k * n, k * n).ToArray() : b;
+                    var e = Gemm.Reference.Run(null, Rand.D(az), Rand.D(bz), m, n, k, ta, tb, 0.5);
+                    Tol.Close(e, got.AsSpan(z * m * n, m * n), 1e-5 + 1e-7 * k, 1e-4,
+                              $"batched packed gemm {(wide ? 512 : 256)}-bit z={z} of {batch} M{m} N{n} K{k} transA {ta} transB {tb} shared {(sharedA ? "A" : "B")}");
+                }
+            }
+        });
+    }
+
     /// <summary>Threads split only whole tiles of a K block, so every output sums in one order: 1, 2 and 3
     /// threads must give the same bits (also the CPU variant's contract with data-parallel training).</summary>
     [Fact]
