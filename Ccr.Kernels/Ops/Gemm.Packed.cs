@@ -75,12 +75,19 @@ public static partial class Gemm
     }
 
     // a short N pads the NR-wide strips (N = 12 in a 32-wide tile: 63% of the FMAs wasted): then C^T =
-    // op(B)^T op(A)^T is computed instead, whose rows are C's columns, when that pads at least 20% less
-    static bool Swaps(int m, int n)
+    // op(B)^T op(A)^T is computed instead, whose rows are C's columns, when that saves at least 10% of the time,
+    // counting the FMAs padded tiles run (one k of an output: 1/32 cycle at 2 FMAs of 16 lanes) and, for C^T,
+    // an output scattered one float at a time per K block (~1.5 cycles, i.e. 48 k's worth)
+    static bool Swaps(int m, int n, int k)
     {
         int mr = Wide ? MRWide : MRNarrow, nr = Wide ? NRWide : NRNarrow;
-        return Up(n, mr) * Up(m, nr) * 5 < Up(m, mr) * Up(n, nr) * 4;
+        long kBlocks = (k + Blocking(mr, nr).KC - 1) / Blocking(mr, nr).KC;
+        double normal = (double)PaddedN(m, mr) * PaddedN(n, nr) * k, swapped = (double)PaddedN(n, mr) * PaddedN(m, nr) * k + 48.0 * m * n * kBlocks;
+        return swapped < 0.9 * normal;
     }
+
+    // columns a 32-wide strip set computes: a last strip of <= 16 runs the 16-wide tile
+    static long PaddedN(int x, int nr) => nr == NRWide && x % nr is > 0 and <= 16 ? x / nr * nr + 16 : Up(x, nr);
 
     static unsafe Operands Orient(float* c, float* a, float* b, int m, int n, int k, bool transA, bool transB, bool swap)
     {
@@ -98,7 +105,7 @@ public static partial class Gemm
     static unsafe void HostPackedBatched(float* c, float* a, float* b, int batch, Args g, bool transA, bool transB)
     {
         int threads = Math.Max(1, PackedThreads);
-        bool swap = Swaps(g.M, g.N), work = g.K > 0 && g.Alpha != 0f;
+        bool swap = Swaps(g.M, g.N, g.K), work = g.K > 0 && g.Alpha != 0f;
         float* aPre = null, bPre = null;
         if (batch > 1 && work)
         {
@@ -125,7 +132,7 @@ public static partial class Gemm
                                      float alpha, float beta, int threads)
     {
         if (!Prepare(c, m, n, k, alpha, beta, out bool store0)) return;
-        HostPacked(Orient(c, a, b, m, n, k, transA, transB, Swaps(m, n)), k, alpha, store0, threads, null, null);
+        HostPacked(Orient(c, a, b, m, n, k, transA, transB, Swaps(m, n, k)), k, alpha, store0, threads, null, null);
     }
 
     // beta first, so the blocked loop only ever adds; beta = 0 with work to do: the first K block stores instead
@@ -187,6 +194,9 @@ public static partial class Gemm
         float* buf = Buffer(ref packBuffer, aFloats + bFloats);
         float* aPack = aPre == null ? buf : null, bPack = bPre == null ? buf + aFloats : null;
         float* a = o.A, b = o.B, c = o.C;
+        // a short M (<= 2 panels, e.g. 18 x 768 x 2304) uses each B float for only a few FMAs: packing B would
+        // double its memory traffic, so full strips of a row-major B are read in place (kc rows of 128 B)
+        bool inPlaceB = bPre == null && sBj == 1 && panels <= 2;
         for (int p0 = 0; p0 < k; p0 += kcMax)
         {
             int kc = Math.Min(kcMax, k - p0);
@@ -205,7 +215,11 @@ public static partial class Gemm
                 if (bPre != null) bPack = bPre + p0 * Up(n, nr) + (long)j0 * kc;
                 else ForTasks(strips, (long)jn * kc < 1 << 16 ? 1 : threads, (lo, hi) =>
                 {
-                    for (int s = lo; s < hi; s++) PackB(bPack + (long)s * nr * kc, bJ + s * nr * sBj, Math.Min(nr, jn - s * nr), nr, kc, sBp, sBj);
+                    for (int s = lo; s < hi; s++)
+                    {
+                        int cols = Math.Min(nr, jn - s * nr);
+                        if (!inPlaceB || cols < nr) PackB(bPack + (long)s * nr * kc, bJ + s * nr * sBj, cols, nr, kc, sBp, sBj);
+                    }
                 });
                 float* aP = aPack, bP = bPack;
                 // tasks: M blocks x strip ranges, 2 per thread when the work pays for them; M first (each task
@@ -231,9 +245,12 @@ public static partial class Gemm
                             {
                                 int cols = Math.Min(nr, jn - s * nr);
                                 float* ct = cJ + q * mr * rsC + s * nr * csC;
-                                float* bp = bP + (long)s * nr * kc;
-                                if (wide) Tile12x32(kc, ap, bp, ct, rsC, csC, alpha, store, rows, cols);
-                                else Tile6xV2(kc, ap, bp, ct, rsC, csC, alpha, store, rows, cols);
+                                bool inPlace = inPlaceB && cols == nr;
+                                float* bp = inPlace ? bJ + s * nr : bP + (long)s * nr * kc;
+                                long ldb = inPlace ? sBp : nr;
+                                if (wide && cols <= 16) Tile12x16(kc, ap, bp, ldb, ct, rsC, csC, alpha, store, rows, cols);
+                                else if (wide) Tile12x32(kc, ap, bp, ldb, ct, rsC, csC, alpha, store, rows, cols);
+                                else Tile6xV2(kc, ap, bp, ldb, ct, rsC, csC, alpha, store, rows, cols);
                             }
                         }
                     }
@@ -328,13 +345,13 @@ public static partial class Gemm
     // 12 x 32 micro-tile on AVX-512: per p, 2 loads of B, 12 broadcasts of A, 24 FMAs into 24 zmm accumulators
     // (2 FMA units x 4 cycles latency need >= 8 independent chains)
     [SkipLocalsInit]
-    static unsafe void Tile12x32(int kc, float* ap, float* bp, float* c, long rsC, long csC, float alpha, bool store, int rows, int cols)
+    static unsafe void Tile12x32(int kc, float* ap, float* bp, long ldb, float* c, long rsC, long csC, float alpha, bool store, int rows, int cols)
     {
         Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
         Vector512<float> c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
         Vector512<float> c60 = default, c61 = default, c70 = default, c71 = default, c80 = default, c81 = default;
         Vector512<float> c90 = default, c91 = default, ca0 = default, ca1 = default, cb0 = default, cb1 = default;
-        for (int p = 0; p < kc; p++, ap += MRWide, bp += NRWide)
+        for (int p = 0; p < kc; p++, ap += MRWide, bp += ldb)
         {
             var b0 = Vector512.Load(bp); var b1 = Vector512.Load(bp + 16);
             var x = Vector512.Create(ap[0]); c00 = Avx512F.FusedMultiplyAdd(x, b0, c00); c01 = Avx512F.FusedMultiplyAdd(x, b1, c01);
@@ -364,6 +381,31 @@ public static partial class Gemm
         if (!full) Finish(tmp, NRWide, c, rsC, csC, alpha, store, rows, cols);
     }
 
+    // a last strip of <= 16 columns (N = 48 = 32 + 16 at the lowest resolution): 12 x 16 from the same 32-wide
+    // packed strip, half the FMAs of the 12 x 32 tile; 12 accumulators still cover the FMA latency
+    [SkipLocalsInit]
+    static unsafe void Tile12x16(int kc, float* ap, float* bp, long ldb, float* c, long rsC, long csC, float alpha, bool store, int rows, int cols)
+    {
+        Vector512<float> c0 = default, c1 = default, c2 = default, c3 = default, c4 = default, c5 = default;
+        Vector512<float> c6 = default, c7 = default, c8 = default, c9 = default, ca = default, cb = default;
+        for (int p = 0; p < kc; p++, ap += MRWide, bp += ldb)
+        {
+            var b0 = Vector512.Load(bp);
+            c0 = Avx512F.FusedMultiplyAdd(Vector512.Create(ap[0]), b0, c0); c1 = Avx512F.FusedMultiplyAdd(Vector512.Create(ap[1]), b0, c1);
+            c2 = Avx512F.FusedMultiplyAdd(Vector512.Create(ap[2]), b0, c2); c3 = Avx512F.FusedMultiplyAdd(Vector512.Create(ap[3]), b0, c3);
+            c4 = Avx512F.FusedMultiplyAdd(Vector512.Create(ap[4]), b0, c4); c5 = Avx512F.FusedMultiplyAdd(Vector512.Create(ap[5]), b0, c5);
+            c6 = Avx512F.FusedMultiplyAdd(Vector512.Create(ap[6]), b0, c6); c7 = Avx512F.FusedMultiplyAdd(Vector512.Create(ap[7]), b0, c7);
+            c8 = Avx512F.FusedMultiplyAdd(Vector512.Create(ap[8]), b0, c8); c9 = Avx512F.FusedMultiplyAdd(Vector512.Create(ap[9]), b0, c9);
+            ca = Avx512F.FusedMultiplyAdd(Vector512.Create(ap[10]), b0, ca); cb = Avx512F.FusedMultiplyAdd(Vector512.Create(ap[11]), b0, cb);
+        }
+        // always through the stack copy: a strip this narrow is a partial one
+        float* tmp = stackalloc float[MRWide * 16];
+        Vector512.Store(c0, tmp); Vector512.Store(c1, tmp + 16); Vector512.Store(c2, tmp + 32); Vector512.Store(c3, tmp + 48);
+        Vector512.Store(c4, tmp + 64); Vector512.Store(c5, tmp + 80); Vector512.Store(c6, tmp + 96); Vector512.Store(c7, tmp + 112);
+        Vector512.Store(c8, tmp + 128); Vector512.Store(c9, tmp + 144); Vector512.Store(ca, tmp + 160); Vector512.Store(cb, tmp + 176);
+        Finish(tmp, 16, c, rsC, csC, alpha, store, rows, cols);
+    }
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static unsafe void OutV(float* r, Vector<float> v0, Vector<float> v1, Vector<float> alpha, bool store)
     {
@@ -378,12 +420,12 @@ public static partial class Gemm
 
     // 6 x (2 Vector<T>) micro-tile: 12 accumulators, the classic AVX2 shape (6 x 16)
     [SkipLocalsInit]
-    static unsafe void Tile6xV2(int kc, float* ap, float* bp, float* c, long rsC, long csC, float alpha, bool store, int rows, int cols)
+    static unsafe void Tile6xV2(int kc, float* ap, float* bp, long ldb, float* c, long rsC, long csC, float alpha, bool store, int rows, int cols)
     {
         int vw = Vector<float>.Count, nr = 2 * vw;
         Vector<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
         Vector<float> c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
-        for (int p = 0; p < kc; p++, ap += MRNarrow, bp += nr)
+        for (int p = 0; p < kc; p++, ap += MRNarrow, bp += ldb)
         {
             var b0 = *(Vector<float>*)bp; var b1 = *(Vector<float>*)(bp + vw);
             var x = new Vector<float>(ap[0]); c00 = Vector.FusedMultiplyAdd(x, b0, c00); c01 = Vector.FusedMultiplyAdd(x, b1, c01);
