@@ -11,10 +11,11 @@ namespace Ccr.Kernels.Ops;
 /// B (KC, NC) into strips of NR columns (strip[p][q] = B(p0 + p, j0 + q), zero columns past N). The
 /// micro-kernel multiplies one MR-row panel by one NR-column strip into MR x NR accumulators held in
 /// registers, reading both operands contiguously whatever the transposes were. Loop order inside a block
-/// (the BLIS one, seen from row-major C): an A panel (MR x KC, 18 KB at 12 x 384) stays in L1 while the
+/// (the BLIS one, seen from row-major C): an A panel (MR x KC, 24 KB at 12 x 512) stays in L1 while the
 /// B strips of the block stream from L2 (KC x NC sized to half of it).
 /// Determinism: every output sums its K blocks in order and, inside a block, p in order; threads only
-/// split the (M block, strip range) tiles of a block, so the result does not depend on the thread count.
+/// split the (M block, strip range) tiles of a block, or whole products of a batch, so the result does not
+/// depend on the thread count.
 /// </summary>
 public static partial class Gemm
 {
@@ -26,7 +27,7 @@ public static partial class Gemm
     /// --shapes` collects the paper network's GEMMs with it. Null (no cost) otherwise.</summary>
     internal static Action<HostCall>? Observe { get; set; }
 
-    /// <summary>Threads the packed path splits a block over; tests pin 1 vs 2 to check determinism.</summary>
+    /// <summary>Threads the packed path splits a block (or a batch) over; tests pin 1, 2 and 3 to check determinism.</summary>
     internal static int PackedThreads { get; set; } = Environment.ProcessorCount;
 
     // micro-tile: 12 x 32 in 512-bit registers (24 accumulators + 2 B vectors + 1 broadcast of the 32 zmm),
@@ -38,7 +39,7 @@ public static partial class Gemm
     internal static readonly (int L1, int L2) Caches = ReadCaches();
 
     // buffers per thread, grown when a larger product arrives and then reused: no allocation in the steady
-    // step. Pinned (POH), so their addresses hold without `fixed`. `shared` holds a batch's shared operand,
+    // step. Pinned (POH), so their addresses hold without `fixed`. sharedBuffer holds a batch's shared operand,
     // packed once by the calling thread and read by every worker.
     [ThreadStatic] static float[]? packBuffer, sharedBuffer;
 
@@ -54,12 +55,13 @@ public static partial class Gemm
     /// share the rest), a B block KC x NC in half of L2.</summary>
     internal static (int KC, int NC) Blocking(int mr, int nr)
     {
-        int kc = Math.Clamp(Caches.L1 / 2 / (mr * 4) / 8 * 8, 64, KcCap);
+        int kc = Math.Clamp(Caches.L1 / 2 / (mr * 4) / 8 * 8, 64, KcMax);
         int nc = Math.Clamp(Caches.L2 / 2 / (kc * 4) / nr * nr, nr, 4096 / nr * nr);
         return (kc, nc);
     }
 
-    internal static int KcCap { get; set; } = 512;
+    // deeper K blocks gain little (C is read and written once per block) and cost L1 room
+    const int KcMax = 512;
 
     /// <summary>One host call as <see cref="Observe"/> sees it: a batch of products of one shape (A or B shared
     /// by the batch when its stride is 0).</summary>

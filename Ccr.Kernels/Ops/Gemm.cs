@@ -143,9 +143,9 @@ public static partial class Gemm
     internal static bool Wide512Supported => Vector512.IsHardwareAccelerated && Avx512F.IsSupported;
     const int MRW = 8;
 
-    /// <summary>Host GEMM on raw pointers (row-major, dense): C = alpha op(A) op(B) + beta C. Blocks
-    /// of KC x NC of B are packed into strips of NR = 2 vectors (zero-padded), so the micro-kernel
-    /// streams them contiguously; the strips are shared out to the cores.</summary>
+    /// <summary>Host GEMM on raw pointers (row-major, dense): C = alpha op(A) op(B) + beta C. The packed path
+    /// (Gemm.Packed.cs) unless <see cref="Packed"/> is off; then the previous one: blocks of KC x NC of B are
+    /// packed into strips of NR = 2 vectors (zero-padded) and shared out to the cores.</summary>
     public static unsafe void Host(float* c, float* a, float* b, int m, int n, int k,
                                    bool transA, bool transB, float alpha, float beta)
     {
