@@ -8,7 +8,8 @@ using Ccr.Bench.Verify;
 // Ccr.Bench report-table DIR                  : joins both sides' results into DIR/report.md
 // Ccr.Bench sass [--arch sm_90|sm_80] ...     : every kernel's SASS without a GPU: registers, spills, occupancy,
 //                                               main-loop instruction mix and issue-bound ceiling (sass --help)
-// Ccr.Bench cpu-peak                          : this machine's measured FMA peak and the CPU GEMM's share of it
+// Ccr.Bench cpu-peak [--shapes]               : this machine's measured FMA peak and the CPU GEMM's share of it
+//                                               (--shapes: the paper network's GEMMs, packed vs the previous path)
 // Ccr.Bench ccr-time [REPS]                   : the CCR pair's median wall and process CPU time per label kind
 //                                               (CPU time stays meaningful on a shared, loaded machine)
 // Ccr.Bench device [--require cuda]           : the accelerator auto picks; exit 3 unless CUDA when required

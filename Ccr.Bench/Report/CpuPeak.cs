@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 using Ccr.Kernels;
+using Ccr.Training.Config;
 
 namespace Ccr.Bench.Report;
 
@@ -11,7 +12,13 @@ namespace Ccr.Bench.Report;
 /// share of it. The peak is chains of fused multiply-adds with 12 independent accumulators (more than FMA's
 /// latency x its issue rate, so the units never wait), 512-bit where AVX-512 exists and 256-bit, on one
 /// thread and on every core at once; the best of 5 runs of about 0.2 s each. Figures are GFLOP/s (2 flop per
-/// lane per FMA). The GEMM is the CPU variant's <see cref="Gemm.Run"/> at 512^3, the median of 7 calls.
+/// lane per FMA). The GEMM is the CPU variant's <see cref="Gemm.Run"/> at 512^3, the median of 7 calls, on the
+/// packed path and on the previous unpacked one (<see cref="Gemm.Packed"/> off), alternated so both see the same
+/// machine load. <c>--shapes</c> adds the paper network's own GEMMs: one CPU training step of the synth-gpu preset
+/// (HRNet-W18-small-v2 + FPN, batch 8 x 3 x 96 x 128, CCR on) is run with <see cref="Gemm.Observe"/> listening,
+/// and the shapes holding most of its GEMM flops are timed the same way (the im2col convolutions, the 1x1 ones,
+/// dx's transposed products, the CCR / decoder matmuls; the weight gradients' dot form and the direct
+/// correlations are not GEMM calls and are not listed).
 /// </summary>
 public static class CpuPeak
 {
@@ -19,10 +26,11 @@ public static class CpuPeak
 
     public static int Run(string[] args)
     {
-        if (args.Contains("--help"))
+        if (args.Contains("--help") || args.Any(a => a != "--shapes"))
         {
-            Console.WriteLine("usage: Ccr.Bench cpu-peak   (this machine's FMA peak and the CPU GEMM's share of it; no options)");
-            return 0;
+            Console.WriteLine("usage: Ccr.Bench cpu-peak [--shapes]   (this machine's FMA peak and the CPU GEMM's share of it;\n" +
+                              "       --shapes: also the paper network's GEMM shapes, packed vs the previous path)");
+            return args.Contains("--help") ? 0 : 2;
         }
         int cores = Environment.ProcessorCount;
         Console.WriteLine($"cpu-peak: {cores} cores, AVX-512F {(Avx512F.IsSupported ? "yes" : "no")}, FMA {(Fma.IsSupported ? "yes" : "no")}, .NET {Environment.Version}");
@@ -35,9 +43,65 @@ public static class CpuPeak
             best = Math.Max(best, all);
             Console.WriteLine($"  FMA {width}-bit: {one:F1} GFLOP/s on one thread, {all:F1} on {cores} threads");
         }
-        double gemm = GemmRate(512);
-        Console.WriteLine($"  CPU GEMM 512^3 (Gemm.Run, CPU variant): {gemm:F1} GFLOP/s = {(best > 0 ? 100 * gemm / best : 0):F0}% of the {best:F1} GFLOP/s peak");
+        var (packed, before) = GemmRates(new Shape(512, 512, 512, false, false), 7);
+        Console.WriteLine($"  CPU GEMM 512^3 (Gemm.Run, CPU variant): {packed:F1} GFLOP/s = {Share(packed, best)} of the {best:F1} GFLOP/s peak" +
+                          $" (previous unpacked path: {before:F1} = {Share(before, best)})");
+        if (args.Contains("--shapes")) NetworkShapes(best);
         return 0;
+    }
+
+    static string Share(double rate, double peak) => $"{(peak > 0 ? 100 * rate / peak : 0):F0}%";
+
+    /// <summary>One GEMM call: a batch of M x N x K products (A or B shared by the batch when flagged).</summary>
+    public readonly record struct Shape(int M, int N, int K, bool TA, bool TB, int Batch = 1, bool SharedA = false, bool SharedB = false)
+    {
+        public double Flops => 2.0 * M * N * K * Batch;
+        public override string ToString() => (Batch > 1 ? $"{Batch} x " : "") + $"{M} x {N} x {K}{(TA ? " A^T" : "")}{(TB ? " B^T" : "")}" +
+                                             (Batch > 1 && SharedA ? " (A shared)" : "") + (Batch > 1 && SharedB ? " (B shared)" : "");
+    }
+
+    // one CPU training step of the paper network with Gemm.Observe listening; then the shapes holding 95% of
+    // its GEMM flops (at most 16), each timed packed and previous
+    static void NetworkShapes(double peak)
+    {
+        var seen = new Dictionary<Shape, int>();
+        string dir = Path.Combine(Path.GetTempPath(), "ccr-cpu-peak-" + Environment.ProcessId);
+        try
+        {
+            var cfg = ConfigLoader.Load("synth-gpu", [$"data.path={Path.Combine(dir, "data")}", "data.train_size=8",
+                                                                          "data.val_size=1", "device=cpu", "data.workers=1"]);
+            using var d = Device.Create(cfg.Device.ConfigWord(), verbose: false);
+            using var s = new Ccr.Training.TrainSession(cfg, d);
+            var t = new Ccr.Training.Trainer(s, Path.Combine(dir, "run"), _ => { });
+            var batch = s.Loader.MakeBatch(0, 0);
+            t.TrainStep(batch, 1.0, log: false); // warm-up: first-step allocations and compiles
+            Gemm.Observe = h =>
+            {
+                var shape = new Shape(h.M, h.N, h.K, h.TransA, h.TransB, h.Batch, h.SharedA, h.SharedB);
+                lock (seen) seen[shape] = seen.GetValueOrDefault(shape) + 1;
+            };
+            var sw = Stopwatch.StartNew();
+            try { t.TrainStep(batch, 1.0, log: false); d.Synchronize(); }
+            finally { Gemm.Observe = null; }
+            Console.WriteLine($"  paper network (synth-gpu: HRNet-W18-small-v2 + FPN, 8 x 3 x 96 x 128, CCR on): one CPU step {sw.Elapsed.TotalSeconds:F1} s, " +
+                              $"{seen.Values.Sum()} GEMM calls, {seen.Count} shapes, {seen.Sum(e => e.Key.Flops * e.Value) / 1e9:F1} GFLOP in GEMMs");
+        }
+        finally { try { Directory.Delete(dir, true); } catch (IOException) { } }
+        double total = seen.Sum(e => e.Key.Flops * e.Value), acc = 0;
+        Console.WriteLine("  | batch x M x N x K (op) | calls/step | share of step GEMM flop | previous GFLOP/s (% peak) | packed GFLOP/s (% peak) |");
+        Console.WriteLine("  |---|---:|---:|---:|---:|");
+        double tOld = 0, tNew = 0, fl = 0;
+        int listed = 0;
+        foreach (var (shape, calls) in seen.OrderByDescending(e => e.Key.Flops * e.Value))
+        {
+            if (acc >= 0.95 * total || listed++ == 16) break;
+            acc += shape.Flops * calls;
+            var (packed, before) = GemmRates(shape, 5);
+            Console.WriteLine($"  | {shape} | {calls} | {100 * shape.Flops * calls / total:F1}% | {before:F1} ({Share(before, peak)}) | {packed:F1} ({Share(packed, peak)}) |");
+            tOld += shape.Flops * calls / before; tNew += shape.Flops * calls / packed; fl += shape.Flops * calls;
+        }
+        Console.WriteLine($"  listed shapes together (time-weighted, as in a step): previous {fl / tOld:F1} GFLOP/s ({Share(fl / tOld, peak)}), " +
+                          $"packed {fl / tNew:F1} GFLOP/s ({Share(fl / tNew, peak)}); {100 * fl / total:F0}% of the step's GEMM flop");
     }
 
     // best of 5 runs: GFLOP/s of `threads` threads each running FMA chains of the given width
@@ -88,28 +152,39 @@ public static class CpuPeak
         return Vector256.Sum(c0 + c1 + c2 + c3 + c4 + c5 + c6 + c7 + c8 + c9 + c10 + c11);
     }
 
-    // GFLOP/s of the CPU variant's GEMM at n^3: the median of 7 timed calls after 2 warm-up calls
-    static double GemmRate(int n)
+    // GFLOP/s of the CPU variant's GEMM at one shape, (packed, previous): the median of `reps` timed rounds after
+    // a warm-up, the two paths alternated inside each round; a round repeats the call to last >= 20 ms
+    static (double Packed, double Previous) GemmRates(Shape s, int reps)
     {
         using var d = Device.CreateCpu();
-        using var a = d.Pool.Rent((long)n * n * 4);
-        using var b = d.Pool.Rent((long)n * n * 4);
-        using var c = d.Pool.Rent((long)n * n * 4);
-        var ba = new Buf<float>(a, 0, (long)n * n); var bb = new Buf<float>(b, 0, (long)n * n); var bc = new Buf<float>(c, 0, (long)n * n);
+        long na = (long)s.M * s.K * (s.SharedA ? 1 : s.Batch), nb = (long)s.K * s.N * (s.SharedB ? 1 : s.Batch), nc = (long)s.M * s.N * s.Batch;
+        using var a = d.Pool.Rent(na * 4);
+        using var b = d.Pool.Rent(nb * 4);
+        using var c = d.Pool.Rent(nc * 4);
+        var ba = new Buf<float>(a, 0, na); var bb = new Buf<float>(b, 0, nb); var bc = new Buf<float>(c, 0, nc);
         var r = new Random(1);
-        var host = new float[n * n];
-        for (int i = 0; i < host.Length; i++) host[i] = (float)(r.NextDouble() - 0.5);
-        ba.CopyFrom(host); bb.CopyFrom(host);
-        for (int i = 0; i < 2; i++) Gemm.Run(d, bc, ba, bb, n, n, n);
-        var times = new List<double>();
-        for (int i = 0; i < 7; i++)
+        ba.CopyFrom(Enumerable.Range(0, (int)na).Select(_ => (float)(r.NextDouble() - 0.5)).ToArray());
+        bb.CopyFrom(Enumerable.Range(0, (int)nb).Select(_ => (float)(r.NextDouble() - 0.5)).ToArray());
+        bool keep = Gemm.Packed;
+        try
         {
-            var sw = Stopwatch.StartNew();
-            Gemm.Run(d, bc, ba, bb, n, n, n);
-            d.Synchronize();
-            times.Add(sw.Elapsed.TotalSeconds);
+            int inner = Math.Max(1, (int)(0.02 * 50e9 / s.Flops));
+            double Time(bool packed)
+            {
+                Gemm.Packed = packed;
+                var sw = Stopwatch.StartNew();
+                for (int i = 0; i < inner; i++)
+                    Gemm.Batched(d, bc, ba, bb, s.Batch, s.M, s.N, s.K, (long)s.M * s.N, s.SharedA ? 0 : (long)s.M * s.K,
+                                 s.SharedB ? 0 : (long)s.K * s.N, s.TA, s.TB);
+                d.Synchronize();
+                return sw.Elapsed.TotalSeconds / inner;
+            }
+            Time(true); Time(false);
+            var tp = new List<double>(); var tq = new List<double>();
+            for (int i = 0; i < reps; i++) { tp.Add(Time(true)); tq.Add(Time(false)); }
+            tp.Sort(); tq.Sort();
+            return (s.Flops / tp[reps / 2] / 1e9, s.Flops / tq[reps / 2] / 1e9);
         }
-        times.Sort();
-        return 2.0 * n * n * n / times[3] / 1e9;
+        finally { Gemm.Packed = keep; }
     }
 }

@@ -126,6 +126,8 @@ internal static partial class Gemm
     static unsafe void HostBatched(Buf<float> c, Buf<float> a, Buf<float> b, int batch, Args g, bool transA, bool transB)
     {
         float* pc = c.Ptr, pa = a.Ptr, pb = b.Ptr;
+        Observe?.Invoke(new HostCall(batch, g.M, g.N, g.K, transA, transB, g.StrideA == 0, g.StrideB == 0));
+        if (Packed) { HostPackedBatched(pc, pa, pb, batch, g, transA, transB); return; }
         for (int z = 0; z < batch; z++)
             Host(pc + z * g.StrideC, pa + z * g.StrideA, pb + z * g.StrideB, g.M, g.N, g.K, transA, transB, g.Alpha, g.Beta);
     }
@@ -141,12 +143,13 @@ internal static partial class Gemm
     internal static bool Wide512Supported => Vector512.IsHardwareAccelerated && Avx512F.IsSupported;
     const int MRW = 8;
 
-    /// <summary>Host GEMM on raw pointers (row-major, dense): C = alpha op(A) op(B) + beta C. Blocks
-    /// of KC x NC of B are packed into strips of NR = 2 vectors (zero-padded), so the micro-kernel
-    /// streams them contiguously; the strips are shared out to the cores.</summary>
+    /// <summary>Host GEMM on raw pointers (row-major, dense): C = alpha op(A) op(B) + beta C. The packed path
+    /// (Gemm.Packed.cs) unless <see cref="Packed"/> is off; then the previous one: blocks of KC x NC of B are
+    /// packed into strips of NR = 2 vectors (zero-padded) and shared out to the cores.</summary>
     public static unsafe void Host(float* c, float* a, float* b, int m, int n, int k,
                                    bool transA, bool transB, float alpha, float beta)
     {
+        if (Packed) { HostPackedOne(c, a, b, m, n, k, transA, transB, alpha, beta, PackedThreads); return; }
         // beta first, so the blocked loop only ever adds
         // beta = 0 with work to do: the first K block stores instead of adding (no clearing pass over C)
         bool store0 = beta == 0f && k > 0 && alpha != 0f;
