@@ -10,6 +10,7 @@ using Ccr.Bench.Verify;
 //                                               main-loop instruction mix and issue-bound ceiling (sass --help)
 // Ccr.Bench cpu-peak [--shapes]               : this machine's measured FMA peak and the CPU GEMM's share of it
 //                                               (--shapes: the paper network's GEMMs, packed vs the previous path)
+// Ccr.Bench step-profile [--ccr] [--set k=v]  : the paper model's CPU training step op by op (forward / backward ms)
 // Ccr.Bench ccr-time [REPS]                   : the CCR pair's median wall and process CPU time per label kind
 //                                               (CPU time stays meaningful on a shared, loaded machine)
 // Ccr.Bench device [--require cuda]           : the accelerator auto picks; exit 3 unless CUDA when required
@@ -32,6 +33,8 @@ if (args.Length > 0 && args[0] == "launches")
     return LaunchCount.Run(args[1..]);
 if (args.Length > 0 && args[0] == "cpu-peak")
     return Ccr.Bench.Report.CpuPeak.Run(args[1..]);
+if (args.Length > 0 && args[0] == "step-profile")
+    return StepProfile.Run(args[1..]);
 if (args.Length > 0 && args[0] == "ccr-time")
     return Ccr.Bench.Benchmarks.CcrBenchmarks.TimeAll(args.Length > 1 ? int.Parse(args[1]) : 5);
 BenchmarkSwitcher.FromAssembly(typeof(VerifyRunner).Assembly).Run(args);

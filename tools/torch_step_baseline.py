@@ -336,6 +336,7 @@ def listing_count(path):
 
 
 def main():
+    global FPN, HEAD, PROJ, MIN_ANCHORS
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", help="NYUD-layout folder (Ccr.Bench report writes OUT/data/nyud-synthetic)")
     ap.add_argument("--json", required=True)
@@ -352,7 +353,6 @@ def main():
     ap.add_argument("--proj", type=int, default=PROJ, help="CCR projector width (ccr.proj_dim)")
     ap.add_argument("--min-anchors", type=int, default=MIN_ANCHORS, help="ccr.min_anchors")
     a = ap.parse_args()
-    global FPN, HEAD, PROJ, MIN_ANCHORS
     FPN, HEAD, PROJ, MIN_ANCHORS = a.fpn, a.head, a.proj, a.min_anchors
     if a.threads > 0:
         torch.set_num_threads(a.threads)

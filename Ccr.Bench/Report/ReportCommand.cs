@@ -22,7 +22,7 @@ public static class ReportCommand
 {
     const string Help = """
         usage: Ccr.Bench report --out DIR [--results NAME] [--dry] [--parts model,kernels,step] [--only TEXT] [--batch N]
-                                [--size HxW] [--steps N] [--cupti LIBCUPTI]
+                                [--size HxW] [--steps N] [--cupti LIBCUPTI] [--set key=value ...]
           --out     folder for cases.json, the results, data/ and step-runs/ (created)
           --results file name of the results in --out (default ours.json; report-table reads ours*.json)
           --dry     tiny shapes and few repetitions: checks the wiring on a CPU, times nothing useful
@@ -31,6 +31,7 @@ public static class ReportCommand
           --batch   training-step batch (default 4; --dry: 2)
           --size    training-step image size (default 480x640; --dry: 64x96)
           --steps   timed training steps per configuration (default 10; --dry: 2)
+          --set     a config override of the step's model (repeatable; e.g. model.fpn_channels=64, ccr.min_anchors=192)
           --cupti   path of libcupti.so: count CUDA driver calls (launches) in one extra step
         """;
 
@@ -41,6 +42,7 @@ public static class ReportCommand
         bool dry = false;
         var parts = new HashSet<string> { "model", "kernels", "step" };
         int? batch = null, steps = null, height = null, width = null;
+        var sets = new List<string>();
         for (int i = 0; i < args.Length; i++)
         {
             string Next() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value");
@@ -63,6 +65,7 @@ public static class ReportCommand
                         foreach (var p in parts)
                             if (p is not ("model" or "kernels" or "step")) throw new ArgumentException($"unknown part '{p}' (model, kernels, step)");
                         break;
+                    case "--set": sets.Add(Next()); break;
                     case "--batch": batch = PositiveInt(Next(), "--batch"); break;
                     case "--steps": steps = PositiveInt(Next(), "--steps"); break;
                     case "--size":
@@ -133,7 +136,7 @@ public static class ReportCommand
             file.Meta["launch_counter"] = counter != null ? $"CUPTI ({cupti})" : why;
             try
             {
-                new StepBench(d, outDir, data, b, plan, steps ?? (dry ? 2 : 10), counter, Done, () => file.Save(oursPath)).Run();
+                new StepBench(d, outDir, data, b, plan, steps ?? (dry ? 2 : 10), counter, Done, () => file.Save(oursPath), sets).Run();
             }
             finally { counter?.Dispose(); }
         }

@@ -24,7 +24,7 @@ namespace Ccr.Bench.Report;
 /// called when a row already passed to <paramref name="done"/> gains figures.
 /// </summary>
 public sealed class StepBench(Device d, string outDir, string dataDir, int batch, TimingPlan plan, int timedSteps,
-                              CudaApiCounter? counter, Action<ResultRow> done, Action saved)
+                              CudaApiCounter? counter, Action<ResultRow> done, Action saved, IReadOnlyList<string>? sets = null)
 {
     const double MaxTimedSeconds = 15;
     const int WarmupSteps = 2; // after the first step (kernel JIT, pool fill)
@@ -65,7 +65,7 @@ public sealed class StepBench(Device d, string outDir, string dataDir, int batch
     /// (which fills the freshly emptied pool; kernels are already compiled).</summary>
     void CountCalls(ResultRow row, CudaApiCounter counter)
     {
-        var cfg = Config(dataDir, batch, row.Id.StartsWith("step.ccr."), row.Precision, graph: !row.Id.EndsWith(".nograph"));
+        var cfg = Config(dataDir, batch, row.Id.StartsWith("step.ccr."), row.Precision, graph: !row.Id.EndsWith(".nograph"), sets);
         string runDir = Path.Combine(outDir, "step-runs", row.Id + ".count");
         Directory.CreateDirectory(runDir);
         using var session = new TrainSession(cfg, d);
@@ -95,20 +95,21 @@ public sealed class StepBench(Device d, string outDir, string dataDir, int batch
                                  (disabledBecause != null ? $"graphs off: {disabledBecause}" : "although graphs were requested"));
     }
 
-    /// <summary>The config of one row: the paper preset on the synthetic batch.</summary>
-    public static TrainConfig Config(string dataDir, int batch, bool ccr, string precision, bool graph = true)
+    /// <summary>The config of one row: the paper preset on the synthetic batch, then <paramref name="sets"/>
+    /// (report's --set, e.g. model.fpn_channels=64 or ccr.min_anchors=192, to match another side's model).</summary>
+    public static TrainConfig Config(string dataDir, int batch, bool ccr, string precision, bool graph = true, IReadOnlyList<string>? sets = null)
     {
         return ConfigLoader.Load("nyud-hrnet18",
         [
             $"data.path={dataDir}", "data.augment=false", "data.workers=1", $"train.batch_size={batch}",
             $"ccr.enabled={(ccr ? "true" : "false")}", "model.pretrained=none", $"train.precision={precision}",
-            $"train.cuda_graph={(graph ? "true" : "false")}",
+            $"train.cuda_graph={(graph ? "true" : "false")}", .. sets ?? [],
         ]);
     }
 
     void Measure(ResultRow row, bool ccr, string precision, bool graph)
     {
-        var cfg = Config(dataDir, batch, ccr, precision, graph);
+        var cfg = Config(dataDir, batch, ccr, precision, graph, sets);
         d.Pool.ReleaseCached();
         long baseline = d.Pool.BytesInUse;
         string runDir = Path.Combine(outDir, "step-runs", row.Id);

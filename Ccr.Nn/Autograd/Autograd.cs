@@ -12,6 +12,8 @@ internal sealed class Node(string op, Tensor[] inputs, Action<Tensor> backward)
     public string Op { get; } = op;
     public Tensor[] Inputs { get; } = inputs;
     public Action<Tensor> Backward { get; } = backward;
+    /// <summary>The op's group in an active <see cref="OpProfile"/> (null when none was active).</summary>
+    public string? ProfileKey { get; init; }
 }
 
 /// <summary>Turns gradient recording off inside a using block (optimiser steps, evaluation).</summary>
@@ -44,12 +46,13 @@ public static class Autograd
     public static Tensor Record(Tensor output, string op, Tensor[] inputs, Action<Tensor> backward)
     {
         output.Name ??= op;
+        OpProfile.Current?.Forward(op, output, inputs);
         if (!NoGrad.IsEnabled) return output;
         bool any = false;
         foreach (var t in inputs) any |= t.RequiresGrad;
         if (!any) return output;
         output.RequiresGrad = true;
-        output.Creator = new Node(op, inputs, backward);
+        output.Creator = new Node(op, inputs, backward) { ProfileKey = OpProfile.Current != null ? OpProfile.Key(op, output, inputs) : null };
         return output;
     }
 
@@ -79,6 +82,7 @@ public static class Autograd
     {
         var order = TopoOrder(root);
         var observer = Observer;
+        var profile = OpProfile.Current;
         if (observer != null)
         {
             var inputs = new Tensor[order.Count][];
@@ -94,7 +98,9 @@ public static class Autograd
             t.Creator = null;
             if (g != null) // else no path from the root reached this tensor's gradient
             {
+                long start = profile != null ? System.Diagnostics.Stopwatch.GetTimestamp() : 0;
                 node.Backward(g);
+                if (profile != null) profile.Backward(node.ProfileKey ?? node.Op, System.Diagnostics.Stopwatch.GetTimestamp() - start);
                 g.Dispose();
                 t.Grad = null;
             }
