@@ -280,6 +280,15 @@ def run_step(a, ccr_on, precision, batch_host, backbone_fn, cudnn_benchmark=True
             extra.update(kernel_counts(step, dev))
         except Exception as e:  # the counts are a side figure: the time stands without them
             print(f"  (kernel counts unavailable: {torch_timing.fail(e)})")
+    if getattr(a, "profile", False):
+        # where PyTorch's step spends its time, op by op (beside `Ccr.Bench step-profile`): aten ops by
+        # self time over 2 steps, divided by 2
+        from torch.profiler import profile, ProfilerActivity
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            for _ in range(2):
+                step()
+        print(f"  profile ({'CCR on' if ccr_on else 'CCR off'}, {precision}; times are totals of 2 steps):")
+        print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=20))
     torch_timing.set_tf32(torch, False)
     return ms, extra
 
@@ -351,6 +360,7 @@ def main():
     ap.add_argument("--fpn", type=int, default=FPN, help="FPN neck width (model.fpn_channels)")
     ap.add_argument("--head", type=int, default=HEAD, help="each task decoder's width (model.head_channels)")
     ap.add_argument("--proj", type=int, default=PROJ, help="CCR projector width (ccr.proj_dim)")
+    ap.add_argument("--profile", action="store_true", help="after timing, print an op-by-op profile of 2 steps (torch.profiler)")
     ap.add_argument("--min-anchors", type=int, default=MIN_ANCHORS, help="ccr.min_anchors")
     a = ap.parse_args()
     FPN, HEAD, PROJ, MIN_ANCHORS = a.fpn, a.head, a.proj, a.min_anchors
