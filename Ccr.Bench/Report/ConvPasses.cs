@@ -6,7 +6,7 @@ namespace Ccr.Bench.Report;
 
 /// <summary>`Ccr.Bench conv-passes [REPS]`: forward, input gradient and weight gradient timed separately on the
 /// CPU variant at the paper step's heaviest conv shapes (batch 8, 96x128 input; median of REPS after a warm-up),
-/// to see which backward pass a change moves without the whole step-profile.</summary>
+/// to see which backward pass a change moves without the whole step-profile. Shapes after REPS replace the list.</summary>
 internal static class ConvPasses
 {
     // "N,Cin,H,W/Cout,k/stride,padding"
@@ -20,8 +20,10 @@ internal static class ConvPasses
     {
         int reps = args.Length > 0 ? int.Parse(args[0]) : 7;
         using var d = Device.CreateCpu();
+        // warm-up: the first shape's numbers otherwise include the JIT's tier-up of the host loops (col2im 20 ms, not 5)
+        Warm(d);
         Console.WriteLine($"{"shape",-28} {"fwd ms",8} {"dx ms",8} {"dw ms",8}");
-        foreach (var s in Shapes)
+        foreach (var s in args.Length > 1 ? args[1..] : Shapes)
         {
             var p = s.Split('/'); var x = p[0].Split(',').Select(int.Parse).ToArray();
             var w = p[1].Split(',').Select(int.Parse).ToArray(); var sp = p[2].Split(',').Select(int.Parse).ToArray();
@@ -44,10 +46,27 @@ internal static class ConvPasses
                 Buf<float> A = new(ba, 0, (long)m * k), B = new(bb, 0, (long)n * k), C = new(bc, 0, (long)m * n);
                 double nt = Time(() => Gemm.Run(d, C, A, B, m, n, k, transB: true), reps);
                 double nn = Time(() => Gemm.Run(d, C, A, B, m, n, k), reps);
-                Console.WriteLine($"   dw gemm {m}x{n}x{k}: B^T {nt:F2} ms, B {nn:F2} ms");
+                double dxg = Time(() => Gemm.Run(d, B, C, A, n, k, m, transA: true), reps); // dcols (CKK, N OHW) = w^T dy_cat
+                Console.WriteLine($"   dw gemm {m}x{n}x{k}: B^T {nt:F2} ms, B {nn:F2} ms; dx gemm {n}x{k}x{m} A^T {dxg:F2} ms");
             }
         }
         return 0;
+    }
+
+    static void Warm(Device d)
+    {
+        var g = ConvGeom.From([2, 32, 12, 16], [32, 32, 3, 3], null, 2, 1, 1);
+        long nx = (long)g.N * g.Cin * g.HW, ny = (long)g.N * g.Cout * g.OHW, nw = (long)g.Cout * g.CKK;
+        using var bx = d.Pool.Rent(nx * 4); using var by = d.Pool.Rent(ny * 4); using var bw = d.Pool.Rent(nw * 4);
+        Buf<float> X = new(bx, 0, nx), Y = new(by, 0, ny), W = new(bw, 0, nw);
+        X.Span.Clear(); Y.Span.Clear(); W.Span.Clear();
+        var sw = Stopwatch.StartNew();
+        while (sw.ElapsedMilliseconds < 1500)
+        {
+            Convolution.Forward(d, Y, X, W, null, g);
+            Convolution.BackwardInput(d, X, Y, W, g);
+            Convolution.BackwardWeight(d, W, Y, X, g);
+        }
     }
 
     static double Time(Action a, int reps)

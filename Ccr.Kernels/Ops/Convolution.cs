@@ -98,14 +98,21 @@ internal static partial class Convolution
         Check(g, dy, "dy", (long)g.N * g.Cout * g.OHW, dx, "dx", (long)g.N * g.Cin * g.HW, w, "w", (long)g.Cout * g.CKK);
         if (!Gemm.Host(d)) { ImplicitBackwardInput(d, dx, dy, w, g, tile, precision); return; }
         if (DirectBackwardInput(g)) { HostBackwardInputDirect(d, dx, dy, w, g); return; }
-        ForChunks(d, g, out var scratch, (n0, nb, dcols) =>
+        if (g.IsPointwise)
         {
-            var dyc = dy.Slice(n0 * (long)g.Cout * g.OHW, nb * (long)g.Cout * g.OHW);
-            var target = g.IsPointwise ? dx.Slice(n0 * (long)g.Cin * g.HW, nb * (long)g.Cin * g.HW) : dcols;
-            // dcols (CKK, OHW) = w^T (CKK, Cout) dy (Cout, OHW)
-            Gemm.Batched(d, target, w, dyc, nb, g.CKK, g.OHW, g.Cout, (long)g.CKK * g.OHW, 0, (long)g.Cout * g.OHW, transA: true);
-            if (!g.IsPointwise) HostCol2im(dx, dcols, g, n0, nb);
-        });
+            // dx_n (Cin, HW) = w^T (Cin, Cout) dy_n (Cout, HW), image by image (HW is the GEMM's N: wide enough)
+            Gemm.Batched(d, dx, w, dy, g.N, g.Cin, g.HW, g.Cout, (long)g.Cin * g.HW, 0, (long)g.Cout * g.HW, transA: true);
+            return;
+        }
+        // dcols_cat (CKK, nb OHW) = w^T (CKK, Cout) dy_cat (Cout, nb OHW): one GEMM per chunk with the images side by
+        // side along N (per image N = OHW is 12 at 3x4, a third of a 32-wide strip), then col2im from that layout
+        ForChunks(d, g, out var scratch, (n0, nb, dcols, dyCat) =>
+        {
+            int nCat = nb * g.OHW;
+            GatherChunk(dyCat, dy, g.Cout, g.OHW, n0, nb);
+            Gemm.Run(d, dcols, w, dyCat, g.CKK, nCat, g.Cout, transA: true);
+            HostCol2im(dx, dcols, g, n0, nb, imageStride: g.OHW, rowStride: nCat);
+        }, catLayout: true);
         scratch?.Dispose();
     }
 
@@ -381,7 +388,9 @@ internal static partial class Convolution
         });
     }
 
-    static unsafe void HostCol2im(Buf<float> dx, Buf<float> dcols, ConvGeom g, int n0, int nb)
+    // dx images n0 .. n0 + nb = the sum of their columns' entries; row (ci, kh, kw) of image n at dcols + n imageStride
+    // + row rowStride (the layouts of HostIm2col). Each (image, channel) plane adds its K x K rows in order.
+    static unsafe void HostCol2im(Buf<float> dx, Buf<float> dcols, ConvGeom g, int n0, int nb, long imageStride, long rowStride)
     {
         float* pd = dx.Ptr, pc = dcols.Ptr;
         Parallel.For(0, nb * g.Cin, t =>
@@ -392,7 +401,7 @@ internal static partial class Convolution
             for (int kh = 0; kh < g.K; kh++)
                 for (int kw = 0; kw < g.K; kw++)
                 {
-                    float* row = pc + ((long)n * g.CKK + (ci * g.K + kh) * g.K + kw) * g.OHW;
+                    float* row = pc + n * imageStride + ((ci * g.K + kh) * g.K + kw) * rowStride;
                     int off = kw * g.D - g.P;
                     int lo = off >= 0 ? 0 : (-off + g.S - 1) / g.S;
                     int hi = Math.Min(g.OW, g.W - off <= 0 ? 0 : (g.W - off - 1) / g.S + 1);
