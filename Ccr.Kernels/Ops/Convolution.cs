@@ -98,21 +98,16 @@ internal static partial class Convolution
         Check(g, dy, "dy", (long)g.N * g.Cout * g.OHW, dx, "dx", (long)g.N * g.Cin * g.HW, w, "w", (long)g.Cout * g.CKK);
         if (!Gemm.Host(d)) { ImplicitBackwardInput(d, dx, dy, w, g, tile, precision); return; }
         if (DirectBackwardInput(g)) { HostBackwardInputDirect(d, dx, dy, w, g); return; }
-        if (g.IsPointwise)
+        // per image: dcols (CKK, OHW) = w^T (CKK, Cout) dy_n (Cout, OHW), then col2im. Tried: one GEMM over the chunk's
+        // images side by side (N = nb OHW, as the weight gradient does along K): no faster at 24x32, and the extra
+        // gather and parallel rounds cost 2-3x at 6x8 and below (conv-passes, 2026-12-06)
+        ForChunks(d, g, out var scratch, (n0, nb, dcols) =>
         {
-            // dx_n (Cin, HW) = w^T (Cin, Cout) dy_n (Cout, HW), image by image (HW is the GEMM's N: wide enough)
-            Gemm.Batched(d, dx, w, dy, g.N, g.Cin, g.HW, g.Cout, (long)g.Cin * g.HW, 0, (long)g.Cout * g.HW, transA: true);
-            return;
-        }
-        // dcols_cat (CKK, nb OHW) = w^T (CKK, Cout) dy_cat (Cout, nb OHW): one GEMM per chunk with the images side by
-        // side along N (per image N = OHW is 12 at 3x4, a third of a 32-wide strip), then col2im from that layout
-        ForChunks(d, g, out var scratch, (n0, nb, dcols, dyCat) =>
-        {
-            int nCat = nb * g.OHW;
-            GatherChunk(dyCat, dy, g.Cout, g.OHW, n0, nb);
-            Gemm.Run(d, dcols, w, dyCat, g.CKK, nCat, g.Cout, transA: true);
-            HostCol2im(dx, dcols, g, n0, nb, imageStride: g.OHW, rowStride: nCat);
-        }, catLayout: true);
+            var dyc = dy.Slice(n0 * (long)g.Cout * g.OHW, nb * (long)g.Cout * g.OHW);
+            var target = g.IsPointwise ? dx.Slice(n0 * (long)g.Cin * g.HW, nb * (long)g.Cin * g.HW) : dcols;
+            Gemm.Batched(d, target, w, dyc, nb, g.CKK, g.OHW, g.Cout, (long)g.CKK * g.OHW, 0, (long)g.Cout * g.OHW, transA: true);
+            if (!g.IsPointwise) HostCol2im(dx, dcols, g, n0, nb, imageStride: (long)g.CKK * g.OHW, rowStride: g.OHW);
+        });
         scratch?.Dispose();
     }
 
