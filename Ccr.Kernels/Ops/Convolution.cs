@@ -180,11 +180,14 @@ internal static partial class Convolution
     {
         float* pd = dst.Ptr, ps = src.Ptr;
         long ld = (long)nb * plane;
-        Parallel.For(0, c, ch =>
+        void Row(int ch)
         {
             for (int n = 0; n < nb; n++)
                 new ReadOnlySpan<float>(ps + ((long)(n0 + n) * c + ch) * plane, plane).CopyTo(new Span<float>(pd + ch * ld + (long)n * plane, plane));
-        });
+        }
+        // a small copy (under 256 KB: 72 x 8 x 48 floats at 6x8) costs less than a parallel round
+        if ((long)c * ld < 1 << 16) for (int ch = 0; ch < c; ch++) Row(ch);
+        else Parallel.For(0, c, Row);
     }
 
     static Buf<float> Im2col(Buf<float> cols, Buf<float> x, ConvGeom g, int n0, int nb)
