@@ -11,6 +11,7 @@ using Ccr.Bench.Verify;
 // Ccr.Bench cpu-peak [--shapes]               : this machine's measured FMA peak and the CPU GEMM's share of it
 //                                               (--shapes: the paper network's GEMMs, packed vs the previous path)
 // Ccr.Bench step-profile [--ccr] [--set k=v]  : the paper model's CPU training step op by op (forward / backward ms)
+// Ccr.Bench conv-passes [REPS]                : conv forward / input grad / weight grad ms apart, at the step's shapes
 // Ccr.Bench ccr-time [REPS]                   : the CCR pair's median wall and process CPU time per label kind
 //                                               (CPU time stays meaningful on a shared, loaded machine)
 // Ccr.Bench device [--require cuda]           : the accelerator auto picks; exit 3 unless CUDA when required
@@ -35,6 +36,8 @@ if (args.Length > 0 && args[0] == "cpu-peak")
     return Ccr.Bench.Report.CpuPeak.Run(args[1..]);
 if (args.Length > 0 && args[0] == "step-profile")
     return StepProfile.Run(args[1..]);
+if (args.Length > 0 && args[0] == "conv-passes")
+    return ConvPasses.Run(args[1..]);
 if (args.Length > 0 && args[0] == "ccr-time")
     return Ccr.Bench.Benchmarks.CcrBenchmarks.TimeAll(args.Length > 1 ? int.Parse(args[1]) : 5);
 BenchmarkSwitcher.FromAssembly(typeof(VerifyRunner).Assembly).Run(args);

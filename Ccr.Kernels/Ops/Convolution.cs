@@ -98,13 +98,15 @@ internal static partial class Convolution
         Check(g, dy, "dy", (long)g.N * g.Cout * g.OHW, dx, "dx", (long)g.N * g.Cin * g.HW, w, "w", (long)g.Cout * g.CKK);
         if (!Gemm.Host(d)) { ImplicitBackwardInput(d, dx, dy, w, g, tile, precision); return; }
         if (DirectBackwardInput(g)) { HostBackwardInputDirect(d, dx, dy, w, g); return; }
+        // per image: dcols (CKK, OHW) = w^T (CKK, Cout) dy_n (Cout, OHW), then col2im. Tried: one GEMM over the chunk's
+        // images side by side (N = nb OHW, as the weight gradient does along K): no faster at 24x32, and the extra
+        // gather and parallel rounds cost 2-3x at 6x8 and below (conv-passes, 2026-12-06)
         ForChunks(d, g, out var scratch, (n0, nb, dcols) =>
         {
             var dyc = dy.Slice(n0 * (long)g.Cout * g.OHW, nb * (long)g.Cout * g.OHW);
             var target = g.IsPointwise ? dx.Slice(n0 * (long)g.Cin * g.HW, nb * (long)g.Cin * g.HW) : dcols;
-            // dcols (CKK, OHW) = w^T (CKK, Cout) dy (Cout, OHW)
             Gemm.Batched(d, target, w, dyc, nb, g.CKK, g.OHW, g.Cout, (long)g.CKK * g.OHW, 0, (long)g.Cout * g.OHW, transA: true);
-            if (!g.IsPointwise) HostCol2im(dx, dcols, g, n0, nb);
+            if (!g.IsPointwise) HostCol2im(dx, dcols, g, n0, nb, imageStride: (long)g.CKK * g.OHW, rowStride: g.OHW);
         });
         scratch?.Dispose();
     }
@@ -117,12 +119,18 @@ internal static partial class Convolution
         Check(g, dy, "dy", (long)g.N * g.Cout * g.OHW, x, "x", (long)g.N * g.Cin * g.HW, dw, "dw", (long)g.Cout * g.CKK);
         if (!Gemm.Host(d)) { ImplicitBackwardWeight(d, dw, dy, x, g, tile, precision); return; }
         if (DirectForward(g)) { HostWeightGradDirect(d, dw, dy, x, g); return; }
-        ForChunks(d, g, out var scratch, (n0, nb, cols) =>
+        // one packed GEMM per chunk over the chunk's images laid side by side along K (the "K-concatenated"
+        // layout, K = nb * OHW): dw (Cout, CKK) (+)= dy_cat (Cout, nb OHW) cols_cat (CKK, nb OHW)^T. A per-image
+        // GEMM would have K = OHW, 12 at 3x4: C read and written once per 12 products. Sums: chunk by chunk,
+        // inside a chunk the GEMM's K blocks in order, so independent of the thread count.
+        ForChunks(d, g, out var scratch, (n0, nb, cols, dyCat) =>
         {
-            var b = g.IsPointwise ? x.Slice(n0 * (long)g.Cin * g.HW, nb * (long)g.Cin * g.HW) : Im2col(cols, x, g, n0, nb);
-            // one dot-form pass sums the chunk's images: no per-image GEMM, no transposing pack of cols
-            HostWeightGrad(dw, dy, b, g, n0, nb);
-        });
+            int kCat = nb * g.OHW;
+            GatherChunk(dyCat, dy, g.Cout, g.OHW, n0, nb);
+            if (g.IsPointwise) GatherChunk(cols, x, g.Cin, g.HW, n0, nb);
+            else HostIm2col(cols, x, g, n0, nb, imageStride: g.OHW, rowStride: kCat);
+            Gemm.Run(d, dw, dyCat, cols, g.Cout, g.CKK, kCat, transB: true, beta: n0 > 0 ? 1f : 0f);
+        }, catLayout: true);
         scratch?.Dispose();
     }
 
@@ -146,17 +154,40 @@ internal static partial class Convolution
 
     /// <summary>Runs <paramref name="body"/>(n0, nb, cols) over batch chunks whose im2col matrix fits
     /// <see cref="ColsLimit"/>; cols is a scratch window of nb * CKK * OHW floats (unused when pointwise).</summary>
-    static void ForChunks(Device d, ConvGeom g, out PooledBlock? scratch, Action<int, int, Buf<float>> body)
+    static void ForChunks(Device d, ConvGeom g, out PooledBlock? scratch, Action<int, int, Buf<float>> body) =>
+        ForChunks(d, g, out scratch, (n0, nb, cols, _) => body(n0, nb, cols), catLayout: false);
+
+    /// <summary><see cref="ForChunks(Device, ConvGeom, out PooledBlock?, Action{int, int, Buf{float}})"/> for the
+    /// K-concatenated layout: cols (CKK, nb OHW) is scratch even when pointwise (x is gathered into it), and a
+    /// second window dyCat (Cout, nb OHW) follows it.</summary>
+    static void ForChunks(Device d, ConvGeom g, out PooledBlock? scratch, Action<int, int, Buf<float>, Buf<float>> body, bool catLayout)
     {
-        long per = (long)g.CKK * g.OHW;
+        long per = (long)g.CKK * g.OHW, perY = catLayout ? (long)g.Cout * g.OHW : 0;
         int chunk = (int)Math.Clamp(ColsLimit / Math.Max(1, per), 1, g.N);
-        scratch = g.IsPointwise ? null : d.Pool.Rent(chunk * per * 4);
+        scratch = g.IsPointwise && !catLayout ? null : d.Pool.Rent(chunk * (per + perY) * 4);
         for (int n0 = 0; n0 < g.N; n0 += chunk)
         {
             int nb = Math.Min(chunk, g.N - n0);
             var cols = scratch == null ? default : new Buf<float>(scratch, 0, nb * per);
-            body(n0, nb, cols);
+            var dyCat = catLayout ? new Buf<float>(scratch!, chunk * per, nb * perY) : default;
+            body(n0, nb, cols, dyCat);
         }
+    }
+
+    // dst (c, nb * plane) = src images n0 .. n0 + nb of (N, c, plane) side by side: row ch holds channel ch of
+    // each image in batch order (the K-concatenated layout)
+    static unsafe void GatherChunk(Buf<float> dst, Buf<float> src, int c, int plane, int n0, int nb)
+    {
+        float* pd = dst.Ptr, ps = src.Ptr;
+        long ld = (long)nb * plane;
+        void Row(int ch)
+        {
+            for (int n = 0; n < nb; n++)
+                new ReadOnlySpan<float>(ps + ((long)(n0 + n) * c + ch) * plane, plane).CopyTo(new Span<float>(pd + ch * ld + (long)n * plane, plane));
+        }
+        // a small copy (under 256 KB: 72 x 8 x 48 floats at 6x8) costs less than a parallel round
+        if ((long)c * ld < 1 << 16) for (int ch = 0; ch < c; ch++) Row(ch);
+        else Parallel.For(0, c, Row);
     }
 
     static Buf<float> Im2col(Buf<float> cols, Buf<float> x, ConvGeom g, int n0, int nb)
@@ -167,7 +198,12 @@ internal static partial class Convolution
 
     // ---------------------------------------------------------------- CPU variant (host code)
 
-    static unsafe void HostIm2col(Buf<float> cols, Buf<float> x, ConvGeom g, int n0, int nb)
+    static void HostIm2col(Buf<float> cols, Buf<float> x, ConvGeom g, int n0, int nb) =>
+        HostIm2col(cols, x, g, n0, nb, imageStride: (long)g.CKK * g.OHW, rowStride: g.OHW);
+
+    // row (ci, kh, kw) of image n at cols + n imageStride + row rowStride: per image (CKK, OHW) blocks
+    // (imageStride CKK OHW, rowStride OHW) or the K-concatenated (CKK, nb OHW) (imageStride OHW, rowStride nb OHW)
+    static unsafe void HostIm2col(Buf<float> cols, Buf<float> x, ConvGeom g, int n0, int nb, long imageStride, long rowStride)
     {
         float* pc = cols.Ptr, px = x.Ptr;
         Parallel.For(0, nb * g.Cin, t =>
@@ -177,7 +213,7 @@ internal static partial class Convolution
             for (int kh = 0; kh < g.K; kh++)
                 for (int kw = 0; kw < g.K; kw++)
                 {
-                    float* row = pc + ((long)n * g.CKK + (ci * g.K + kh) * g.K + kw) * g.OHW;
+                    float* row = pc + n * imageStride + ((ci * g.K + kh) * g.K + kw) * rowStride;
                     // valid ow: 0 <= ow*S - P + kw*D < W
                     int off = kw * g.D - g.P;
                     int lo = off >= 0 ? 0 : (-off + g.S - 1) / g.S;
@@ -197,10 +233,6 @@ internal static partial class Convolution
                 }
         });
     }
-
-    static unsafe void HostWeightGrad(Buf<float> dw, Buf<float> dy, Buf<float> cols, ConvGeom g, int n0, int nb) =>
-        Gemm.HostDotNT(dw.Ptr, dy.Ptr + n0 * (long)g.Cout * g.OHW, cols.Ptr, nb, (long)g.Cout * g.OHW, (long)g.CKK * g.OHW,
-            g.Cout, g.CKK, g.OHW, accumulate: n0 > 0);
 
     /// <summary>Stride 1, no dilation, padding below k: dx is the "full" correlation of dy with the flipped
     /// weights, computed directly (no column matrix, no col2im).</summary>
@@ -354,7 +386,9 @@ internal static partial class Convolution
         });
     }
 
-    static unsafe void HostCol2im(Buf<float> dx, Buf<float> dcols, ConvGeom g, int n0, int nb)
+    // dx images n0 .. n0 + nb = the sum of their columns' entries; row (ci, kh, kw) of image n at dcols + n imageStride
+    // + row rowStride (the layouts of HostIm2col). Each (image, channel) plane adds its K x K rows in order.
+    static unsafe void HostCol2im(Buf<float> dx, Buf<float> dcols, ConvGeom g, int n0, int nb, long imageStride, long rowStride)
     {
         float* pd = dx.Ptr, pc = dcols.Ptr;
         Parallel.For(0, nb * g.Cin, t =>
@@ -365,7 +399,7 @@ internal static partial class Convolution
             for (int kh = 0; kh < g.K; kh++)
                 for (int kw = 0; kw < g.K; kw++)
                 {
-                    float* row = pc + ((long)n * g.CKK + (ci * g.K + kh) * g.K + kw) * g.OHW;
+                    float* row = pc + n * imageStride + ((ci * g.K + kh) * g.K + kw) * rowStride;
                     int off = kw * g.D - g.P;
                     int lo = off >= 0 ? 0 : (-off + g.S - 1) / g.S;
                     int hi = Math.Min(g.OW, g.W - off <= 0 ? 0 : (g.W - off - 1) / g.S + 1);

@@ -285,6 +285,18 @@ internal static partial class Gemm
             }
             return;
         }
+        if (sAp == 1 && rows == mr && mr % 4 == 0 && GatherPack(mr, sAi))
+        {
+            // a panel row gathers one float from each of the mr rows of A (4 per gather: mr = 12)
+            var idx = Vector128.Create(0, 1, 2, 3) * (int)sAi;
+            float* src0 = a + i0 * sAi;
+            for (int p = 0; p < kc; p++)
+            {
+                float* o = dst + p * mr, src = src0 + p;
+                for (int r = 0; r < mr; r += 4) Vector128.Store(Avx2.GatherVector128(src + r * sAi, idx, 4), o + r);
+            }
+            return;
+        }
         for (int r = 0; r < mr; r++)
         {
             float* o = dst + r;
@@ -294,6 +306,9 @@ internal static partial class Gemm
             else for (int p = 0; p < kc; p++) o[p * mr] = src[p * sAp];
         }
     }
+
+    // gathers serve the transposing packs when the index of the farthest of `width` rows fits an int32
+    static bool GatherPack(int width, long stride) => Avx2.IsSupported && width % 4 == 0 && stride * width < int.MaxValue;
 
     // strip[p][q] = B(p, q), q < cols; zero for cols..nr
     static unsafe void PackB(float* dst, float* b, int cols, int nr, int kc, long sBp, long sBj)
@@ -310,6 +325,20 @@ internal static partial class Gemm
             return;
         }
         // B stored (N, K): column q of B is a contiguous row of the storage
+        if (sBp == 1 && cols == nr && GatherPack(nr, sBj))
+        {
+            // a strip row gathers one float from each of nr storage rows (8 per AVX2 gather): the nr source rows
+            // stream through L1 and each strip row is written whole, where the scalar loop below writes kc
+            // strip rows (kc x 128 B, past L1) for every column. Conv weight gradients: B = cols^T, 2304 x 6144.
+            var idx = Vector256.Create(0, 1, 2, 3, 4, 5, 6, 7) * (int)sBj;
+            int step8 = 8 * (int)sBj;
+            for (int p = 0; p < kc; p++)
+            {
+                float* o = dst + p * nr, src = b + p;
+                for (int q = 0; q < nr; q += 8) Vector256.Store(Avx2.GatherVector256(src + q * sBj, idx, 4), o + q);
+            }
+            return;
+        }
         for (int q = 0; q < nr; q++)
         {
             float* o = dst + q;

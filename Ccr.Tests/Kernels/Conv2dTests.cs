@@ -49,13 +49,55 @@ public class Conv2dTests
     [InlineData("cpu", 1, 2, 8, 9, 2, 7, 1, 3, 1, false)]
     [InlineData("cpu", 2, 5, 17, 19, 18, 3, 1, 1, 1, true)]  // more than one GEMM strip
     [InlineData("cpu", 2, 4, 6, 35, 5, 3, 1, 2, 1, true)]    // direct correlation path: padding k - 1, partial row tile, channels not a multiple of 3
-    [InlineData("cpu", 2, 8, 32, 31, 16, 3, 1, 1, 1, true)]  // big enough that the weight-gradient dot form splits over the cores
+    [InlineData("cpu", 2, 8, 32, 31, 16, 3, 1, 1, 1, true)]  // big enough that the direct weight gradient splits over the cores
+    [InlineData("cpu", 2, 4, 20, 30, 70, 3, 1, 1, 1, false)] // weight-gradient GEMM with K = 2 x 600 images side by side: K blocks span images
+    [InlineData("cpu", 3, 70, 3, 4, 13, 3, 1, 1, 1, true)]   // 3x4 planes: K = 36 over 3 images, 13 rows (a 12-row panel + 1)
     [InlineData("cuda-on-cpu", 1, 1, 5, 5, 1, 3, 1, 0, 1, false)]
     [InlineData("cuda-on-cpu", 2, 2, 7, 5, 3, 3, 2, 1, 1, true)]
     [InlineData("cuda-on-cpu", 1, 2, 6, 7, 2, 3, 1, 2, 2, true)]
     [InlineData("cuda-on-cpu", 2, 3, 4, 3, 2, 1, 1, 0, 1, true)]
     public void ForwardAndBackwardMatchReference(string dev, int n, int cin, int h, int w, int cout, int k, int s, int p, int dil, bool bias) =>
         CheckAgainstReference(Devices.Get(dev), G(n, cin, h, w, cout, k, s, p, dil, bias), bias, n * 1000 + cin * 100 + h * 10 + k + s + p + dil);
+
+    /// <summary>The CPU variant's backward passes give the same bits on 1, 2 and 3 GEMM threads (the packed GEMM
+    /// splits only whole tiles; the weight gradient sums its images along K in one order): im2col shapes with few
+    /// and many K blocks, stride 2, a pointwise conv, and the paper network's 144-channel 3x4 branch.</summary>
+    [Fact]
+    public void BackwardIsBitwiseEqualForAnyThreadCount()
+    {
+        var d = Devices.Cpu;
+        int keep = Gemm.PackedThreads;
+        try
+        {
+            foreach (var g in new[] { G(8, 144, 3, 4, 144, 3, 1, 1, 1, false), G(4, 40, 24, 32, 72, 3, 1, 1, 1, false),
+                                      G(3, 20, 13, 10, 70, 3, 2, 1, 1, false), G(4, 96, 12, 16, 80, 1, 1, 0, 1, false) })
+            {
+                var r = Rand.New(g.Cin + g.Cout + g.H);
+                var x = Rand.Floats(r, (long)g.N * g.Cin * g.HW); var w = Rand.Floats(r, (long)g.Cout * g.CKK);
+                var dy = Rand.Floats(r, (long)g.N * g.Cout * g.OHW);
+                (float[] Dx, float[] Dw) Run(int threads)
+                {
+                    Gemm.PackedThreads = threads;
+                    using var scope = new TensorScope();
+                    var tx = Tensor.FromArray(d, x, x.Length); var tw = Tensor.FromArray(d, w, w.Length); var tdy = Tensor.FromArray(d, dy, dy.Length);
+                    var dx = Tensor.Full(d, float.NaN, x.Length); var dw = Tensor.Full(d, float.NaN, w.Length);
+                    Convolution.BackwardInput(d, dx.Data, tdy.Data, tw.Data, g);
+                    Convolution.BackwardWeight(d, dw.Data, tdy.Data, tx.Data, g);
+                    return (dx.ToArray(), dw.ToArray());
+                }
+                var one = Run(1);
+                foreach (int threads in new[] { 2, 3 })
+                {
+                    var many = Run(threads);
+                    foreach (var (name, a, b) in new[] { ("dx", one.Dx, many.Dx), ("dw", one.Dw, many.Dw) })
+                        for (int i = 0; i < a.Length; i++)
+                            if (BitConverter.SingleToInt32Bits(a[i]) != BitConverter.SingleToInt32Bits(b[i]))
+                                Assert.Fail($"conv2d {g} {name}: element {i} is {a[i]:R} on 1 thread, {b[i]:R} on {threads}");
+                }
+            }
+        }
+        finally { Gemm.PackedThreads = keep; }
+    }
 
     [Fact]
     public void ReferenceGradientsMatchFiniteDifferences()
