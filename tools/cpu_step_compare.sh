@@ -9,7 +9,7 @@
 # (THREADS to change PyTorch's), the same widths, anchors per image and optimiser; ROUNDS rounds
 # alternate the two sides (default 2), STEPS timed steps each (default 8). MIN_ANCHORS sets
 # ccr.min_anchors on both sides (default 0: the paper's gamma alone). Prints medians per row and the
-# ratio ours / PyTorch; the JSON of every round stays in OUT.
+# ratio ours / PyTorch; the JSON of every round stays in OUT. PYTHON: the interpreter that has torch.
 set -euo pipefail
 out=${1:?usage: tools/cpu_step_compare.sh OUT [TIMM_SRC]}
 timm=${2:-}
@@ -23,10 +23,10 @@ dotnet build Ccr.Bench -c Release -v q >/dev/null
 for r in $(seq 1 "$rounds"); do
   dotnet run --project Ccr.Bench -c Release --no-build -- report --out "$out" --results "ours-$r.json" --parts step \
     --batch 8 --size 96x128 --steps "$steps" --set "ccr.min_anchors=$anchors"
-  PYTHONPATH="$timm" /usr/bin/env python3 tools/torch_step_baseline.py --data "$out/data/nyud-synthetic" \
+  PYTHONPATH="$timm" "${PYTHON:-python3}" tools/torch_step_baseline.py --data "$out/data/nyud-synthetic" \
     --json "$out/torch-$r.json" --device cpu --threads "$threads" --steps "$steps" --precisions fp32 --min-anchors "$anchors"
 done
-python3 - "$out" "$rounds" <<'PY'
+"${PYTHON:-python3}" - "$out" "$rounds" <<'PY'
 import json, statistics, sys
 out, rounds = sys.argv[1], int(sys.argv[2])
 def rows(side, rid_prefix):
