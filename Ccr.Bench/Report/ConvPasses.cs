@@ -20,6 +20,8 @@ internal static class ConvPasses
     {
         int reps = args.Length > 0 ? int.Parse(args[0]) : 7;
         using var d = Device.CreateCpu();
+        // CONV_PASSES_IM2COL=1: the forward through im2col + GEMM (the path before B was packed from the image)
+        if (Environment.GetEnvironmentVariable("CONV_PASSES_IM2COL") == "1") Convolution.PackFromImage = false;
         // warm-up: the first shape's numbers otherwise include the JIT's tier-up of the host loops (col2im 20 ms, not 5)
         Warm(d);
         Console.WriteLine($"{"shape",-28} {"fwd ms",8} {"dx ms",8} {"dw ms",8}");
@@ -48,6 +50,11 @@ internal static class ConvPasses
                 double nn = Time(() => Gemm.Run(d, C, A, B, m, n, k), reps);
                 double dxg = Time(() => Gemm.Run(d, B, C, A, n, k, m, transA: true), reps); // dcols (CKK, N OHW) = w^T dy_cat
                 Console.WriteLine($"   dw gemm {m}x{n}x{k}: B^T {nt:F2} ms, B {nn:F2} ms; dx gemm {n}x{k}x{m} A^T {dxg:F2} ms");
+                // the forward's batched GEMM alone (y_n (Cout, OHW) = w (Cout, CKK) cols_n (CKK, OHW)), on a cols buffer
+                // that is already filled: forward minus this is the im2col's share
+                double fg = Time(() => Gemm.Batched(d, Y, W, B.Slice(0, (long)g.N * g.CKK * g.OHW), g.N, g.Cout, g.OHW, g.CKK,
+                    (long)g.Cout * g.OHW, 0, (long)g.CKK * g.OHW), reps);
+                Console.WriteLine($"   fwd gemm {g.N} x {g.Cout}x{g.OHW}x{g.CKK}: {fg:F2} ms");
             }
         }
         return 0;

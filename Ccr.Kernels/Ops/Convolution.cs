@@ -63,6 +63,10 @@ internal static partial class Convolution
     /// <summary>Largest im2col scratch buffer, in floats (64 MiB); at least one image is always done.</summary>
     public const long ColsLimit = 1L << 24;
 
+    /// <summary>CPU forward packs the GEMM's B straight from the input images (default) or goes through im2col
+    /// (kept reachable for tests, which pin the two bitwise equal, and for conv-passes' before/after).</summary>
+    internal static bool PackFromImage { get; set; } = true;
+
     // ---------------------------------------------------------------- launchers
 
     /// <summary>y (N, Cout, OH, OW) = conv(x (N, Cin, H, W), w (Cout, Cin, K, K)) + bias (Cout).</summary>
@@ -74,6 +78,7 @@ internal static partial class Convolution
         if (!Gemm.Host(d)) { ImplicitForward(d, y, x, w, bias, g, tile, precision); return; }
         PooledBlock? scratch = null;
         if (DirectForward(g)) Correlate(d, y.Ptr, g.Cout, g.OH, g.OW, x.Ptr, g.Cin, g.H, g.W, g.P, w.Ptr, g.N, g.K);
+        else if (PackFromImage && Gemm.PacksImage(g)) Gemm.HostConvForward(y.Ptr, w.Ptr, x.Ptr, g);
         else ForChunks(d, g, out scratch, (n0, nb, cols) =>
         {
             var b = g.IsPointwise ? x.Slice(n0 * (long)g.Cin * g.HW, nb * (long)g.Cin * g.HW) : Im2col(cols, x, g, n0, nb);

@@ -156,7 +156,7 @@ internal static partial class Gemm
 
     // C (=, or += on later K blocks) alpha op(A) op(B) for one oriented product; aPre / bPre: that operand
     // already packed for all of K (PackAllA / PackAllB), else it is packed here block by block
-    static unsafe void HostPacked(Operands o, int k, float alpha, bool store0, int threads, float* aPre, float* bPre)
+    static unsafe void HostPacked(Operands o, int k, float alpha, bool store0, int threads, float* aPre, float* bPre, ImageB img = default)
     {
         bool wide = Wide;
         int mr = wide ? MRWide : MRNarrow, nr = wide ? NRWide : NRNarrow, m = o.M, n = o.N;
@@ -170,7 +170,7 @@ internal static partial class Gemm
         float* a = o.A, b = o.B, c = o.C;
         // a short M (<= 2 panels, e.g. 18 x 768 x 2304) uses each B float for only a few FMAs: packing B would
         // double its memory traffic, so full strips of a row-major B are read in place (kc rows of 128 B)
-        bool inPlaceB = bPre == null && sBj == 1 && panels <= 2;
+        bool inPlaceB = bPre == null && !img.On && sBj == 1 && panels <= 2;
         for (int p0 = 0; p0 < k; p0 += kcMax)
         {
             int kc = Math.Min(kcMax, k - p0);
@@ -192,7 +192,8 @@ internal static partial class Gemm
                     for (int s = lo; s < hi; s++)
                     {
                         int cols = Math.Min(nr, jn - s * nr);
-                        if (!inPlaceB || cols < nr) PackB(bPack + (long)s * nr * kc, bJ + s * nr * sBj, cols, nr, kc, sBp, sBj);
+                        if (img.On) PackImageB(bPack + (long)s * nr * kc, img, p0, kc, j0 + s * nr, cols, nr);
+                        else if (!inPlaceB || cols < nr) PackB(bPack + (long)s * nr * kc, bJ + s * nr * sBj, cols, nr, kc, sBp, sBj);
                     }
                 });
                 float* aP = aPack, bP = bPack;

@@ -59,6 +59,47 @@ public class Conv2dTests
     public void ForwardAndBackwardMatchReference(string dev, int n, int cin, int h, int w, int cout, int k, int s, int p, int dil, bool bias) =>
         CheckAgainstReference(Devices.Get(dev), G(n, cin, h, w, cout, k, s, p, dil, bias), bias, n * 1000 + cin * 100 + h * 10 + k + s + p + dil);
 
+    /// <summary>The CPU forward that packs the GEMM's B straight from the images gives the bits of the im2col path
+    /// (same packed values, same blocks and sums) on 1, 2 and 3 GEMM threads: a batch split per image (8 on 2) and
+    /// one that is not (3 images, or 8 on 3, split inside each product); one and two output-row segments per strip
+    /// (OW 32, 16), strips that wrap rows (OW 8, 10, 4), stride 2, dilation 2 and a 5x5 kernel with padding.</summary>
+    [Fact]
+    public void ForwardPackedFromImageIsBitwiseTheIm2colPath()
+    {
+        var d = Devices.Cpu;
+        int keep = Gemm.PackedThreads;
+        try
+        {
+            foreach (var g in new[] { G(8, 144, 6, 8, 72, 3, 1, 1, 1, false), G(8, 72, 24, 32, 80, 3, 1, 1, 1, false),
+                                      G(3, 72, 12, 16, 80, 3, 1, 1, 1, false), G(3, 20, 13, 10, 70, 3, 2, 1, 1, false),
+                                      G(2, 70, 11, 9, 80, 3, 1, 2, 2, false), G(2, 66, 13, 17, 70, 5, 2, 2, 1, false) })
+            {
+                Assert.True(Gemm.PacksImage(g), $"{g} should take the packed-from-image path");
+                var r = Rand.New(g.Cin + g.Cout + g.H);
+                var x = Rand.Floats(r, (long)g.N * g.Cin * g.HW); var w = Rand.Floats(r, (long)g.Cout * g.CKK);
+                float[] Run(int threads, bool fromImage)
+                {
+                    Gemm.PackedThreads = threads;
+                    Convolution.PackFromImage = fromImage;
+                    using var scope = new TensorScope();
+                    var tx = Tensor.FromArray(d, x, x.Length); var tw = Tensor.FromArray(d, w, w.Length);
+                    var y = Tensor.Full(d, float.NaN, (int)(g.N * g.Cout * g.OHW));
+                    Convolution.Forward(d, y.Data, tx.Data, tw.Data, null, g);
+                    return y.ToArray();
+                }
+                var im2col = Run(1, false);
+                foreach (int threads in new[] { 1, 2, 3 })
+                {
+                    var y = Run(threads, true);
+                    for (int i = 0; i < y.Length; i++)
+                        if (BitConverter.SingleToInt32Bits(im2col[i]) != BitConverter.SingleToInt32Bits(y[i]))
+                            Assert.Fail($"conv2d {g} y: element {i} is {im2col[i]:R} by im2col, {y[i]:R} packed from the image on {threads} threads");
+                }
+            }
+        }
+        finally { Gemm.PackedThreads = keep; Convolution.PackFromImage = true; }
+    }
+
     /// <summary>The CPU variant's backward passes give the same bits on 1, 2 and 3 GEMM threads (the packed GEMM
     /// splits only whole tiles; the weight gradient sums its images along K in one order): im2col shapes with few
     /// and many K blocks, stride 2, a pointwise conv, and the paper network's 144-channel 3x4 branch.</summary>

@@ -1,0 +1,84 @@
+namespace Ccr.Kernels.Ops;
+
+/// <summary>The B operand of a conv forward product read straight from one input image (implicit im2col):
+/// B(p, j) = x[ci, oh S - P + kh D, ow S - P + kw D] (0 outside the image) for p = (ci, kh, kw), j = (oh, ow).
+/// Default (null image): B is an ordinary strided matrix.</summary>
+internal readonly unsafe struct ImageB(float* image, ConvGeom g)
+{
+    public readonly float* Image = image;
+    public readonly ConvGeom G = g;
+    public bool On => Image != null;
+}
+
+/// <summary>
+/// The conv forward on the packed GEMM without the column matrix (issue 20): y_n (Cout, OHW) = w (Cout, CKK)
+/// cols_n (CKK, OHW), where each B strip is packed from the image itself. The im2col path wrote the whole
+/// chunk's cols (8 x 2304 x 768 floats, 56 MB at 256 -> 128 @24x32) to memory and the GEMM then read it back
+/// to pack it; here one image (256 x 24 x 32, 768 KB) stays in L2 while its strips are packed. The packed
+/// values, blocks and micro-kernels are the im2col path's, so every output is bitwise the same.
+/// </summary>
+internal static partial class Gemm
+{
+    /// <summary>Whether the conv forward on this geometry packs B from the image (else im2col + GEMM): the
+    /// packed path, no swap of the operands (the swap would pack the image as A), and a real im2col.</summary>
+    internal static bool PacksImage(ConvGeom g) => Packed && !g.IsPointwise && !Swaps(g.Cout, g.OHW, g.CKK);
+
+    /// <summary>y (N, Cout, OHW) = w (Cout, CKK) im2col(x_n) for every image, written (=). The weights are packed
+    /// once for the batch; the images split over the threads as <see cref="HostPackedBatched"/> splits a batch
+    /// (whole products per thread, so no sum depends on the thread count).</summary>
+    internal static unsafe void HostConvForward(float* y, float* w, float* x, ConvGeom g)
+    {
+        int m = g.Cout, n = g.OHW, k = g.CKK, batch = g.N, threads = Math.Max(1, PackedThreads);
+        Observe?.Invoke(new HostCall(batch, m, n, k, false, false, true, false));
+        var o = Orient(y, w, null, m, n, k, false, false, swap: false);
+        float* aPre = batch > 1 ? PackAllA(o, k) : null;
+        void One(int z, int inner)
+        {
+            float* yz = y + (long)z * m * n;
+            if (!Prepare(yz, m, n, k, 1f, 0f, out bool store0)) return;
+            var img = new ImageB(x + (long)z * g.Cin * g.HW, g);
+            HostPacked(Orient(yz, w, null, m, n, k, false, false, swap: false), k, 1f, store0, inner, aPre, null, img);
+        }
+        if (batch == 1 || threads == 1 || batch % threads != 0 && batch < 4 * threads)
+        {
+            for (int z = 0; z < batch; z++) One(z, threads);
+            return;
+        }
+        ForTasks(batch, threads, (lo, hi) => { for (int z = lo; z < hi; z++) One(z, 1); });
+    }
+
+    // strip[p][q] = B(p0 + p, j0 + q) of the image's im2col matrix for q < cols, zero for cols..nr. Columns j0 ..
+    // j0 + cols cover one or more output-row segments (one at OW = 32, two at OW = 16); per segment the valid
+    // ow range is copied from the input row and the padding columns are zeroed, as HostIm2col does per row.
+    static unsafe void PackImageB(float* dst, ImageB src, int p0, int kc, int j0, int cols, int nr)
+    {
+        var g = src.G;
+        int kk = g.K * g.K;
+        for (int p = 0; p < kc; p++)
+        {
+            int r = p0 + p, ci = r / kk, kh = r % kk / g.K, kw = r % g.K;
+            float* o = dst + (long)p * nr, plane = src.Image + (long)ci * g.HW;
+            int off = kw * g.D - g.P; // input column of ow = 0
+            // valid ow: 0 <= ow S + off < W
+            int lo = off >= 0 ? 0 : (-off + g.S - 1) / g.S;
+            int hi = Math.Min(g.OW, g.W - off <= 0 ? 0 : (g.W - off - 1) / g.S + 1);
+            if (hi < lo) hi = lo;
+            int q = 0;
+            while (q < cols)
+            {
+                int j = j0 + q, oh = j / g.OW, ow = j - oh * g.OW, len = Math.Min(g.OW - ow, cols - q);
+                float* seg = o + q;
+                int h = oh * g.S - g.P + kh * g.D;
+                if (h < 0 || h >= g.H) { new Span<float>(seg, len).Clear(); q += len; continue; }
+                float* row = plane + (long)h * g.W + off;
+                int a = Math.Clamp(lo, ow, ow + len), b = Math.Clamp(hi, a, ow + len);
+                for (int t = ow; t < a; t++) seg[t - ow] = 0f;
+                if (g.S == 1) new ReadOnlySpan<float>(row + a, b - a).CopyTo(new Span<float>(seg + a - ow, b - a));
+                else for (int t = a; t < b; t++) seg[t - ow] = row[(long)t * g.S];
+                for (int t = b; t < ow + len; t++) seg[t - ow] = 0f;
+                q += len;
+            }
+            for (; q < nr; q++) o[q] = 0f;
+        }
+    }
+}
