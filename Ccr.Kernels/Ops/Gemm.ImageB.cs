@@ -1,3 +1,6 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+
 namespace Ccr.Kernels.Ops;
 
 /// <summary>The B operand of a conv forward product read straight from one input image (implicit im2col):
@@ -48,37 +51,50 @@ internal static partial class Gemm
     }
 
     // strip[p][q] = B(p0 + p, j0 + q) of the image's im2col matrix for q < cols, zero for cols..nr. Columns j0 ..
-    // j0 + cols cover one or more output-row segments (one at OW = 32, two at OW = 16); per segment the valid
-    // ow range is copied from the input row and the padding columns are zeroed, as HostIm2col does per row.
+    // j0 + cols cover one or more output-row segments (one at OW = 32, two at OW = 16, eight at OW = 4), found once
+    // per strip; per p and segment the valid ow range is copied from the input row and the padding columns are
+    // zeroed, as HostIm2col does per row. (ci, kh, kw) of p steps along instead of being divided out per row.
+    [SkipLocalsInit]
     static unsafe void PackImageB(float* dst, ImageB src, int p0, int kc, int j0, int cols, int nr)
     {
         var g = src.G;
-        int kk = g.K * g.K;
+        int* segOh = stackalloc int[nr], segOw = stackalloc int[nr], segLen = stackalloc int[nr];
+        int segs = 0;
+        for (int q = 0; q < cols; segs++)
+        {
+            int j = j0 + q, oh = j / g.OW, ow = j - oh * g.OW, len = Math.Min(g.OW - ow, cols - q);
+            segOh[segs] = oh; segOw[segs] = ow; segLen[segs] = len;
+            q += len;
+        }
+        int kk = g.K * g.K, ci = p0 / kk, kh = p0 % kk / g.K, kw = p0 % g.K;
         for (int p = 0; p < kc; p++)
         {
-            int r = p0 + p, ci = r / kk, kh = r % kk / g.K, kw = r % g.K;
             float* o = dst + (long)p * nr, plane = src.Image + (long)ci * g.HW;
             int off = kw * g.D - g.P; // input column of ow = 0
             // valid ow: 0 <= ow S + off < W
             int lo = off >= 0 ? 0 : (-off + g.S - 1) / g.S;
             int hi = Math.Min(g.OW, g.W - off <= 0 ? 0 : (g.W - off - 1) / g.S + 1);
             if (hi < lo) hi = lo;
-            int q = 0;
-            while (q < cols)
+            for (int sg = 0; sg < segs; sg++)
             {
-                int j = j0 + q, oh = j / g.OW, ow = j - oh * g.OW, len = Math.Min(g.OW - ow, cols - q);
-                float* seg = o + q;
-                int h = oh * g.S - g.P + kh * g.D;
-                if (h < 0 || h >= g.H) { new Span<float>(seg, len).Clear(); q += len; continue; }
+                int ow = segOw[sg], len = segLen[sg], h = segOh[sg] * g.S - g.P + kh * g.D;
+                float* seg = o - ow; // seg[t] is ow = t of this segment's output row
+                if (h < 0 || h >= g.H) { new Span<float>(seg + ow, len).Clear(); o += len; continue; }
                 float* row = plane + (long)h * g.W + off;
                 int a = Math.Clamp(lo, ow, ow + len), b = Math.Clamp(hi, a, ow + len);
-                for (int t = ow; t < a; t++) seg[t - ow] = 0f;
-                if (g.S == 1) new ReadOnlySpan<float>(row + a, b - a).CopyTo(new Span<float>(seg + a - ow, b - a));
-                else for (int t = a; t < b; t++) seg[t - ow] = row[(long)t * g.S];
-                for (int t = b; t < ow + len; t++) seg[t - ow] = 0f;
-                q += len;
+                for (int t = ow; t < a; t++) seg[t] = 0f;
+                if (g.S == 1)
+                {
+                    int t = a;
+                    for (; t + 8 <= b; t += 8) Vector256.Store(Vector256.Load(row + t), seg + t);
+                    for (; t < b; t++) seg[t] = row[t];
+                }
+                else for (int t = a; t < b; t++) seg[t] = row[(long)t * g.S];
+                for (int t = b; t < ow + len; t++) seg[t] = 0f;
+                o += len;
             }
-            for (; q < nr; q++) o[q] = 0f;
+            for (int q = cols; q < nr; q++) dst[(long)p * nr + q] = 0f;
+            if (++kw == g.K) { kw = 0; if (++kh == g.K) { kh = 0; ci++; } }
         }
     }
 }
