@@ -51,9 +51,10 @@ internal struct ConvGeom
 /// <summary>
 /// 2-D convolution forward and backward. CUDA variant: implicit GEMMs that gather from NCHW directly
 /// (Convolution.Implicit.cs; fp32 or TF32 per each call's <see cref="MathPrecision"/>). CPU variant (host SIMD code):
-/// direct correlation for stride-1 convs with few channels, else im2col + the host GEMM; 1x1 stride-1
-/// convs skip im2col, and the batch is processed in chunks so the column buffer stays under
-/// <see cref="ColsLimit"/> floats. Every function writes its output (=), activation and parameter
+/// direct correlation for stride-1 convs with few channels, else the host GEMM: the forward packs its B
+/// strips straight from the input images (Gemm.ImageB.cs, no column matrix), the backward passes go through
+/// im2col / col2im; 1x1 stride-1 convs skip im2col, and the batch is processed in chunks so the column
+/// buffer stays under <see cref="ColsLimit"/> floats. Every function writes its output (=), activation and parameter
 /// gradients alike; Ccr.Nn's Autograd.Accumulate does the adding. The optional <c>tile</c> of the CUDA
 /// variant's entry points overrides <see cref="GemmTiles.Choose"/> (tests, verify, benchmarks); the CPU
 /// variant ignores it.
