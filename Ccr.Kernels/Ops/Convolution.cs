@@ -17,6 +17,17 @@ internal struct ConvGeom
     /// <summary>A 1x1, stride-1, unpadded conv is a plain GEMM on x: no im2col.</summary>
     public readonly bool IsPointwise => K == 1 && S == 1 && P == 0;
 
+    /// <summary>Host code: the output columns [Lo, Hi) whose input column ow S - P + kw D lies in 0 .. W-1,
+    /// for kernel column <paramref name="kw"/> (Hi >= Lo; an empty range has Hi == Lo). The im2col, col2im
+    /// and image-packing loops copy that span and zero or skip the rest.</summary>
+    public readonly (int Lo, int Hi) ValidOw(int kw)
+    {
+        int off = kw * D - P; // input column of ow = 0
+        int lo = off >= 0 ? 0 : (-off + S - 1) / S;
+        int hi = Math.Min(OW, W - off <= 0 ? 0 : (W - off - 1) / S + 1);
+        return (lo, Math.Max(lo, hi));
+    }
+
     /// <summary>Validates the shapes of x, w and the bias length (null: no bias); errors name both shapes.</summary>
     public static ConvGeom From(int[] x, int[] w, int? biasLength, int stride, int padding, int dilation)
     {
@@ -220,11 +231,8 @@ internal static partial class Convolution
                 for (int kw = 0; kw < g.K; kw++)
                 {
                     float* row = pc + n * imageStride + ((ci * g.K + kh) * g.K + kw) * rowStride;
-                    // valid ow: 0 <= ow*S - P + kw*D < W
-                    int off = kw * g.D - g.P;
-                    int lo = off >= 0 ? 0 : (-off + g.S - 1) / g.S;
-                    int hi = Math.Min(g.OW, g.W - off <= 0 ? 0 : (g.W - off - 1) / g.S + 1);
-                    if (hi < lo) hi = lo;
+                    int off = kw * g.D - g.P; // input column of ow = 0
+                    var (lo, hi) = g.ValidOw(kw);
                     for (int oh = 0; oh < g.OH; oh++)
                     {
                         float* o = row + oh * g.OW;
@@ -406,10 +414,9 @@ internal static partial class Convolution
                 for (int kw = 0; kw < g.K; kw++)
                 {
                     float* row = pc + n * imageStride + ((ci * g.K + kh) * g.K + kw) * rowStride;
-                    int off = kw * g.D - g.P;
-                    int lo = off >= 0 ? 0 : (-off + g.S - 1) / g.S;
-                    int hi = Math.Min(g.OW, g.W - off <= 0 ? 0 : (g.W - off - 1) / g.S + 1);
-                    if (hi <= lo) continue;
+                    int off = kw * g.D - g.P; // input column of ow = 0
+                    var (lo, hi) = g.ValidOw(kw);
+                    if (hi == lo) continue;
                     for (int oh = 0; oh < g.OH; oh++)
                     {
                         int h = oh * g.S - g.P + kh * g.D;

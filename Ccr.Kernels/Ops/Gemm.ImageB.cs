@@ -71,10 +71,7 @@ internal static partial class Gemm
         {
             float* o = dst + (long)p * nr, plane = src.Image + (long)ci * g.HW;
             int off = kw * g.D - g.P; // input column of ow = 0
-            // valid ow: 0 <= ow S + off < W
-            int lo = off >= 0 ? 0 : (-off + g.S - 1) / g.S;
-            int hi = Math.Min(g.OW, g.W - off <= 0 ? 0 : (g.W - off - 1) / g.S + 1);
-            if (hi < lo) hi = lo;
+            var (lo, hi) = g.ValidOw(kw);
             for (int sg = 0; sg < segs; sg++)
             {
                 int ow = segOw[sg], len = segLen[sg], h = segOh[sg] * g.S - g.P + kh * g.D;

@@ -304,7 +304,6 @@ internal static partial class Gemm
             // stream through L1 and each strip row is written whole, where the scalar loop below writes kc
             // strip rows (kc x 128 B, past L1) for every column. Conv weight gradients: B = cols^T, 2304 x 6144.
             var idx = Vector256.Create(0, 1, 2, 3, 4, 5, 6, 7) * (int)sBj;
-            int step8 = 8 * (int)sBj;
             for (int p = 0; p < kc; p++)
             {
                 float* o = dst + p * nr, src = b + p;
