@@ -22,6 +22,8 @@ internal static class ConvPasses
         using var d = Device.CreateCpu();
         // CONV_PASSES_IM2COL=1: the forward through im2col + GEMM (the path before B was packed from the image)
         if (Environment.GetEnvironmentVariable("CONV_PASSES_IM2COL") == "1") Convolution.PackFromImage = false;
+        // CONV_PASSES_COL2IM=1: the stride-1 input gradient through dcols + col2im (before it ran as a forward conv)
+        if (Environment.GetEnvironmentVariable("CONV_PASSES_COL2IM") == "1") Convolution.InputGradientAsForward = false;
         // warm-up: the first shape's numbers otherwise include the JIT's tier-up of the host loops (col2im 20 ms, not 5)
         Warm(d);
         Console.WriteLine($"{"shape",-28} {"fwd ms",8} {"dx ms",8} {"dw ms",8}");

@@ -63,8 +63,9 @@ internal struct ConvGeom
 /// 2-D convolution forward and backward. CUDA variant: implicit GEMMs that gather from NCHW directly
 /// (Convolution.Implicit.cs; fp32 or TF32 per each call's <see cref="MathPrecision"/>). CPU variant (host SIMD code):
 /// direct correlation for stride-1 convs with few channels, else the host GEMM: the forward packs its B
-/// strips straight from the input images (Gemm.ImageB.cs, no column matrix), the backward passes go through
-/// im2col / col2im; 1x1 stride-1 convs skip im2col, and the batch is processed in chunks so the column
+/// strips straight from the input images (Gemm.ImageB.cs, no column matrix), and so does a stride-1 input gradient,
+/// run as the forward conv of dy with the flipped weights; the weight gradient and strided input gradients go
+/// through im2col / col2im; 1x1 stride-1 convs skip im2col, and the batch is processed in chunks so the column
 /// buffer stays under <see cref="ColsLimit"/> floats. Every function writes its output (=), activation and parameter
 /// gradients alike; Ccr.Nn's Autograd.Accumulate does the adding. The optional <c>tile</c> of the CUDA
 /// variant's entry points overrides <see cref="GemmTiles.Choose"/> (tests, verify, benchmarks); the CPU
@@ -115,6 +116,7 @@ internal static partial class Convolution
         Check(g, dy, "dy", (long)g.N * g.Cout * g.OHW, dx, "dx", (long)g.N * g.Cin * g.HW, w, "w", (long)g.Cout * g.CKK);
         if (!Gemm.Host(d)) { ImplicitBackwardInput(d, dx, dy, w, g, tile, precision); return; }
         if (DirectBackwardInput(g)) { HostBackwardInputDirect(d, dx, dy, w, g); return; }
+        if (BackwardInputAsForward(g)) { HostBackwardInputAsForward(d, dx, dy, w, g); return; }
         // per image: dcols (CKK, OHW) = w^T (CKK, Cout) dy_n (Cout, OHW), then col2im. Tried: one GEMM over the chunk's
         // images side by side (N = nb OHW, as the weight gradient does along K): no faster at 24x32, and the extra
         // gather and parallel rounds cost 2-3x at 6x8 and below (conv-passes, 2026-12-06)
@@ -256,13 +258,46 @@ internal static partial class Convolution
     // of dy padded by K - 1 - P with the flipped, channel-transposed weights.
     static unsafe void HostBackwardInputDirect(Device d, Buf<float> dx, Buf<float> dy, Buf<float> w, ConvGeom g)
     {
+        using var wt = FlippedWeights(d, w, g);
+        Correlate(d, dx.Ptr, g.Cin, g.H, g.W, dy.Ptr, g.Cout, g.OH, g.OW, g.K - 1 - g.P, new Buf<float>(wt, 0, w.Length).Ptr, g.N, g.K);
+    }
+
+    /// <summary>The CPU input gradient of a stride-1 conv by the forward's packed path (on by default; off: im2col's
+    /// dcols + col2im, kept reachable for tests and conv-passes' before / after).</summary>
+    internal static bool InputGradientAsForward { get; set; } = true;
+
+    /// <summary>Stride 1, no dilation, padding below k: dx is the forward conv of dy (Cout channels, OH x OW, padded
+    /// K - 1 - P) with the flipped weights (Cin, Cout, K, K), whose output is H x W; when that forward packs its B
+    /// from the image, dx needs no column matrix and no col2im (which wrote and re-read 8 x 2304 x 768 floats, 56 MB,
+    /// at 256 -> 128 @24x32).</summary>
+    internal static bool BackwardInputAsForward(ConvGeom g) =>
+        InputGradientAsForward && g.S == 1 && g.D == 1 && g.K > 1 && g.P <= g.K - 1 && Gemm.PacksImage(Transposed(g));
+
+    // the geometry of dx = conv(dy, flipped w): Cout input channels at OH x OW, Cin output channels at H x W
+    static ConvGeom Transposed(ConvGeom g) => new()
+    {
+        N = g.N, Cin = g.Cout, H = g.OH, W = g.OW, Cout = g.Cin, K = g.K, S = 1, P = g.K - 1 - g.P, D = 1, OH = g.H, OW = g.W,
+    };
+
+    static unsafe void HostBackwardInputAsForward(Device d, Buf<float> dx, Buf<float> dy, Buf<float> w, ConvGeom g)
+    {
+        using var wt = FlippedWeights(d, w, g);
+        Gemm.HostConvForward(dx.Ptr, new Buf<float>(wt, 0, w.Length).Ptr, dy.Ptr, Transposed(g));
+    }
+
+    // wt (Cin, Cout, K, K)[ci, co, kh, kw] = w (Cout, Cin, K, K)[co, ci, K-1-kh, K-1-kw], in a pooled block
+    static unsafe PooledBlock FlippedWeights(Device d, Buf<float> w, ConvGeom g)
+    {
         int kk = g.K * g.K;
-        float[] wt = new float[g.Cin * g.Cout * kk]; // (Cin, Cout, K*K), flipped
-        var ws = w.Span;
+        var block = d.Pool.Rent(w.Length * 4);
+        float* wt = new Buf<float>(block, 0, w.Length).Ptr, ws = w.Ptr;
         for (int co = 0; co < g.Cout; co++)
             for (int ci = 0; ci < g.Cin; ci++)
-                for (int j = 0; j < kk; j++) wt[(ci * g.Cout + co) * kk + j] = ws[(co * g.Cin + ci) * kk + kk - 1 - j];
-        fixed (float* pw = wt) Correlate(d, dx.Ptr, g.Cin, g.H, g.W, dy.Ptr, g.Cout, g.OH, g.OW, g.K - 1 - g.P, pw, g.N, g.K);
+            {
+                float* src = ws + ((long)co * g.Cin + ci) * kk, dst = wt + ((long)ci * g.Cout + co) * kk;
+                for (int j = 0; j < kk; j++) dst[j] = src[kk - 1 - j];
+            }
+        return block;
     }
 
     /// <summary>Forward by direct correlation (stride 1, no dilation, few channels): no column matrix.</summary>

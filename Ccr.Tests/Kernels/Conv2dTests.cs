@@ -14,7 +14,7 @@ public class Conv2dTests
         ConvGeom.From([n, cin, h, w], [cout, cin, k, k], bias ? cout : null, s, p, dil);
 
     /// <summary>Runs forward and the three backward kernels and compares each with the float64 reference.</summary>
-    static void CheckAgainstReference(Device d, ConvGeom g, bool bias, int seed)
+    static void CheckAgainstReference(Device d, ConvGeom g, bool bias, int seed, double dxAtol = 1e-5)
     {
         var r = Rand.New(seed);
         var x = Rand.Floats(r, (long)g.N * g.Cin * g.HW); var w = Rand.Floats(r, (long)g.Cout * g.CKK);
@@ -33,7 +33,7 @@ public class Conv2dTests
         var (edx, edw, edb) = Convolution.Reference.Backward(Rand.D(dy), Rand.D(x), Rand.D(w), g);
         string what = $"conv2d {d.Variant} {g}";
         Tol.Close(Convolution.Reference.Forward(Rand.D(x), Rand.D(w), b == null ? null : Rand.D(b), g), y.ToArray(), 1e-5, 1e-4, what + " y");
-        Tol.Close(edx, dx.ToArray(), 1e-5, 1e-4, what + " dx");
+        Tol.Close(edx, dx.ToArray(), dxAtol, 1e-4, what + " dx");
         Tol.Close(edw, dw.ToArray(), 1e-4, 1e-4, what + " dw");
         Tol.Close(edb, db.ToArray(), 1e-4, 1e-4, what + " db");
     }
@@ -58,6 +58,23 @@ public class Conv2dTests
     [InlineData("cuda-on-cpu", 2, 3, 4, 3, 2, 1, 1, 0, 1, true)]
     public void ForwardAndBackwardMatchReference(string dev, int n, int cin, int h, int w, int cout, int k, int s, int p, int dil, bool bias) =>
         CheckAgainstReference(Devices.Get(dev), G(n, cin, h, w, cout, k, s, p, dil, bias), bias, n * 1000 + cin * 100 + h * 10 + k + s + p + dil);
+
+    /// <summary>The CPU input gradient of a stride-1 conv with more than 64 output channels runs as the forward conv of dy
+    /// with the flipped weights: equal to the float64 reference (and so to the col2im path it replaced) for padding 1,
+    /// 0 (dy padded by 2) and a 5x5 kernel with padding 1, on odd plane sizes and channel counts off the 12-row panels.
+    /// Each dx is a sum of Cout K K products of values in [-1, 1] (up to 1,625 here, about 10 in size): fp32 rounds
+    /// such sums by about 1e-5, so the absolute tolerance grows with the square root of the terms.</summary>
+    [Theory]
+    [InlineData(2, 70, 10, 13, 72, 3, 1)]
+    [InlineData(1, 20, 9, 11, 66, 3, 0)]
+    [InlineData(2, 70, 8, 9, 65, 5, 1)]
+    [InlineData(8, 80, 12, 16, 96, 3, 1)]
+    public void InputGradientAsForwardMatchesReference(int n, int cin, int h, int w, int cout, int k, int p)
+    {
+        var g = G(n, cin, h, w, cout, k, 1, p, 1, false);
+        Assert.True(Convolution.BackwardInputAsForward(g), $"{g} should run its input gradient as a forward conv");
+        CheckAgainstReference(Devices.Cpu, g, false, n + cin + h + w + cout + k + p, dxAtol: 1e-6 * Math.Sqrt(cout * k * k));
+    }
 
     /// <summary>The CPU forward that packs the GEMM's B straight from the images gives the bits of the im2col path
     /// (same packed values, same blocks and sums) on 1, 2 and 3 GEMM threads: a batch split per image (8 on 2) and
