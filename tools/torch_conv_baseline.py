@@ -7,6 +7,7 @@ Run on the same machine (and card) as Ccr.Bench, in the same session:
     python3 tools/torch_conv_baseline.py --device cuda --precision fp32
     python3 tools/torch_conv_baseline.py --device cuda --precision tf32
     /usr/bin/python3 tools/torch_conv_baseline.py --device cpu --threads 2 --shapes 2,3
+    /usr/bin/python3 tools/torch_conv_baseline.py --device cpu --threads 2 8,256,24,32/128,3/1,1   (conv-passes' shapes)
 Prints one line per shape, pass and cudnn.benchmark setting (on, as PyTorch's users run convolutions, and
 off, PyTorch's default): median milliseconds and TFLOP/s (2 N Cout OH OW Cin k k per pass).
 The gradients are timed through aten.convolution_backward with one output each, the op autograd calls.
@@ -49,6 +50,8 @@ def main():
     ap.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's default)")
     ap.add_argument("--reps", type=int, default=20)
     ap.add_argument("--shapes", default="", help="comma-separated indices into the shape list (default: all)")
+    ap.add_argument("shape", nargs="*", help="shapes as Ccr.Bench conv-passes takes them (N,Cin,H,W/Cout,k/stride,padding); "
+                    "replace the list")
     a = ap.parse_args()
     dev = a.device
     torch_requires.require_device("torch_conv_baseline.py", dev)
@@ -60,7 +63,7 @@ def main():
     torch.manual_seed(0)
     name = torch.cuda.get_device_name() if dev == "cuda" else f"cpu, {torch.get_num_threads()} threads"
     print(f"torch {torch.__version__} on {name}, {a.precision}")
-    picked = [SHAPES[int(i)] for i in a.shapes.split(",")] if a.shapes else SHAPES
+    picked = a.shape or ([SHAPES[int(i)] for i in a.shapes.split(",")] if a.shapes else SHAPES)
     for shape in picked:
         xs, ws, sp = shape.split("/")
         n, c, h, w = map(int, xs.split(","))

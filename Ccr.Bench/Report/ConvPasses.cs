@@ -24,6 +24,8 @@ internal static class ConvPasses
         if (Environment.GetEnvironmentVariable("CONV_PASSES_IM2COL") == "1") Convolution.PackFromImage = false;
         // CONV_PASSES_COL2IM=1: the stride-1 input gradient through dcols + col2im (before it ran as a forward conv)
         if (Environment.GetEnvironmentVariable("CONV_PASSES_COL2IM") == "1") Convolution.InputGradientAsForward = false;
+        // CONV_PASSES_DW_IM2COL=1: the weight gradient's B packed from an im2col'd column matrix (before: from the images)
+        if (Environment.GetEnvironmentVariable("CONV_PASSES_DW_IM2COL") == "1") Convolution.WeightGradientFromImage = false;
         // warm-up: the first shape's numbers otherwise include the JIT's tier-up of the host loops (col2im 20 ms, not 5)
         Warm(d);
         Console.WriteLine($"{"shape",-28} {"fwd ms",8} {"dx ms",8} {"dw ms",8}");

@@ -138,6 +138,7 @@ internal static partial class Convolution
         Check(g, dy, "dy", (long)g.N * g.Cout * g.OHW, x, "x", (long)g.N * g.Cin * g.HW, dw, "dw", (long)g.Cout * g.CKK);
         if (!Gemm.Host(d)) { ImplicitBackwardWeight(d, dw, dy, x, g, tile, precision); return; }
         if (DirectForward(g)) { HostWeightGradDirect(d, dw, dy, x, g); return; }
+        if (WeightGradientFromImage && Gemm.PacksImageTransposed(g, WeightChunk(g))) { HostWeightGradFromImage(d, dw, dy, x, g); return; }
         // one packed GEMM per chunk over the chunk's images laid side by side along K (the "K-concatenated"
         // layout, K = nb * OHW): dw (Cout, CKK) (+)= dy_cat (Cout, nb OHW) cols_cat (CKK, nb OHW)^T. A per-image
         // GEMM would have K = OHW, 12 at 3x4: C read and written once per 12 products. Sums: chunk by chunk,
@@ -151,6 +152,39 @@ internal static partial class Convolution
             Gemm.Run(d, dw, dyCat, cols, g.Cout, g.CKK, kCat, transB: true, beta: n0 > 0 ? 1f : 0f);
         }, catLayout: true);
         scratch?.Dispose();
+    }
+
+    /// <summary>The CPU weight gradient packs its B (cols^T) from the zero-padded inputs (on by default; off: from an
+    /// im2col'd column matrix, kept reachable for the tests that pin the two bitwise equal and for conv-passes).</summary>
+    internal static bool WeightGradientFromImage { get; set; } = true;
+
+    // images per weight-gradient chunk: those whose column matrix fits ColsLimit, for both ways of packing B, so
+    // their sums (chunk after chunk, K blocks from each chunk's start) are the same
+    static int WeightChunk(ConvGeom g) => (int)Math.Clamp(ColsLimit / Math.Max(1, (long)g.CKK * g.OHW), 1, g.N);
+
+    // per chunk: dy gathered side by side along K (as the im2col path does), the chunk's images copied into zero-padded
+    // planes (nb x Cin x (H + 2P) x (W + 2P): 7 MB at 8 x 256 x 26 x 34, where the column matrix was 56 MB), then one GEMM
+    static unsafe void HostWeightGradFromImage(Device d, Buf<float> dw, Buf<float> dy, Buf<float> x, ConvGeom g)
+    {
+        int chunk = WeightChunk(g), hp = g.H + 2 * g.P, wp = g.W + 2 * g.P;
+        long plane = (long)hp * wp, perX = g.Cin * plane, perY = (long)g.Cout * g.OHW;
+        using var scratch = d.Pool.Rent(chunk * (perX + perY) * 4);
+        var xPad = new Buf<float>(scratch, 0, chunk * perX);
+        for (int n0 = 0; n0 < g.N; n0 += chunk)
+        {
+            int nb = Math.Min(chunk, g.N - n0);
+            var dyCat = new Buf<float>(scratch, chunk * perX, nb * perY);
+            GatherChunk(dyCat, dy, g.Cout, g.OHW, n0, nb);
+            float* px = x.Ptr + (long)n0 * g.Cin * g.HW, pp = xPad.Ptr;
+            Parallel.For(0, nb * g.Cin, t =>
+            {
+                float* dst = pp + t * plane, src = px + (long)t * g.HW;
+                if (g.P > 0) new Span<float>(dst, checked((int)plane)).Clear();
+                for (int h = 0; h < g.H; h++)
+                    new ReadOnlySpan<float>(src + (long)h * g.W, g.W).CopyTo(new Span<float>(dst + (long)(h + g.P) * wp + g.P, g.W));
+            });
+            Gemm.HostConvWeightGrad(dw.Ptr, dyCat.Ptr, pp, g, nb, accumulate: n0 > 0);
+        }
     }
 
     /// <summary>db (Cout) = sum of dy (N, Cout, OH, OW) over N, OH, OW. Written (=). The shared

@@ -1,15 +1,19 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace Ccr.Kernels.Ops;
 
-/// <summary>The B operand of a conv forward product read straight from one input image (implicit im2col):
-/// B(p, j) = x[ci, oh S - P + kh D, ow S - P + kw D] (0 outside the image) for p = (ci, kh, kw), j = (oh, ow).
+/// <summary>The B operand of a conv product read straight from input images (implicit im2col). Forward:
+/// B(p, j) = x[ci, oh S - P + kh D, ow S - P + kw D] (0 outside the image) for p = (ci, kh, kw), j = (oh, ow) of
+/// one image. Weight gradient (<see cref="Transposed"/>): B(p, j) = cols^T, p = (n, oh, ow) over a chunk's images
+/// side by side, j = (ci, kh, kw), read from the chunk zero-padded by P on every side (so no bounds tests).
 /// Default (null image): B is an ordinary strided matrix.</summary>
-internal readonly unsafe struct ImageB(float* image, ConvGeom g)
+internal readonly unsafe struct ImageB(float* image, ConvGeom g, bool transposed = false)
 {
     public readonly float* Image = image;
     public readonly ConvGeom G = g;
+    public readonly bool Transposed = transposed;
     public bool On => Image != null;
 }
 
@@ -48,6 +52,51 @@ internal static partial class Gemm
             return;
         }
         ForTasks(batch, threads, (lo, hi) => { for (int z = lo; z < hi; z++) One(z, 1); });
+    }
+
+    /// <summary>Whether the conv weight gradient over chunks of <paramref name="chunk"/> images packs B from the padded
+    /// images (<see cref="HostConvWeightGrad"/>): the packed path, AVX2 gathers, no swap of the operands, a real im2col.</summary>
+    internal static bool PacksImageTransposed(ConvGeom g, int chunk) =>
+        Packed && Avx2.IsSupported && !g.IsPointwise && !Swaps(g.Cout, g.CKK, chunk * g.OHW);
+
+    /// <summary>dw (Cout, CKK) (=, or += when <paramref name="accumulate"/>) dy_cat (Cout, nb OHW) cols_cat^T for the nb
+    /// images of one chunk: dyCat holds their dy side by side along K, xPad their inputs (nb, Cin, H + 2P, W + 2P)
+    /// zero-padded. The same packed values, K blocks and micro-kernels as the GEMM on an im2col'd cols_cat (whose
+    /// B is packed by gathers from a 56 MB matrix at 256 -> 128 @24x32), so the sums are bitwise that path's.</summary>
+    internal static unsafe void HostConvWeightGrad(float* dw, float* dyCat, float* xPad, ConvGeom g, int nb, bool accumulate)
+    {
+        int m = g.Cout, n = g.CKK, k = nb * g.OHW;
+        Observe?.Invoke(new HostCall(1, m, n, k, false, true, false, false));
+        if (!Prepare(dw, m, n, k, 1f, accumulate ? 1f : 0f, out bool store0)) return;
+        HostPacked(Orient(dw, dyCat, null, m, n, k, false, true, swap: false), k, 1f, store0, Math.Max(1, PackedThreads),
+            null, null, new ImageB(xPad, g, transposed: true));
+    }
+
+    // strip[p][q] = xPad[n, ci, oh S + kh D, ow S + kw D] for pixel p0 + p = (n, oh, ow) of the chunk and column
+    // j0 + q = (ci, kh, kw), zero for q >= cols: one strip row is nr floats at fixed offsets (per strip) from the
+    // pixel's corner, so 8 of them per AVX2 gather; the offsets of the padding columns repeat the last real one
+    // and those columns are zeroed after.
+    [SkipLocalsInit]
+    static unsafe void PackImageBT(float* dst, ImageB src, int p0, int kc, int j0, int cols, int nr)
+    {
+        var g = src.G;
+        int wp = g.W + 2 * g.P, kk = g.K * g.K;
+        long plane = (long)(g.H + 2 * g.P) * wp, image = g.Cin * plane;
+        int* off = stackalloc int[nr];
+        for (int q = 0; q < nr; q++)
+        {
+            int j = j0 + Math.Min(q, cols - 1), ci = j / kk, kh = j % kk / g.K, kw = j % g.K;
+            off[q] = (int)(ci * plane + (long)kh * g.D * wp + kw * g.D);
+        }
+        int n = p0 / g.OHW, r = p0 - n * g.OHW, oh = r / g.OW, ow = r - oh * g.OW;
+        for (int p = 0; p < kc; p++)
+        {
+            float* corner = src.Image + n * image + (long)oh * g.S * wp + (long)ow * g.S, o = dst + (long)p * nr;
+            for (int q = 0; q < nr; q += 8) Vector256.Store(Avx2.GatherVector256(corner, Vector256.Load(off + q), 4), o + q);
+            if (++ow == g.OW) { ow = 0; if (++oh == g.OH) { oh = 0; n++; } }
+        }
+        if (cols < nr)
+            for (int p = 0; p < kc; p++) new Span<float>(dst + (long)p * nr + cols, nr - cols).Clear();
     }
 
     // strip[p][q] = B(p0 + p, j0 + q) of the image's im2col matrix for q < cols, zero for cols..nr. Columns j0 ..

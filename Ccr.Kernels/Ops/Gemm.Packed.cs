@@ -192,7 +192,8 @@ internal static partial class Gemm
                     for (int s = lo; s < hi; s++)
                     {
                         int cols = Math.Min(nr, jn - s * nr);
-                        if (img.On) PackImageB(bPack + (long)s * nr * kc, img, p0, kc, j0 + s * nr, cols, nr);
+                        if (img.Transposed) PackImageBT(bPack + (long)s * nr * kc, img, p0, kc, j0 + s * nr, cols, nr);
+                        else if (img.On) PackImageB(bPack + (long)s * nr * kc, img, p0, kc, j0 + s * nr, cols, nr);
                         else if (!inPlaceB || cols < nr) PackB(bPack + (long)s * nr * kc, bJ + s * nr * sBj, cols, nr, kc, sBp, sBj);
                     }
                 });

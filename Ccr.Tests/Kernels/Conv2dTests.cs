@@ -117,6 +117,48 @@ public class Conv2dTests
         finally { Gemm.PackedThreads = keep; Convolution.PackFromImage = true; }
     }
 
+    /// <summary>The CPU weight gradient that packs cols^T straight from the zero-padded images gives the bits of the
+    /// im2col path (same packed values, chunks, K blocks and sums) on 1, 2 and 3 GEMM threads: K blocks that span
+    /// images (OHW 768, 130, 12), a partial last strip (CKK 1,296 = 40.5 strips; 585), stride 2 with an odd input,
+    /// dilation 2, a 5x5 kernel, 13 output rows (a 12-row panel + 1), and a batch split into several chunks.</summary>
+    [Fact]
+    public void WeightGradientFromImageIsBitwiseTheIm2colPath()
+    {
+        var d = Devices.Cpu;
+        int keep = Gemm.PackedThreads;
+        try
+        {
+            foreach (var g in new[] { G(8, 144, 24, 32, 72, 3, 1, 1, 1, false), G(3, 144, 3, 4, 80, 3, 1, 1, 1, false),
+                                      G(3, 20, 13, 10, 70, 3, 2, 1, 1, false), G(2, 70, 11, 9, 13, 3, 1, 2, 2, false),
+                                      G(2, 23, 13, 17, 70, 5, 2, 2, 1, false), G(3, 7, 10, 13, 70, 3, 1, 0, 1, false),
+                                      G(9, 256, 48, 64, 20, 3, 1, 1, 1, false) })
+            {
+                Assert.True(Gemm.PacksImageTransposed(g, 1), $"{g} should take the packed-from-image weight gradient");
+                var r = Rand.New(g.Cin + g.Cout + g.H);
+                var x = Rand.Floats(r, (long)g.N * g.Cin * g.HW); var dy = Rand.Floats(r, (long)g.N * g.Cout * g.OHW);
+                float[] Run(int threads, bool fromImage)
+                {
+                    Gemm.PackedThreads = threads;
+                    Convolution.WeightGradientFromImage = fromImage;
+                    using var scope = new TensorScope();
+                    var tx = Tensor.FromArray(d, x, x.Length); var tdy = Tensor.FromArray(d, dy, dy.Length);
+                    var dw = Tensor.Full(d, float.NaN, (int)((long)g.Cout * g.CKK));
+                    Convolution.BackwardWeight(d, dw.Data, tdy.Data, tx.Data, g);
+                    return dw.ToArray();
+                }
+                var im2col = Run(1, false);
+                foreach (int threads in new[] { 1, 2, 3 })
+                {
+                    var dw = Run(threads, true);
+                    for (int i = 0; i < dw.Length; i++)
+                        if (BitConverter.SingleToInt32Bits(im2col[i]) != BitConverter.SingleToInt32Bits(dw[i]))
+                            Assert.Fail($"conv2d {g} dw: element {i} is {im2col[i]:R} by im2col, {dw[i]:R} packed from the images on {threads} threads");
+                }
+            }
+        }
+        finally { Gemm.PackedThreads = keep; Convolution.WeightGradientFromImage = true; }
+    }
+
     /// <summary>The CPU variant's backward passes give the same bits on 1, 2 and 3 GEMM threads (the packed GEMM
     /// splits only whole tiles; the weight gradient sums its images along K in one order): im2col shapes with few
     /// and many K blocks, stride 2, a pointwise conv, and the paper network's 144-channel 3x4 branch.</summary>
