@@ -24,6 +24,8 @@ internal static class ConvPasses
         if (Environment.GetEnvironmentVariable("CONV_PASSES_IM2COL") == "1") Convolution.PackFromImage = false;
         // CONV_PASSES_COL2IM=1: the stride-1 input gradient through dcols + col2im (before it ran as a forward conv)
         if (Environment.GetEnvironmentVariable("CONV_PASSES_COL2IM") == "1") Convolution.InputGradientAsForward = false;
+        // CONV_PASSES_DIRECT_MAX=C: stride-1 convs with at most C channels take the direct correlations (default 32)
+        if (int.TryParse(Environment.GetEnvironmentVariable("CONV_PASSES_DIRECT_MAX"), out int direct)) Convolution.DirectMaxChannels = direct;
         // CONV_PASSES_DW_IM2COL=1: the weight gradient's B packed from an im2col'd column matrix (before: from the images)
         if (Environment.GetEnvironmentVariable("CONV_PASSES_DW_IM2COL") == "1") Convolution.WeightGradientFromImage = false;
         // warm-up: the first shape's numbers otherwise include the JIT's tier-up of the host loops (col2im 20 ms, not 5)

@@ -26,26 +26,28 @@ public static class CpuPeak
 
     public static int Run(string[] args)
     {
-        if (args.Contains("--help") || args.Any(a => a != "--shapes"))
+        if (args.Contains("--help") || args.Any(a => a != "--shapes" && a != "--threads"))
         {
-            Console.WriteLine("usage: Ccr.Bench cpu-peak [--shapes]   (this machine's FMA peak and the CPU GEMM's share of it;\n" +
-                              "       --shapes: also the paper network's GEMM shapes, packed vs the previous path)");
+            Console.WriteLine("usage: Ccr.Bench cpu-peak [--shapes] [--threads]   (this machine's FMA peak and the CPU GEMM's share of it;\n" +
+                              "       --shapes: also the paper network's GEMM shapes, packed vs the previous path;\n" +
+                              "       --threads: the packed GEMM on one thread and on all, each against its own peak)");
             return args.Contains("--help") ? 0 : 2;
         }
         int cores = Environment.ProcessorCount;
         Console.WriteLine($"cpu-peak: {cores} cores, AVX-512F {(Avx512F.IsSupported ? "yes" : "no")}, FMA {(Fma.IsSupported ? "yes" : "no")}, .NET {Environment.Version}");
-        double best = 0;
+        double best = 0, bestOne = 0;
         foreach (int width in new[] { 512, 256 })
         {
             if (width == 512 && !Avx512F.IsSupported) continue;
             if (width == 256 && !Fma.IsSupported) continue;
             double one = Peak(width, 1), all = Peak(width, cores);
-            best = Math.Max(best, all);
+            best = Math.Max(best, all); bestOne = Math.Max(bestOne, one);
             Console.WriteLine($"  FMA {width}-bit: {one:F1} GFLOP/s on one thread, {all:F1} on {cores} threads");
         }
         var (packed, before) = GemmRates(new Shape(512, 512, 512, false, false), 7);
         Console.WriteLine($"  CPU GEMM 512^3 (Gemm.Run, CPU variant): {packed:F1} GFLOP/s = {Share(packed, best)} of the {best:F1} GFLOP/s peak" +
                           $" (previous unpacked path: {before:F1} = {Share(before, best)})");
+        if (args.Contains("--threads")) ThreadSplit(bestOne, best, cores);
         if (args.Contains("--shapes")) NetworkShapes(best);
         return 0;
     }
@@ -150,6 +152,30 @@ public static class CpuPeak
             c9 = Fma.MultiplyAdd(c9, a, b); c10 = Fma.MultiplyAdd(c10, a, b); c11 = Fma.MultiplyAdd(c11, a, b);
         }
         return Vector256.Sum(c0 + c1 + c2 + c3 + c4 + c5 + c6 + c7 + c8 + c9 + c10 + c11);
+    }
+
+    // the packed GEMM on one thread and on all (Gemm.PackedThreads), alternated in each round: how much of the
+    // second core's peak the split of one product turns into speed
+    static void ThreadSplit(double peakOne, double peakAll, int cores)
+    {
+        int keep = Gemm.PackedThreads;
+        try
+        {
+            foreach (var s in new[] { new Shape(512, 512, 512, false, false), new Shape(1024, 1024, 1024, false, false),
+                                      new Shape(128, 2304, 6144, false, true) })
+            {
+                var one = new List<double>(); var all = new List<double>();
+                for (int round = 0; round < 3; round++)
+                {
+                    Gemm.PackedThreads = 1; one.Add(GemmRates(s, 3).Packed);
+                    Gemm.PackedThreads = cores; all.Add(GemmRates(s, 3).Packed);
+                }
+                one.Sort(); all.Sort();
+                Console.WriteLine($"  packed GEMM {s}: 1 thread {one[1]:F1} GFLOP/s ({Share(one[1], peakOne)} of its peak), " +
+                                  $"{cores} threads {all[1]:F1} ({Share(all[1], peakAll)}); median of 3 rounds");
+            }
+        }
+        finally { Gemm.PackedThreads = keep; }
     }
 
     // GFLOP/s of the CPU variant's GEMM at one shape, (packed, previous): the median of `reps` timed rounds after
