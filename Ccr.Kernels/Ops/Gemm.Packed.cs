@@ -13,6 +13,9 @@ namespace Ccr.Kernels.Ops;
 /// registers, reading both operands contiguously whatever the transposes were. Loop order inside a block
 /// (the BLIS one, seen from row-major C): an A panel (MR x KC, 24 KB at 12 x 512) stays in L1 while the
 /// B strips of the block stream from L2 (KC x NC sized to half of it).
+/// Threads: where there are strips enough and the A block fits half of L2, each thread packs its own range of a
+/// block's strips and runs every A panel against each (the fused N split: no packing round, no B read across the
+/// cores); else the strips are packed in one round and the tiles split M first.
 /// Determinism: every output sums its K blocks in order and, inside a block, p in order; threads only
 /// split the (M block, strip range) tiles of a block, or whole products of a batch, so the result does not
 /// depend on the thread count.
@@ -186,6 +189,28 @@ internal static partial class Gemm
             {
                 int jn = Math.Min(ncMax, n - j0), strips = (jn + nr - 1) / nr;
                 float* bJ = bBlk + j0 * sBj;
+                if (FusesPacking(threads, strips, panels, mr, kc, bPre != null || inPlaceB))
+                {
+                    // N split with the packing inside: each thread packs a strip and runs every A panel against it
+                    // while it is in its own L1 / L2 (no round of packing before the products, no B block read
+                    // across the cores). Each output tile is still one task's, over the same k order.
+                    float* aF = aPack, bF = bPack, cF = c + j0 * csC;
+                    ForTasks(strips, threads, (lo, hi) =>
+                    {
+                        for (int s = lo; s < hi; s++)
+                        {
+                            int cols = Math.Min(nr, jn - s * nr);
+                            float* bp = bF + (long)s * nr * kc;
+                            if (img.Transposed) PackImageBT(bp, img, p0, kc, j0 + s * nr, cols, nr);
+                            else if (img.On) PackImageB(bp, img, p0, kc, j0 + s * nr, cols, nr);
+                            else PackB(bp, bJ + s * nr * sBj, cols, nr, kc, sBp, sBj);
+                            for (int q = 0; q < panels; q++)
+                                Tile(wide, kc, aF + (long)q * mr * kc, bp, nr, cF + q * mr * rsC + s * nr * csC, rsC, csC, alpha, store,
+                                     Math.Min(mr, m - q * mr), cols);
+                        }
+                    });
+                    continue;
+                }
                 if (bPre != null) bPack = bPre + p0 * Up(n, nr) + (long)j0 * kc;
                 else ForTasks(strips, (long)jn * kc < 1 << 16 ? 1 : threads, (lo, hi) =>
                 {
@@ -224,15 +249,30 @@ internal static partial class Gemm
                                 bool inPlace = inPlaceB && cols == nr;
                                 float* bp = inPlace ? bJ + s * nr : bP + (long)s * nr * kc;
                                 long ldb = inPlace ? sBp : nr;
-                                if (wide && cols <= 16) Tile12x16(kc, ap, bp, ldb, ct, rsC, csC, alpha, store, rows, cols);
-                                else if (wide) Tile12x32(kc, ap, bp, ldb, ct, rsC, csC, alpha, store, rows, cols);
-                                else Tile6xV2(kc, ap, bp, ldb, ct, rsC, csC, alpha, store, rows, cols);
+                                Tile(wide, kc, ap, bp, ldb, ct, rsC, csC, alpha, store, rows, cols);
                             }
                         }
                     }
                 });
             }
         }
+    }
+
+    /// <summary>Split a block's strips over the threads and pack each inside its task (default on; off: pack the
+    /// block's strips in one parallel round, then split the products M first). Kept reachable for before / after.</summary>
+    internal static bool FusedPacking { get; set; } = true;
+
+    // the fused N split pays when B is packed here, there are strips enough for every thread, and the whole A
+    // block (every panel, read for each strip) sits in half of L2 beside the thread's strip
+    static bool FusesPacking(int threads, int strips, int panels, int mr, int kc, bool bReady) =>
+        FusedPacking && threads > 1 && !bReady && strips >= 2 * threads && (long)panels * mr * kc * 4 <= Caches.L2 / 2;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static unsafe void Tile(bool wide, int kc, float* ap, float* bp, long ldb, float* c, long rsC, long csC, float alpha, bool store, int rows, int cols)
+    {
+        if (wide && cols <= 16) Tile12x16(kc, ap, bp, ldb, c, rsC, csC, alpha, store, rows, cols);
+        else if (wide) Tile12x32(kc, ap, bp, ldb, c, rsC, csC, alpha, store, rows, cols);
+        else Tile6xV2(kc, ap, bp, ldb, c, rsC, csC, alpha, store, rows, cols);
     }
 
     // body(lo, hi) over [0, count) cut into `parts` contiguous ranges; which thread runs a range does not

@@ -86,7 +86,7 @@ public class GemmPackedTests
     }
 
     /// <summary>Threads split only whole tiles of a K block, so every output sums in one order: 1, 2 and 3
-    /// threads must give the same bits (also the CPU variant's contract with data-parallel training).</summary>
+    /// threads, with or without the packing fused into an N split, must give the same bits (also the CPU variant's contract with data-parallel training).</summary>
     [Fact]
     public void ResultsAreBitwiseEqualForAnyThreadCount()
     {
@@ -111,17 +111,21 @@ public class GemmPackedTests
                     return tC.ToArray();
                 }
                 var one = Run(1);
-                foreach (int threads in new[] { 2, 3 })
+                // 2 and 3 threads with the strips packed inside the N split (FusedPacking, where it applies) and in a
+                // round of their own before an M-first split
+                foreach (var (threads, fused) in new[] { (2, true), (3, true), (2, false), (3, false) })
                 {
+                    Gemm.FusedPacking = fused;
                     var many = Run(threads);
                     for (int i = 0; i < one.Length; i++)
                         if (BitConverter.SingleToInt32Bits(one[i]) != BitConverter.SingleToInt32Bits(many[i]))
-                            Assert.Fail($"batch {batch} M{m} N{n} K{k} transA {ta} transB {tb}: element {i} is {one[i]:R} on 1 thread, {many[i]:R} on {threads}");
+                            Assert.Fail($"batch {batch} M{m} N{n} K{k} transA {ta} transB {tb}: element {i} is {one[i]:R} on 1 thread, {many[i]:R} on {threads} (fused packing {fused})");
                 }
+                Gemm.FusedPacking = true;
                 Assert.Equal(one, Run(1)); // and run to run
             }
         }
-        finally { Gemm.PackedThreads = keep; }
+        finally { Gemm.PackedThreads = keep; Gemm.FusedPacking = true; }
     }
 
     static void Check(Rng r, int m, int n, int k, bool ta, bool tb, float alpha, float beta, string what)
