@@ -8,7 +8,8 @@ namespace Ccr.Kernels.Ops;
 /// arithmetic, so label maps pick the same source pixels as PyTorch). Forward outputs and input
 /// gradients are written (=). The backward passes are deterministic on both variants: the CUDA
 /// variant gathers (one thread per input pixel, fixed order, no float atomics); the CPU variant
-/// scatter-adds serially within a plane, planes in parallel. Reference in Resize.Reference.cs.
+/// scatter-adds serially within a plane, planes in parallel (bilinear: separably, Resize.Host.cs).
+/// Reference in Resize.Reference.cs.
 /// </summary>
 internal static partial class Resize
 {
@@ -307,27 +308,7 @@ internal static partial class Resize
     {
         Check("ResizeBilinear", y.Length, x.Length, planes, inH, inW, outH, outW);
         if (y.Length == 0) return;
-        if (Reductions.Host(d))
-        {
-            var (ry0, ry1, rly) = BilinearTable(inH, outH);
-            var (cx0, cx1, clx) = BilinearTable(inW, outW);
-            Reductions.HostFor(planes * outH, outW, row =>
-            {
-                int p = row / outH, oy = row - p * outH;
-                var xs = x.Span; var ys = y.Span.Slice(row * outW, outW);
-                var r0 = xs.Slice((p * inH + ry0[oy]) * inW, inW);
-                var r1 = xs.Slice((p * inH + ry1[oy]) * inW, inW);
-                float ly = rly[oy];
-                for (int ox = 0; ox < outW; ox++)
-                {
-                    float lx = clx[ox];
-                    float top = (1f - lx) * r0[cx0[ox]] + lx * r0[cx1[ox]];
-                    float bot = (1f - lx) * r1[cx0[ox]] + lx * r1[cx1[ox]];
-                    ys[ox] = (1f - ly) * top + ly * bot;
-                }
-            });
-            return;
-        }
+        if (Reductions.Host(d)) { HostBilinear(y, x, planes, inH, inW, outH, outW); return; }
         K(d).Bilinear(GridOf(d, planes, (long)outH * outW), y.View, x.View, ArgsOf(planes, inH, inW, outH, outW));
     }
 
@@ -336,32 +317,7 @@ internal static partial class Resize
     {
         Check("ResizeBilinearBackward", dy.Length, dx.Length, planes, inH, inW, outH, outW);
         if (dx.Length == 0) return;
-        if (Reductions.Host(d))
-        {
-            var (ry0, ry1, rly) = BilinearTable(inH, outH);
-            var (cx0, cx1, clx) = BilinearTable(inW, outW);
-            Reductions.HostFor(planes, (long)outH * outW, p =>
-            {
-                var dxs = dx.Span.Slice(p * inH * inW, inH * inW);
-                var dys = dy.Span.Slice(p * outH * outW, outH * outW);
-                dxs.Clear();
-                for (int oy = 0; oy < outH; oy++)
-                {
-                    int o0 = ry0[oy] * inW, o1 = ry1[oy] * inW;
-                    float ly = rly[oy];
-                    for (int ox = 0; ox < outW; ox++)
-                    {
-                        float g = dys[oy * outW + ox], lx = clx[ox];
-                        float top = (1f - ly) * g, bot = ly * g;
-                        dxs[o0 + cx0[ox]] += (1f - lx) * top;
-                        dxs[o0 + cx1[ox]] += lx * top;
-                        dxs[o1 + cx0[ox]] += (1f - lx) * bot;
-                        dxs[o1 + cx1[ox]] += lx * bot;
-                    }
-                }
-            });
-            return;
-        }
+        if (Reductions.Host(d)) { HostBilinearBackward(dx, dy, planes, inH, inW, outH, outW); return; }
         K(d).BilinearBackward(GridOf(d, planes, (long)inH * inW), dx.View, dy.View, ArgsOf(planes, inH, inW, outH, outW));
     }
 

@@ -69,6 +69,32 @@ public class ResizeTests
         Assert.Equal(Ref.NearestLabels(labels, p, ih, iw, oh, ow), yl.ToIntArray());
     }
 
+    /// <summary>The CPU variant's separable bilinear forward rounds each output as the per-pixel formula of the kernel
+    /// does ((1 - ly) top + ly bot, no fused multiply-add): bitwise the kernel's outputs, run on the CPU accelerator, at
+    /// the network's upsamplings (2x, 4x, 8x over 64 planes, split over the cores), a downscale and odd factors.</summary>
+    [Theory]
+    [InlineData(8, 8, 12, 16, 24, 32)]
+    [InlineData(2, 32, 3, 4, 24, 32)]
+    [InlineData(2, 5, 24, 32, 96, 128)]
+    [InlineData(1, 3, 37, 29, 10, 7)]
+    [InlineData(1, 2, 5, 7, 9, 12)]
+    public void CpuBilinearForwardIsBitwiseTheKernelFormula(int n, int c, int ih, int iw, int oh, int ow)
+    {
+        int p = n * c;
+        var x = Rand.Floats(Rand.New(p + ih + ow), p * ih * iw);
+        float[] Run(Device d)
+        {
+            using var scope = new TensorScope();
+            var tx = Tensor.FromArray(d, x, p * ih * iw); var y = Tensor.Full(d, float.NaN, p * oh * ow);
+            Resize.Bilinear(d, y.Data, tx.Data, p, ih, iw, oh, ow);
+            return y.ToArray();
+        }
+        var host = Run(Devices.Cpu); var kernel = Run(Devices.Get("cuda-on-cpu"));
+        for (int i = 0; i < host.Length; i++)
+            if (BitConverter.SingleToInt32Bits(host[i]) != BitConverter.SingleToInt32Bits(kernel[i]))
+                Assert.Fail($"bilinear {p}x{ih}x{iw} -> {oh}x{ow}: element {i} is {host[i]:R} on the CPU variant, {kernel[i]:R} by the kernel");
+    }
+
     [Theory]
     [InlineData("cpu", "bilinear_up.json", true)]
     [InlineData("cpu", "bilinear_down.json", true)]
