@@ -28,13 +28,24 @@ internal static partial class Gemm
 {
     /// <summary>Whether the conv forward on this geometry packs B from the image (else im2col + GEMM): the
     /// packed path, no swap of the operands (the swap would pack the image as A), and a real im2col.</summary>
-    internal static bool PacksImage(ConvGeom g) => Packed && !g.IsPointwise && !Swaps(g.Cout, g.OHW, g.CKK);
+    internal static bool PacksImage(ConvGeom g) => Packed && !g.IsPointwise && (Concatenates(g) || !Swaps(g.Cout, g.OHW, g.CKK));
+
+    /// <summary>Output planes of at most this many pixels run the batch as one product, images side by side along N
+    /// (<see cref="HostConvForwardConcat"/>). 64: the 6x8 and 3x4 planes, where a product per image has N = 48 or 12
+    /// (a 32 + 16 tile pair, or a C^T whose outputs are scattered one float at a time).</summary>
+    internal static int ConcatMaxPixels { get; set; } = 64;
+
+    static bool Concatenates(ConvGeom g) => g.N > 1 && g.OHW <= ConcatMaxPixels;
+
+    // per calling thread: the (Cout, N OHW) output of a concatenated product before it is laid out as (N, Cout, OHW)
+    [ThreadStatic] static float[]? concatBuffer;
 
     /// <summary>y (N, Cout, OHW) = w (Cout, CKK) im2col(x_n) for every image, written (=). The weights are packed
     /// once for the batch; the images split over the threads as <see cref="HostPackedBatched"/> splits a batch
     /// (whole products per thread, so no sum depends on the thread count).</summary>
     internal static unsafe void HostConvForward(float* y, float* w, float* x, ConvGeom g)
     {
+        if (Concatenates(g)) { HostConvForwardConcat(y, w, x, g); return; }
         int m = g.Cout, n = g.OHW, k = g.CKK, batch = g.N, threads = Math.Max(1, PackedThreads);
         Observe?.Invoke(new HostCall(batch, m, n, k, false, false, true, false));
         var o = Orient(y, w, null, m, n, k, false, false, swap: false);
@@ -52,6 +63,21 @@ internal static partial class Gemm
             return;
         }
         ForTasks(batch, threads, (lo, hi) => { for (int z = lo; z < hi; z++) One(z, 1); });
+    }
+
+    /// <summary>y (N, Cout, OHW) for small planes: one product c (Cout, N OHW) = w (Cout, CKK) cols_cat (CKK, N OHW), the
+    /// images side by side along N (B strips packed from the images, a strip may span several), split over the threads
+    /// inside; then c is laid out as y. Each output sums the same products in the same K blocks as a product per image.</summary>
+    static unsafe void HostConvForwardConcat(float* y, float* w, float* x, ConvGeom g)
+    {
+        int m = g.Cout, n = g.N * g.OHW, k = g.CKK;
+        Observe?.Invoke(new HostCall(1, m, n, k, false, false, false, false));
+        float* c = Buffer(ref concatBuffer, (long)m * n);
+        if (Prepare(c, m, n, k, 1f, 0f, out bool store0))
+            HostPacked(Orient(c, w, null, m, n, k, false, false, swap: false), k, 1f, store0, Math.Max(1, PackedThreads), null, null, new ImageB(x, g));
+        for (int z = 0; z < g.N; z++)
+            for (int co = 0; co < m; co++)
+                new ReadOnlySpan<float>(c + (long)co * n + (long)z * g.OHW, g.OHW).CopyTo(new Span<float>(y + ((long)z * m + co) * g.OHW, g.OHW));
     }
 
     /// <summary>Whether the conv weight gradient over chunks of <paramref name="chunk"/> images packs B from the padded
@@ -99,8 +125,9 @@ internal static partial class Gemm
             for (int p = 0; p < kc; p++) new Span<float>(dst + (long)p * nr + cols, nr - cols).Clear();
     }
 
-    // strip[p][q] = B(p0 + p, j0 + q) of the image's im2col matrix for q < cols, zero for cols..nr. Columns j0 ..
-    // j0 + cols cover one or more output-row segments (one at OW = 32, two at OW = 16, eight at OW = 4), found once
+    // strip[p][q] = B(p0 + p, j0 + q) of the image's im2col matrix for q < cols, zero for cols..nr (j past OHW: the
+    // next image's, for the images side by side). Columns j0 .. j0 + cols cover one or more output-row segments (one
+    // at OW = 32, two at OW = 16, eight at OW = 4), found once
     // per strip; per p and segment the valid ow range is copied from the input row and the padding columns are
     // zeroed, as HostIm2col does per row. (ci, kh, kw) of p steps along instead of being divided out per row.
     [SkipLocalsInit]
@@ -108,11 +135,12 @@ internal static partial class Gemm
     {
         var g = src.G;
         int* segOh = stackalloc int[nr], segOw = stackalloc int[nr], segLen = stackalloc int[nr];
+        long* segImage = stackalloc long[nr]; // offset of the segment's image (j past OHW: the next image, side by side)
         int segs = 0;
         for (int q = 0; q < cols; segs++)
         {
-            int j = j0 + q, oh = j / g.OW, ow = j - oh * g.OW, len = Math.Min(g.OW - ow, cols - q);
-            segOh[segs] = oh; segOw[segs] = ow; segLen[segs] = len;
+            int j = j0 + q, z = j / g.OHW, r = j - z * g.OHW, oh = r / g.OW, ow = r - oh * g.OW, len = Math.Min(g.OW - ow, cols - q);
+            segOh[segs] = oh; segOw[segs] = ow; segLen[segs] = len; segImage[segs] = (long)z * g.Cin * g.HW;
             q += len;
         }
         int kk = g.K * g.K, ci = p0 / kk, kh = p0 % kk / g.K, kw = p0 % g.K;
@@ -126,7 +154,7 @@ internal static partial class Gemm
                 int ow = segOw[sg], len = segLen[sg], h = segOh[sg] * g.S - g.P + kh * g.D;
                 float* seg = o - ow; // seg[t] is ow = t of this segment's output row
                 if (h < 0 || h >= g.H) { new Span<float>(seg + ow, len).Clear(); o += len; continue; }
-                float* row = plane + (long)h * g.W + off;
+                float* row = plane + segImage[sg] + (long)h * g.W + off;
                 int a = Math.Clamp(lo, ow, ow + len), b = Math.Clamp(hi, a, ow + len);
                 for (int t = ow; t < a; t++) seg[t] = 0f;
                 if (g.S == 1)

@@ -79,7 +79,8 @@ public class Conv2dTests
     /// <summary>The CPU forward that packs the GEMM's B straight from the images gives the bits of the im2col path
     /// (same packed values, same blocks and sums) on 1, 2 and 3 GEMM threads: a batch split per image (8 on 2) and
     /// one that is not (3 images, or 8 on 3, split inside each product); one and two output-row segments per strip
-    /// (OW 32, 16), strips that wrap rows (OW 8, 10, 4), stride 2, dilation 2 and a 5x5 kernel with padding.</summary>
+    /// (OW 32, 16), strips that wrap rows (OW 8, 10, 4), stride 2, dilation 2 and a 5x5 kernel with padding; planes of
+    /// at most 64 pixels, whose batch runs as one product with strips that span images.</summary>
     [Fact]
     public void ForwardPackedFromImageIsBitwiseTheIm2colPath()
     {
@@ -89,7 +90,10 @@ public class Conv2dTests
         {
             foreach (var g in new[] { G(8, 144, 6, 8, 72, 3, 1, 1, 1, false), G(8, 72, 24, 32, 80, 3, 1, 1, 1, false),
                                       G(3, 72, 12, 16, 80, 3, 1, 1, 1, false), G(3, 20, 13, 10, 70, 3, 2, 1, 1, false),
-                                      G(2, 70, 11, 9, 80, 3, 1, 2, 2, false), G(2, 66, 13, 17, 70, 5, 2, 2, 1, false) })
+                                      G(2, 70, 11, 9, 80, 3, 1, 2, 2, false), G(2, 66, 13, 17, 70, 5, 2, 2, 1, false),
+                                      // small planes, the batch side by side in one product: 6x8, 3x4 (im2col's C^T), 5x7, s2
+                                      G(8, 72, 6, 8, 72, 3, 1, 1, 1, false), G(8, 144, 3, 4, 144, 3, 1, 1, 1, false),
+                                      G(3, 40, 5, 7, 70, 3, 1, 1, 1, false), G(5, 30, 12, 16, 26, 3, 2, 1, 1, false) })
             {
                 Assert.True(Gemm.PacksImage(g), $"{g} should take the packed-from-image path");
                 var r = Rand.New(g.Cin + g.Cout + g.H);
