@@ -30,12 +30,14 @@ internal static partial class Gemm
     /// packed path, no swap of the operands (the swap would pack the image as A), and a real im2col.</summary>
     internal static bool PacksImage(ConvGeom g) => Packed && !g.IsPointwise && (Concatenates(g) || !Swaps(g.Cout, g.OHW, g.CKK));
 
-    /// <summary>Output planes of at most this many pixels run the batch as one product, images side by side along N
-    /// (<see cref="HostConvForwardConcat"/>). 64: the 6x8 and 3x4 planes, where a product per image has N = 48 or 12
-    /// (a 32 + 16 tile pair, or a C^T whose outputs are scattered one float at a time).</summary>
-    internal static int ConcatMaxPixels { get; set; } = 64;
+    /// <summary>Convs whose output per image (Cout x OHW) is at most this many floats run the batch as one product,
+    /// images side by side along N (<see cref="HostConvForwardConcat"/>): there a product per image is small enough
+    /// that its packing and tile edges cost as much as its FMAs (N = 48 at 6x8: a 32 + 16 tile pair; N = 12 at 3x4: a
+    /// C^T scattered one float at a time). 16,384 (64 KB): 36 -> 36 @12x16 (all passes 0.54 -> 0.30 ms), 144 @3x4
+    /// (forward 1.2 -> 0.4 ms) and the 6x8 planes concatenate; 128 -> 128 @12x16, slower so (2.1 -> 2.6 ms), does not.</summary>
+    internal static int ConcatMaxOutputs { get; set; } = 16384;
 
-    static bool Concatenates(ConvGeom g) => g.N > 1 && g.OHW <= ConcatMaxPixels;
+    static bool Concatenates(ConvGeom g) => g.N > 1 && (long)g.Cout * g.OHW <= ConcatMaxOutputs;
 
     // per calling thread: the (Cout, N OHW) output of a concatenated product before it is laid out as (N, Cout, OHW)
     [ThreadStatic] static float[]? concatBuffer;

@@ -69,6 +69,7 @@ public class Conv2dTests
     [InlineData(1, 20, 9, 11, 66, 3, 0)]
     [InlineData(2, 70, 8, 9, 65, 5, 1)]
     [InlineData(8, 80, 12, 16, 96, 3, 1)]
+    [InlineData(2, 70, 24, 32, 72, 3, 1)]  // dx 70 x 768 an image: a product per image (the others run the batch as one)
     public void InputGradientAsForwardMatchesReference(int n, int cin, int h, int w, int cout, int k, int p)
     {
         var g = G(n, cin, h, w, cout, k, 1, p, 1, false);
@@ -79,8 +80,8 @@ public class Conv2dTests
     /// <summary>The CPU forward that packs the GEMM's B straight from the images gives the bits of the im2col path
     /// (same packed values, same blocks and sums) on 1, 2 and 3 GEMM threads: a batch split per image (8 on 2) and
     /// one that is not (3 images, or 8 on 3, split inside each product); one and two output-row segments per strip
-    /// (OW 32, 16), strips that wrap rows (OW 8, 10, 4), stride 2, dilation 2 and a 5x5 kernel with padding; planes of
-    /// at most 64 pixels, whose batch runs as one product with strips that span images.</summary>
+    /// (OW 32, 16), strips that wrap rows (OW 8, 10, 4), stride 2, dilation 2 and a 5x5 kernel with padding; small
+    /// outputs (Cout x OHW up to 16,384 floats an image), whose batch runs as one product with strips that span images.</summary>
     [Fact]
     public void ForwardPackedFromImageIsBitwiseTheIm2colPath()
     {
