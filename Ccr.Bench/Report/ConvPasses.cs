@@ -6,7 +6,10 @@ namespace Ccr.Bench.Report;
 
 /// <summary>`Ccr.Bench conv-passes [REPS]`: forward, input gradient and weight gradient timed separately on the
 /// CPU variant at the paper step's heaviest conv shapes (batch 8, 96x128 input; median of REPS after a warm-up),
-/// to see which backward pass a change moves without the whole step-profile. Shapes after REPS replace the list.</summary>
+/// to see which backward pass a change moves without the whole step-profile. Shapes after REPS replace the list.
+/// Environment switches select the paths before each change, for before / after in one sitting: CONV_PASSES_IM2COL,
+/// CONV_PASSES_COL2IM, CONV_PASSES_DW_IM2COL, CONV_PASSES_UNFUSED (each =1), CONV_PASSES_DIRECT_MAX=C.
+/// tools/cpu_conv_compare.py runs it beside oneDNN (PyTorch) on every conv shape of the step.</summary>
 internal static class ConvPasses
 {
     // "N,Cin,H,W/Cout,k/stride,padding"
