@@ -158,6 +158,9 @@ public static class CpuPeak
     // second core's peak the split of one product turns into speed
     static void ThreadSplit(double peakOne, double peakAll, int cores)
     {
+        double one1 = MicroTileRate(1), all1 = MicroTileRate(cores);
+        Console.WriteLine($"  micro-tile alone (operands in L1, kc 128): 1 thread {one1:F1} GFLOP/s ({Share(one1, peakOne)} of its peak), " +
+                          $"{cores} threads {all1:F1} ({Share(all1, peakAll)})");
         int keep = Gemm.PackedThreads;
         try
         {
@@ -176,6 +179,33 @@ public static class CpuPeak
             }
         }
         finally { Gemm.PackedThreads = keep; }
+    }
+
+    // the packed GEMM's micro-tile with its operands in L1 (kc = 128: a 6 KB panel and a 16 KB strip), on `threads`
+    // threads at once, best of 5 runs of about 0.1 s: what the FMA loop gets with no cache or packing cost
+    static unsafe double MicroTileRate(int threads)
+    {
+        const int kc = 128, calls = 40_000;
+        double best = 0;
+        for (int run = 0; run < 6; run++)
+        {
+            double flops = 0;
+            var sw = Stopwatch.StartNew();
+            Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads }, _ =>
+            {
+                var a = GC.AllocateArray<float>(32 * kc + 16, pinned: true); var b = GC.AllocateArray<float>(32 * kc + 16, pinned: true);
+                var c = GC.AllocateArray<float>(32 * 32 + 16, pinned: true);
+                for (int i = 0; i < a.Length; i++) { a[i] = 1e-3f * (i % 7); b[i] = 1e-3f * (i % 5); }
+                fixed (float* pa = a, pb = b, pc = c)
+                {
+                    var (mr, nr) = (0, 0);
+                    for (int i = 0; i < calls; i++) (mr, nr) = Gemm.MicroTile(kc, pa, pb, pc);
+                    lock (sw) flops += 2.0 * mr * nr * kc * calls;
+                }
+            });
+            if (run > 0) best = Math.Max(best, flops / sw.Elapsed.TotalSeconds / 1e9); // run 0: JIT and warm-up
+        }
+        return best;
     }
 
     // GFLOP/s of the CPU variant's GEMM at one shape, (packed, previous): the median of `reps` timed rounds after

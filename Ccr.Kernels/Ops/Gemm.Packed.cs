@@ -275,6 +275,15 @@ internal static partial class Gemm
         else Tile6xV2(kc, ap, bp, ldb, c, rsC, csC, alpha, store, rows, cols);
     }
 
+    /// <summary>The widest micro-tile on its own (C = A panel x B strip, stored), for `Ccr.Bench cpu-peak --threads`:
+    /// ap is an MR x kc packed panel, bp a kc x NR strip, c an MR x NR row-major tile. Returns the tile's (MR, NR).</summary>
+    internal static unsafe (int Mr, int Nr) MicroTile(int kc, float* ap, float* bp, float* c)
+    {
+        if (Wide) { Tile12x32(kc, ap, bp, NRWide, c, NRWide, 1, 1f, true, MRWide, NRWide); return (MRWide, NRWide); }
+        Tile6xV2(kc, ap, bp, NRNarrow, c, NRNarrow, 1, 1f, true, MRNarrow, NRNarrow);
+        return (MRNarrow, NRNarrow);
+    }
+
     // body(lo, hi) over [0, count) cut into `parts` contiguous ranges; which thread runs a range does not
     // change any output (ranges own disjoint outputs or pack disjoint panels)
     static void ForTasks(int count, int parts, Action<int, int> body)
