@@ -29,6 +29,8 @@ internal static class ConvPasses
         if (Environment.GetEnvironmentVariable("CONV_PASSES_COL2IM") == "1") Convolution.InputGradientAsForward = false;
         // CONV_PASSES_DIRECT_MAX=C: stride-1 convs with at most C channels take the direct correlations (default 32)
         if (int.TryParse(Environment.GetEnvironmentVariable("CONV_PASSES_DIRECT_MAX"), out int direct)) Convolution.DirectMaxChannels = direct;
+        // CONV_PASSES_THREADS=T: the packed GEMM's threads (default: every core)
+        if (int.TryParse(Environment.GetEnvironmentVariable("CONV_PASSES_THREADS"), out int threads)) Gemm.PackedThreads = threads;
         // CONV_PASSES_UNFUSED=1: the packed GEMM packs a block's B strips in a round of their own, then splits M first
         if (Environment.GetEnvironmentVariable("CONV_PASSES_UNFUSED") == "1") Gemm.FusedPacking = false;
         // CONV_PASSES_DW_IM2COL=1: the weight gradient's B packed from an im2col'd column matrix (before: from the images)
