@@ -145,12 +145,14 @@ internal static partial class Gemm
             segOh[segs] = oh; segOw[segs] = ow; segLen[segs] = len; segImage[segs] = (long)z * g.Cin * g.HW;
             q += len;
         }
+        // each kernel column's valid output columns, once per strip (ValidOw divides: per p it cost more than the copy)
+        int* loK = stackalloc int[g.K], hiK = stackalloc int[g.K];
+        for (int t = 0; t < g.K; t++) (loK[t], hiK[t]) = g.ValidOw(t);
         int kk = g.K * g.K, ci = p0 / kk, kh = p0 % kk / g.K, kw = p0 % g.K;
         for (int p = 0; p < kc; p++)
         {
             float* o = dst + (long)p * nr, plane = src.Image + (long)ci * g.HW;
-            int off = kw * g.D - g.P; // input column of ow = 0
-            var (lo, hi) = g.ValidOw(kw);
+            int off = kw * g.D - g.P, lo = loK[kw], hi = hiK[kw]; // off: input column of ow = 0
             for (int sg = 0; sg < segs; sg++)
             {
                 int ow = segOw[sg], len = segLen[sg], h = segOh[sg] * g.S - g.P + kh * g.D;
@@ -159,12 +161,14 @@ internal static partial class Gemm
                 float* row = plane + segImage[sg] + (long)h * g.W + off;
                 int a = Math.Clamp(lo, ow, ow + len), b = Math.Clamp(hi, a, ow + len);
                 for (int t = ow; t < a; t++) seg[t] = 0f;
-                if (g.S == 1)
+                if (g.S == 1 && b - a >= 8)
                 {
+                    // whole vectors, the last one overlapping the one before (31 valid columns: 4 copies, no scalar tail)
                     int t = a;
                     for (; t + 8 <= b; t += 8) Vector256.Store(Vector256.Load(row + t), seg + t);
-                    for (; t < b; t++) seg[t] = row[t];
+                    if (t < b) Vector256.Store(Vector256.Load(row + b - 8), seg + b - 8);
                 }
+                else if (g.S == 1) for (int t = a; t < b; t++) seg[t] = row[t];
                 else for (int t = a; t < b; t++) seg[t] = row[(long)t * g.S];
                 for (int t = b; t < ow + len; t++) seg[t] = 0f;
                 o += len;
