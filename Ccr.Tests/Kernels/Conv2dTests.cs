@@ -77,6 +77,19 @@ public class Conv2dTests
         CheckAgainstReference(Devices.Cpu, g, false, n + cin + h + w + cout + k + p, dxAtol: 1e-6 * Math.Sqrt(cout * k * k));
     }
 
+    // run(threads, fromImage): the im2col path on one thread against the packed-from-image path on 1, 2 and 3, bit for bit
+    static void SameBitsOnAnyThreadCount(Func<int, bool, float[]> run, string what)
+    {
+        var im2col = run(1, false);
+        foreach (int threads in new[] { 1, 2, 3 })
+        {
+            var got = run(threads, true);
+            for (int i = 0; i < got.Length; i++)
+                if (BitConverter.SingleToInt32Bits(im2col[i]) != BitConverter.SingleToInt32Bits(got[i]))
+                    Assert.Fail($"{what}: element {i} is {im2col[i]:R} by im2col, {got[i]:R} packed from the images on {threads} threads");
+        }
+    }
+
     /// <summary>The CPU forward that packs the GEMM's B straight from the images gives the bits of the im2col path
     /// (same packed values, same blocks and sums) on 1, 2 and 3 GEMM threads: a batch split per image (8 on 2) and
     /// one that is not (3 images, or 8 on 3, split inside each product); one and two output-row segments per strip
@@ -109,14 +122,7 @@ public class Conv2dTests
                     Convolution.Forward(d, y.Data, tx.Data, tw.Data, null, g);
                     return y.ToArray();
                 }
-                var im2col = Run(1, false);
-                foreach (int threads in new[] { 1, 2, 3 })
-                {
-                    var y = Run(threads, true);
-                    for (int i = 0; i < y.Length; i++)
-                        if (BitConverter.SingleToInt32Bits(im2col[i]) != BitConverter.SingleToInt32Bits(y[i]))
-                            Assert.Fail($"conv2d {g} y: element {i} is {im2col[i]:R} by im2col, {y[i]:R} packed from the image on {threads} threads");
-                }
+                SameBitsOnAnyThreadCount(Run, $"conv2d {g} y");
             }
         }
         finally { Gemm.PackedThreads = keep; Convolution.PackFromImage = true; }
@@ -151,14 +157,7 @@ public class Conv2dTests
                     Convolution.BackwardWeight(d, dw.Data, tdy.Data, tx.Data, g);
                     return dw.ToArray();
                 }
-                var im2col = Run(1, false);
-                foreach (int threads in new[] { 1, 2, 3 })
-                {
-                    var dw = Run(threads, true);
-                    for (int i = 0; i < dw.Length; i++)
-                        if (BitConverter.SingleToInt32Bits(im2col[i]) != BitConverter.SingleToInt32Bits(dw[i]))
-                            Assert.Fail($"conv2d {g} dw: element {i} is {im2col[i]:R} by im2col, {dw[i]:R} packed from the images on {threads} threads");
-                }
+                SameBitsOnAnyThreadCount(Run, $"conv2d {g} dw");
             }
         }
         finally { Gemm.PackedThreads = keep; Convolution.WeightGradientFromImage = true; }
