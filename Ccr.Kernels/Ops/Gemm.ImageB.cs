@@ -9,11 +9,13 @@ namespace Ccr.Kernels.Ops;
 /// one image. Weight gradient (<see cref="Transposed"/>): B(p, j) = cols^T, p = (n, oh, ow) over a chunk's images
 /// side by side, j = (ci, kh, kw), read from the chunk zero-padded by P on every side (so no bounds tests).
 /// Default (null image): B is an ordinary strided matrix.</summary>
-internal readonly unsafe struct ImageB(float* image, ConvGeom g, bool transposed = false)
+internal readonly unsafe struct ImageB(float* image, ConvGeom g, bool transposed = false, bool padded = false)
 {
     public readonly float* Image = image;
     public readonly ConvGeom G = g;
     public readonly bool Transposed = transposed;
+    /// <summary>Forward: Image holds the images zero-padded by P on every side (N, Cin, H + 2P, W + 2P).</summary>
+    public readonly bool Padded = padded;
     public bool On => Image != null;
 }
 
@@ -40,7 +42,7 @@ internal static partial class Gemm
     static bool Concatenates(ConvGeom g) => g.N > 1 && (long)g.Cout * g.OHW <= ConcatMaxOutputs;
 
     // per calling thread: the (Cout, N OHW) output of a concatenated product before it is laid out as (N, Cout, OHW)
-    [ThreadStatic] static float[]? concatBuffer;
+    [ThreadStatic] static float[]? concatBuffer, paddedBuffer;
 
     /// <summary>y (N, Cout, OHW) = w (Cout, CKK) im2col(x_n) for every image, written (=). The weights are packed
     /// once for the batch; the images split over the threads as <see cref="HostPackedBatched"/> splits a batch
@@ -75,8 +77,20 @@ internal static partial class Gemm
         int m = g.Cout, n = g.N * g.OHW, k = g.CKK;
         Observe?.Invoke(new HostCall(1, m, n, k, false, false, false, false));
         float* c = Buffer(ref concatBuffer, (long)m * n);
+        // the images zero-padded first (small: 8 x 256 x 8 x 10 floats at 6x8), so a strip row's output-row segments
+        // (several per row of 32 columns at OW 8 or 4) are plain copies without bounds or clamps
+        int hp = g.H + 2 * g.P, wp = g.W + 2 * g.P;
+        float* xp = Buffer(ref paddedBuffer, (long)g.N * g.Cin * hp * wp);
+        for (long t = 0; t < (long)g.N * g.Cin; t++)
+        {
+            float* dst = xp + t * hp * wp, src = x + t * g.HW;
+            if (g.P > 0) new Span<float>(dst, hp * wp).Clear();
+            for (int h = 0; h < g.H; h++)
+                new ReadOnlySpan<float>(src + (long)h * g.W, g.W).CopyTo(new Span<float>(dst + (long)(h + g.P) * wp + g.P, g.W));
+        }
         if (Prepare(c, m, n, k, 1f, 0f, out bool store0))
-            HostPacked(Orient(c, w, null, m, n, k, false, false, swap: false), k, 1f, store0, Math.Max(1, PackedThreads), null, null, new ImageB(x, g));
+            HostPacked(Orient(c, w, null, m, n, k, false, false, swap: false), k, 1f, store0, Math.Max(1, PackedThreads), null, null,
+                new ImageB(xp, g, padded: true));
         for (int z = 0; z < g.N; z++)
             for (int co = 0; co < m; co++)
                 new ReadOnlySpan<float>(c + (long)co * n + (long)z * g.OHW, g.OHW).CopyTo(new Span<float>(y + ((long)z * m + co) * g.OHW, g.OHW));
@@ -125,6 +139,47 @@ internal static partial class Gemm
         }
         if (cols < nr)
             for (int p = 0; p < kc; p++) new Span<float>(dst + (long)p * nr + cols, nr - cols).Clear();
+    }
+
+    // strip[p][q] = B(p0 + p, j0 + q) from zero-padded images, zero for q >= cols: each output-row segment of the strip
+    // starts at a fixed offset from (ci, kh, kw)'s corner of the padded plane, found once per strip; per p and segment one
+    // contiguous copy (stride 1) of len floats, as PackImageB's values (the padding reads the zeros it would have written)
+    [SkipLocalsInit]
+    static unsafe void PackPaddedB(float* dst, ImageB src, int p0, int kc, int j0, int cols, int nr)
+    {
+        var g = src.G;
+        int hp = g.H + 2 * g.P, wp = g.W + 2 * g.P;
+        long plane = (long)hp * wp;
+        long* segOff = stackalloc long[nr];
+        int* segLen = stackalloc int[nr];
+        int segs = 0;
+        for (int q = 0; q < cols; segs++)
+        {
+            int j = j0 + q, z = j / g.OHW, r = j - z * g.OHW, oh = r / g.OW, ow = r - oh * g.OW, len = Math.Min(g.OW - ow, cols - q);
+            segOff[segs] = z * g.Cin * plane + (long)oh * g.S * wp + (long)ow * g.S;
+            segLen[segs] = len;
+            q += len;
+        }
+        int kk = g.K * g.K, ci = p0 / kk, kh = p0 % kk / g.K, kw = p0 % g.K;
+        for (int p = 0; p < kc; p++)
+        {
+            float* o = dst + (long)p * nr, corner = src.Image + ci * plane + (long)kh * g.D * wp + kw * g.D;
+            for (int sg = 0; sg < segs; sg++)
+            {
+                float* from = corner + segOff[sg];
+                int len = segLen[sg], t = 0;
+                if (g.S == 1)
+                {
+                    for (; t + 8 <= len; t += 8) Vector256.Store(Vector256.Load(from + t), o + t);
+                    if (t + 4 <= len) { Vector128.Store(Vector128.Load(from + t), o + t); t += 4; }
+                    for (; t < len; t++) o[t] = from[t];
+                }
+                else for (; t < len; t++) o[t] = from[(long)t * g.S];
+                o += len;
+            }
+            for (int q = cols; q < nr; q++) dst[(long)p * nr + q] = 0f;
+            if (++kw == g.K) { kw = 0; if (++kh == g.K) { kh = 0; ci++; } }
+        }
     }
 
     // strip[p][q] = B(p0 + p, j0 + q) of the image's im2col matrix for q < cols, zero for cols..nr (j past OHW: the

@@ -202,6 +202,7 @@ internal static partial class Gemm
                             int cols = Math.Min(nr, jn - s * nr);
                             float* bp = bF + (long)s * nr * kc;
                             if (img.Transposed) PackImageBT(bp, img, p0, kc, j0 + s * nr, cols, nr);
+                            else if (img.Padded) PackPaddedB(bp, img, p0, kc, j0 + s * nr, cols, nr);
                             else if (img.On) PackImageB(bp, img, p0, kc, j0 + s * nr, cols, nr);
                             else PackB(bp, bJ + s * nr * sBj, cols, nr, kc, sBp, sBj);
                             for (int q = 0; q < panels; q++)
@@ -218,6 +219,7 @@ internal static partial class Gemm
                     {
                         int cols = Math.Min(nr, jn - s * nr);
                         if (img.Transposed) PackImageBT(bPack + (long)s * nr * kc, img, p0, kc, j0 + s * nr, cols, nr);
+                        else if (img.Padded) PackPaddedB(bPack + (long)s * nr * kc, img, p0, kc, j0 + s * nr, cols, nr);
                         else if (img.On) PackImageB(bPack + (long)s * nr * kc, img, p0, kc, j0 + s * nr, cols, nr);
                         else if (!inPlaceB || cols < nr) PackB(bPack + (long)s * nr * kc, bJ + s * nr * sBj, cols, nr, kc, sBp, sBj);
                     }
