@@ -166,6 +166,7 @@ internal static partial class Convolution
     // planes (nb x Cin x (H + 2P) x (W + 2P): 7 MB at 8 x 256 x 26 x 34, where the column matrix was 56 MB), then one GEMM
     static unsafe void HostWeightGradFromImage(Device d, Buf<float> dw, Buf<float> dy, Buf<float> x, ConvGeom g)
     {
+        if (WeightGradientPerImage(g)) { HostWeightGradPerImage(d, dw, dy, x, g); return; }
         int chunk = WeightChunk(g), hp = g.H + 2 * g.P, wp = g.W + 2 * g.P;
         long plane = (long)hp * wp, perX = g.Cin * plane, perY = (long)g.Cout * g.OHW;
         using var scratch = d.Pool.Rent(chunk * (perX + perY) * 4);
@@ -185,6 +186,36 @@ internal static partial class Convolution
             });
             Gemm.HostConvWeightGrad(dw.Ptr, dyCat.Ptr, pp, g, nb, accumulate: n0 > 0);
         }
+    }
+
+    // A small dw over a long K (the stem: 64 x 27 over 8 x 3,072 pixels) split inside one product runs 48 K blocks of
+    // three parallel rounds each for a few FMAs per round: such a product runs per image instead, each on one thread
+    // into its own partial (images split over the threads), and the partials are added in image order, so the sums
+    // do not depend on the thread count.
+    internal static bool WeightGradientPerImage(ConvGeom g) => g.N > 1 && (long)g.Cout * g.CKK <= 4096 && g.OHW >= 1024;
+
+    static unsafe void HostWeightGradPerImage(Device d, Buf<float> dw, Buf<float> dy, Buf<float> x, ConvGeom g)
+    {
+        int hp = g.H + 2 * g.P, wp = g.W + 2 * g.P;
+        long plane = (long)hp * wp, perX = g.Cin * plane, perW = (long)g.Cout * g.CKK;
+        using var scratch = d.Pool.Rent(g.N * (perX + perW) * 4);
+        float* pad = new Buf<float>(scratch, 0, g.N * perX).Ptr, partial = new Buf<float>(scratch, g.N * perX, g.N * perW).Ptr;
+        float* px = x.Ptr, pdy = dy.Ptr;
+        Parallel.For(0, g.N, z =>
+        {
+            for (int ci = 0; ci < g.Cin; ci++)
+            {
+                float* dst = pad + z * perX + ci * plane, src = px + ((long)z * g.Cin + ci) * g.HW;
+                if (g.P > 0) new Span<float>(dst, checked((int)plane)).Clear();
+                for (int h = 0; h < g.H; h++)
+                    new ReadOnlySpan<float>(src + (long)h * g.W, g.W).CopyTo(new Span<float>(dst + (long)(h + g.P) * wp + g.P, g.W));
+            }
+            // dy of image z is already (Cout, OHW): the product's A as it stands
+            Gemm.HostConvWeightGrad(partial + z * perW, pdy + (long)z * g.Cout * g.OHW, pad + z * perX, g, 1, accumulate: false, threads: 1);
+        });
+        var sum = new Span<float>(dw.Ptr, (int)perW);
+        new ReadOnlySpan<float>(partial, (int)perW).CopyTo(sum);
+        for (int z = 1; z < g.N; z++) TensorPrimitives.Add(sum, new ReadOnlySpan<float>(partial + z * perW, (int)perW), sum);
     }
 
     /// <summary>db (Cout) = sum of dy (N, Cout, OH, OW) over N, OH, OW. Written (=). The shared

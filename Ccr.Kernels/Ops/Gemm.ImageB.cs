@@ -101,16 +101,17 @@ internal static partial class Gemm
     internal static bool PacksImageTransposed(ConvGeom g, int chunk) =>
         Packed && Avx2.IsSupported && !g.IsPointwise && !Swaps(g.Cout, g.CKK, chunk * g.OHW);
 
-    /// <summary>dw (Cout, CKK) (=, or += when <paramref name="accumulate"/>) dy_cat (Cout, nb OHW) cols_cat^T for the nb
+    /// <summary>dw (Cout, CKK) (=, or += when <paramref name="accumulate"/>) dy_cat (Cout, nb OHW) cols_cat^T, on
+    /// <paramref name="threads"/> threads (0: <see cref="PackedThreads"/>), for the nb
     /// images of one chunk: dyCat holds their dy side by side along K, xPad their inputs (nb, Cin, H + 2P, W + 2P)
     /// zero-padded. The same packed values, K blocks and micro-kernels as the GEMM on an im2col'd cols_cat (whose
     /// B is packed by gathers from a 56 MB matrix at 256 -> 128 @24x32), so the sums are bitwise that path's.</summary>
-    internal static unsafe void HostConvWeightGrad(float* dw, float* dyCat, float* xPad, ConvGeom g, int nb, bool accumulate)
+    internal static unsafe void HostConvWeightGrad(float* dw, float* dyCat, float* xPad, ConvGeom g, int nb, bool accumulate, int threads = 0)
     {
         int m = g.Cout, n = g.CKK, k = nb * g.OHW;
         Observe?.Invoke(new HostCall(1, m, n, k, false, true, false, false));
         if (!Prepare(dw, m, n, k, 1f, accumulate ? 1f : 0f, out bool store0)) return;
-        HostPacked(Orient(dw, dyCat, null, m, n, k, false, true, swap: false), k, 1f, store0, Math.Max(1, PackedThreads),
+        HostPacked(Orient(dw, dyCat, null, m, n, k, false, true, swap: false), k, 1f, store0, threads > 0 ? threads : Math.Max(1, PackedThreads),
             null, null, new ImageB(xPad, g, transposed: true));
     }
 

@@ -52,12 +52,25 @@ public class Conv2dTests
     [InlineData("cpu", 2, 8, 32, 31, 16, 3, 1, 1, 1, true)]  // big enough that the direct weight gradient splits over the cores
     [InlineData("cpu", 2, 4, 20, 30, 70, 3, 1, 1, 1, false)] // weight-gradient GEMM with K = 2 x 600 images side by side: K blocks span images
     [InlineData("cpu", 3, 70, 3, 4, 13, 3, 1, 1, 1, true)]   // 3x4 planes: K = 36 over 3 images, 13 rows (a 12-row panel + 1)
+    [InlineData("cpu", 3, 3, 66, 70, 20, 3, 2, 1, 1, false)] // a stem: small dw over 1,155 pixels an image, summed per image
     [InlineData("cuda-on-cpu", 1, 1, 5, 5, 1, 3, 1, 0, 1, false)]
     [InlineData("cuda-on-cpu", 2, 2, 7, 5, 3, 3, 2, 1, 1, true)]
     [InlineData("cuda-on-cpu", 1, 2, 6, 7, 2, 3, 1, 2, 2, true)]
     [InlineData("cuda-on-cpu", 2, 3, 4, 3, 2, 1, 1, 0, 1, true)]
     public void ForwardAndBackwardMatchReference(string dev, int n, int cin, int h, int w, int cout, int k, int s, int p, int dil, bool bias) =>
         CheckAgainstReference(Devices.Get(dev), G(n, cin, h, w, cout, k, s, p, dil, bias), bias, n * 1000 + cin * 100 + h * 10 + k + s + p + dil);
+
+    /// <summary>Which weight gradients are summed image by image: the paper network's stem and the stem-like shape the
+    /// reference and thread-count tests run; not a wide layer, not a short plane.</summary>
+    [Fact]
+    public void SmallWeightGradientsOverLongPlanesAreSummedPerImage()
+    {
+        Assert.True(Convolution.WeightGradientPerImage(G(8, 3, 96, 128, 64, 3, 2, 1, 1, false)));
+        Assert.True(Convolution.WeightGradientPerImage(G(3, 3, 66, 70, 20, 3, 2, 1, 1, false)));
+        Assert.False(Convolution.WeightGradientPerImage(G(8, 256, 24, 32, 128, 3, 1, 1, 1, false)));
+        Assert.False(Convolution.WeightGradientPerImage(G(8, 18, 24, 32, 36, 3, 2, 1, 1, false)));
+        Assert.False(Convolution.WeightGradientPerImage(G(1, 3, 96, 128, 64, 3, 2, 1, 1, false)));
+    }
 
     /// <summary>The CPU input gradient of a stride-1 conv with more than 64 output channels runs as the forward conv of dy
     /// with the flipped weights: equal to the float64 reference (and so to the col2im path it replaced) for padding 1,
@@ -165,7 +178,8 @@ public class Conv2dTests
 
     /// <summary>The CPU variant's backward passes give the same bits on 1, 2 and 3 GEMM threads (the packed GEMM
     /// splits only whole tiles; the weight gradient sums its images along K in one order): im2col shapes with few
-    /// and many K blocks, stride 2, a pointwise conv, and the paper network's 144-channel 3x4 branch.</summary>
+    /// and many K blocks, stride 2, a pointwise conv, the paper network's 144-channel 3x4 branch, and a stem whose
+    /// small weight gradient is summed image by image.</summary>
     [Fact]
     public void BackwardIsBitwiseEqualForAnyThreadCount()
     {
@@ -174,7 +188,8 @@ public class Conv2dTests
         try
         {
             foreach (var g in new[] { G(8, 144, 3, 4, 144, 3, 1, 1, 1, false), G(4, 40, 24, 32, 72, 3, 1, 1, 1, false),
-                                      G(3, 20, 13, 10, 70, 3, 2, 1, 1, false), G(4, 96, 12, 16, 80, 1, 1, 0, 1, false) })
+                                      G(3, 20, 13, 10, 70, 3, 2, 1, 1, false), G(4, 96, 12, 16, 80, 1, 1, 0, 1, false),
+                                      G(5, 3, 66, 70, 20, 3, 2, 1, 1, false) })
             {
                 var r = Rand.New(g.Cin + g.Cout + g.H);
                 var x = Rand.Floats(r, (long)g.N * g.Cin * g.HW); var w = Rand.Floats(r, (long)g.Cout * g.CKK);
