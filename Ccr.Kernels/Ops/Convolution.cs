@@ -168,7 +168,8 @@ internal static partial class Convolution
     {
         if (WeightGradientPerImage(g)) { HostWeightGradPerImage(d, dw, dy, x, g); return; }
         int chunk = WeightChunk(g), hp = g.H + 2 * g.P, wp = g.W + 2 * g.P;
-        long plane = (long)hp * wp, perX = g.Cin * plane, perY = (long)g.Cout * g.OHW;
+        // unpadded (1x1 convs among them): the chunk's images are their own padded copy
+        long plane = (long)hp * wp, perX = g.P > 0 ? g.Cin * plane : 0, perY = (long)g.Cout * g.OHW;
         using var scratch = d.Pool.Rent(chunk * (perX + perY) * 4);
         var xPad = new Buf<float>(scratch, 0, chunk * perX);
         for (int n0 = 0; n0 < g.N; n0 += chunk)
@@ -176,11 +177,11 @@ internal static partial class Convolution
             int nb = Math.Min(chunk, g.N - n0);
             var dyCat = new Buf<float>(scratch, chunk * perX, nb * perY);
             GatherChunk(dyCat, dy, g.Cout, g.OHW, n0, nb);
-            float* px = x.Ptr + (long)n0 * g.Cin * g.HW, pp = xPad.Ptr;
-            Parallel.For(0, nb * g.Cin, t =>
+            float* px = x.Ptr + (long)n0 * g.Cin * g.HW, pp = g.P > 0 ? xPad.Ptr : px;
+            if (g.P > 0) Parallel.For(0, nb * g.Cin, t =>
             {
                 float* dst = pp + t * plane, src = px + (long)t * g.HW;
-                if (g.P > 0) new Span<float>(dst, checked((int)plane)).Clear();
+                new Span<float>(dst, checked((int)plane)).Clear();
                 for (int h = 0; h < g.H; h++)
                     new ReadOnlySpan<float>(src + (long)h * g.W, g.W).CopyTo(new Span<float>(dst + (long)(h + g.P) * wp + g.P, g.W));
             });

@@ -97,9 +97,9 @@ internal static partial class Gemm
     }
 
     /// <summary>Whether the conv weight gradient over chunks of <paramref name="chunk"/> images packs B from the padded
-    /// images (<see cref="HostConvWeightGrad"/>): the packed path, AVX2 gathers, no swap of the operands, a real im2col.</summary>
+    /// images (<see cref="HostConvWeightGrad"/>): the packed path, AVX2 gathers, no swap of the operands.</summary>
     internal static bool PacksImageTransposed(ConvGeom g, int chunk) =>
-        Packed && Avx2.IsSupported && !g.IsPointwise && !Swaps(g.Cout, g.CKK, chunk * g.OHW);
+        Packed && Avx2.IsSupported && !Swaps(g.Cout, g.CKK, chunk * g.OHW);
 
     /// <summary>dw (Cout, CKK) (=, or += when <paramref name="accumulate"/>) dy_cat (Cout, nb OHW) cols_cat^T, on
     /// <paramref name="threads"/> threads (0: <see cref="PackedThreads"/>), for the nb

@@ -144,7 +144,8 @@ public class Conv2dTests
     /// <summary>The CPU weight gradient that packs cols^T straight from the zero-padded images gives the bits of the
     /// im2col path (same packed values, chunks, K blocks and sums) on 1, 2 and 3 GEMM threads: K blocks that span
     /// images (OHW 768, 130, 12), a partial last strip (CKK 1,296 = 40.5 strips; 585), stride 2 with an odd input,
-    /// dilation 2, a 5x5 kernel, 13 output rows (a 12-row panel + 1), and a batch split into several chunks.</summary>
+    /// dilation 2, a 5x5 kernel, 13 output rows (a 12-row panel + 1), a batch split into several chunks, and unpadded
+    /// convs (3x3, 1x1, 1x1 stride 2) whose images are read in place.</summary>
     [Fact]
     public void WeightGradientFromImageIsBitwiseTheIm2colPath()
     {
@@ -155,7 +156,8 @@ public class Conv2dTests
             foreach (var g in new[] { G(8, 144, 24, 32, 72, 3, 1, 1, 1, false), G(3, 144, 3, 4, 80, 3, 1, 1, 1, false),
                                       G(3, 20, 13, 10, 70, 3, 2, 1, 1, false), G(2, 70, 11, 9, 13, 3, 1, 2, 2, false),
                                       G(2, 23, 13, 17, 70, 5, 2, 2, 1, false), G(3, 7, 10, 13, 70, 3, 1, 0, 1, false),
-                                      G(9, 256, 48, 64, 20, 3, 1, 1, 1, false) })
+                                      G(9, 256, 48, 64, 20, 3, 1, 1, 1, false), G(4, 96, 12, 16, 80, 1, 1, 0, 1, false),
+                                      G(3, 40, 9, 11, 70, 1, 2, 0, 1, false) })
             {
                 Assert.True(Gemm.PacksImageTransposed(g, 1), $"{g} should take the packed-from-image weight gradient");
                 var r = Rand.New(g.Cin + g.Cout + g.H);
