@@ -8,7 +8,7 @@ namespace Ccr.Bench.Report;
 /// CPU variant at the paper step's heaviest conv shapes (batch 8, 96x128 input; median of REPS after a warm-up),
 /// to see which backward pass a change moves without the whole step-profile. Shapes after REPS replace the list.
 /// Environment switches select the paths before each change, for before / after in one sitting: CONV_PASSES_IM2COL,
-/// CONV_PASSES_COL2IM, CONV_PASSES_DW_IM2COL, CONV_PASSES_UNFUSED (each =1), CONV_PASSES_DIRECT_MAX=C.
+/// CONV_PASSES_COL2IM, CONV_PASSES_DW_IM2COL, CONV_PASSES_UNFUSED, CONV_PASSES_PACKED_B (each =1), CONV_PASSES_DIRECT_MAX=C.
 /// tools/cpu_conv_compare.py runs it beside oneDNN (PyTorch) on every conv shape of the step.</summary>
 internal static class ConvPasses
 {
@@ -35,6 +35,9 @@ internal static class ConvPasses
         if (Environment.GetEnvironmentVariable("CONV_PASSES_UNFUSED") == "1") Gemm.FusedPacking = false;
         // CONV_PASSES_DW_IM2COL=1: the weight gradient's B packed from an im2col'd column matrix (before: from the images)
         if (Environment.GetEnvironmentVariable("CONV_PASSES_DW_IM2COL") == "1") Convolution.WeightGradientFromImage = false;
+        // CONV_PASSES_PACKED_B=1: stride-1 forwards (and input gradients run as forwards) pack B strips from the images
+        // (before: B read in place from the padded images)
+        if (Environment.GetEnvironmentVariable("CONV_PASSES_PACKED_B") == "1") Gemm.DirectImageB = false;
         // warm-up: the first shape's numbers otherwise include the JIT's tier-up of the host loops (col2im 20 ms, not 5)
         Warm(d);
         Console.WriteLine($"{"shape",-28} {"fwd ms",8} {"dx ms",8} {"dw ms",8}");
@@ -75,13 +78,19 @@ internal static class ConvPasses
 
     static void Warm(Device d)
     {
-        var g = ConvGeom.From([2, 32, 12, 16], [32, 32, 3, 3], null, 2, 1, 1);
+        var sw = Stopwatch.StartNew();
+        // stride 2, then stride 1 with 64 channels at 16 wide (the stride-1 paths of the wide layers)
+        Warm(d, ConvGeom.From([2, 32, 12, 16], [32, 32, 3, 3], null, 2, 1, 1), sw, 1000);
+        Warm(d, ConvGeom.From([2, 64, 12, 16], [64, 64, 3, 3], null, 1, 1, 1), sw, 2000);
+    }
+
+    static void Warm(Device d, ConvGeom g, Stopwatch sw, int untilMs)
+    {
         long nx = (long)g.N * g.Cin * g.HW, ny = (long)g.N * g.Cout * g.OHW, nw = (long)g.Cout * g.CKK;
         using var bx = d.Pool.Rent(nx * 4); using var by = d.Pool.Rent(ny * 4); using var bw = d.Pool.Rent(nw * 4);
         Buf<float> X = new(bx, 0, nx), Y = new(by, 0, ny), W = new(bw, 0, nw);
         X.Span.Clear(); Y.Span.Clear(); W.Span.Clear();
-        var sw = Stopwatch.StartNew();
-        while (sw.ElapsedMilliseconds < 1500)
+        while (sw.ElapsedMilliseconds < untilMs)
         {
             Convolution.Forward(d, Y, X, W, null, g);
             Convolution.BackwardInput(d, X, Y, W, g);

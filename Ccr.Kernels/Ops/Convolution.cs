@@ -62,11 +62,13 @@ internal struct ConvGeom
 /// <summary>
 /// 2-D convolution forward and backward. CUDA variant: implicit GEMMs that gather from NCHW directly
 /// (Convolution.Implicit.cs; fp32 or TF32 per each call's <see cref="MathPrecision"/>). CPU variant (host SIMD code):
-/// direct correlation for stride-1 convs with few channels, else the host GEMM: the forward packs its B
-/// strips straight from the input images (Gemm.ImageB.cs, no column matrix), and so does a stride-1 input gradient,
-/// run as the forward conv of dy with the flipped weights; the weight gradient and strided input gradients go
-/// through im2col / col2im; 1x1 stride-1 convs skip im2col, and the batch is processed in chunks so the column
-/// buffer stays under <see cref="ColsLimit"/> floats. Every function writes its output (=), activation and parameter
+/// direct correlation for stride-1 convs with few channels where the GEMM below cannot read its B in place, else the
+/// host GEMM: the forward takes its B straight from the input images (no column matrix: read in place from the padded
+/// images for stride-1 rows of whole 16-pixel runs on AVX-512, Gemm.ImageDirect.cs; else packed from them,
+/// Gemm.ImageB.cs), and so does a stride-1 input gradient, run as the forward conv of dy with the flipped weights; the
+/// weight gradient packs cols^T from the padded images; strided input gradients go through im2col / col2im; 1x1
+/// stride-1 convs skip im2col, and the batch is processed in chunks so the column buffer stays under
+/// <see cref="ColsLimit"/> floats. Every function writes its output (=), activation and parameter
 /// gradients alike; Ccr.Nn's Autograd.Accumulate does the adding. The optional <c>tile</c> of the CUDA
 /// variant's entry points overrides <see cref="GemmTiles.Choose"/> (tests, verify, benchmarks); the CPU
 /// variant ignores it.
@@ -318,7 +320,8 @@ internal static partial class Convolution
 
     /// <summary>Stride 1, no dilation, padding below k: dx is the "full" correlation of dy with the flipped
     /// weights, computed directly (no column matrix, no col2im).</summary>
-    static bool DirectBackwardInput(ConvGeom g) => g.S == 1 && g.D == 1 && g.K > 1 && g.P <= g.K - 1 && g.Cout <= DirectMaxChannels;
+    static bool DirectBackwardInput(ConvGeom g) => g.S == 1 && g.D == 1 && g.K > 1 && g.P <= g.K - 1 && g.Cout <= DirectMaxChannels
+        && !(InputGradientAsForward && Gemm.PacksImage(Transposed(g)) && Gemm.ReadsImageDirect(Transposed(g)));
 
     // dx[n, ci, h, w] = sum over co, kh, kw of w[co, ci, kh, kw] * dy[n, co, h + P - kh, w + P - kw]: a correlation
     // of dy padded by K - 1 - P with the flipped, channel-transposed weights.
@@ -368,11 +371,15 @@ internal static partial class Convolution
 
     /// <summary>Most channels (in and out) a stride-1 conv may have to take the direct correlations of the CPU variant.
     /// 32: 18-channel convs run faster direct, 36 and 64 on the packed GEMM that packs from the images (conv-passes,
-    /// 2026-12-06: 64 -> 64 @24x32 forward 11 ms direct vs 5 packed; 36 -> 36 @12x16 all three passes 3.4 vs 1.9 ms).</summary>
+    /// 2026-12-06: 64 -> 64 @24x32 forward 11 ms direct vs 5 packed; 36 -> 36 @12x16 all three passes 3.4 vs 1.9 ms).
+    /// Where the GEMM reads B in place from the padded images (AVX-512, rows of whole 16-pixel runs:
+    /// <see cref="Gemm.ReadsImageDirect"/>), the GEMM takes every channel count: 18 -> 18 @24x32 forward 0.16-0.18 ms
+    /// there against 0.57-0.67 direct, dx 0.17-0.19 against 0.51-0.66, dw 0.64-0.71 against 0.77-0.93.</summary>
     internal static int DirectMaxChannels { get; set; } = 32;
 
     /// <summary>Forward by direct correlation (stride 1, no dilation, few channels): no column matrix.</summary>
-    static bool DirectForward(ConvGeom g) => g.S == 1 && g.D == 1 && g.K > 1 && g.Cout <= DirectMaxChannels && g.Cin <= DirectMaxChannels;
+    static bool DirectForward(ConvGeom g) => g.S == 1 && g.D == 1 && g.K > 1 && g.Cout <= DirectMaxChannels && g.Cin <= DirectMaxChannels
+        && !(PackFromImage && Gemm.PacksImage(g) && Gemm.ReadsImageDirect(g));
 
     // out (N, co, ho, wo) = sum over i, kh, kw of wt[o, i, kh*K + kw] * in_padded[n, i, h + kh, w + kw], where
     // in (N, ci, hi, wi) is first copied into zero-padded planes at offset (pad, pad); the planes are wide enough

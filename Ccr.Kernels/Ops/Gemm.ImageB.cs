@@ -49,6 +49,7 @@ internal static partial class Gemm
     /// (whole products per thread, so no sum depends on the thread count).</summary>
     internal static unsafe void HostConvForward(float* y, float* w, float* x, ConvGeom g)
     {
+        if (ReadsImageDirect(g)) { HostConvForwardDirect(y, w, x, g); return; }
         if (Concatenates(g)) { HostConvForwardConcat(y, w, x, g); return; }
         int m = g.Cout, n = g.OHW, k = g.CKK, batch = g.N, threads = Math.Max(1, PackedThreads);
         Observe?.Invoke(new HostCall(batch, m, n, k, false, false, true, false));

@@ -53,6 +53,9 @@ public class Conv2dTests
     [InlineData("cpu", 2, 4, 20, 30, 70, 3, 1, 1, 1, false)] // weight-gradient GEMM with K = 2 x 600 images side by side: K blocks span images
     [InlineData("cpu", 3, 70, 3, 4, 13, 3, 1, 1, 1, true)]   // 3x4 planes: K = 36 over 3 images, 13 rows (a 12-row panel + 1)
     [InlineData("cpu", 3, 3, 66, 70, 20, 3, 2, 1, 1, false)] // a stem: small dw over 1,155 pixels an image, summed per image
+    [InlineData("cpu", 3, 20, 11, 16, 70, 3, 1, 1, 1, true)] // AVX-512: B read in place from the padded images, an odd count of 16-pixel runs
+    [InlineData("cpu", 2, 18, 10, 32, 18, 3, 1, 1, 1, true)] // 18 channels on that GEMM (the direct correlations elsewhere)
+    [InlineData("cpu", 2, 5, 14, 16, 14, 3, 1, 2, 2, true)]  // that GEMM with dilation 2
     [InlineData("cuda-on-cpu", 1, 1, 5, 5, 1, 3, 1, 0, 1, false)]
     [InlineData("cuda-on-cpu", 2, 2, 7, 5, 3, 3, 2, 1, 1, true)]
     [InlineData("cuda-on-cpu", 1, 2, 6, 7, 2, 3, 1, 2, 2, true)]
@@ -90,16 +93,18 @@ public class Conv2dTests
         CheckAgainstReference(Devices.Cpu, g, false, n + cin + h + w + cout + k + p, dxAtol: 1e-6 * Math.Sqrt(cout * k * k));
     }
 
-    // run(threads, fromImage): the im2col path on one thread against the packed-from-image path on 1, 2 and 3, bit for bit
-    static void SameBitsOnAnyThreadCount(Func<int, bool, float[]> run, string what)
+    // run(threads, newPath): the old path (im2col unless named) on one thread against the new (packed from the images
+    // unless named) on 1, 2 and 3, bit for bit
+    static void SameBitsOnAnyThreadCount(Func<int, bool, float[]> run, string what, string oldPath = "by im2col",
+                                         string newPath = "packed from the images")
     {
-        var im2col = run(1, false);
+        var before = run(1, false);
         foreach (int threads in new[] { 1, 2, 3 })
         {
             var got = run(threads, true);
             for (int i = 0; i < got.Length; i++)
-                if (BitConverter.SingleToInt32Bits(im2col[i]) != BitConverter.SingleToInt32Bits(got[i]))
-                    Assert.Fail($"{what}: element {i} is {im2col[i]:R} by im2col, {got[i]:R} packed from the images on {threads} threads");
+                if (BitConverter.SingleToInt32Bits(before[i]) != BitConverter.SingleToInt32Bits(got[i]))
+                    Assert.Fail($"{what}: element {i} is {before[i]:R} {oldPath}, {got[i]:R} {newPath} on {threads} threads");
         }
     }
 
@@ -139,6 +144,51 @@ public class Conv2dTests
             }
         }
         finally { Gemm.PackedThreads = keep; Convolution.PackFromImage = true; }
+    }
+
+    /// <summary>The AVX-512 forward that reads B in place from the padded images (runs of 16 output pixels) gives the bits
+    /// of the path that packs B strips from the images, for the forward and for the input gradient run as a forward,
+    /// on 1, 2 and 3 GEMM threads: rows of 32 and 64 (two strips a row), rows of 16 (two rows a strip), an odd count of
+    /// runs (a lone last run) and strips that span images, padding 0 and 2, dilation 2, a 5x5 kernel, one image, panels
+    /// off the 12 rows (13, 14, 26 outputs), and 18 channels (which took the direct correlations before).</summary>
+    [SkippableFact]
+    public void ForwardReadingBInPlaceIsBitwiseThePackedPath()
+    {
+        Skip.IfNot(Gemm.Wide512Supported, "the in-place B is the AVX-512 micro-tile's");
+        var d = Devices.Cpu;
+        int keep = Gemm.PackedThreads, keepDirect = Convolution.DirectMaxChannels;
+        try
+        {
+            Convolution.DirectMaxChannels = 0; // both sides on the GEMM, whatever the channels
+            foreach (var g in new[] { G(8, 72, 24, 32, 80, 3, 1, 1, 1, false), G(3, 40, 12, 16, 26, 3, 1, 1, 1, false),
+                                      G(3, 20, 11, 16, 70, 3, 1, 1, 1, false), G(2, 30, 9, 64, 14, 3, 1, 1, 1, false),
+                                      G(2, 24, 20, 32, 13, 5, 1, 2, 1, false), G(2, 20, 14, 16, 30, 3, 1, 2, 2, false),
+                                      G(2, 20, 10, 18, 40, 3, 1, 0, 1, false), G(8, 18, 24, 32, 18, 3, 1, 1, 1, false),
+                                      G(1, 36, 12, 16, 36, 3, 1, 1, 1, false) })
+            {
+                Gemm.DirectImageB = true;
+                Assert.True(Gemm.PacksImage(g) && Gemm.ReadsImageDirect(g), $"{g} should read B in place");
+                bool dxToo = Convolution.BackwardInputAsForward(g);
+                var r = Rand.New(g.Cin + g.Cout + g.H + g.W);
+                var x = Rand.Floats(r, (long)g.N * g.Cin * g.HW); var w = Rand.Floats(r, (long)g.Cout * g.CKK);
+                var dy = Rand.Floats(r, (long)g.N * g.Cout * g.OHW);
+                float[] Run(int threads, bool inPlace)
+                {
+                    Gemm.PackedThreads = threads;
+                    Gemm.DirectImageB = inPlace;
+                    using var scope = new TensorScope();
+                    var tx = Tensor.FromArray(d, x, x.Length); var tw = Tensor.FromArray(d, w, w.Length);
+                    var tdy = Tensor.FromArray(d, dy, dy.Length);
+                    var y = Tensor.Full(d, float.NaN, (int)(g.N * g.Cout * g.OHW));
+                    var dx = Tensor.Full(d, float.NaN, x.Length);
+                    Convolution.Forward(d, y.Data, tx.Data, tw.Data, null, g);
+                    if (dxToo) Convolution.BackwardInput(d, dx.Data, tdy.Data, tw.Data, g);
+                    return [.. y.ToArray(), .. dxToo ? dx.ToArray() : []];
+                }
+                SameBitsOnAnyThreadCount(Run, $"conv2d {g} y{(dxToo ? " and dx" : "")}", "with B packed", "with B read in place");
+            }
+        }
+        finally { Gemm.PackedThreads = keep; Gemm.DirectImageB = true; Convolution.DirectMaxChannels = keepDirect; }
     }
 
     /// <summary>The CPU weight gradient that packs cols^T straight from the zero-padded images gives the bits of the
