@@ -8,7 +8,8 @@ namespace Ccr.Bench.Report;
 /// CPU variant at the paper step's heaviest conv shapes (batch 8, 96x128 input; median of REPS after a warm-up),
 /// to see which backward pass a change moves without the whole step-profile. Shapes after REPS replace the list.
 /// Environment switches select the paths before each change, for before / after in one sitting: CONV_PASSES_IM2COL,
-/// CONV_PASSES_COL2IM, CONV_PASSES_DW_IM2COL, CONV_PASSES_UNFUSED, CONV_PASSES_PACKED_B (each =1), CONV_PASSES_DIRECT_MAX=C.
+/// CONV_PASSES_COL2IM, CONV_PASSES_DW_IM2COL, CONV_PASSES_UNFUSED, CONV_PASSES_PACKED_B,
+/// CONV_PASSES_DW_PACKED (each =1), CONV_PASSES_DIRECT_MAX=C.
 /// tools/cpu_conv_compare.py runs it beside oneDNN (PyTorch) on every conv shape of the step.</summary>
 internal static class ConvPasses
 {
@@ -38,6 +39,9 @@ internal static class ConvPasses
         // CONV_PASSES_PACKED_B=1: stride-1 forwards (and input gradients run as forwards) pack B strips from the images
         // (before: B read in place from the padded images)
         if (Environment.GetEnvironmentVariable("CONV_PASSES_PACKED_B") == "1") Gemm.DirectImageB = false;
+        // CONV_PASSES_DW_PACKED=1: stride-1 weight gradients on the packed GEMM (before: dot products on dy and the
+        // padded images in place)
+        if (Environment.GetEnvironmentVariable("CONV_PASSES_DW_PACKED") == "1") Gemm.WeightGradientInPlace = false;
         // warm-up: the first shape's numbers otherwise include the JIT's tier-up of the host loops (col2im 20 ms, not 5)
         Warm(d);
         Console.WriteLine($"{"shape",-28} {"fwd ms",8} {"dx ms",8} {"dw ms",8}");

@@ -134,11 +134,12 @@ internal static partial class Convolution
 
     /// <summary>dw (Cout, Cin, K, K) = sum over the batch of dy (Cout, OHW) cols^T (OHW, CKK). Written (=).
     /// Deterministic on both variants: the CUDA variant's K split is summed in slice order (no atomics).</summary>
-    public static void BackwardWeight(Device d, Buf<float> dw, Buf<float> dy, Buf<float> x, ConvGeom g, GemmTile? tile = null,
+    public static unsafe void BackwardWeight(Device d, Buf<float> dw, Buf<float> dy, Buf<float> x, ConvGeom g, GemmTile? tile = null,
                                       MathPrecision precision = MathPrecision.Fp32)
     {
         Check(g, dy, "dy", (long)g.N * g.Cout * g.OHW, x, "x", (long)g.N * g.Cin * g.HW, dw, "dw", (long)g.Cout * g.CKK);
         if (!Gemm.Host(d)) { ImplicitBackwardWeight(d, dw, dy, x, g, tile, precision); return; }
+        if (Gemm.ReadsWeightGradInPlace(g)) { Gemm.HostConvWeightGradInPlace(dw.Ptr, dy.Ptr, x.Ptr, g); return; }
         if (DirectForward(g)) { HostWeightGradDirect(d, dw, dy, x, g); return; }
         if (WeightGradientFromImage && Gemm.PacksImageTransposed(g, WeightChunk(g))) { HostWeightGradFromImage(d, dw, dy, x, g); return; }
         // one packed GEMM per chunk over the chunk's images laid side by side along K (the "K-concatenated"

@@ -201,6 +201,7 @@ public class Conv2dTests
     {
         var d = Devices.Cpu;
         int keep = Gemm.PackedThreads;
+        Gemm.WeightGradientInPlace = false; // the GEMM path on every shape here (the dot products sum in another order)
         try
         {
             foreach (var g in new[] { G(8, 144, 24, 32, 72, 3, 1, 1, 1, false), G(3, 144, 3, 4, 80, 3, 1, 1, 1, false),
@@ -225,7 +226,52 @@ public class Conv2dTests
                 SameBitsOnAnyThreadCount(Run, $"conv2d {g} dw");
             }
         }
-        finally { Gemm.PackedThreads = keep; Convolution.WeightGradientFromImage = true; }
+        finally { Gemm.PackedThreads = keep; Convolution.WeightGradientFromImage = true; Gemm.WeightGradientInPlace = true; }
+    }
+
+    /// <summary>The AVX-512 weight gradient by dot products on dy and the padded images in place equals the float64
+    /// reference and gives the same bits on 1, 2 and 3 threads: output channels off the 4-row tile (18, 13, 7, 30) and taps
+    /// off the 6-tap tile (45, 7, 25), three chunks of images (5 x 768 pixels, two images a chunk) or one, unpadded 3x3 and
+    /// 1x1 convs read in place, dilation 2, a 5x5 kernel, rows of 16, 32 and 64. Each dw sums N OHW products of values in
+    /// [-1, 1], so the tolerance grows with the square root of that count.</summary>
+    [SkippableFact]
+    public void WeightGradientInPlaceMatchesReferenceOnAnyThreadCount()
+    {
+        Skip.IfNot(Gemm.Wide512Supported, "the in-place weight gradient is the AVX-512 path's");
+        var d = Devices.Cpu;
+        int keep = Gemm.PackedThreads;
+        try
+        {
+            foreach (var g in new[] { G(5, 18, 24, 32, 18, 3, 1, 1, 1, false), G(3, 5, 20, 16, 13, 3, 1, 2, 2, false),
+                                      G(2, 7, 9, 64, 40, 1, 1, 0, 1, false), G(3, 70, 12, 18, 7, 3, 1, 0, 1, false),
+                                      G(2, 1, 12, 32, 30, 5, 1, 2, 1, false), G(1, 36, 12, 16, 36, 3, 1, 1, 1, false) })
+            {
+                Assert.True(Gemm.ReadsWeightGradInPlace(g), $"{g} should take the in-place weight gradient");
+                var r = Rand.New(g.Cin * 7 + g.Cout + g.W);
+                var x = Rand.Floats(r, (long)g.N * g.Cin * g.HW); var dy = Rand.Floats(r, (long)g.N * g.Cout * g.OHW);
+                float[] Run(int threads)
+                {
+                    Gemm.PackedThreads = threads;
+                    using var scope = new TensorScope();
+                    var tx = Tensor.FromArray(d, x, x.Length); var tdy = Tensor.FromArray(d, dy, dy.Length);
+                    var dw = Tensor.Full(d, float.NaN, (int)((long)g.Cout * g.CKK));
+                    Convolution.BackwardWeight(d, dw.Data, tdy.Data, tx.Data, g);
+                    return dw.ToArray();
+                }
+                var one = Run(1);
+                var w0 = new double[(long)g.Cout * g.CKK];
+                var (_, edw, _) = Convolution.Reference.Backward(Rand.D(dy), Rand.D(x), w0, g);
+                Tol.Close(edw, one, 1e-6 * Math.Sqrt((double)g.N * g.OHW), 1e-5, $"conv2d {g} dw in place");
+                foreach (int threads in new[] { 2, 3 })
+                {
+                    var many = Run(threads);
+                    for (int i = 0; i < one.Length; i++)
+                        if (BitConverter.SingleToInt32Bits(one[i]) != BitConverter.SingleToInt32Bits(many[i]))
+                            Assert.Fail($"conv2d {g} dw: element {i} is {one[i]:R} on 1 thread, {many[i]:R} on {threads}");
+                }
+            }
+        }
+        finally { Gemm.PackedThreads = keep; }
     }
 
     /// <summary>The CPU variant's backward passes give the same bits on 1, 2 and 3 GEMM threads (the packed GEMM
