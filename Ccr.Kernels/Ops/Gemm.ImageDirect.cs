@@ -5,11 +5,12 @@ using System.Runtime.Intrinsics.X86;
 namespace Ccr.Kernels.Ops;
 
 /// <summary>
-/// The stride-1 conv forward on AVX-512 with B read in place from the zero-padded images, never packed (issue 20).
+/// The conv forward on AVX-512 with B read in place from the zero-padded images, never packed (issue 20).
 /// y (Cout, N OHW) = w (Cout, CKK) cols (CKK, N OHW) with the images side by side along N. A 32-column strip of B is
 /// two runs of 16 output pixels (one row of 32, or two rows of 16), and its row p = (ci, kh, kw) is those runs shifted
-/// by ci plane + kh D wp + kw D in the padded images: 16 contiguous floats each, so the micro-tile loads them where
-/// they lie, through a table of the K offsets. The packed path copied those floats into strips first (a fifth of the
+/// by a fixed offset in the padded images (stride 1: ci plane + kh D wp + kw D; strided convs read phase planes,
+/// <see cref="PhaseImages"/>): 16 contiguous floats each, so the micro-tile loads them where they lie, through a table
+/// of the K offsets. The packed path copied those floats into strips first (a fifth of the
 /// 256 -> 128 @24x32 forward). The image also holds a strip's B about three times denser than a packed strip (the
 /// K x K taps of a row overlap), so one output row's B over a K block (some 50 channels x 3 rows, 20 KB) stays in L1
 /// while every A panel of the block streams past it from L2.
@@ -18,16 +19,83 @@ namespace Ccr.Kernels.Ops;
 /// </summary>
 internal static partial class Gemm
 {
-    /// <summary>Stride-1 conv forwards read B in place from the padded images where they can (default on; off: packed
-    /// strips, kept reachable for the bitwise tests and for conv-passes' before / after).</summary>
+    /// <summary>Conv forwards read B in place from the padded images where they can (default on; off: packed strips,
+    /// kept reachable for the bitwise tests and for conv-passes' before / after).</summary>
     internal static bool DirectImageB { get; set; } = true;
 
-    /// <summary>Whether <see cref="HostConvForward"/> reads this geometry's B in place: AVX-512 (the 12 x 32 tile),
-    /// stride 1, and rows that split into whole runs of 16 output pixels.</summary>
+    /// <summary>Whether <see cref="HostConvForward"/> reads this geometry's B in place: AVX-512 (the 12 x 32 tile), not
+    /// a plain 1x1 GEMM, and output rows that split into whole runs of 16 pixels.</summary>
     internal static bool ReadsImageDirect(ConvGeom g) =>
-        DirectImageB && Packed && Wide && g.S == 1 && !g.IsPointwise && g.OW % 16 == 0;
+        DirectImageB && Packed && Wide && !g.IsPointwise && g.OW % 16 == 0;
 
     [ThreadStatic] static int[]? offsetBuffer;
+
+    /// <summary>The zero-padded images as the in-place paths read them: each (image, channel) plane padded by P is split
+    /// into S x S phase planes (phase (r mod S, c mod S) holds padded rows r and columns c of that phase at (r / S, c / S)),
+    /// so that tap (kh, kw) of output pixels ow .. ow + 15 is 16 contiguous floats at any stride: phase
+    /// ((kh D) mod S, (kw D) mod S), row oh + kh D / S, columns ow + kw D / S on. Stride 1: one phase, the padded plane.</summary>
+    readonly struct PhaseImages(ConvGeom g)
+    {
+        public readonly int Hpp = (g.H + 2 * g.P + g.S - 1) / g.S, Wpp = (g.W + 2 * g.P + g.S - 1) / g.S;
+        public long Phase => (long)Hpp * Wpp;
+        public long Plane => g.S * g.S * Phase;
+        public long Image => g.Cin * Plane;
+        // where output pixel (z, oh, ow)'s tap (0, 0) lies; off[p] adds tap p's
+        public long Corner(int z, int oh, int ow) => z * Image + (long)oh * Wpp + ow;
+    }
+
+    // the images of x in the PhaseImages layout, in paddedBuffer (x itself where that layout is x: stride 1, no padding)
+    static unsafe float* PadPhases(float* x, ConvGeom g, PhaseImages l, int threads)
+    {
+        if (g.S == 1 && g.P == 0) return x;
+        float* xp = Buffer(ref paddedBuffer, g.N * l.Image);
+        ForTasks(g.N * g.Cin, threads, (lo, hi) =>
+        {
+            var even = Vector512.Create(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+            var odd = even + Vector512<int>.One;
+            for (long t = lo; t < hi; t++)
+            {
+                float* dst = xp + t * l.Plane, src = x + t * g.HW;
+                new Span<float>(dst, checked((int)l.Plane)).Clear();
+                for (int h = 0; h < g.H; h++)
+                {
+                    int r = h + g.P;
+                    float* row = src + (long)h * g.W, phases = dst + r % g.S * g.S * l.Phase + (long)(r / g.S) * l.Wpp;
+                    if (g.S == 1) { new ReadOnlySpan<float>(row, g.W).CopyTo(new Span<float>(phases + g.P, g.W)); continue; }
+                    int w = 0;
+                    if (g.S == 2)
+                        for (; w + 32 <= g.W; w += 32)
+                        {
+                            // 32 input columns: the 16 even ones to one column phase, the 16 odd ones to the other
+                            var v0 = Vector512.Load(row + w); var v1 = Vector512.Load(row + w + 16);
+                            int c0 = w + g.P, c1 = c0 + 1;
+                            Vector512.Store(Avx512F.PermuteVar16x32x2(v0, even, v1), phases + (c0 & 1) * l.Phase + (c0 >> 1));
+                            Vector512.Store(Avx512F.PermuteVar16x32x2(v0, odd, v1), phases + (c1 & 1) * l.Phase + (c1 >> 1));
+                        }
+                    for (; w < g.W; w++)
+                    {
+                        int c = w + g.P;
+                        phases[c % g.S * l.Phase + c / g.S] = row[w];
+                    }
+                }
+            }
+        });
+        return xp;
+    }
+
+    // off[p] for p = (ci, kh, kw): where tap p of an output pixel lies in the PhaseImages layout, from the pixel's corner
+    static unsafe int* TapOffsets(ConvGeom g, PhaseImages l)
+    {
+        int k = g.CKK, kk = g.K * g.K;
+        if (offsetBuffer == null || offsetBuffer.Length < k) offsetBuffer = GC.AllocateUninitializedArray<int>(k, pinned: true);
+        int* off = (int*)Unsafe.AsPointer(ref offsetBuffer[0]);
+        for (int p = 0; p < k; p++)
+        {
+            int rh = p % kk / g.K * g.D, rw = p % g.K * g.D;
+            off[p] = checked((int)(p / kk * l.Plane + (rh % g.S * g.S + rw % g.S) * l.Phase + (long)(rh / g.S) * l.Wpp + rw / g.S));
+        }
+        return off;
+    }
 
     // strips of 32 output pixels grouped so that a group's C (Cout x 32 x group floats) stays near 256 KB in L2 across
     // the K blocks, beside the A block and the group's input rows
@@ -39,26 +107,9 @@ internal static partial class Gemm
         Observe?.Invoke(new HostCall(g.N, m, g.OHW, k, false, false, true, false));
         float* a = PackAllA(Orient(y, w, null, m, g.OHW, k, false, false, swap: false), k);
         int kcMax = EvenKc(k, Blocking(MRWide, NRWide).KC), panels = (m + MRWide - 1) / MRWide;
-
-        int hp = g.H + 2 * g.P, wp = g.W + 2 * g.P;
-        long plane = (long)hp * wp, image = g.Cin * plane;
-        float* xp = Buffer(ref paddedBuffer, g.N * image);
-        ForTasks(g.N * g.Cin, threads, (lo, hi) =>
-        {
-            for (long t = lo; t < hi; t++)
-            {
-                float* dst = xp + t * plane, src = x + t * g.HW;
-                if (g.P > 0) new Span<float>(dst, checked((int)plane)).Clear();
-                for (int h = 0; h < g.H; h++)
-                    new ReadOnlySpan<float>(src + (long)h * g.W, g.W).CopyTo(new Span<float>(dst + (long)(h + g.P) * wp + g.P, g.W));
-            }
-        });
-
-        // off[p] for p = (ci, kh, kw): where B row p of a strip lies, from the strip's corner in the padded image
-        if (offsetBuffer == null || offsetBuffer.Length < k) offsetBuffer = GC.AllocateUninitializedArray<int>(k, pinned: true);
-        int* off = (int*)Unsafe.AsPointer(ref offsetBuffer[0]);
-        for (int p = 0, kk = g.K * g.K; p < k; p++)
-            off[p] = checked((int)(p / kk * plane + (long)(p % kk / g.K) * g.D * wp + p % g.K * g.D));
+        var l = new PhaseImages(g);
+        float* xp = PadPhases(x, g, l, threads);
+        int* off = TapOffsets(g, l);
 
         long halves = (long)g.N * g.OHW / 16; // runs of 16 output pixels, two to a strip
         int strips = checked((int)((halves + 1) / 2)), group = Math.Max(1, GroupFloats / (m * NRWide));
@@ -73,9 +124,9 @@ internal static partial class Gemm
                     float* aBlk = a + (long)panels * MRWide * p0;
                     for (int s = s0; s < s1; s++)
                     {
-                        Run(xp, y, g, image, wp, 2L * s, out float* b0, out float* c0);
+                        Run(xp, y, g, l, 2L * s, out float* b0, out float* c0);
                         float* b1 = b0, c1 = null; // a lone last run: its second half reads the first's and is not stored
-                        if (2L * s + 1 < halves) Run(xp, y, g, image, wp, 2L * s + 1, out b1, out c1);
+                        if (2L * s + 1 < halves) Run(xp, y, g, l, 2L * s + 1, out b1, out c1);
                         for (int q = 0; q < panels; q++)
                             Tile12x32Image(kc, aBlk + (long)q * MRWide * kc, off + p0, b0, b1, c0 + (long)q * MRWide * g.OHW,
                                 c1 == null ? null : c1 + (long)q * MRWide * g.OHW, g.OHW, p0 == 0, Math.Min(MRWide, m - q * MRWide));
@@ -86,11 +137,11 @@ internal static partial class Gemm
     }
 
     // run h of 16 output pixels: its corner in the padded images (tap (0, 0) of its first pixel) and its first output
-    static unsafe void Run(float* xp, float* y, ConvGeom g, long image, int wp, long h, out float* b, out float* c)
+    static unsafe void Run(float* xp, float* y, ConvGeom g, PhaseImages l, long h, out float* b, out float* c)
     {
         long j = h * 16;
         int z = (int)(j / g.OHW), r = (int)(j - (long)z * g.OHW), oh = r / g.OW, ow = r - oh * g.OW;
-        b = xp + z * image + (long)oh * wp + ow;
+        b = xp + l.Corner(z, oh, ow);
         c = y + ((long)z * g.Cout * g.OH + oh) * g.OW + ow;
     }
 

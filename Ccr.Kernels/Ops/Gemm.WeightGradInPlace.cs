@@ -5,9 +5,10 @@ using System.Runtime.Intrinsics.X86;
 namespace Ccr.Kernels.Ops;
 
 /// <summary>
-/// The stride-1 conv weight gradient on AVX-512 with both operands read in place (issue 20):
-/// dw[co, (ci, kh, kw)] = sum over pixels of dy[n, co, oh, ow] x_pad[n, ci, oh + kh D, ow + kw D]. Along a run of 16
-/// output pixels of a row, dy's row and each tap's shifted row of the zero-padded input are 16 contiguous floats, so the
+/// The conv weight gradient on AVX-512 with both operands read in place (issue 20):
+/// dw[co, (ci, kh, kw)] = sum over pixels of dy[n, co, oh, ow] x_pad[n, ci, oh S + kh D, ow S + kw D]. Along a run of 16
+/// output pixels of a row, dy's row and each tap's shifted row of the zero-padded input (in phase planes when strided,
+/// <see cref="PhaseImages"/>) are 16 contiguous floats, so the
 /// sum runs as dot products vectorised along the pixels: a tile of 4 output channels x 6 taps keeps 24 vectors of
 /// partial sums (16 pixels' products apiece), loading 4 dy vectors and 6 input vectors per 24 FMAs. Nothing is packed
 /// or gathered: the GEMM path copied dy into a K-concatenated A, packed it per K block and gathered cols^T from the
@@ -18,15 +19,21 @@ namespace Ccr.Kernels.Ops;
 /// </summary>
 internal static partial class Gemm
 {
-    /// <summary>Stride-1 conv weight gradients take their operands in place where they can (default on; off: the packed
+    /// <summary>Conv weight gradients take their operands in place where they can (default on; off: the packed
     /// GEMM on cols^T gathered from the images, kept reachable for the bitwise tests of that path and for conv-passes).</summary>
     internal static bool WeightGradientInPlace { get; set; } = true;
 
-    /// <summary>Whether <see cref="HostConvWeightGradInPlace"/> takes this geometry: AVX-512, stride 1, rows of whole
+    /// <summary>Whether <see cref="HostConvWeightGradInPlace"/> takes this geometry: AVX-512, output rows of whole
     /// 16-pixel runs (1x1 convs included), and dw short on one side (at most <see cref="InPlaceMaxSide"/> output
     /// channels or taps), where the GEMM's per-K-block packing and gathers outweigh its FMAs.</summary>
     internal static bool ReadsWeightGradInPlace(ConvGeom g) =>
-        WeightGradientInPlace && Packed && Wide && g.S == 1 && g.OW % 16 == 0 && Math.Min(g.Cout, g.CKK) <= InPlaceMaxSide;
+        WeightGradientInPlace && Packed && Wide && g.OW % 16 == 0 && Math.Min(g.Cout, g.CKK) <= InPlaceMaxSide
+        && (g.S == 1 || (long)g.Cout * g.CKK <= InPlaceMaxStrided);
+
+    /// <summary>Strided convs: only dw of at most this many weights (18 -> 36 s2 @24x32: 0.18 -> 0.15 ms, 18 -> 18 s2
+    /// 0.15 -> 0.10, the stem's 64 x 27 about even). Larger ones lost to the GEMM (256 -> 36 s2 @24x32 1.5-1.7 ->
+    /// 1.9-2.2 ms, 64 -> 64 s2 @48x64 2.3-2.5 -> 2.7-2.8): a tap group spans two column phases, so more lines per step.</summary>
+    internal const long InPlaceMaxStrided = 16384;
 
     /// <summary>64: the dot products reuse each loaded vector 4 or 6 times where the GEMM's outer products reuse a B row
     /// 12 times, so on wide dw (both sides in the hundreds) they stream about twice the bytes from L2 and lose
@@ -45,28 +52,9 @@ internal static partial class Gemm
     internal static unsafe void HostConvWeightGradInPlace(float* dw, float* dy, float* x, ConvGeom g)
     {
         int threads = Math.Max(1, PackedThreads), k = g.CKK;
-        int hp = g.H + 2 * g.P, wp = g.W + 2 * g.P;
-        long plane = (long)hp * wp, image = g.Cin * plane;
-        float* xp = x;
-        if (g.P > 0)
-        {
-            xp = Buffer(ref paddedBuffer, g.N * image);
-            float* pad = xp;
-            ForTasks(g.N * g.Cin, threads, (lo, hi) =>
-            {
-                for (long t = lo; t < hi; t++)
-                {
-                    float* dst = pad + t * plane, src = x + t * g.HW;
-                    new Span<float>(dst, checked((int)plane)).Clear();
-                    for (int h = 0; h < g.H; h++)
-                        new ReadOnlySpan<float>(src + (long)h * g.W, g.W).CopyTo(new Span<float>(dst + (long)(h + g.P) * wp + g.P, g.W));
-                }
-            });
-        }
-        if (offsetBuffer == null || offsetBuffer.Length < k) offsetBuffer = GC.AllocateUninitializedArray<int>(k, pinned: true);
-        int* off = (int*)Unsafe.AsPointer(ref offsetBuffer[0]);
-        for (int p = 0, kk = g.K * g.K; p < k; p++)
-            off[p] = checked((int)(p / kk * plane + (long)(p % kk / g.K) * g.D * wp + p % g.K * g.D));
+        var l = new PhaseImages(g);
+        float* xp = PadPhases(x, g, l, threads);
+        int* off = TapOffsets(g, l);
 
         int chunk = Math.Clamp(ChunkPixels / g.OHW, 1, g.N), tapGroups = (k + WgTaps - 1) / WgTaps;
         float* pxp = xp;
@@ -81,7 +69,7 @@ internal static partial class Gemm
                     int j0 = tg * WgTaps, taps = Math.Min(WgTaps, k - j0);
                     for (int i = 0; i < WgTaps; i++) t[i] = off[j0 + Math.Min(i, taps - 1)]; // past the last tap: repeats it, not stored
                     for (int co0 = 0; co0 < g.Cout; co0 += WgCo)
-                        WeightGradTile(dw, dy, pxp, g, image, wp, n0, nb, co0, j0, taps, t, store: n0 == 0);
+                        WeightGradTile(dw, dy, pxp, g, l, n0, nb, co0, j0, taps, t, store: n0 == 0);
                 }
             }
         });
@@ -90,7 +78,7 @@ internal static partial class Gemm
     // dw[co0 .. co0 + 4, j0 .. j0 + taps] (=, or +=) the sums over images n0 .. n0 + nb; t: the 6 taps' offsets in a
     // padded image (rows past Cout repeat the last channel and are not stored)
     [SkipLocalsInit]
-    static unsafe void WeightGradTile(float* dw, float* dy, float* xp, ConvGeom g, long image, int wp, int n0, int nb,
+    static unsafe void WeightGradTile(float* dw, float* dy, float* xp, ConvGeom g, PhaseImages l, int n0, int nb,
                                       int co0, int j0, int taps, int* t, bool store)
     {
         int rows = Math.Min(WgCo, g.Cout - co0), ohw = g.OHW;
@@ -102,10 +90,10 @@ internal static partial class Gemm
         Vector512<float> a30 = default, a31 = default, a32 = default, a33 = default, a34 = default, a35 = default;
         for (int n = n0; n < n0 + nb; n++)
         {
-            float* dyn = dy + ((long)n * g.Cout + co0) * ohw, xn = xp + n * image;
+            float* dyn = dy + ((long)n * g.Cout + co0) * ohw;
             for (int oh = 0; oh < g.OH; oh++)
             {
-                float* drow = dyn + oh * g.OW, xrow = xn + (long)oh * wp;
+                float* drow = dyn + oh * g.OW, xrow = xp + l.Corner(n, oh, 0);
                 for (int ow = 0; ow < g.OW; ow += 16)
                 {
                     float* d = drow + ow, xb = xrow + ow;

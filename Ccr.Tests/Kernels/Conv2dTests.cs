@@ -56,6 +56,7 @@ public class Conv2dTests
     [InlineData("cpu", 3, 20, 11, 16, 70, 3, 1, 1, 1, true)] // AVX-512: B read in place from the padded images, an odd count of 16-pixel runs
     [InlineData("cpu", 2, 18, 10, 32, 18, 3, 1, 1, 1, true)] // 18 channels on that GEMM (the direct correlations elsewhere)
     [InlineData("cpu", 2, 5, 14, 16, 14, 3, 1, 2, 2, true)]  // that GEMM with dilation 2
+    [InlineData("cpu", 2, 5, 31, 32, 14, 3, 2, 1, 1, true)]  // stride 2 from phase planes, odd height
     [InlineData("cuda-on-cpu", 1, 1, 5, 5, 1, 3, 1, 0, 1, false)]
     [InlineData("cuda-on-cpu", 2, 2, 7, 5, 3, 3, 2, 1, 1, true)]
     [InlineData("cuda-on-cpu", 1, 2, 6, 7, 2, 3, 1, 2, 2, true)]
@@ -150,7 +151,8 @@ public class Conv2dTests
     /// of the path that packs B strips from the images, for the forward and for the input gradient run as a forward,
     /// on 1, 2 and 3 GEMM threads: rows of 32 and 64 (two strips a row), rows of 16 (two rows a strip), an odd count of
     /// runs (a lone last run) and strips that span images, padding 0 and 2, dilation 2, a 5x5 kernel, one image, panels
-    /// off the 12 rows (13, 14, 26 outputs), and 18 channels (which took the direct correlations before).</summary>
+    /// off the 12 rows (13, 14, 26 outputs), 18 channels (which took the direct correlations before), and strided convs
+    /// read from phase planes (stride 2 on even and odd widths, with and without padding; stride 3).</summary>
     [SkippableFact]
     public void ForwardReadingBInPlaceIsBitwiseThePackedPath()
     {
@@ -164,7 +166,11 @@ public class Conv2dTests
                                       G(3, 20, 11, 16, 70, 3, 1, 1, 1, false), G(2, 30, 9, 64, 14, 3, 1, 1, 1, false),
                                       G(2, 24, 20, 32, 13, 5, 1, 2, 1, false), G(2, 20, 14, 16, 30, 3, 1, 2, 2, false),
                                       G(2, 20, 10, 18, 40, 3, 1, 0, 1, false), G(8, 18, 24, 32, 18, 3, 1, 1, 1, false),
-                                      G(1, 36, 12, 16, 36, 3, 1, 1, 1, false) })
+                                      G(1, 36, 12, 16, 36, 3, 1, 1, 1, false),
+                                      // strided, from phase planes: stride 2 (even and odd width, padding 0), stride 3
+                                      G(3, 20, 24, 32, 26, 3, 2, 1, 1, false), G(2, 18, 48, 64, 18, 3, 2, 1, 1, false),
+                                      G(2, 10, 33, 33, 14, 3, 2, 0, 1, false), G(2, 7, 31, 31, 13, 3, 2, 1, 1, false),
+                                      G(2, 8, 48, 48, 13, 3, 3, 1, 1, false) })
             {
                 Gemm.DirectImageB = true;
                 Assert.True(Gemm.PacksImage(g) && Gemm.ReadsImageDirect(g), $"{g} should read B in place");
@@ -232,7 +238,8 @@ public class Conv2dTests
     /// <summary>The AVX-512 weight gradient by dot products on dy and the padded images in place equals the float64
     /// reference and gives the same bits on 1, 2 and 3 threads: output channels off the 4-row tile (18, 13, 7, 30) and taps
     /// off the 6-tap tile (45, 7, 25), three chunks of images (5 x 768 pixels, two images a chunk) or one, unpadded 3x3 and
-    /// 1x1 convs read in place, dilation 2, a 5x5 kernel, rows of 16, 32 and 64. Each dw sums N OHW products of values in
+    /// 1x1 convs read in place, dilation 2, a 5x5 kernel, rows of 16, 32 and 64, strides 2 and 3 from phase planes (the
+    /// paper's stem among them). Each dw sums N OHW products of values in
     /// [-1, 1], so the tolerance grows with the square root of that count.</summary>
     [SkippableFact]
     public void WeightGradientInPlaceMatchesReferenceOnAnyThreadCount()
@@ -244,7 +251,9 @@ public class Conv2dTests
         {
             foreach (var g in new[] { G(5, 18, 24, 32, 18, 3, 1, 1, 1, false), G(3, 5, 20, 16, 13, 3, 1, 2, 2, false),
                                       G(2, 7, 9, 64, 40, 1, 1, 0, 1, false), G(3, 70, 12, 18, 7, 3, 1, 0, 1, false),
-                                      G(2, 1, 12, 32, 30, 5, 1, 2, 1, false), G(1, 36, 12, 16, 36, 3, 1, 1, 1, false) })
+                                      G(2, 1, 12, 32, 30, 5, 1, 2, 1, false), G(1, 36, 12, 16, 36, 3, 1, 1, 1, false),
+                                      G(3, 18, 24, 32, 36, 3, 2, 1, 1, false), G(2, 3, 31, 32, 20, 3, 2, 1, 1, false),
+                                      G(2, 4, 48, 48, 10, 3, 3, 1, 1, false), G(2, 3, 96, 128, 64, 3, 2, 1, 1, false) })
             {
                 Assert.True(Gemm.ReadsWeightGradInPlace(g), $"{g} should take the in-place weight gradient");
                 var r = Rand.New(g.Cin * 7 + g.Cout + g.W);
