@@ -9,7 +9,7 @@ namespace Ccr.Bench.Report;
 /// to see which backward pass a change moves without the whole step-profile. Shapes after REPS replace the list.
 /// Environment switches select the paths before each change, for before / after in one sitting: CONV_PASSES_IM2COL,
 /// CONV_PASSES_COL2IM, CONV_PASSES_DW_IM2COL, CONV_PASSES_UNFUSED, CONV_PASSES_PACKED_B,
-/// CONV_PASSES_DW_PACKED (each =1), CONV_PASSES_DIRECT_MAX=C.
+/// CONV_PASSES_DW_PACKED, CONV_PASSES_DW_GATHERED (each =1), CONV_PASSES_DIRECT_MAX=C.
 /// tools/cpu_conv_compare.py runs it beside oneDNN (PyTorch) on every conv shape of the step.</summary>
 internal static class ConvPasses
 {
@@ -42,6 +42,9 @@ internal static class ConvPasses
         // CONV_PASSES_DW_PACKED=1: stride-1 weight gradients on the packed GEMM (before: dot products on dy and the
         // padded images in place)
         if (Environment.GetEnvironmentVariable("CONV_PASSES_DW_PACKED") == "1") Gemm.WeightGradientInPlace = false;
+        // CONV_PASSES_DW_GATHERED=1: wide weight gradients on the GEMM over gathered cols^T (before: one product per tap
+        // from a channels-last copy)
+        if (Environment.GetEnvironmentVariable("CONV_PASSES_DW_GATHERED") == "1") Gemm.WeightGradientPerTap = false;
         // warm-up: the first shape's numbers otherwise include the JIT's tier-up of the host loops (col2im 20 ms, not 5)
         Warm(d);
         Console.WriteLine($"{"shape",-28} {"fwd ms",8} {"dx ms",8} {"dw ms",8}");

@@ -140,6 +140,7 @@ internal static partial class Convolution
         Check(g, dy, "dy", (long)g.N * g.Cout * g.OHW, x, "x", (long)g.N * g.Cin * g.HW, dw, "dw", (long)g.Cout * g.CKK);
         if (!Gemm.Host(d)) { ImplicitBackwardWeight(d, dw, dy, x, g, tile, precision); return; }
         if (Gemm.ReadsWeightGradInPlace(g)) { Gemm.HostConvWeightGradInPlace(dw.Ptr, dy.Ptr, x.Ptr, g); return; }
+        if (Gemm.ReadsWeightGradPerTap(g)) { Gemm.HostConvWeightGradPerTap(dw.Ptr, dy.Ptr, x.Ptr, g); return; }
         if (DirectForward(g)) { HostWeightGradDirect(d, dw, dy, x, g); return; }
         if (WeightGradientFromImage && Gemm.PacksImageTransposed(g, WeightChunk(g))) { HostWeightGradFromImage(d, dw, dy, x, g); return; }
         // one packed GEMM per chunk over the chunk's images laid side by side along K (the "K-concatenated"

@@ -207,7 +207,8 @@ public class Conv2dTests
     {
         var d = Devices.Cpu;
         int keep = Gemm.PackedThreads;
-        Gemm.WeightGradientInPlace = false; // the GEMM path on every shape here (the dot products sum in another order)
+        Gemm.WeightGradientInPlace = false; // the GEMM path on every shape here (the dot products and per-tap products
+        Gemm.WeightGradientPerTap = false;  // sum in other orders)
         try
         {
             foreach (var g in new[] { G(8, 144, 24, 32, 72, 3, 1, 1, 1, false), G(3, 144, 3, 4, 80, 3, 1, 1, 1, false),
@@ -232,7 +233,61 @@ public class Conv2dTests
                 SameBitsOnAnyThreadCount(Run, $"conv2d {g} dw");
             }
         }
-        finally { Gemm.PackedThreads = keep; Convolution.WeightGradientFromImage = true; Gemm.WeightGradientInPlace = true; }
+        finally
+        {
+            Gemm.PackedThreads = keep; Convolution.WeightGradientFromImage = true;
+            Gemm.WeightGradientInPlace = true; Gemm.WeightGradientPerTap = true;
+        }
+    }
+
+    /// <summary>The AVX-512 wide weight gradient, one product per tap from a channels-last copy of the padded input,
+    /// equals the float64 reference and gives the same bits on 1, 2 and 3 threads: panels off the 12 rows (70, 73, 66
+    /// outputs), a last strip of 16 channels (Cin 48, 144), strides 1 and 2 on odd planes, a 1x1 conv, dilation 2 with
+    /// a 5x5 kernel, K blocks that span images (N OHW 3 x 192). Tolerance as for the dot products above.</summary>
+    [SkippableFact]
+    public void WeightGradientPerTapMatchesReferenceOnAnyThreadCount()
+    {
+        Skip.IfNot(Gemm.Wide512Supported, "the per-tap weight gradient is the AVX-512 path's");
+        int keep = Gemm.PackedThreads;
+        try
+        {
+            foreach (var g in new[] { G(3, 32, 12, 16, 70, 3, 1, 1, 1, false), G(2, 48, 10, 13, 80, 3, 2, 1, 1, false),
+                                      G(2, 80, 7, 9, 66, 1, 1, 0, 1, false), G(2, 16, 9, 11, 70, 5, 1, 2, 2, false),
+                                      G(2, 144, 3, 4, 73, 3, 1, 1, 1, false) })
+            {
+                Assert.True(Gemm.ReadsWeightGradPerTap(g), $"{g} should take the per-tap weight gradient");
+                DwMatchesReferenceOnAnyThreadCount(g, g.Cin * 5 + g.Cout + g.W, "per tap");
+            }
+        }
+        finally { Gemm.PackedThreads = keep; }
+    }
+
+    // dw by the CPU path the geometry takes, on 1 thread against the float64 reference (tolerance growing with the square
+    // root of the N OHW products summed), and bit for bit on 2 and 3 threads
+    static void DwMatchesReferenceOnAnyThreadCount(ConvGeom g, int seed, string path)
+    {
+        var d = Devices.Cpu;
+        var r = Rand.New(seed);
+        var x = Rand.Floats(r, (long)g.N * g.Cin * g.HW); var dy = Rand.Floats(r, (long)g.N * g.Cout * g.OHW);
+        float[] Run(int threads)
+        {
+            Gemm.PackedThreads = threads;
+            using var scope = new TensorScope();
+            var tx = Tensor.FromArray(d, x, x.Length); var tdy = Tensor.FromArray(d, dy, dy.Length);
+            var dw = Tensor.Full(d, float.NaN, (int)((long)g.Cout * g.CKK));
+            Convolution.BackwardWeight(d, dw.Data, tdy.Data, tx.Data, g);
+            return dw.ToArray();
+        }
+        var one = Run(1);
+        var (_, edw, _) = Convolution.Reference.Backward(Rand.D(dy), Rand.D(x), new double[(long)g.Cout * g.CKK], g);
+        Tol.Close(edw, one, 1e-6 * Math.Sqrt((double)g.N * g.OHW), 1e-5, $"conv2d {g} dw {path}");
+        foreach (int threads in new[] { 2, 3 })
+        {
+            var many = Run(threads);
+            for (int i = 0; i < one.Length; i++)
+                if (BitConverter.SingleToInt32Bits(one[i]) != BitConverter.SingleToInt32Bits(many[i]))
+                    Assert.Fail($"conv2d {g} dw {path}: element {i} is {one[i]:R} on 1 thread, {many[i]:R} on {threads}");
+        }
     }
 
     /// <summary>The AVX-512 weight gradient by dot products on dy and the padded images in place equals the float64
@@ -245,7 +300,6 @@ public class Conv2dTests
     public void WeightGradientInPlaceMatchesReferenceOnAnyThreadCount()
     {
         Skip.IfNot(Gemm.Wide512Supported, "the in-place weight gradient is the AVX-512 path's");
-        var d = Devices.Cpu;
         int keep = Gemm.PackedThreads;
         try
         {
@@ -256,28 +310,7 @@ public class Conv2dTests
                                       G(2, 4, 48, 48, 10, 3, 3, 1, 1, false), G(2, 3, 96, 128, 64, 3, 2, 1, 1, false) })
             {
                 Assert.True(Gemm.ReadsWeightGradInPlace(g), $"{g} should take the in-place weight gradient");
-                var r = Rand.New(g.Cin * 7 + g.Cout + g.W);
-                var x = Rand.Floats(r, (long)g.N * g.Cin * g.HW); var dy = Rand.Floats(r, (long)g.N * g.Cout * g.OHW);
-                float[] Run(int threads)
-                {
-                    Gemm.PackedThreads = threads;
-                    using var scope = new TensorScope();
-                    var tx = Tensor.FromArray(d, x, x.Length); var tdy = Tensor.FromArray(d, dy, dy.Length);
-                    var dw = Tensor.Full(d, float.NaN, (int)((long)g.Cout * g.CKK));
-                    Convolution.BackwardWeight(d, dw.Data, tdy.Data, tx.Data, g);
-                    return dw.ToArray();
-                }
-                var one = Run(1);
-                var w0 = new double[(long)g.Cout * g.CKK];
-                var (_, edw, _) = Convolution.Reference.Backward(Rand.D(dy), Rand.D(x), w0, g);
-                Tol.Close(edw, one, 1e-6 * Math.Sqrt((double)g.N * g.OHW), 1e-5, $"conv2d {g} dw in place");
-                foreach (int threads in new[] { 2, 3 })
-                {
-                    var many = Run(threads);
-                    for (int i = 0; i < one.Length; i++)
-                        if (BitConverter.SingleToInt32Bits(one[i]) != BitConverter.SingleToInt32Bits(many[i]))
-                            Assert.Fail($"conv2d {g} dw: element {i} is {one[i]:R} on 1 thread, {many[i]:R} on {threads}");
-                }
+                DwMatchesReferenceOnAnyThreadCount(g, g.Cin * 7 + g.Cout + g.W, "in place");
             }
         }
         finally { Gemm.PackedThreads = keep; }
