@@ -66,7 +66,9 @@ internal struct ConvGeom
 /// host GEMM: the forward takes its B straight from the input images (no column matrix: read in place from the padded
 /// images for stride-1 rows of whole 16-pixel runs on AVX-512, Gemm.ImageDirect.cs; else packed from them,
 /// Gemm.ImageB.cs), and so does a stride-1 input gradient, run as the forward conv of dy with the flipped weights; the
-/// weight gradient packs cols^T from the padded images; strided input gradients go through im2col / col2im; 1x1
+/// weight gradient packs cols^T from the padded images, or on AVX-512 reads them in place (dot products where dw is
+/// short on one side, Gemm.WeightGradInPlace.cs; a product per tap on small planes, Gemm.WeightGradPerTap.cs);
+/// strided input gradients go through im2col / col2im; 1x1
 /// stride-1 convs skip im2col, and the batch is processed in chunks so the column buffer stays under
 /// <see cref="ColsLimit"/> floats. Every function writes its output (=), activation and parameter
 /// gradients alike; Ccr.Nn's Autograd.Accumulate does the adding. The optional <c>tile</c> of the CUDA
