@@ -64,7 +64,7 @@ internal struct ConvGeom
 /// (Convolution.Implicit.cs; fp32 or TF32 per each call's <see cref="MathPrecision"/>). CPU variant (host SIMD code):
 /// direct correlation for stride-1 convs with few channels where the GEMM below cannot read its B in place, else the
 /// host GEMM: the forward takes its B straight from the input images (no column matrix: read in place from the padded
-/// images for stride-1 rows of whole 16-pixel runs on AVX-512, Gemm.ImageDirect.cs; else packed from them,
+/// images, in phase planes when strided, for output rows of whole 16-pixel runs on AVX-512, Gemm.ImageDirect.cs; else packed from them,
 /// Gemm.ImageB.cs), and so does a stride-1 input gradient, run as the forward conv of dy with the flipped weights; the
 /// weight gradient packs cols^T from the padded images, or on AVX-512 reads them in place (dot products where dw is
 /// short on one side, Gemm.WeightGradInPlace.cs; a product per tap on small planes, Gemm.WeightGradPerTap.cs);
@@ -325,7 +325,7 @@ internal static partial class Convolution
     /// <summary>Stride 1, no dilation, padding below k: dx is the "full" correlation of dy with the flipped
     /// weights, computed directly (no column matrix, no col2im).</summary>
     static bool DirectBackwardInput(ConvGeom g) => g.S == 1 && g.D == 1 && g.K > 1 && g.P <= g.K - 1 && g.Cout <= DirectMaxChannels
-        && !(InputGradientAsForward && Gemm.PacksImage(Transposed(g)) && Gemm.ReadsImageDirect(Transposed(g)));
+        && !(BackwardInputAsForward(g) && Gemm.ReadsImageDirect(Transposed(g)));
 
     // dx[n, ci, h, w] = sum over co, kh, kw of w[co, ci, kh, kw] * dy[n, co, h + P - kh, w + P - kw]: a correlation
     // of dy padded by K - 1 - P with the flipped, channel-transposed weights.
